@@ -1,0 +1,33 @@
+# Two entry points: `make demo` (the main job, CPU preset, about 15 minutes here) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install browser clean-output
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt torch
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+# Headless Chromium for the real-browser notebook test and PNG export; best effort (root + apt only).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "no chromium and no root apt: the browser test will be skipped"; fi; }
+
+test: install browser
+	$(PY) -m pytest -q tests
+
+demo: install browser
+	$(PY) -m internet.demo
+
+clean-output:
+	rm -rf output/log/* output/model_dump/* output/result/* output/vis/* output/notebooks

@@ -1,0 +1,241 @@
+"""One configuration object for data, model, training and evaluation.
+
+Defaults are the official InterNet settings (``main/config.py`` of the paper's code). Named presets give the paper
+recipe and a small CPU recipe; :meth:`Config.from_params` builds a config from papermill/notebook parameters and
+rejects unknown names, wrong types and out-of-range values with an error that names the parameter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+DATASETS = ("InterHand2.6M", "RHD", "STB")
+RESNET_DEPTHS = (18, 34, 50, 101, 152)
+TRANS_TEST = ("gt", "rootnet")
+ANNOT_SUBSETS = ("all", "human", "machine")
+SPLITS = ("train", "val", "test")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class Config:
+    """Every setting of the project. Field names follow the official code where it has one."""
+
+    # --- data ---
+    dataset: str = "InterHand2.6M"
+    """'InterHand2.6M', 'RHD' or 'STB'."""
+    data_root: str = "data/InterHand2.6M"
+    """Root of the data set in its official layout (``annotations/``, ``images/``, ``rootnet_output/``)."""
+    annot_subset: str = "all"
+    """'all' (H+M), 'human' (H) or 'machine' (M)."""
+    human_annot_ids: Optional[str] = None
+    """v1.0 only: a text file of human-annotated annotation ids, one per line (defines H and M)."""
+    trans_test: str = "gt"
+    """Test-time box and root depth: 'gt' (ground truth) or 'rootnet' (a RootNet output JSON)."""
+    rootnet_path: Optional[str] = None
+    """RootNet output JSON for val/test; default ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
+    train_split: str = "train"
+    test_split: str = "test"
+
+    # --- geometry and targets (official values) ---
+    input_img_shape: tuple = (256, 256)
+    output_hm_shape: tuple = (64, 64, 64)
+    """(depth, height, width) of each joint's heatmap volume."""
+    sigma: float = 2.5
+    bbox_3d_size: float = 400.0
+    bbox_3d_size_root: float = 400.0
+    output_root_hm_shape: int = 64
+
+    # --- model ---
+    resnet_type: int = 50
+    pretrained_backbone: Optional[str] = None
+    """Path to a torchvision ImageNet ResNet ``.pth`` (state dict) used to initialise the backbone."""
+
+    # --- optimisation (official recipe) ---
+    lr: float = 1e-4
+    lr_dec_epoch: tuple = (15, 17)
+    lr_dec_factor: float = 10.0
+    end_epoch: int = 20
+    train_batch_size: int = 16
+    """Per process (per GPU), as in the official code."""
+    test_batch_size: int = 32
+    max_iters_per_epoch: Optional[int] = None
+    """Cap on iterations per epoch (demos and tests); None runs the whole epoch."""
+    seed: int = 0
+
+    # --- speed ---
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
+    amp: bool = True
+    """bf16 autocast where the device supports it."""
+    channels_last: bool = True
+    fast_loss: bool = True
+    """Heatmap loss from the separable Gaussian, without building the dense target volume (same value)."""
+    compile: bool = False
+    num_workers: int = 4
+    num_gpus: int = 1
+    """Processes for DistributedDataParallel; 1 trains in this process."""
+
+    # --- reliability ---
+    ckpt_every_iters: int = 0
+    """Also write a checkpoint every N iterations (0: only at the end of each epoch)."""
+    continue_train: bool = False
+    """Resume from the latest checkpoint in ``output_dir/model_dump``."""
+
+    # --- test-time options (off by default: the official protocol) ---
+    subvoxel: bool = False
+    flip_test: bool = False
+
+    # --- output ---
+    output_dir: str = "output"
+
+    # ------------------------------------------------------------------ derived paths
+    @property
+    def model_dump_dir(self) -> Path:
+        return Path(self.output_dir) / "model_dump"
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.output_dir) / "log"
+
+    @property
+    def result_dir(self) -> Path:
+        return Path(self.output_dir) / "result"
+
+    @property
+    def vis_dir(self) -> Path:
+        return Path(self.output_dir) / "vis"
+
+    @property
+    def joint_num(self) -> int:
+        """Joints per hand."""
+        return 21
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def paper(cls, **overrides: Any) -> "Config":
+        """The official recipe for the chosen data set (InterHand2.6M: 20 epochs, decay at 15 and 17;
+        RHD/STB: 50 epochs, decay at 45 and 47)."""
+        dataset = overrides.get("dataset", "InterHand2.6M")
+        base: dict = {}
+        if dataset in ("RHD", "STB"):
+            base = dict(end_epoch=50, lr_dec_epoch=(45, 47))
+        base.update(overrides)
+        return cls.from_params(base)
+
+    @classmethod
+    def cpu_demo(cls, **overrides: Any) -> "Config":
+        """A small recipe that trains in minutes on a laptop CPU (ResNet-18, small batch, short schedule)."""
+        base = dict(
+            resnet_type=18, train_batch_size=8, test_batch_size=16, end_epoch=4, lr=1e-3,
+            lr_dec_epoch=(3,), num_workers=1, device="cpu", compile=False,
+        )
+        base.update(overrides)
+        return cls.from_params(base)
+
+    # ------------------------------------------------------------------ building and checking
+    @classmethod
+    def from_params(cls, params: Optional[dict] = None, **overrides: Any) -> "Config":
+        """Build a config from a dict of parameters (e.g. papermill's); unknown names, wrong types and out-of-range
+        values raise :class:`ConfigError` naming the parameter."""
+        merged = dict(params or {})
+        merged.update(overrides)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name, value in merged.items():
+            if name not in fields:
+                raise ConfigError(f"unknown config parameter {name!r}; known: {', '.join(sorted(fields))}")
+            kwargs[name] = _coerce(name, value, fields[name])
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A copy with some fields changed (validated)."""
+        return type(self).from_params({**self.to_dict(), **overrides})
+
+    def validate(self) -> None:
+        def bad(name: str, why: str) -> None:
+            raise ConfigError(f"config parameter {name}={getattr(self, name)!r}: {why}")
+
+        if self.dataset not in DATASETS:
+            bad("dataset", f"must be one of {DATASETS}")
+        if self.annot_subset not in ANNOT_SUBSETS:
+            bad("annot_subset", f"must be one of {ANNOT_SUBSETS}")
+        if self.trans_test not in TRANS_TEST:
+            bad("trans_test", f"must be one of {TRANS_TEST}")
+        for name in ("train_split", "test_split"):
+            if getattr(self, name) not in SPLITS:
+                bad(name, f"must be one of {SPLITS}")
+        if self.resnet_type not in RESNET_DEPTHS:
+            bad("resnet_type", f"must be one of {RESNET_DEPTHS}")
+        if len(self.input_img_shape) != 2 or any(int(v) <= 0 or int(v) % 32 for v in self.input_img_shape):
+            bad("input_img_shape", "must be (height, width), positive multiples of 32")
+        if len(self.output_hm_shape) != 3 or any(int(v) <= 0 for v in self.output_hm_shape):
+            bad("output_hm_shape", "must be (depth, height, width) of positive sizes")
+        for name in ("sigma", "bbox_3d_size", "bbox_3d_size_root", "lr", "lr_dec_factor"):
+            if not getattr(self, name) > 0:
+                bad(name, "must be > 0")
+        for name in ("output_root_hm_shape", "end_epoch", "train_batch_size", "test_batch_size", "num_gpus"):
+            if getattr(self, name) < 1:
+                bad(name, "must be >= 1")
+        for name in ("num_workers", "ckpt_every_iters", "seed"):
+            if getattr(self, name) < 0:
+                bad(name, "must be >= 0")
+        if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
+            bad("max_iters_per_epoch", "must be >= 1 or None")
+        if list(self.lr_dec_epoch) != sorted(self.lr_dec_epoch) or any(e < 0 for e in self.lr_dec_epoch):
+            bad("lr_dec_epoch", "must be increasing non-negative epochs")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            bad("device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
+    """Check one parameter against its field's type; accept ints for floats and lists for tuples."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:  # pragma: no cover
+        default = f.default_factory()
+    optional = "Optional" in str(f.type)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config parameter {name}=None: a value is required")
+    if isinstance(default, bool) or str(f.type) == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config parameter {name}={value!r}: expected true/false, got {type(value).__name__}")
+    if isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise ConfigError(f"config parameter {name}={value!r}: expected a list of numbers")
+    if isinstance(default, float) or str(f.type) == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config parameter {name}={value!r}: expected a number, got {type(value).__name__}")
+    if isinstance(default, int) or str(f.type) in ("int", "Optional[int]"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"config parameter {name}={value!r}: expected an integer, got {type(value).__name__}")
+    if isinstance(default, str) or str(f.type) in ("str", "Optional[str]"):
+        if isinstance(value, (str, Path)):
+            return str(value)
+        raise ConfigError(f"config parameter {name}={value!r}: expected a string, got {type(value).__name__}")
+    return value

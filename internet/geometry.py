@@ -1,0 +1,139 @@
+"""Camera geometry, box processing and the affine crop transform, as the official InterNet code defines them.
+
+Conventions (InterHand2.6M): ``X_cam = R @ (X_world - campos)`` with ``camrot`` = R (world -> camera), then
+``u = X/Z * fx + cx`` and ``v = Y/Z * fy + cy``; units are mm and pixels. All functions are vectorised over joints.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+
+
+# ----------------------------------------------------------------------------------------------------- cameras
+def world2cam(world_coord: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """World (N,3) -> camera (N,3): ``R @ (X - T)`` with T the camera centre in world coordinates."""
+    world_coord = np.asarray(world_coord)
+    return (np.asarray(R) @ (world_coord - np.asarray(T).reshape(1, 3)).T).T
+
+
+def cam2world(cam_coord: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Camera (N,3) -> world (N,3), the inverse of :func:`world2cam`."""
+    return (np.asarray(R).T @ np.asarray(cam_coord).T).T + np.asarray(T).reshape(1, 3)
+
+
+def cam2pixel(cam_coord: np.ndarray, focal: Sequence[float], princpt: Sequence[float]) -> np.ndarray:
+    """Camera (N,3) -> (u, v, Z) (N,3). The +1e-8 keeps a zero depth finite, as in the official code."""
+    cam_coord = np.asarray(cam_coord)
+    z = cam_coord[:, 2]
+    u = cam_coord[:, 0] / (z + 1e-8) * focal[0] + princpt[0]
+    v = cam_coord[:, 1] / (z + 1e-8) * focal[1] + princpt[1]
+    return np.stack([u, v, z], axis=1)
+
+
+def pixel2cam(pixel_coord: np.ndarray, focal: Sequence[float], princpt: Sequence[float]) -> np.ndarray:
+    """(u, v, Z) (N,3) -> camera (N,3): back-projection at the given depth."""
+    pixel_coord = np.asarray(pixel_coord)
+    z = pixel_coord[:, 2]
+    x = (pixel_coord[:, 0] - princpt[0]) / focal[0] * z
+    y = (pixel_coord[:, 1] - princpt[1]) / focal[1] * z
+    return np.stack([x, y, z], axis=1)
+
+
+def check_rotation(R: np.ndarray, name: str = "camrot", tol: float = 1e-3) -> np.ndarray:
+    """Return R as a 3x3 float array, or raise ValueError naming ``name`` if it is not a proper rotation."""
+    R = np.asarray(R, dtype=np.float64)
+    if R.shape != (3, 3) or not np.all(np.isfinite(R)):
+        raise ValueError(f"{name} must be a finite 3x3 matrix, got shape {R.shape}")
+    det = float(np.linalg.det(R))
+    if abs(det - 1.0) > tol or np.abs(R @ R.T - np.eye(3)).max() > tol:
+        raise ValueError(f"{name} is not a rotation (det={det:.4g}, R R^T != I): a singular or scaled camera")
+    return R
+
+
+# ----------------------------------------------------------------------------------------------------- boxes
+def process_bbox(bbox: Sequence[float], aspect_ratio: float = 1.0, scale: float = 1.25) -> np.ndarray:
+    """Official GT-box processing: keep the centre, widen the short side to the input aspect ratio (w/h), then
+    multiply both sides by 1.25. Returns a new float32 [x, y, w, h]; the input is not modified."""
+    x, y, w, h = [float(v) for v in bbox]
+    if w <= 0 or h <= 0:
+        raise ValueError(f"bbox {list(bbox)} has zero or negative size")
+    c_x, c_y = x + w / 2.0, y + h / 2.0
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    w, h = w * scale, h * scale
+    return np.array([c_x - w / 2.0, c_y - h / 2.0, w, h], dtype=np.float32)
+
+
+def tight_bbox(points_2d: np.ndarray, valid: np.ndarray, enlarge: float = 1.2) -> np.ndarray:
+    """The released data's box rule: the tight box of the valid 2D points, enlarged ``enlarge`` times about its
+    centre, as [x, y, w, h]."""
+    pts = np.asarray(points_2d)[np.asarray(valid) > 0]
+    if len(pts) == 0:
+        raise ValueError("no valid joint to build a box from")
+    x0, y0 = pts[:, 0].min(), pts[:, 1].min()
+    x1, y1 = pts[:, 0].max(), pts[:, 1].max()
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * enlarge, (y1 - y0) * enlarge
+    return np.array([cx - w / 2, cy - h / 2, w, h], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------- affine crop
+def _rotate_2d(pt: np.ndarray, rot_rad: float) -> np.ndarray:
+    sn, cs = np.sin(rot_rad), np.cos(rot_rad)
+    return np.array([pt[0] * cs - pt[1] * sn, pt[0] * sn + pt[1] * cs], dtype=np.float32)
+
+
+def gen_trans_from_patch_cv(
+    c_x: float, c_y: float, src_width: float, src_height: float,
+    dst_width: float, dst_height: float, scale: float, rot: float, inv: bool = False,
+) -> np.ndarray:
+    """The 2x3 affine that maps a (scaled, rotated by ``rot`` degrees) box centred at (c_x, c_y) onto a
+    dst_width x dst_height patch; ``inv=True`` gives patch -> image. Three point correspondences, float32, as the
+    official code computes them (so results match to float32 rounding)."""
+    src_w, src_h = src_width * scale, src_height * scale
+    rot_rad = np.pi * rot / 180.0
+    src_center = np.array([c_x, c_y], dtype=np.float32)
+    src_down = _rotate_2d(np.array([0, src_h * 0.5], dtype=np.float32), rot_rad)
+    src_right = _rotate_2d(np.array([src_w * 0.5, 0], dtype=np.float32), rot_rad)
+    dst_center = np.array([dst_width * 0.5, dst_height * 0.5], dtype=np.float32)
+    src = np.stack([src_center, src_center + src_down, src_center + src_right]).astype(np.float32)
+    dst = np.stack([
+        dst_center,
+        dst_center + np.array([0, dst_height * 0.5], dtype=np.float32),
+        dst_center + np.array([dst_width * 0.5, 0], dtype=np.float32),
+    ]).astype(np.float32)
+    if inv:
+        trans = cv2.getAffineTransform(dst, src)
+    else:
+        trans = cv2.getAffineTransform(src, dst)
+    return trans.astype(np.float32)
+
+
+def trans_points_2d(points: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N,2) points (or (...,2)); returns the same shape."""
+    points = np.asarray(points)
+    trans = np.asarray(trans)
+    return points @ trans[:, :2].T + trans[:, 2]
+
+
+def generate_patch_image(
+    img: np.ndarray, bbox: Sequence[float], do_flip: bool, scale: float, rot: float,
+    out_shape: Tuple[int, int],
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop ``bbox`` (x, y, w, h) from ``img`` (H,W,C) into an ``out_shape`` (h, w) patch with scale, rotation and an
+    optional horizontal flip. Returns (float32 patch, trans, inv_trans); bilinear, zero border."""
+    img_height, img_width = img.shape[:2]
+    c_x = float(bbox[0] + 0.5 * bbox[2])
+    c_y = float(bbox[1] + 0.5 * bbox[3])
+    w, h = float(bbox[2]), float(bbox[3])
+    if do_flip:
+        img = img[:, ::-1, :]
+        c_x = img_width - c_x - 1
+    trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_shape[1], out_shape[0], scale, rot)
+    patch = cv2.warpAffine(np.ascontiguousarray(img), trans, (int(out_shape[1]), int(out_shape[0])),
+                           flags=cv2.INTER_LINEAR)
+    inv_trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_shape[1], out_shape[0], scale, rot, inv=True)
+    return patch.astype(np.float32), trans, inv_trans
