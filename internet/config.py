@@ -54,6 +54,8 @@ class Config:
 
     # --- model ---
     resnet_type: int = 50
+    head_channels: int = 256
+    """Channels of the deconvolution heads (official: 256; the CPU preset uses fewer)."""
     pretrained_backbone: Optional[str] = None
     """Path to a torchvision ImageNet ResNet ``.pth`` (state dict) used to initialise the backbone."""
 
@@ -132,9 +134,12 @@ class Config:
     @classmethod
     def cpu_demo(cls, **overrides: Any) -> "Config":
         """A small recipe that trains in minutes on a laptop CPU (ResNet-18, small batch, short schedule)."""
+        # Half the input and heatmap resolution (same field of view and depth range, so bins are 12.5 mm) and
+        # slimmer heads: about 20x less compute per image than the paper's model.
         base = dict(
-            resnet_type=18, train_batch_size=8, test_batch_size=16, end_epoch=4, lr=1e-3,
-            lr_dec_epoch=(3,), num_workers=1, device="cpu", compile=False,
+            resnet_type=18, input_img_shape=(128, 128), output_hm_shape=(32, 32, 32), sigma=1.25,
+            head_channels=128, train_batch_size=16, test_batch_size=32, end_epoch=6, lr=1e-3,
+            lr_dec_epoch=(5,), num_workers=1, device="cpu", compile=False,
         )
         base.update(overrides)
         return cls.from_params(base)
@@ -182,7 +187,10 @@ class Config:
         for name in ("sigma", "bbox_3d_size", "bbox_3d_size_root", "lr", "lr_dec_factor"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
-        for name in ("output_root_hm_shape", "end_epoch", "train_batch_size", "test_batch_size", "num_gpus"):
+        if tuple(int(v) for v in self.output_hm_shape[1:]) != tuple(int(v) // 4 for v in self.input_img_shape):
+            bad("output_hm_shape", f"height and width must be input_img_shape / 4 = "
+                f"{tuple(int(v) // 4 for v in self.input_img_shape)} (three stride-2 deconvolutions after stride 32)")
+        for name in ("output_root_hm_shape", "end_epoch", "head_channels", "train_batch_size", "test_batch_size", "num_gpus"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
         for name in ("num_workers", "ckpt_every_iters", "seed"):

@@ -1,0 +1,157 @@
+"""InterNet: ResNet backbone, two per-hand 2.5D heatmap branches, relative root depth and handedness heads.
+
+Module names reproduce the official network (``backbone_net.resnet.*``, ``pose_net.joint_deconv_{1,2}``,
+``pose_net.joint_conv_{1,2}``, ``pose_net.root_fc``, ``pose_net.hand_fc``), so the official ``snapshot_N.pth.tar``
+files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.checkpoint`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from internet.model.resnet import ResNet
+
+if TYPE_CHECKING:  # only for the type hint of from_config
+    from internet.config import Config
+
+HEAD_CHANNELS = 256  # width of the deconv upsampler (official)
+FC_CHANNELS = 512  # hidden width of the root-depth and hand-type MLPs (official)
+
+
+class BackboneNet(nn.Module):
+    """Holds the ResNet trunk under the official name ``resnet``."""
+
+    def __init__(self, resnet_type: int = 50) -> None:
+        """resnet_type: ResNet depth (18, 34, 50, 101 or 152)."""
+        super().__init__()
+        self.resnet = ResNet(resnet_type)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.resnet(img)
+
+
+def _deconv_layers(channels: Sequence[int]) -> nn.Sequential:
+    """[ConvTranspose2d k4 s2 p1 (no bias) -> BN -> ReLU] per step: doubles the resolution each time."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, output_padding=0, bias=False),
+                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def _mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
+    """Linear -> ReLU -> Linear (no final activation)."""
+    return nn.Sequential(nn.Linear(c_in, c_hidden), nn.ReLU(inplace=True), nn.Linear(c_hidden, c_out))
+
+
+class PoseNet(nn.Module):
+    """Heads on the C5 feature map: per-hand 3D heatmaps, relative root depth (1D soft-argmax), hand type."""
+
+    def __init__(self, in_channels: int = 2048, joint_num: int = 21, depth_bins: int = 64, root_bins: int = 64,
+                 head_channels: int = HEAD_CHANNELS) -> None:
+        """in_channels: backbone output channels; joint_num: joints per hand; depth_bins: heatmap depth D;
+        root_bins: bins of the relative root-depth 1D heatmap; head_channels: deconv width (official 256)."""
+        super().__init__()
+        self.joint_num = joint_num
+        self.depth_bins = depth_bins
+        self.root_bins = root_bins
+        deconv = [in_channels, head_channels, head_channels, head_channels]
+        # Branch 1 gives the right hand (joints 0..20), branch 2 the left hand (21..41), as the official order.
+        self.joint_deconv_1 = _deconv_layers(deconv)
+        self.joint_conv_1 = nn.Sequential(nn.Conv2d(head_channels, joint_num * depth_bins, 1))
+        self.joint_deconv_2 = _deconv_layers(deconv)
+        self.joint_conv_2 = nn.Sequential(nn.Conv2d(head_channels, joint_num * depth_bins, 1))
+        self.root_fc = _mlp(in_channels, FC_CHANNELS, root_bins)
+        self.hand_fc = _mlp(in_channels, FC_CHANNELS, 2)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Official head init: (de)conv weights N(0, 0.001), conv bias 0, BN 1/0, Linear N(0, 0.01) with bias 0."""
+        for m in self.modules():
+            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+                nn.init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def _hand_heatmap(self, deconv: nn.Module, conv: nn.Module, img_feat: torch.Tensor) -> torch.Tensor:
+        out = conv(deconv(img_feat))
+        b, _, h, w = out.shape
+        # channel = joint * depth_bins + depth_bin; reshape (not view) also accepts channels_last outputs
+        return out.reshape(b, self.joint_num, self.depth_bins, h, w)
+
+    def soft_argmax_1d(self, logits: torch.Tensor) -> torch.Tensor:
+        """Expected bin index under softmax(logits), in float32 whatever the autocast dtype: (B, K) -> (B, 1)."""
+        prob = torch.softmax(logits.float(), dim=1)
+        bins = torch.arange(logits.shape[1], dtype=torch.float32, device=logits.device)
+        return (prob * bins).sum(dim=1, keepdim=True)
+
+    def forward(self, img_feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        heatmap = torch.cat([self._hand_heatmap(self.joint_deconv_1, self.joint_conv_1, img_feat),
+                             self._hand_heatmap(self.joint_deconv_2, self.joint_conv_2, img_feat)], dim=1)
+        feat_gap = torch.nn.functional.avg_pool2d(img_feat, img_feat.shape[2:]).flatten(1)  # GAP, as official
+        rel_root_depth = self.soft_argmax_1d(self.root_fc(feat_gap))
+        hand_type_logits = self.hand_fc(feat_gap).float()
+        return {
+            "joint_heatmap": heatmap,
+            "rel_root_depth": rel_root_depth,
+            "hand_type_logits": hand_type_logits,
+            "hand_type": torch.sigmoid(hand_type_logits),
+        }
+
+
+class InterNet(nn.Module):
+    """InterNet (Moon et al., ECCV 2020) for two hands from one RGB crop.
+
+    ``forward(img)`` with ``img`` (B, 3, H, W) in [0, 1] (official input: 256x256, no mean/std) returns a dict:
+
+    - ``joint_heatmap`` (B, 2*joint_num, D, H/4, W/4): unnormalised 3D heatmaps (D = output_hm_shape[0]), right
+      hand first; in the autocast dtype under autocast.
+    - ``rel_root_depth`` (B, 1) float32: left-minus-right root depth in bins (soft-argmax, 0..root bins - 1).
+    - ``hand_type_logits`` (B, 2) float32 and ``hand_type`` (B, 2) their sigmoid: [right, left] presence.
+    """
+
+    def __init__(self, resnet_type: int = 50, joint_num: int = 21, output_hm_shape: Sequence[int] = (64, 64, 64),
+                 output_root_hm_shape: int = 64, pretrained_backbone: Optional[Union[str, Path]] = None,
+                 head_channels: int = HEAD_CHANNELS) -> None:
+        """resnet_type: backbone depth (18/34/50/101/152); joint_num: joints per hand; output_hm_shape: heatmap
+        (depth, height, width) (height/width follow from the input: input / 4); output_root_hm_shape: bins of the
+        root-depth head; pretrained_backbone: optional torchvision ImageNet ``.pth`` loaded into the backbone;
+        head_channels: width of the deconvolution heads (official 256; smaller for the CPU preset)."""
+        super().__init__()
+        if not (isinstance(joint_num, int) and joint_num >= 1):
+            raise ValueError(f"joint_num must be a positive integer, got {joint_num!r}")
+        if len(output_hm_shape) != 3 or any(int(v) < 1 for v in output_hm_shape):
+            raise ValueError(f"output_hm_shape must be (depth, height, width) of positive sizes, got {output_hm_shape!r}")
+        if not (isinstance(output_root_hm_shape, int) and output_root_hm_shape >= 1):
+            raise ValueError(f"output_root_hm_shape must be a positive integer, got {output_root_hm_shape!r}")
+        self.resnet_type = resnet_type
+        self.joint_num = joint_num
+        self.output_hm_shape = tuple(int(v) for v in output_hm_shape)
+        self.output_root_hm_shape = output_root_hm_shape
+        self.head_channels = head_channels
+        self.backbone_net = BackboneNet(resnet_type)
+        self.pose_net = PoseNet(self.backbone_net.resnet.out_channels, joint_num, self.output_hm_shape[0],
+                                output_root_hm_shape, head_channels)
+        if pretrained_backbone is not None:
+            self.backbone_net.resnet.load_torchvision(pretrained_backbone)
+
+    @classmethod
+    def from_config(cls, cfg: "Config") -> "InterNet":
+        """Build from a :class:`internet.config.Config` (resnet_type, heatmap shapes, pretrained_backbone)."""
+        return cls(resnet_type=cfg.resnet_type, joint_num=cfg.joint_num, output_hm_shape=tuple(cfg.output_hm_shape),
+                   output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
+                   head_channels=cfg.head_channels)
+
+    def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise ValueError(f"InterNet expects img of shape (B, 3, H, W), got {tuple(img.shape)}")
+        return self.pose_net(self.backbone_net(img))
