@@ -1,0 +1,204 @@
+"""The three official InterNet losses (spec section 2), a fast heatmap loss with the same value, and InterNetLoss.
+
+Official masking and averaging:
+- joint heatmap: mean over all B*J*D*H*W elements of (P - T)^2 * joint_valid; invalid joints add 0 to the numerator
+  but still count in the denominator; no 0.5 factor.
+- relative root depth: mean over the batch of |d - d_gt| * root_valid (L1 in bins).
+- hand type: per sample, the mean of the two binary cross-entropies, times hand_type_valid, mean over the batch.
+
+All losses are computed in float32 (autocast is switched off inside), whatever the dtype of the model outputs.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from internet.targets import TARGET_PEAK, gaussian_factors, render_gaussian_heatmap
+
+
+def _no_autocast(t: torch.Tensor):
+    return torch.autocast(device_type=t.device.type, enabled=False)
+
+
+def _check_heatmap_args(heatmap_out: torch.Tensor, joint_coord: torch.Tensor, joint_valid: torch.Tensor) -> None:
+    if heatmap_out.dim() != 5:
+        raise ValueError(f"heatmap_out must be (B, J, D, H, W), got shape {tuple(heatmap_out.shape)}")
+    b, j = heatmap_out.shape[:2]
+    if tuple(joint_coord.shape) != (b, j, 3):
+        raise ValueError(f"joint_coord must be ({b}, {j}, 3) to match heatmap_out, got {tuple(joint_coord.shape)}")
+    if tuple(joint_valid.shape) != (b, j):
+        raise ValueError(f"joint_valid must be ({b}, {j}) to match heatmap_out, got {tuple(joint_valid.shape)}")
+
+
+def _clean_coord(joint_coord: torch.Tensor) -> torch.Tensor:
+    # A NaN target of an invalid joint would turn the masked (0 *) term into NaN; the official targets are finite.
+    return torch.nan_to_num(joint_coord.detach(), nan=0.0)
+
+
+def joint_heatmap_loss_dense(
+    heatmap_out: torch.Tensor, joint_coord: torch.Tensor, joint_valid: torch.Tensor, sigma: float = 2.5,
+) -> torch.Tensor:
+    """Reference heatmap loss: builds the dense target (B,J,D,H,W) and returns mean((P - T)^2 * valid) (float32)."""
+    _check_heatmap_args(heatmap_out, joint_coord, joint_valid)
+    with _no_autocast(heatmap_out):
+        target = render_gaussian_heatmap(_clean_coord(joint_coord), heatmap_out.shape[2:], sigma)
+        valid = joint_valid.detach().float()[:, :, None, None, None]
+        return ((heatmap_out.float() - target) ** 2 * valid).mean()
+
+
+class _SeparableL2(torch.autograd.Function):
+    """sum_bj w_bj * sum_zyx (P - 255 gz gy gx)^2 without materialising the target in the forward pass.
+
+    Forward, per joint: sum P^2 - 2*255*<P, gz x gy x gx> + 255^2 |gz|^2 |gy|^2 |gx|^2. The three terms are large
+    (~6e6 per joint at sigma 2.5) and nearly cancel when P is close to T, so they are accumulated in float64, on
+    chunks of joints to bound the float64 temporary. float64 matmuls are not affected by TF32 settings.
+    Backward: 2 w (P - T), with T built once from the factors in float32.
+    """
+
+    CHUNK_ELEMENTS = 1 << 24  # float64 temporary of at most 128 MB
+
+    @staticmethod
+    def forward(ctx, heatmap, gx, gy, gz, weight):  # type: ignore[override]
+        with torch.autocast(device_type=heatmap.device.type, enabled=False):
+            b, j, d, h, w = heatmap.shape
+            flat = heatmap.reshape(b * j, d * h, w)
+            gx64, gy64, gz64 = (g.reshape(b * j, -1).double() for g in (gx, gy, gz))
+            step = max(1, _SeparableL2.CHUNK_ELEMENTS // max(1, d * h * w))
+            sum_p2, cross = [], []
+            for s in range(0, b * j, step):
+                p64 = flat[s:s + step].double()
+                sum_p2.append(torch.linalg.vector_norm(p64.reshape(p64.shape[0], -1), dim=-1) ** 2)
+                cx = torch.bmm(p64, gx64[s:s + step, :, None]).reshape(-1, d, h)  # contract x
+                cross.append(((cx * gy64[s:s + step, None, :]).sum(-1) * gz64[s:s + step]).sum(-1))
+            t2 = (gx64 ** 2).sum(-1) * (gy64 ** 2).sum(-1) * (gz64 ** 2).sum(-1)
+            sse = torch.cat(sum_p2) - 2.0 * TARGET_PEAK * torch.cat(cross) + TARGET_PEAK ** 2 * t2
+            loss = (sse.clamp_min(0.0) * weight.reshape(-1).double()).sum()
+        ctx.save_for_backward(heatmap, gx, gy, gz, weight)
+        return loss.to(torch.float64 if heatmap.dtype == torch.float64 else torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        heatmap, gx, gy, gz, weight = ctx.saved_tensors
+        acc = torch.float64 if heatmap.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=heatmap.device.type, enabled=False):
+            gzy = gz.to(acc)[:, :, :, None, None] * gy.to(acc)[:, :, None, :, None]
+            grad = gzy * gx.to(acc)[:, :, None, None, :]  # the target / 255, built once
+            grad.mul_(-TARGET_PEAK).add_(heatmap)  # P - T
+            coef = (2.0 * grad_out.to(acc)) * weight.to(acc)
+            grad.mul_(coef[:, :, None, None, None])
+        return grad.to(heatmap.dtype), None, None, None, None
+
+
+def joint_heatmap_loss_fast(
+    heatmap_out: torch.Tensor, joint_coord: torch.Tensor, joint_valid: torch.Tensor, sigma: float = 2.5,
+) -> torch.Tensor:
+    """The same value as :func:`joint_heatmap_loss_dense` (float32 scalar), from the separable Gaussian factors, so
+    the target volume is never stored: less memory and no 64^3 exponentials per joint. Backpropagates to
+    ``heatmap_out`` (in its own dtype, e.g. bf16 under autocast)."""
+    _check_heatmap_args(heatmap_out, joint_coord, joint_valid)
+    with _no_autocast(heatmap_out):
+        coord = _clean_coord(joint_coord)
+        if heatmap_out.dtype == torch.float64:
+            coord = coord.double()
+        gx, gy, gz = gaussian_factors(coord, heatmap_out.shape[2:], sigma)
+        count = heatmap_out.numel()
+        weight = joint_valid.detach().to(torch.float64) / count
+        loss = _SeparableL2.apply(heatmap_out, gx, gy, gz, weight)
+    return loss if heatmap_out.dtype == torch.float64 else loss.float()
+
+
+def rel_root_depth_loss(out: torch.Tensor, gt: torch.Tensor, root_valid: torch.Tensor) -> torch.Tensor:
+    """Official L1 on the relative root depth (bins): mean over the batch of |out - gt| * root_valid.
+    Shapes (B, 1) each (or (B,) each)."""
+    if out.shape != gt.shape or out.shape != root_valid.shape:
+        raise ValueError(
+            f"rel_root_depth shapes differ: out {tuple(out.shape)}, gt {tuple(gt.shape)}, "
+            f"root_valid {tuple(root_valid.shape)}")
+    with _no_autocast(out):
+        return (torch.abs(out.float() - gt.detach().float()) * root_valid.detach().float()).mean()
+
+
+def _check_hand_type(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, name: str) -> None:
+    if pred.dim() != 2 or pred.shape[1] != 2:
+        raise ValueError(f"{name} must be (B, 2) [right, left], got {tuple(pred.shape)}")
+    if tuple(gt.shape) != tuple(pred.shape):
+        raise ValueError(f"hand_type target must be {tuple(pred.shape)}, got {tuple(gt.shape)}")
+    if valid.numel() != pred.shape[0]:
+        raise ValueError(f"hand_type_valid must have {pred.shape[0]} entries, got shape {tuple(valid.shape)}")
+
+
+def hand_type_loss(logits: torch.Tensor, gt: torch.Tensor, hand_type_valid: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits form of the official hand-type loss (autocast-safe, no log(0) clamp needed):
+    mean over the 2 outputs per sample, times hand_type_valid, mean over the batch."""
+    _check_hand_type(logits, gt, hand_type_valid, "hand_type_logits")
+    with _no_autocast(logits):
+        per = F.binary_cross_entropy_with_logits(logits.float(), gt.detach().float(), reduction="none").mean(1)
+        return (per * hand_type_valid.detach().float().reshape(-1)).mean()
+
+
+def hand_type_loss_from_probs(probs: torch.Tensor, gt: torch.Tensor, hand_type_valid: torch.Tensor) -> torch.Tensor:
+    """The official form: BCE on sigmoid probabilities (log clamped at -100, as torch's BCE does), per-sample mean
+    over the 2 outputs, times hand_type_valid, mean over the batch. For parity checks; train on logits."""
+    _check_hand_type(probs, gt, hand_type_valid, "hand_type")
+    with _no_autocast(probs):
+        per = F.binary_cross_entropy(probs.float(), gt.detach().float(), reduction="none").mean(1)
+        return (per * hand_type_valid.detach().float().reshape(-1)).mean()
+
+
+class InterNetLoss(nn.Module):
+    """The official total loss's three terms from a model output dict and a batch dict (sample-contract keys).
+
+    ``forward(outputs, batch)`` returns dict(joint_heatmap, rel_root_depth, hand_type) of float32 scalars (weights
+    1:1:1; sum them for the total). The hand-type term uses ``hand_type_logits`` when present (with-logits BCE),
+    else the ``hand_type`` probabilities (official BCE)."""
+
+    REQUIRED_OUTPUTS = ("joint_heatmap", "rel_root_depth")
+    REQUIRED_BATCH = ("joint_coord", "joint_valid", "rel_root_depth", "root_valid", "hand_type", "hand_type_valid")
+
+    def __init__(self, sigma: float = 2.5, hm_shape: Sequence[int] = (64, 64, 64), fast: bool = True):
+        """sigma: Gaussian sigma in voxels; hm_shape: (depth, height, width) expected of the heatmaps;
+        fast: use the separable heatmap loss (same value, no dense target)."""
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if len(hm_shape) != 3:
+            raise ValueError(f"hm_shape must be (depth, height, width), got {hm_shape}")
+        self.sigma = float(sigma)
+        self.hm_shape = tuple(int(s) for s in hm_shape)
+        self.fast = bool(fast)
+
+    def forward(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
+    ) -> Dict[str, torch.Tensor]:
+        for k in self.REQUIRED_OUTPUTS:
+            if k not in outputs:
+                raise KeyError(f"model output dict has no {k!r} (keys: {sorted(outputs)})")
+        if "hand_type_logits" not in outputs and "hand_type" not in outputs:
+            raise KeyError("model output dict has neither 'hand_type_logits' nor 'hand_type' "
+                           f"(keys: {sorted(outputs)})")
+        for k in self.REQUIRED_BATCH:
+            if k not in batch:
+                raise KeyError(f"batch has no {k!r} (keys: {sorted(batch)})")
+        heatmap = outputs["joint_heatmap"]
+        if tuple(heatmap.shape[2:]) != self.hm_shape:
+            raise ValueError(f"joint_heatmap volume is {tuple(heatmap.shape[2:])}, expected hm_shape {self.hm_shape}")
+        heatmap_loss = joint_heatmap_loss_fast if self.fast else joint_heatmap_loss_dense
+        root_out = outputs["rel_root_depth"]
+        root_gt = batch["rel_root_depth"].to(root_out.device).reshape(root_out.shape)
+        root_valid = batch["root_valid"].to(root_out.device).reshape(root_out.shape)
+        dev = heatmap.device
+        hand_gt = batch["hand_type"].to(dev)
+        hand_valid = batch["hand_type_valid"].to(dev).reshape(-1)
+        if "hand_type_logits" in outputs:
+            ht = hand_type_loss(outputs["hand_type_logits"], hand_gt, hand_valid)
+        else:
+            ht = hand_type_loss_from_probs(outputs["hand_type"], hand_gt, hand_valid)
+        return {
+            "joint_heatmap": heatmap_loss(heatmap, batch["joint_coord"].to(dev), batch["joint_valid"].to(dev),
+                                          self.sigma),
+            "rel_root_depth": rel_root_depth_loss(root_out, root_gt, root_valid),
+            "hand_type": ht,
+        }
