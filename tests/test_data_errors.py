@@ -1,0 +1,296 @@
+"""Bad InterHand2.6M inputs give clear errors naming the file, key, annotation, capture, camera or frame."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from internet.config import Config
+from internet.data import InterHand26M
+from internet.data.io import DataFileError, read_image, read_json
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLE = SHARED / "data" / "interhand26m_sample"
+pytestmark = pytest.mark.skipif(not (SAMPLE / "annotations").is_dir(),
+                                reason=f"real InterHand2.6M sample not found at {SAMPLE}")
+ANN_DIR = Path("annotations") / "test"
+RIGHT_ID, LEFT_ID, INTER_ID = 471953, 680801, 326750
+
+
+@pytest.fixture(autouse=True)
+def _private_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A writable copy of the real sample."""
+    dst = tmp_path / "ih"
+    shutil.copytree(SAMPLE / "annotations", dst / "annotations")
+    shutil.copytree(SAMPLE / "images", dst / "images")
+    for p in [dst, *dst.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return dst
+
+
+def path_of(root: Path, kind: str) -> Path:
+    return root / ANN_DIR / f"InterHand2.6M_test_{kind}.json"
+
+
+def edit(root: Path, kind: str, fn) -> None:
+    p = path_of(root, kind)
+    obj = json.loads(p.read_text())
+    fn(obj)
+    p.write_text(json.dumps(obj))
+
+
+def ann(obj: dict, ann_id: int) -> dict:
+    return next(a for a in obj["annotations"] if a["id"] == ann_id)
+
+
+def image(obj: dict, image_id: int) -> dict:
+    return next(i for i in obj["images"] if i["id"] == image_id)
+
+
+def load(root: Path, mode: str = "test", **cfg) -> InterHand26M:
+    return InterHand26M(Config(data_root=str(root), **cfg), "test", mode, cache=False)
+
+
+def image_file(root: Path, ann_id: int) -> Path:
+    data = json.loads(path_of(root, "data").read_text())
+    return root / "images" / "test" / image(data, ann(data, ann_id)["image_id"])["file_name"]
+
+
+# ================================================================================================ files
+@pytest.mark.parametrize("kind", ["data", "camera", "joint_3d"])
+def test_missing_annotation_file_is_named(root, kind):
+    path_of(root, kind).unlink()
+    with pytest.raises(FileNotFoundError, match=f"InterHand2.6M_test_{kind}.json"):
+        load(root)
+
+
+def test_missing_layout_names_both_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"annotations/test/InterHand2.6M_test_data.json.*v0.0"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["data", "camera", "joint_3d"])
+def test_truncated_json_names_file_and_position(root, kind):
+    p = path_of(root, kind)
+    text = p.read_text()
+    p.write_text(text[: len(text) // 2])
+    with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_{kind}.json.*line \d+ column \d+ \(char \d+\)"):
+        load(root)
+
+
+def test_malformed_json_syntax(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"a": 1,\n "b": [1, 2,, 3]}')
+    with pytest.raises(DataFileError, match=r"x.json.*line 2 column 13 \(char 21\)"):
+        read_json(p)
+
+
+# ================================================================================================ data.json content
+@pytest.mark.parametrize("key", ["bbox", "joint_valid", "hand_type", "hand_type_valid", "image_id"])
+def test_annotation_missing_key_names_id_and_key(root, key):
+    edit(root, "data", lambda d: ann(d, RIGHT_ID).pop(key))
+    with pytest.raises(DataFileError, match=rf"id={RIGHT_ID}.*no key '{key}'"):
+        load(root)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("bbox", [1.0, 2.0, 3.0]),
+    ("bbox", "10 10 50 50"),
+    ("joint_valid", [[1]] * 41 + [["yes"]]),
+    ("joint_valid", [[1]] * 40),
+    ("hand_type_valid", "1"),
+    ("hand_type", 3),
+])
+def test_annotation_wrong_type_names_id_and_key(root, key, value):
+    edit(root, "data", lambda d: ann(d, LEFT_ID).__setitem__(key, value))
+    with pytest.raises(DataFileError, match=rf"id={LEFT_ID}.*'{key}'"):
+        load(root)
+
+
+def test_unknown_hand_type_is_named(root):
+    edit(root, "data", lambda d: ann(d, LEFT_ID).__setitem__("hand_type", "both"))
+    with pytest.raises(DataFileError, match=rf"id={LEFT_ID}.*'both'"):
+        load(root)
+
+
+def test_int_bool_mixes_of_the_real_files_are_accepted(root):
+    ref = load(root)
+    ref_valid = np.array(ref.index["joint_valid"])
+
+    def to_bools(d):
+        for a in d["annotations"]:
+            a["joint_valid"] = [[bool(v[0])] for v in a["joint_valid"]]  # as joint_3d.json stores them
+            a["hand_type_valid"] = True
+    edit(root, "data", to_bools)
+    ds = load(root)
+    np.testing.assert_array_equal(ds.index["joint_valid"], ref_valid)
+    assert ds[0]["hand_type_valid"] == 1.0
+
+
+def test_image_missing_key_and_unknown_image_id(root):
+    edit(root, "data", lambda d: image(d, INTER_ID).pop("frame_idx"))
+    with pytest.raises(DataFileError, match=rf"image id={INTER_ID}.*'frame_idx'"):
+        load(root)
+
+
+def test_annotation_pointing_to_no_image(root):
+    edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("image_id", 123))
+    with pytest.raises(DataFileError, match=rf"id={RIGHT_ID}.*image_id 123"):
+        load(root)
+
+
+def test_duplicate_annotation_ids(root):
+    edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("id", LEFT_ID))
+    with pytest.raises(DataFileError, match=rf"annotation id {LEFT_ID} occurs more than once"):
+        load(root)
+
+
+# ================================================================================================ camera / joints
+def test_capture_missing_from_camera_json(root):
+    edit(root, "camera", lambda c: c.pop("4"))
+    with pytest.raises(DataFileError, match=r"camera.json: capture 4 is missing"):
+        load(root)
+
+
+def test_camera_missing_from_camera_json(root):
+    edit(root, "camera", lambda c: c["7"]["focal"].pop("410053"))
+    with pytest.raises(DataFileError, match=r"capture 7 camera 410053 is missing from 'focal'"):
+        load(root)
+
+
+def test_singular_rotation_names_capture_and_camera(root):
+    edit(root, "camera", lambda c: c["3"]["camrot"].__setitem__("400026", [[1, 0, 0], [0, 1, 0], [0, 0, 0]]))
+    with pytest.raises(DataFileError, match=r"capture 3 camera 400026.*not a rotation"):
+        load(root)
+
+
+def test_frame_missing_from_joint_3d(root):
+    edit(root, "joint_3d", lambda j: j["7"].pop("29590"))
+    with pytest.raises(DataFileError, match=r"joint_3d.json: capture 7 frame 29590 is missing"):
+        load(root)
+
+
+def test_bad_world_coord_shape(root):
+    edit(root, "joint_3d", lambda j: j["4"]["2017"].__setitem__("world_coord", [[0, 0, 1]] * 21))
+    with pytest.raises(DataFileError, match=r"capture 4 frame 2017: world_coord must be 42x3"):
+        load(root)
+
+
+# ================================================================================================ boxes, validity
+@pytest.mark.parametrize("bbox,why", [([10, 10, 0, 50], "zero or negative size"),
+                                      ([10, 10, 50, -5], "zero or negative size"),
+                                      ([600, 10, 50, 50], "entirely outside"),
+                                      ([-80, 10, 50, 50], "entirely outside")])
+def test_bad_box_names_annotation(root, bbox, why):
+    edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("bbox", bbox))
+    with pytest.raises(DataFileError, match=rf"id={RIGHT_ID}.*{why}"):
+        load(root)
+
+
+def test_annotations_without_valid_joints_are_skipped_with_a_count(root):
+    def clear(d):
+        ann(d, RIGHT_ID)["joint_valid"] = [[0]] * 42
+        ann(d, LEFT_ID)["joint_valid"] = [[0]] * 21 + [[1]] * 20 + [[0]]  # an invalid root zeroes the hand
+    edit(root, "data", clear)
+    with pytest.warns(UserWarning, match=r"skipping 2 of 3 annotations"):
+        ds = load(root)
+    assert len(ds) == 1 and int(ds[0]["ann_id"]) == INTER_ID
+    assert ds.eval_targets()["ann_id"].tolist() == [INTER_ID]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = InterHand26M(Config(data_root=str(root)), "test", "test", cache=False, keep_unlabelled=True)
+    assert len(kept) == 3 and kept[1]["joint_valid"].sum() == 0
+
+
+# ================================================================================================ images
+def test_missing_image_is_named(root):
+    p = image_file(root, RIGHT_ID)
+    p.unlink()
+    ds = load(root)
+    with pytest.raises(FileNotFoundError, match=str(p)):
+        ds[1]
+
+
+def test_empty_image_is_named(root):
+    p = image_file(root, RIGHT_ID)
+    p.write_bytes(b"")
+    with pytest.raises(DataFileError, match=rf"empty: {p}"):
+        load(root)[1]
+
+
+def test_truncated_jpeg_is_named(root):
+    p = image_file(root, RIGHT_ID)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(DataFileError, match=rf"truncated JPEG.*{p}"):
+        load(root)[1]
+
+
+def test_non_image_is_named(root):
+    p = image_file(root, RIGHT_ID)
+    p.write_text("this is not an image\n" * 20)
+    with pytest.raises(DataFileError, match=rf"not a decodable image: {p}"):
+        load(root)[1]
+
+
+def test_image_size_must_match_the_annotation(root):
+    p = image_file(root, RIGHT_ID)
+    img = cv2.imread(str(p))
+    cv2.imwrite(str(p), cv2.resize(img, (256, 167)))
+    with pytest.raises(DataFileError, match=r"decodes to 256x167 .*says 512x334"):
+        load(root)[1]
+
+
+def test_truncated_png_is_detected(tmp_path):
+    p = tmp_path / "a.png"
+    cv2.imwrite(str(p), np.full((40, 30, 3), 100, np.uint8))
+    assert read_image(p, (30, 40)).shape == (40, 30, 3)
+    p.write_bytes(p.read_bytes()[:-20])
+    with pytest.raises(DataFileError, match="truncated PNG"):
+        read_image(p)
+
+
+# ================================================================================================ RootNet, subsets, args
+def test_rootnet_file_missing_ids(root, tmp_path):
+    path = tmp_path / "rootnet_output_test.json"
+    path.write_text(json.dumps([{"annot_id": INTER_ID, "bbox": [0, 0, 100, 100], "abs_depth": [1000, 1050]}]))
+    with pytest.raises(DataFileError, match=rf"lacks 2 of the 3 annotation ids.*{LEFT_ID}.*5 fps vs 30 fps"):
+        load(root, trans_test="rootnet", rootnet_path=str(path))
+
+
+def test_rootnet_default_path_and_bad_entries(root, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"rootnet_output/rootnet_interhand2.6m_output_test.json"):
+        load(root, trans_test="rootnet")
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([{"annot_id": INTER_ID, "bbox": [0, 0, 100], "abs_depth": [1000, 1050]}]))
+    with pytest.raises(DataFileError, match=rf"entry #0 \(annot_id={INTER_ID}\): bbox must have 4"):
+        load(root, trans_test="rootnet", rootnet_path=str(path))
+    path.write_text(json.dumps({"annot_id": INTER_ID}))
+    with pytest.raises(DataFileError, match="must be a JSON list"):
+        load(root, trans_test="rootnet", rootnet_path=str(path))
+
+
+def test_bad_id_list_and_arguments(root, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("326750\nabc\n")
+    with pytest.raises(DataFileError, match=r"ids.txt line 2: 'abc'"):
+        load(root, annot_subset="human", human_annot_ids=str(ids))
+    with pytest.raises(FileNotFoundError, match="nowhere.txt"):
+        load(root, annot_subset="machine", human_annot_ids=str(tmp_path / "nowhere.txt"))
+    with pytest.raises(ValueError, match="split='dev'"):
+        InterHand26M(Config(data_root=str(root)), "dev", "test", cache=False)
+    with pytest.raises(ValueError, match="mode='eval'"):
+        InterHand26M(Config(data_root=str(root)), "test", "eval", cache=False)
+    with pytest.raises(IndexError, match="out of range"):
+        load(root)[3]
