@@ -281,6 +281,7 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a checkpoint gets the usual permissions
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -294,6 +295,12 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
         raise  # KeyboardInterrupt etc.: temp file is gone, the old checkpoint untouched
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,664 @@
+"""Training and testing InterNet: the official recipe, made fast and crash-safe.
+
+Recipe (official ``main/train.py``): Adam, lr = ``cfg.lr / lr_dec_factor**k`` with k the number of milestones in
+``cfg.lr_dec_epoch`` that are <= the epoch, set at the start of each epoch; ``cfg.end_epoch`` epochs; batch
+``cfg.train_batch_size`` per process; loss = the sum of the three official terms.
+
+Speed: bf16 autocast for training (see :mod:`internet.device` for when it is on; :meth:`Trainer.test` runs in
+float32 unless asked), channels_last, pinned memory, non-blocking copies and fused Adam on CUDA, persistent workers,
+``torch.compile`` (``cfg.compile``), cudnn.benchmark, DistributedDataParallel.
+
+Crash safety: checkpoints are written atomically (:mod:`internet.checkpoint`); the end-of-epoch
+``snapshot_{epoch}.pth.tar`` is in the official format (``epoch``, ``network`` with ``module.`` keys, ``optimizer``)
+plus a ``train_state`` entry of plain data for exact resumption; ``cfg.ckpt_every_iters`` adds
+``snapshot_{epoch}_iter{n}.pth.tar`` inside an epoch. The data order is a per-epoch permutation of (seed, epoch)
+(:class:`EpochBatchSampler`) and the augmentation a function of (seed, epoch, index), so a resumed run skips exactly
+the batches already seen and ends with the same weights as an uninterrupted one. A non-finite loss stops training
+with :class:`TrainingError` before the optimizer step, leaving the last checkpoint untouched.
+
+Trainer knows nothing of the model's internals: anything that maps ``img`` to the output dict of docs/design.md
+trains, with any loss that maps (outputs, batch) to a dict of scalar losses.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import pickle
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from internet.checkpoint import (capture_rng_states, checkpoint_name, latest_checkpoint, load_checkpoint,
+                                 load_network_state, official_state_dict, parse_checkpoint_name, restore_rng_states,
+                                 save_checkpoint)
+from internet.config import Config
+from internet.device import amp_dtype, autocast, choose_device, describe
+from internet.logging_utils import TrainLogger, format_duration, progress
+
+TRAIN_STATE_VERSION = 1
+Callback = Callable[["Trainer", dict], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable output folder, a checkpoint that cannot be resumed)."""
+
+
+# ----------------------------------------------------------------------------------------------------- schedule
+def lr_at_epoch(epoch: int, lr: float, lr_dec_epoch: Sequence[int], lr_dec_factor: float) -> float:
+    """The official step schedule: ``lr / lr_dec_factor**k``, k = number of milestones <= ``epoch``."""
+    k = sum(1 for milestone in lr_dec_epoch if epoch >= milestone)
+    return lr / lr_dec_factor ** k
+
+
+# ----------------------------------------------------------------------------------------------------- data order
+class EpochBatchSampler(Sampler):
+    """Batches of indices in a per-epoch order that depends only on (seed, epoch), sharded like
+    ``DistributedSampler``: the permutation is padded cyclically to a multiple of ``num_replicas`` and rank r takes
+    every ``num_replicas``-th index from r. So batch t of the W ranks together is batch t of a single process with
+    a W times larger batch (same samples), and ``set_epoch(epoch, start_batch)`` resumes mid-epoch exactly.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int = 0, shuffle: bool = True,
+                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False, max_batches: Optional[int] = None):
+        """num_samples: data set length; batch_size: per replica; seed: the data-order seed; shuffle: permute (else
+        sequential); num_replicas/rank: sharding; drop_last: drop a final partial batch (official: keep it);
+        max_batches: cap on batches per epoch (``cfg.max_iters_per_epoch``)."""
+        if num_samples < 1:
+            raise ValueError(f"the training set is empty (num_samples={num_samples})")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1 or None, got {max_batches}")
+        self.num_samples, self.batch_size, self.seed, self.shuffle = num_samples, batch_size, seed, shuffle
+        self.num_replicas, self.rank, self.drop_last, self.max_batches = num_replicas, rank, drop_last, max_batches
+        self.epoch, self.start_batch = 0, 0
+        if self.batches_per_epoch < 1:
+            raise ValueError(f"{num_samples} samples give no full batch of {batch_size} x {num_replicas} processes "
+                             "with drop_last=True")
+
+    @property
+    def samples_per_replica(self) -> int:
+        return math.ceil(self.num_samples / self.num_replicas)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        n = self.samples_per_replica
+        full = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return full if self.max_batches is None else min(full, self.max_batches)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The epoch's order over all replicas, padded to ``samples_per_replica * num_replicas``."""
+        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_samples) if self.shuffle
+                 else np.arange(self.num_samples))
+        return np.resize(order, self.samples_per_replica * self.num_replicas)
+
+    def rank_batches(self, epoch: int) -> List[List[int]]:
+        """All batches of this rank in ``epoch`` (before ``start_batch`` is applied)."""
+        mine = self.epoch_order(epoch)[self.rank::self.num_replicas]
+        return [mine[b * self.batch_size:(b + 1) * self.batch_size].tolist() for b in range(self.batches_per_epoch)]
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Iterate ``epoch`` from batch ``start_batch`` (the batches before it were seen before a resume)."""
+        if not 0 <= start_batch <= self.batches_per_epoch:
+            raise ValueError(f"start_batch {start_batch} is not in [0, {self.batches_per_epoch}]")
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        yield from self.rank_batches(self.epoch)[self.start_batch:]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+
+class _EpochTagged(Sampler):
+    """Yields (epoch, index) keys, so that persistent workers, which hold their own copy of the data set, know the
+    epoch of every sample (``set_epoch`` in the main process would not reach them)."""
+
+    def __init__(self, sampler: EpochBatchSampler):
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        for batch in self.sampler:
+            yield [(epoch, i) for i in batch]
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _EpochIndexed(Dataset):
+    """Reads (epoch, index) keys: calls the data set's ``set_epoch`` when the epoch changes, then indexes it."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self._epoch: Optional[int] = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        if epoch != self._epoch:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            self._epoch = epoch
+        return self.dataset[index]
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+def check_output_dir(cfg: Config) -> None:
+    """Create ``output_dir/{model_dump,log,result}`` and prove each writable, or raise TrainingError naming it."""
+    for folder in (cfg.model_dump_dir, cfg.log_dir, cfg.result_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write_test_", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise TrainingError(f"output folder {folder} is not writable ({e.strerror or e}); "
+                                f"set output_dir (now {cfg.output_dir!r}) to a writable folder") from e
+
+
+def _dist_context(cfg: Config) -> tuple:
+    """(rank, world_size, local_rank): from an initialised process group, from torchrun's environment (initialising
+    the group), or (0, 1, 0) for a single process."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = choose_device(cfg.device, local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return dist.get_rank(), dist.get_world_size(), local_rank
+    return 0, 1, 0
+
+
+def _loss_key(name: str) -> str:
+    return name if name.startswith("loss_") else f"loss_{name}"
+
+
+def _plain_config(cfg: Config) -> dict:
+    return json.loads(json.dumps(cfg.to_dict()))  # plain lists/str/numbers only (weights_only-safe)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Trains and tests a model with the official recipe; builds from ``cfg`` whatever is not given.
+
+    Distributed runs (``torchrun`` or :func:`launch`): each process trains on its shard with batch
+    ``cfg.train_batch_size`` (global batch = that x world size); only rank 0 writes checkpoints and logs.
+    """
+
+    def __init__(self, cfg: Config, model: Optional[nn.Module] = None, train_set: Optional[Dataset] = None,
+                 loss_fn: Optional[Callable] = None, test_set: Optional[Dataset] = None, *,
+                 sync_bn: bool = False, cpu_amp: Optional[bool] = None, progress_bar: Optional[bool] = None,
+                 callbacks: Sequence[Callback] = (), echo: bool = False):
+        """cfg: the configuration; model: a network mapping img -> output dict (default InterNet from cfg);
+        train_set / test_set: data sets of sample dicts (default ``build_dataset(cfg, split, mode)``, built when
+        first needed); loss_fn: (outputs, batch) -> dict of scalar losses (default InterNetLoss(fast=cfg.fast_loss));
+        sync_bn: SyncBatchNorm across processes (CUDA only; otherwise BN statistics are per process);
+        cpu_amp: bf16 autocast on CPU (None = when cfg.amp and the CPU has native bf16, see internet.device);
+        progress_bar: tqdm bars (None = when stderr is a terminal or in Jupyter); callbacks: called as
+        ``cb(trainer, record)`` after every iteration; echo: also print the text log lines."""
+        self.cfg = cfg
+        self.rank, self.world_size, self.local_rank = _dist_context(cfg)
+        self.is_main = self.rank == 0
+        if self.is_main:
+            check_output_dir(cfg)  # fail before anything is built or trained
+        self.device = choose_device(cfg.device, self.local_rank if self.world_size > 1 else None)
+        if self.world_size > 1:
+            backend = dist.get_backend()
+            if self.device.type == "cpu" and backend == "nccl":
+                raise TrainingError("the process group uses nccl, which needs CUDA, but the device is CPU: use gloo")
+        self.amp_dtype = amp_dtype(self.device, cfg.amp, cpu_amp)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cudnn pick the fastest kernels
+        if model is None:
+            from internet.model import InterNet
+            torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
+            model = InterNet.from_config(cfg)
+        if sync_bn and self.world_size > 1:
+            if self.device.type != "cuda":
+                raise TrainingError("sync_bn=True needs CUDA: torch's SyncBatchNorm does not run on CPU")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model  # the bare network: checkpoints and test use it
+        self.net: nn.Module = model  # what the training step calls (DDP and/or compiled)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        if loss_fn is None:
+            from internet.losses import InterNetLoss
+            loss_fn = InterNetLoss(sigma=cfg.sigma, hm_shape=tuple(cfg.output_hm_shape), fast=cfg.fast_loss)
+        if isinstance(loss_fn, nn.Module):
+            loss_fn = loss_fn.to(self.device)
+        self.loss_fn = loss_fn
+        # fused Adam on CUDA: one kernel for all parameters (same update rule as the official Adam)
+        self._adam_flags = {"fused": True, "foreach": None} if self.device.type == "cuda" else {"fused": None, "foreach": None}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, **self._adam_flags)
+        self.train_set, self.test_set = train_set, test_set
+        self.callbacks = list(callbacks)
+        self.progress_bar = progress_bar
+        self.logger = TrainLogger(cfg.log_dir, enabled=self.is_main, echo=echo)
+        self.epoch, self.iter, self.global_step = 0, 0, 0  # next epoch / iteration in it / iterations done
+        self.sampler: Optional[EpochBatchSampler] = None
+        self.loader: Optional[DataLoader] = None
+        self.last_checkpoint: Optional[Path] = None
+
+    # ------------------------------------------------------------------------------------------- data
+    @property
+    def global_batch_size(self) -> int:
+        return self.cfg.train_batch_size * self.world_size
+
+    def _prepare_data(self) -> None:
+        if self.loader is not None:
+            return
+        cfg = self.cfg
+        if self.train_set is None:
+            from internet.data import build_dataset
+            self.train_set = build_dataset(cfg, cfg.train_split, "train")
+        self.sampler = EpochBatchSampler(len(self.train_set), cfg.train_batch_size, seed=cfg.seed, shuffle=True,
+                                         num_replicas=self.world_size, rank=self.rank,
+                                         max_batches=cfg.max_iters_per_epoch)
+        workers = cfg.num_workers
+        self.loader = DataLoader(
+            _EpochIndexed(self.train_set), batch_sampler=_EpochTagged(self.sampler), num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+            generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
+        )
+
+    def _to_device(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
+        out = {}
+        for k, v in batch.items():
+            if torch.is_tensor(v):
+                v = v.to(self.device, non_blocking=True)
+                if k == "img" and self.cfg.channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+            out[k] = v
+        return out
+
+    # ------------------------------------------------------------------------------------------- schedule
+    def lr_for_epoch(self, epoch: int) -> float:
+        cfg = self.cfg
+        return lr_at_epoch(epoch, cfg.lr, cfg.lr_dec_epoch, cfg.lr_dec_factor)
+
+    def set_lr(self, epoch: int) -> float:
+        lr = self.lr_for_epoch(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # ------------------------------------------------------------------------------------------- training
+    def train(self) -> dict:
+        """Train from the start, or from the latest checkpoint with ``cfg.continue_train``, to ``cfg.end_epoch``.
+        Returns a summary: epoch, global_step, last checkpoint path, last losses."""
+        cfg = self.cfg
+        self._prepare_data()
+        self._resume()
+        per_epoch = self.sampler.batches_per_epoch
+        self.logger.info(
+            f"training on {describe(self.device, self.amp_dtype)}; {self.world_size} process(es), global batch "
+            f"{self.global_batch_size}, {len(self.train_set)} samples, {per_epoch} iterations/epoch, epochs "
+            f"{self.epoch}..{cfg.end_epoch - 1}" + (f" from iteration {self.iter}" if self.iter else ""))
+        if self.epoch >= cfg.end_epoch:
+            self.logger.info(f"nothing to train: the run is at epoch {self.epoch}, end_epoch is {cfg.end_epoch}")
+        if cfg.num_gpus > 1 and self.world_size == 1:
+            self.logger.info(f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
+                             "internet.train.launch(cfg) or torchrun for DistributedDataParallel")
+        last: dict = {}
+        run_time, run_iters = 0.0, 0
+        while self.epoch < cfg.end_epoch:
+            epoch = self.epoch
+            lr = self.set_lr(epoch)
+            self.sampler.set_epoch(epoch, start_batch=self.iter)
+            self.net.train()
+            bar = progress(self.loader, total=per_epoch, initial=self.iter, desc=f"epoch {epoch}",
+                           enabled=self.progress_bar if self.is_main else False)
+            t_prev = time.perf_counter()
+            for batch in bar:
+                t_data = time.perf_counter()
+                losses = self._step(batch)
+                self.iter += 1
+                self.global_step += 1
+                t_now = time.perf_counter()
+                run_time += t_now - t_prev
+                run_iters += 1
+                remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
+                record = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
+                          "loss_total": float(sum(losses.values())), "time": t_now - t_prev,
+                          "data_time": t_data - t_prev,
+                          "images_per_s": self.global_batch_size / max(t_now - t_prev, 1e-9)}
+                self.logger.iteration(record, cfg.end_epoch, per_epoch, eta_s=run_time / run_iters * remaining)
+                last = record
+                if (cfg.ckpt_every_iters and self.global_step % cfg.ckpt_every_iters == 0
+                        and self.iter < per_epoch):
+                    self.save_checkpoint()
+                for callback in self.callbacks:  # after the checkpoint: callbacks see what is on disk
+                    callback(self, record)
+                t_prev = time.perf_counter()
+            self.epoch, self.iter = epoch + 1, 0
+            self.save_checkpoint(epoch_end=epoch)
+        self.logger.info(f"training done: epoch {cfg.end_epoch - 1}, step {self.global_step}, "
+                         f"{format_duration(run_time)} for {run_iters} iterations")
+        return {"epoch": self.epoch - 1, "global_step": self.global_step, "checkpoint": self.last_checkpoint,
+                "losses": {k: v for k, v in last.items() if k.startswith("loss_")}}
+
+    def _step(self, batch: Mapping[str, Any]) -> Dict[str, float]:
+        """One optimisation step; returns the losses averaged over processes. Raises TrainingError (before the
+        optimizer step, in every process alike) when a loss is not finite."""
+        batch = self._to_device(batch)
+        with autocast(self.device, self.amp_dtype):
+            outputs = self.net(batch["img"])
+        # outside autocast; InterNetLoss computes in float32/64 from bf16 heatmaps itself, without a float32 copy
+        # of the (B, 42, 64, 64, 64) volume
+        losses = self.loss_fn(outputs, batch)
+        if not isinstance(losses, Mapping) or not losses:
+            raise TrainingError(f"the loss function must return a dict of scalar losses, got {type(losses).__name__}")
+        names = [_loss_key(k) for k in losses]
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        if self.world_size > 1:
+            dist.all_reduce(values)  # every process then sees the same values and takes the same decision
+            values = values / self.world_size
+        ready = None
+        if values.is_cuda:  # copy before backward is queued, so waiting for the values leaves the GPU busy
+            host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            host.copy_(values, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = sum(losses.values())
+        total.backward()
+        if ready is not None:
+            ready.synchronize()
+            values = host
+        values = values.tolist()
+        bad = [f"{n}={v}" for n, v in zip(names, values) if not math.isfinite(v)]
+        if bad:
+            where = (f"epoch {self.epoch}, iteration {self.iter} (global step {self.global_step + 1})")
+            kept = self.last_checkpoint or latest_checkpoint(self.cfg.model_dump_dir)
+            msg = (f"non-finite loss at {where}: {', '.join(bad)}; training stopped before the optimizer step, "
+                   f"no checkpoint written (last good checkpoint: {kept or 'none'})")
+            self.logger.info("ERROR " + msg)
+            raise TrainingError(msg)
+        self.optimizer.step()
+        return dict(zip(names, values))
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def checkpoint_state(self, epoch_end: Optional[int] = None) -> dict:
+        """The checkpoint dict: the official entries plus ``train_state`` (plain data) for exact resumption."""
+        cfg = self.cfg
+        epoch = epoch_end if epoch_end is not None else self.epoch
+        return {
+            "epoch": epoch,
+            "network": official_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "train_state": {
+                "version": TRAIN_STATE_VERSION,
+                "next_epoch": self.epoch,  # where a resumed run starts
+                "next_iter": self.iter,
+                "global_step": self.global_step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "lr_schedule": {"lr": cfg.lr, "lr_dec_epoch": list(cfg.lr_dec_epoch),
+                                "lr_dec_factor": cfg.lr_dec_factor, "end_epoch": cfg.end_epoch},
+                "data_order": {"seed": cfg.seed, "num_samples": self.sampler.num_samples if self.sampler else None,
+                               "global_batch_size": self.global_batch_size, "world_size": self.world_size,
+                               "batches_per_epoch": self.sampler.batches_per_epoch if self.sampler else None},
+                "rng": capture_rng_states(),
+                "config": _plain_config(cfg),
+            },
+        }
+
+    def save_checkpoint(self, epoch_end: Optional[int] = None) -> Optional[Path]:
+        """Write ``snapshot_{epoch}.pth.tar`` (``epoch_end`` given: that epoch finished) or the iteration checkpoint
+        ``snapshot_{epoch}_iter{n}.pth.tar``; then delete the iteration checkpoints it supersedes. Rank 0 only."""
+        if not self.is_main:
+            return None
+        folder = self.cfg.model_dump_dir
+        name = checkpoint_name(epoch_end) if epoch_end is not None else checkpoint_name(self.epoch, self.iter)
+        path = save_checkpoint(folder / name, self.checkpoint_state(epoch_end))  # atomic: old files intact until here
+        self.last_checkpoint = path
+        for old in folder.iterdir():  # only now that the new one is complete
+            parsed = parse_checkpoint_name(old.name)
+            # iteration checkpoints of earlier positions (self.epoch/self.iter: where a resume would start)
+            if parsed is not None and parsed[1] is not None and old != path and parsed < (self.epoch, self.iter):
+                old.unlink(missing_ok=True)
+        self.logger.info(f"saved {path}")
+        return path
+
+    def _resume(self) -> None:
+        """With cfg.continue_train: load the latest checkpoint (this project's or an official snapshot)."""
+        if not self.cfg.continue_train:
+            return
+        if self.is_main:  # temporary files of checkpoint writes cut by a kill: never renamed, never to be used
+            for stale in self.cfg.model_dump_dir.glob(".snapshot_*.tmp"):
+                stale.unlink(missing_ok=True)
+                self.logger.info(f"removed {stale} (a checkpoint write that did not complete)")
+        path = latest_checkpoint(self.cfg.model_dump_dir)
+        if path is None:
+            self.logger.info(f"continue_train: no checkpoint in {self.cfg.model_dump_dir}, starting from scratch")
+            return
+        self.resume_from(path)
+
+    def resume_from(self, path: Union[str, Path]) -> None:
+        """Load weights, optimizer and training position from ``path``. An official snapshot (no ``train_state``)
+        resumes at the start of epoch ``epoch + 1``."""
+        path = Path(path)
+        self._prepare_data()  # the position is counted in batches of this run's data order
+        ckpt = load_checkpoint(path)
+        if not isinstance(ckpt, Mapping) or "network" not in ckpt:
+            raise TrainingError(f"{path} is not a training checkpoint (no 'network' entry)")
+        load_network_state(self.model, ckpt)
+        if "optimizer" in ckpt:
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise TrainingError(f"{path}: the optimizer state does not fit this model ({e})") from e
+            for group in self.optimizer.param_groups:  # this device's implementation, not the saving one's
+                group.update(self._adam_flags)
+        else:
+            self.logger.info(f"{path} has no optimizer state: Adam starts afresh")
+        state = ckpt.get("train_state")
+        if state is None:
+            if "epoch" not in ckpt:
+                raise TrainingError(f"{path} has neither 'train_state' nor 'epoch': cannot tell where to resume")
+            self.epoch, self.iter = int(ckpt["epoch"]) + 1, 0
+            self.global_step = self.epoch * self.sampler.batches_per_epoch
+        else:
+            self.epoch, self.iter = int(state["next_epoch"]), int(state["next_iter"])
+            self.global_step = int(state["global_step"])
+            order = state.get("data_order", {})
+            if self.iter:
+                now = {"seed": self.cfg.seed, "num_samples": self.sampler.num_samples,
+                       "global_batch_size": self.global_batch_size,
+                       "batches_per_epoch": self.sampler.batches_per_epoch}
+                changed = {k: (order.get(k), v) for k, v in now.items() if order.get(k) != v}
+                if changed:
+                    raise TrainingError(
+                        f"{path} stopped inside epoch {self.epoch} at iteration {self.iter}, but the data order "
+                        f"changed since ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}): the "
+                        "batches already seen cannot be skipped exactly. Resume from an end-of-epoch snapshot.")
+            if "rng" in state:
+                restore_rng_states(state["rng"])
+        self.last_checkpoint = path
+        self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}")
+
+    # ------------------------------------------------------------------------------------------- testing
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None, checkpoint: Union[str, Path, int, None] = None,
+             test_set: Optional[Dataset] = None, amp: bool = False):
+        """Inference over ``split`` (default cfg.test_split) in test mode, official decoding (with cfg.subvoxel /
+        cfg.flip_test if set), evaluation; writes ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json``
+        (atomically, rank 0) and returns the EvalResult (every process of a distributed run evaluates the whole
+        split). ``checkpoint``: a path or an epoch number (``snapshot_{N}.pth.tar``) to load first; None uses the
+        current weights. ``test_set``: a data set to use instead of ``build_dataset(cfg, split, 'test')``.
+        ``amp``: bf16 autocast here too; off by default because bf16 heatmaps are quantised (steps of 1 between 128
+        and 256, around the peak of 255), which ties and shifts the official argmax."""
+        from internet.decode import decode_heatmaps, merge_flip
+        from internet.evaluate import evaluate_interhand, evaluate_single_hand
+        from internet.skeleton import get_skeleton
+
+        cfg = self.cfg
+        split = split or cfg.test_split
+        tag = ""
+        if checkpoint is not None:
+            path = cfg.model_dump_dir / checkpoint_name(checkpoint) if isinstance(checkpoint, int) else Path(checkpoint)
+            load_network_state(self.model, path)
+            tag = "_" + path.name.split(".pth")[0]
+        if test_set is None:
+            if self.test_set is None or getattr(self.test_set, "split", split) != split:
+                from internet.data import build_dataset
+                self.test_set = build_dataset(cfg, split, "test")
+            test_set = self.test_set
+        skeleton = getattr(test_set, "skeleton", None) or get_skeleton(cfg.dataset)
+        loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=cfg.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        was_training = self.model.training
+        self.model.eval()
+        coords, roots, hands, indices = [], [], [], []
+        hm_width = cfg.output_hm_shape[2]
+        for batch in progress(loader, total=len(loader), desc=f"test {split}",
+                              enabled=self.progress_bar if self.is_main else False):
+            img = self._to_device({"img": batch["img"]})["img"]
+            with autocast(self.device, self.amp_dtype if amp else None):
+                out = self.model(img)
+                if cfg.flip_test:
+                    out_flip = self.model(img.flip(-1))
+            out = {k: v.float() for k, v in out.items()}
+            if cfg.flip_test:
+                out = merge_flip(out, {k: v.float() for k, v in out_flip.items()}, skeleton, hm_width=hm_width,
+                                 input_width=cfg.input_img_shape[1], output_root_hm_shape=cfg.output_root_hm_shape)
+            coords.append(decode_heatmaps(out["joint_heatmap"], subvoxel=cfg.subvoxel).cpu())
+            roots.append(out["rel_root_depth"].reshape(-1).cpu())
+            hands.append(out["hand_type"].cpu())
+            indices.append(batch["index"].reshape(-1) if "index" in batch else None)
+        pred = {"joint_coord": torch.cat(coords).numpy(), "rel_root_depth": torch.cat(roots).numpy(),
+                "hand_type": torch.cat(hands).numpy()}
+        if all(i is not None for i in indices):
+            pred["index"] = torch.cat(indices).numpy()
+        self.model.train(was_training)
+        evaluate = evaluate_interhand if cfg.dataset == "InterHand2.6M" else evaluate_single_hand
+        gt = test_set.eval_targets()
+        result = evaluate(pred, gt, skeleton=skeleton, cfg=cfg)
+        if self.is_main:
+            self._write_result(split, tag, pred, result, gt)
+        return result
+
+    def _write_result(self, split: str, tag: str, pred: dict, result: Any, gt: Mapping[str, np.ndarray]) -> None:
+        cfg = self.cfg
+        folder = cfg.result_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        if "ann_id" in gt:
+            pred = {**pred, "ann_id": np.asarray(gt["ann_id"])}
+        buf = io.BytesIO()
+        np.savez(buf, **pred)
+        _atomic_write_bytes(folder / f"pred_{split}{tag}.npz", buf.getvalue())
+        meta = {"dataset": cfg.dataset, "split": split, "checkpoint": tag[1:] or None, "samples": len(pred["joint_coord"]),
+                "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel, "flip_test": cfg.flip_test}
+        text = json.dumps({"meta": meta, **result.to_dict()}, indent=1, allow_nan=False)
+        _atomic_write_bytes(folder / f"eval_{split}{tag}.json", text.encode())
+        metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
+        self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                         + f"; written to {folder}")
+
+    def close(self) -> None:
+        """Close the logs and stop the persistent data-loader workers."""
+        self.logger.close()
+        self.loader = None
+
+
+# ----------------------------------------------------------------------------------------------------- multi-process
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, cfg_params: dict, trainer_kwargs: bytes) -> None:
+    cfg = Config.from_params(cfg_params)
+    # unpickled here from plain bytes: every process gets private copies of the model's tensors (torch's
+    # multiprocessing pickler would share their memory between processes, and each optimizer would step them)
+    kwargs = pickle.loads(trainer_kwargs)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
+    device = choose_device(cfg.device, rank)
+    if device.type == "cpu":  # share the cores instead of every process taking all of them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+    else:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=world_size)
+    try:
+        trainer = Trainer(cfg, **kwargs)
+        trainer.train()
+        trainer.close()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(cfg: Config, nprocs: Optional[int] = None, **trainer_kwargs: Any) -> Optional[Path]:
+    """Train with ``nprocs`` processes (default ``cfg.num_gpus``) under DistributedDataParallel, from a notebook or a
+    script: nccl on CUDA (one GPU per process), gloo on CPU. ``trainer_kwargs`` go to :class:`Trainer` in every
+    process: they are pickled, so a model / data set / callback given here is copied to each process and its class
+    must be importable by the workers (a module, not a notebook cell; a script needs the
+    ``if __name__ == "__main__":`` guard). DDP broadcasts rank 0's initial weights. With one process, trains here.
+    Returns the latest checkpoint written."""
+    nprocs = cfg.num_gpus if nprocs is None else nprocs
+    if nprocs < 1:
+        raise ValueError(f"nprocs must be >= 1, got {nprocs}")
+    check_output_dir(cfg)
+    if nprocs == 1:
+        trainer = Trainer(cfg, **trainer_kwargs)
+        trainer.train()
+        trainer.close()
+        return trainer.last_checkpoint
+    device = choose_device(cfg.device)
+    if device.type == "cuda" and torch.cuda.device_count() < nprocs:
+        raise TrainingError(f"{nprocs} processes asked for but only {torch.cuda.device_count()} GPUs are visible")
+    try:
+        payload = pickle.dumps(trainer_kwargs)
+    except Exception as e:
+        raise TrainingError(f"launch: the Trainer arguments {sorted(trainer_kwargs)} cannot be sent to the worker "
+                            f"processes ({type(e).__name__}: {e}); define models, data sets and callbacks in an "
+                            "importable module, not in the notebook") from e
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(nprocs, _free_port(), cfg.to_dict(), payload), nprocs=nprocs, join=True)
+    return latest_checkpoint(cfg.model_dump_dir)

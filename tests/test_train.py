@@ -1,0 +1,362 @@
+"""Trainer: schedule, data order, an end-to-end run of the real model, logs, checkpoints, NaN guard, bad output
+folder, failed checkpoint writes, device/AMP choice."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset, DistributedSampler
+
+from internet.checkpoint import latest_checkpoint, load_checkpoint
+from internet.config import Config
+from internet.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_bf16
+from internet.logging_utils import TrainLogger, format_duration, read_jsonl
+from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLE = SHARED / "data" / "interhand26m_sample"
+
+
+# ----------------------------------------------------------------------------------------------------- stand-ins
+class TinyInterNet(nn.Module):
+    """InterNet's output dict from a few cheap layers (a stride-4 conv gives the 64x64 heatmap grid)."""
+
+    def __init__(self, bn: bool = True, depth: int = 64, joints: int = 42, root_bins: int = 64):
+        super().__init__()
+        self.depth, self.joints = depth, joints
+        self.stem = nn.Conv2d(3, 8, kernel_size=4, stride=4)
+        self.norm = nn.BatchNorm2d(8) if bn else nn.Identity()
+        self.hm = nn.Conv2d(8, joints * depth, 1)
+        self.root = nn.Linear(8, root_bins)
+        self.hand = nn.Linear(8, 2)
+        self.register_buffer("bins", torch.arange(root_bins, dtype=torch.float32))
+
+    def forward(self, img):
+        f = torch.relu(self.norm(self.stem(img)))
+        b, _, h, w = f.shape
+        g = f.mean((2, 3))
+        logits = self.hand(g)
+        return {"joint_heatmap": self.hm(f).reshape(b, self.joints, self.depth, h, w),
+                "rel_root_depth": (torch.softmax(self.root(g), 1) * self.bins).sum(1, keepdim=True),
+                "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
+
+
+class RandomHands(Dataset):
+    """Sample dicts (docs/design.md) drawn from default_rng([seed, epoch, index]), like the real augmentation."""
+
+    def __init__(self, n: int = 10, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        f32 = np.float32
+        return {
+            "img": torch.from_numpy(rng.random((3, 256, 256), dtype=f32)),
+            "joint_coord": torch.from_numpy(rng.uniform(0, 63, (42, 3)).astype(f32)),
+            "joint_valid": torch.from_numpy((rng.random(42) > 0.2).astype(f32)),
+            "rel_root_depth": torch.from_numpy(rng.uniform(0, 63, 1).astype(f32)),
+            "root_valid": torch.ones(1),
+            "hand_type": torch.tensor([1.0, float(rng.random() > 0.5)]),
+            "hand_type_valid": torch.tensor(1.0),
+            "inv_trans": torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]),
+            "index": torch.tensor(i),
+        }
+
+
+def tiny_cfg(out: Path, **kw) -> Config:
+    base = dict(device="cpu", amp=False, channels_last=False, num_workers=0, train_batch_size=2, end_epoch=1,
+                lr=1e-3, lr_dec_epoch=(1,), output_dir=str(out), seed=0)
+    base.update(kw)
+    return Config.from_params(base)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared; also makes runs bitwise reproducible
+    yield
+    torch.set_num_threads(n)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------- schedule
+def test_lr_schedule_official_and_per_epoch(tmp_path):
+    paper = Config.paper()
+    lrs = [lr_at_epoch(e, paper.lr, paper.lr_dec_epoch, paper.lr_dec_factor) for e in range(paper.end_epoch)]
+    assert lrs[:15] == pytest.approx([1e-4] * 15)
+    assert lrs[15:17] == pytest.approx([1e-5] * 2)
+    assert lrs[17:] == pytest.approx([1e-6] * 3)
+    assert lr_at_epoch(3, 1e-3, (), 10) == 1e-3
+    # the trainer sets it at the start of each epoch; the log records it per iteration
+    cfg = tiny_cfg(tmp_path, end_epoch=3, lr_dec_epoch=(1, 2), lr_dec_factor=4.0, max_iters_per_epoch=1)
+    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
+    trainer.train()
+    trainer.close()
+    recs = read_jsonl(cfg.log_dir / "train_log.jsonl")
+    assert [(r["epoch"], r["lr"]) for r in recs] == [(0, 1e-3), (1, 2.5e-4), (2, 6.25e-5)]
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(6.25e-5)
+
+
+# ----------------------------------------------------------------------------------------------------- data order
+def test_sampler_order_is_reproducible_resumable_and_shards_like_distributed_sampler():
+    s = EpochBatchSampler(10, 3, seed=5)
+    s.set_epoch(2)
+    full = list(s)
+    assert [len(b) for b in full] == [3, 3, 3, 1]  # official: the last partial batch is kept
+    assert sorted(sum(full, [])) == list(range(10))
+    assert full == EpochBatchSampler(10, 3, seed=5).rank_batches(2)  # a function of (seed, epoch) only
+    assert full != s.rank_batches(3) and full != EpochBatchSampler(10, 3, seed=6).rank_batches(2)
+    s.set_epoch(2, start_batch=2)
+    assert list(s) == full[2:] and len(s) == 2  # a resumed run sees exactly the batches not yet seen
+    assert len(EpochBatchSampler(10, 3, max_batches=2)) == 2
+    # 2 ranks x batch 2 see, batch for batch, the samples of 1 rank x batch 4
+    one = EpochBatchSampler(12, 4, seed=1).rank_batches(0)
+    r0, r1 = (EpochBatchSampler(12, 2, seed=1, num_replicas=2, rank=r).rank_batches(0) for r in (0, 1))
+    assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(b) for b in one] and len(one) == len(r0) == 3
+    padded = EpochBatchSampler(11, 2, seed=1, num_replicas=2).epoch_order(0)
+    assert len(padded) == 12 and padded[11] == padded[0]  # padded cyclically, as DistributedSampler
+    # sharding identical to torch's DistributedSampler on the same (unshuffled) order
+    for world in (2, 3):
+        for rank in range(world):
+            ours = sum(EpochBatchSampler(11, 2, shuffle=False, num_replicas=world, rank=rank).rank_batches(0), [])
+            theirs = list(DistributedSampler(range(11), num_replicas=world, rank=rank, shuffle=False))
+            assert ours == theirs
+    with pytest.raises(ValueError, match="empty"):
+        EpochBatchSampler(0, 2)
+    with pytest.raises(ValueError, match="rank 2"):
+        EpochBatchSampler(4, 2, num_replicas=2, rank=2)
+
+
+def test_persistent_workers_see_each_epoch(tmp_path):
+    """Workers keep their own copy of the data set; the (epoch, index) keys still give each sample its epoch's
+    augmentation, so 2 persistent workers train exactly like loading in the main process."""
+    losses = []
+    for workers in (0, 2):
+        cfg = tiny_cfg(tmp_path / str(workers), num_workers=workers, end_epoch=3, max_iters_per_epoch=2)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
+        trainer.train()
+        assert trainer.loader.persistent_workers == (workers > 0)
+        trainer.close()
+        losses.append([r["loss_total"] for r in read_jsonl(cfg.log_dir / "train_log.jsonl")])
+    assert len(losses[0]) == 6 and losses[0] == losses[1]
+
+
+# ----------------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    """A tiny synthetic InterHand2.6M set in the official layout: 4 train, 3 test images."""
+    from internet.synth import generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, seed=0, n_train=4, n_val=0, n_test=3)
+    return root
+
+
+@pytest.mark.slow
+def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
+    """The real InterNet (ResNet-18) and loss on a tiny InterHand2.6M-format set, with the default speed settings
+    (channels_last, bf16 autocast where the CPU supports it): 2 iterations, logs, checkpoints, then Trainer.test."""
+    cfg = Config.from_params(dict(
+        data_root=str(synth_root), resnet_type=18, train_batch_size=3, test_batch_size=2, end_epoch=1,
+        num_workers=0, device="cpu", ckpt_every_iters=1, output_dir=str(tmp_path)))
+    seen = []
+    trainer = Trainer(cfg, progress_bar=False, callbacks=[lambda t, rec: seen.append(sorted(os.listdir(
+        cfg.model_dump_dir)))])
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    summary = trainer.train()
+
+    # 4 samples, batch 3: 2 iterations (the official loader keeps the last partial batch)
+    assert summary["global_step"] == 2 and summary["epoch"] == 0
+    assert seen == [["snapshot_0_iter1.pth.tar"]] * 2  # written after iteration 1 (the epoch end writes snapshot_0)
+    assert sorted(os.listdir(cfg.model_dump_dir)) == ["snapshot_0.pth.tar"]  # superseded iteration ckpt removed
+    ckpt = torch.load(cfg.model_dump_dir / "snapshot_0.pth.tar", weights_only=True)
+    assert ckpt["epoch"] == 0 and set(ckpt["optimizer"]) == {"state", "param_groups"}
+    assert {k.removeprefix("module.") for k in ckpt["network"]} == set(trainer.model.state_dict())
+    assert all(k.startswith("module.") for k in ckpt["network"])  # loadable by the official DataParallel code
+    assert any(not torch.equal(ckpt["network"]["module." + k], v) for k, v in start.items()
+               if v.is_floating_point())  # the weights moved
+    st = ckpt["train_state"]
+    assert (st["next_epoch"], st["next_iter"], st["global_step"]) == (1, 0, 2)
+    assert st["config"]["resnet_type"] == 18 and st["data_order"]["global_batch_size"] == 3
+
+    recs = read_jsonl(cfg.log_dir / "train_log.jsonl")
+    keys = {"epoch", "iter", "step", "lr", "loss_joint_heatmap", "loss_rel_root_depth", "loss_hand_type",
+            "loss_total", "time", "data_time", "images_per_s"}
+    assert [r["step"] for r in recs] == [1, 2] and all(keys <= set(r) for r in recs)
+    for r in recs:
+        assert r["loss_total"] == pytest.approx(r["loss_joint_heatmap"] + r["loss_rel_root_depth"]
+                                                + r["loss_hand_type"], rel=1e-6)
+        assert r["loss_joint_heatmap"] > 0 and math.isfinite(r["loss_total"]) and r["time"] >= r["data_time"] >= 0
+    text = (cfg.log_dir / "train_logs.txt").read_text()
+    assert "epoch 0/1 iter 2/2" in text and "ETA" in text and "lr 1.00e-04" in text
+
+    result = trainer.test()  # the test split with the trained weights
+    assert result.counts["samples"] == 3 and math.isfinite(result.mpjpe_all)
+    saved = json.loads((cfg.result_dir / "eval_test.json").read_text())
+    assert saved["official_protocol"]["mpjpe_all"] == pytest.approx(result.mpjpe_all)
+    assert saved["meta"]["split"] == "test" and saved["meta"]["samples"] == 3
+    pred = np.load(cfg.result_dir / "pred_test.npz")
+    assert pred["joint_coord"].shape == (3, 42, 3) and pred["hand_type"].shape == (3, 2)
+    assert ((pred["joint_coord"] >= 0) & (pred["joint_coord"] <= 63)).all()
+    # a checkpoint argument (epoch number) loads those weights and tags the files
+    result0 = trainer.test(checkpoint=0)
+    assert result0.mpjpe_all == pytest.approx(result.mpjpe_all)
+    assert (cfg.result_dir / "eval_test_snapshot_0.json").is_file()
+    trainer.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"real sample data not found at {SAMPLE}")
+def test_real_frames_train_and_evaluate(tmp_path):
+    """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
+    cfg = Config.from_params(dict(
+        data_root=str(SAMPLE), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
+        test_batch_size=3, end_epoch=1, max_iters_per_epoch=1, num_workers=0, device="cpu",
+        output_dir=str(tmp_path)))
+    trainer = Trainer(cfg, progress_bar=False)
+    assert trainer.train()["global_step"] == 1
+    result = trainer.test()
+    assert result.counts == {**result.counts, "samples": 3, "single": 2, "interacting": 1}
+    assert math.isfinite(result.mpjpe_single) and math.isfinite(result.mpjpe_interacting)
+    assert json.loads((cfg.result_dir / "eval_test.json").read_text())["counts"]["samples"] == 3
+    trainer.close()
+
+
+# ----------------------------------------------------------------------------------------------------- failures
+class NaNAt:
+    """The real loss, with one term made NaN from the n-th call on."""
+
+    def __init__(self, call: int, term: str):
+        from internet.losses import InterNetLoss
+        self.loss, self.call, self.term, self.calls = InterNetLoss(), call, term, 0
+
+    def __call__(self, outputs, batch):
+        self.calls += 1
+        losses = self.loss(outputs, batch)
+        if self.calls >= self.call:
+            losses[self.term] = losses[self.term] * float("nan")
+        return losses
+
+
+def test_nan_loss_stops_with_error_naming_term_and_keeps_checkpoint(tmp_path):
+    cfg = tiny_cfg(tmp_path, ckpt_every_iters=2)
+    hashes = {}
+
+    def snapshot_files(trainer, rec):
+        hashes.update({p.name: _sha(p) for p in cfg.model_dump_dir.iterdir()})
+
+    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(10), loss_fn=NaNAt(3, "rel_root_depth"),
+                      callbacks=[snapshot_files])
+    with pytest.raises(TrainingError) as err:
+        trainer.train()
+    msg = str(err.value)
+    assert "loss_rel_root_depth=nan" in msg and "loss_joint_heatmap" not in msg
+    assert "epoch 0, iteration 2" in msg and "snapshot_0_iter2.pth.tar" in msg
+    files = {p.name: _sha(p) for p in cfg.model_dump_dir.iterdir()}
+    assert files == hashes and list(files) == ["snapshot_0_iter2.pth.tar"]  # untouched, nothing new
+    # the bad step was not applied: the weights are still those of the last good checkpoint (BN running
+    # statistics saw the forward pass; they are buffers, not trained weights)
+    good = load_checkpoint(cfg.model_dump_dir / "snapshot_0_iter2.pth.tar")
+    for k, v in trainer.model.named_parameters():
+        assert torch.equal(v, good["network"]["module." + k]), k
+    assert trainer.optimizer.state_dict()["state"][0]["step"] == good["optimizer"]["state"][0]["step"] == 2
+    assert "non-finite loss" in (cfg.log_dir / "train_logs.txt").read_text()
+    trainer.close()
+
+
+def test_output_folder_not_writable_fails_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = tiny_cfg(blocker / "out")
+    with pytest.raises(TrainingError, match=r"output folder .*a_file/out/model_dump is not writable"):
+        Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(TrainingError, match="not writable"):
+                Trainer(tiny_cfg(ro / "out"), model=TinyInterNet(), train_set=RandomHands(4))
+        finally:
+            ro.chmod(0o700)
+
+
+def test_failed_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_cfg(tmp_path, ckpt_every_iters=1)
+    real_save = torch.save
+    saves = []
+
+    def failing_save(obj, f, *a, **kw):
+        saves.append(1)
+        if len(saves) == 2:  # the second checkpoint: half written, then the disk is full
+            f.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(10))
+    with pytest.raises(OSError, match=r"snapshot_0_iter2\.pth\.tar.*No space left") as err:
+        trainer.train()
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(os.listdir(cfg.model_dump_dir)) == ["snapshot_0_iter1.pth.tar"]  # no partial or temp file
+    assert latest_checkpoint(cfg.model_dump_dir).name == "snapshot_0_iter1.pth.tar"
+    ckpt = load_checkpoint(cfg.model_dump_dir / "snapshot_0_iter1.pth.tar")
+    assert ckpt["train_state"]["global_step"] == 1
+    trainer.close()
+
+
+# ----------------------------------------------------------------------------------------------------- device, logs
+def test_device_and_amp_choice():
+    cpu = torch.device("cpu")
+    assert choose_device("cpu") == cpu
+    assert choose_device("auto") == (torch.device("cuda", torch.cuda.current_device())
+                                     if torch.cuda.is_available() else cpu)
+    assert amp_dtype(cpu, amp=False) is None
+    assert amp_dtype(cpu, amp=True, cpu_amp=False) is None
+    assert amp_dtype(cpu, amp=False, cpu_amp=True) is torch.bfloat16  # explicit opt-in wins
+    assert amp_dtype(cpu, amp=True) is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            choose_device("cuda:0")
+    with pytest.raises(DeviceError, match="tpu"):
+        choose_device("tpu")
+
+
+def test_logs_survive_a_torn_line_and_dedupe_resumed_steps(tmp_path):
+    with TrainLogger(tmp_path) as log:
+        for step in (1, 2):
+            log.iteration({"epoch": 0, "iter": step - 1, "step": step, "lr": 1e-4, "loss_a": 1.0 * step,
+                           "time": 0.5, "data_time": 0.1, "images_per_s": 4.0}, end_epoch=1, iters_per_epoch=9,
+                          eta_s=3725)
+    assert "ETA 01:02:05" in log.text_path.read_text() and format_duration(90061) == "1d 01:01:01"
+    with open(log.jsonl_path, "a") as f:
+        f.write('{"epoch": 0, "st')  # a write cut by SIGKILL
+    assert [r["step"] for r in read_jsonl(log.jsonl_path)] == [1, 2]  # the torn line is skipped...
+    with TrainLogger(tmp_path) as log:  # ...and cut when the log is reopened by the resumed run
+        log.iteration({"epoch": 0, "iter": 1, "step": 2, "lr": 1e-4, "loss_a": 7.0, "time": 0.5,
+                       "data_time": 0.1, "images_per_s": 4.0}, end_epoch=1, iters_per_epoch=9, eta_s=1)
+    lines = log.jsonl_path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)
+    assert [r["loss_a"] for r in read_jsonl(log.jsonl_path)] == [1.0, 7.0]  # the repeated step: last one wins
+    assert len(read_jsonl(log.jsonl_path, dedupe=False)) == 3
+    silent = TrainLogger(tmp_path / "rank1", enabled=False)
+    silent.info("x")
+    assert not (tmp_path / "rank1").exists()

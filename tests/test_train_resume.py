@@ -1,0 +1,237 @@
+"""Exact resumption: from a checkpoint in-process, from an official snapshot, and after SIGKILL (mid-epoch, and in
+the middle of a checkpoint write) in a subprocess; the resumed runs end with the weights of an uninterrupted run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from internet.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from internet.config import Config
+from internet.logging_utils import read_jsonl
+from internet.train import Trainer, TrainingError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------------- stand-ins
+class TinyInterNet(nn.Module):
+    """InterNet's output dict from a few cheap layers (a stride-4 conv gives the 64x64 heatmap grid)."""
+
+    def __init__(self, depth: int = 64, joints: int = 42, root_bins: int = 64):
+        super().__init__()
+        self.depth, self.joints = depth, joints
+        self.stem = nn.Conv2d(3, 8, kernel_size=4, stride=4)
+        self.norm = nn.BatchNorm2d(8)  # its running statistics must resume too
+        self.hm = nn.Conv2d(8, joints * depth, 1)
+        self.root = nn.Linear(8, root_bins)
+        self.hand = nn.Linear(8, 2)
+        self.register_buffer("bins", torch.arange(root_bins, dtype=torch.float32))
+
+    def forward(self, img):
+        f = torch.relu(self.norm(self.stem(img)))
+        b, _, h, w = f.shape
+        g = f.mean((2, 3))
+        logits = self.hand(g)
+        return {"joint_heatmap": self.hm(f).reshape(b, self.joints, self.depth, h, w),
+                "rel_root_depth": (torch.softmax(self.root(g), 1) * self.bins).sum(1, keepdim=True),
+                "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
+
+
+class RandomHands(Dataset):
+    """Sample dicts drawn from default_rng([seed, epoch, index]), like the real augmentation."""
+
+    def __init__(self, n: int = 10, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        f32 = np.float32
+        return {
+            "img": torch.from_numpy(rng.random((3, 256, 256), dtype=f32)),
+            "joint_coord": torch.from_numpy(rng.uniform(0, 63, (42, 3)).astype(f32)),
+            "joint_valid": torch.from_numpy((rng.random(42) > 0.2).astype(f32)),
+            "rel_root_depth": torch.from_numpy(rng.uniform(0, 63, 1).astype(f32)),
+            "root_valid": torch.ones(1),
+            "hand_type": torch.tensor([1.0, float(rng.random() > 0.5)]),
+            "hand_type_valid": torch.tensor(1.0),
+            "index": torch.tensor(i),
+        }
+
+
+def tiny_cfg(out: Path, **kw) -> Config:
+    # 10 samples, batch 2: 5 iterations per epoch; the lr drops at epoch 1, so a resume must restore the schedule
+    base = dict(device="cpu", amp=False, channels_last=False, num_workers=0, train_batch_size=2, end_epoch=2,
+                lr=1e-3, lr_dec_epoch=(1,), output_dir=str(out), seed=0)
+    base.update(kw)
+    return Config.from_params(base)
+
+
+def run(cfg: Config, **kw) -> Trainer:
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(10), **kw)
+    trainer.train()
+    trainer.close()
+    return trainer
+
+
+def final_state(out: Path, epoch: int = 1) -> dict:
+    return load_checkpoint(out / "model_dump" / f"snapshot_{epoch}.pth.tar")
+
+
+def assert_same_training(a: dict, b: dict) -> None:
+    assert a["epoch"] == b["epoch"]
+    assert a["network"].keys() == b["network"].keys()
+    for k in a["network"]:
+        assert torch.equal(a["network"][k], b["network"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for p in sa:
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(torch.as_tensor(sa[p][k]), torch.as_tensor(sb[p][k])), (p, k)
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
+    ta, tb = a.get("train_state"), b.get("train_state")
+    if ta and tb:
+        assert (ta["next_epoch"], ta["next_iter"], ta["global_step"]) == (tb["next_epoch"], tb["next_iter"],
+                                                                          tb["global_step"])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # bitwise reproducible CPU runs (and the machine is shared)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted 2-epoch run (10 steps, iteration checkpoints every 2)."""
+    out = tmp_path_factory.mktemp("reference")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run(tiny_cfg(out, ckpt_every_iters=2))
+    torch.set_num_threads(n)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- in-process
+def test_resume_from_checkpoint_continues_schedule_and_matches(reference, tmp_path):
+    run(tiny_cfg(tmp_path, end_epoch=1, ckpt_every_iters=2))  # stops after epoch 0
+    assert latest_checkpoint(tmp_path / "model_dump").name == "snapshot_0.pth.tar"
+    trainer = run(tiny_cfg(tmp_path, end_epoch=2, ckpt_every_iters=2, continue_train=True))
+    assert trainer.global_step == 10
+    assert_same_training(final_state(tmp_path), final_state(reference))
+    recs = read_jsonl(tmp_path / "log" / "train_log.jsonl")
+    ref = read_jsonl(reference / "log" / "train_log.jsonl")
+    assert [(r["epoch"], r["iter"], r["step"], r["lr"]) for r in recs] == \
+        [(r["epoch"], r["iter"], r["step"], r["lr"]) for r in ref]
+    assert [r["lr"] for r in recs] == [1e-3] * 5 + [1e-4] * 5
+    assert [r["loss_total"] for r in recs] == [r["loss_total"] for r in ref]
+    assert "resumed from" in (tmp_path / "log" / "train_logs.txt").read_text()
+
+
+def test_official_snapshot_resumes_at_next_epoch(reference, tmp_path):
+    """An official snapshot_N.pth.tar (only epoch / network / optimizer) resumes at epoch N + 1."""
+    ours = load_checkpoint(reference / "model_dump" / "snapshot_0.pth.tar")  # end-of-epoch snapshots are kept
+    official = {"epoch": 0, "network": ours["network"], "optimizer": ours["optimizer"]}
+    save_checkpoint(tmp_path / "model_dump" / "snapshot_0.pth.tar", official)
+    trainer = run(tiny_cfg(tmp_path, continue_train=True))
+    recs = read_jsonl(tmp_path / "log" / "train_log.jsonl")
+    assert [(r["epoch"], r["iter"], r["lr"]) for r in recs] == [(1, i, 1e-4) for i in range(5)]
+    assert trainer.global_step == 10  # steps counted as if epoch 0 had run here
+    assert_same_training(final_state(tmp_path), final_state(reference))
+
+
+def test_mid_epoch_resume_refuses_a_changed_data_order(reference, tmp_path):
+    dump = tmp_path / "model_dump"
+    dump.mkdir(parents=True)
+    src = reference / "model_dump" / "snapshot_0.pth.tar"
+    ckpt = load_checkpoint(src)
+    ckpt["train_state"].update(next_epoch=1, next_iter=2, global_step=7)  # as if stopped inside epoch 1
+    save_checkpoint(dump / "snapshot_1_iter2.pth.tar", ckpt)
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_cfg(tmp_path, continue_train=True, train_batch_size=5), model=TinyInterNet(),
+                      train_set=RandomHands(10))
+    with pytest.raises(TrainingError, match=r"inside epoch 1 at iteration 2.*global_batch_size: 2 -> 5"):
+        trainer.train()
+    trainer.close()
+
+
+# ----------------------------------------------------------------------------------------------------- SIGKILL
+def child_main(out: str, kill_at_step: int, kill_in_save: int, continue_train: bool) -> None:
+    """Body of the subprocess: train the stand-in; SIGKILL itself after step ``kill_at_step`` (its iteration
+    checkpoint, if any, written), or in the middle of writing the ``kill_in_save``-th checkpoint file."""
+    torch.set_num_threads(1)
+    real_save = torch.save
+    saves = []
+
+    def save_then_die(obj, f, *a, **kw):
+        saves.append(1)
+        if len(saves) == kill_in_save:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_save(obj, f, *a, **kw)
+
+    def die_after(trainer, record):
+        if record["step"] == kill_at_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    torch.save = save_then_die
+    run(tiny_cfg(Path(out), ckpt_every_iters=2, continue_train=continue_train), callbacks=[die_after])
+
+
+def spawn_child(out: Path, kill_at_step: int = -1, kill_in_save: int = -1, continue_train: bool = False) -> int:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    code = (f"import test_train_resume as t; "
+            f"t.child_main({str(out)!r}, {kill_at_step}, {kill_in_save}, {continue_train})")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.returncode
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_and_during_checkpoint_write_then_resume_matches(tmp_path):
+    reference = tmp_path / "uninterrupted"  # run the same way (a fresh process), so equality can be exact
+    assert spawn_child(reference) == 0
+    tmp_path = tmp_path / "killed"
+    dump = tmp_path / "model_dump"
+    # 1) killed while writing the 2nd checkpoint (step 4): the step-2 checkpoint stays the latest and loads
+    assert spawn_child(tmp_path, kill_in_save=2) == -signal.SIGKILL
+    assert latest_checkpoint(dump).name == "snapshot_0_iter2.pth.tar"
+    assert load_checkpoint(dump / "snapshot_0_iter2.pth.tar")["train_state"]["global_step"] == 2
+    assert not (dump / "snapshot_0_iter4.pth.tar").exists()
+    assert len(list(dump.glob(".snapshot_0_iter4.pth.tar.*.tmp"))) == 1  # the torn write, never renamed
+    # 2) resumed there, then SIGKILLed mid-epoch 1 right after its iteration checkpoint of step 8
+    assert spawn_child(tmp_path, kill_at_step=8, continue_train=True) == -signal.SIGKILL
+    latest = latest_checkpoint(dump)
+    assert latest.name == "snapshot_1_iter3.pth.tar"  # step 8 = epoch 1, 3 iterations done
+    assert sorted(os.listdir(dump)) == ["snapshot_0.pth.tar", "snapshot_1_iter3.pth.tar"]  # torn temp file removed
+    # 3) resumed again: finishes, and ends exactly where the uninterrupted run ended
+    assert spawn_child(tmp_path, continue_train=True) == 0
+    assert_same_training(final_state(tmp_path), final_state(reference))
+    assert not list(dump.glob("snapshot_1_iter*"))  # iteration checkpoints of a finished epoch are gone
+    # the log (killed lines re-run) reads as the uninterrupted one
+    recs = read_jsonl(tmp_path / "log" / "train_log.jsonl")
+    ref = read_jsonl(reference / "log" / "train_log.jsonl")
+    assert [(r["step"], r["lr"], r["loss_total"]) for r in recs] == [(r["step"], r["lr"], r["loss_total"]) for r in ref]
+    for line in (tmp_path / "log" / "train_log.jsonl").read_text().splitlines():
+        json.loads(line)
