@@ -1,0 +1,198 @@
+"""Saving figures (HTML always, PNG whenever possible) and showing them in notebooks with a static PNG beside them.
+
+PNG of a plotly figure: kaleido (v1 drives a headless Chrome/Chromium) when a browser is found, else the matplotlib
+rendering of :func:`internet.vis.plot3d.static_fallback`. A browser is looked for as kaleido does: the ``browser_path``
+argument or env ``BROWSER_PATH`` first, then a Chrome downloaded by ``plotly_get_chrome``, then chromium/chrome on
+PATH and their usual install paths (Debian's ``apt-get install chromium`` gives ``/usr/bin/chromium``). A failed PNG
+export never raises in 'auto' mode: it warns once per reason and falls back to matplotlib.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple, Union
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from plotly.basedatatypes import BaseFigure
+
+from internet.vis.plot3d import static_fallback
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_METHODS = ("auto", "kaleido", "matplotlib")
+
+
+class PngExportWarning(UserWarning):
+    """PNG export through a browser failed; the matplotlib rendering was used instead."""
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(reason: str) -> None:
+    # lru_cache makes this a no-op for a reason already reported in this process.
+    warnings.warn(f"PNG export through kaleido failed ({reason}); using the matplotlib rendering instead",
+                  PngExportWarning, stacklevel=3)
+
+
+def find_browser(browser_path: Optional[Union[str, Path]] = None) -> Optional[str]:
+    """The Chrome/Chromium executable kaleido would use, or None. An explicit ``browser_path`` must exist."""
+    if browser_path is not None:
+        p = Path(browser_path)
+        if not (p.is_file() and os.access(p, os.X_OK)):
+            raise FileNotFoundError(f"browser_path {str(p)!r} is not an executable file")
+        return str(p)
+    env = os.environ.get("BROWSER_PATH")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:  # kaleido (and so choreographer) not installed
+        return None
+    try:
+        return Chromium.find_browser(skip_local=False)
+    except Exception:  # a best-effort search; any failure means "no browser"
+        return None
+
+
+@contextmanager
+def _browser_env(path: str) -> Iterator[None]:
+    """Point kaleido/choreographer at ``path`` (they read BROWSER_PATH), restoring the environment afterwards."""
+    old = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = old
+
+
+def _matplotlib_png(fig: Figure, dpi: int = 100) -> bytes:
+    import io
+
+    if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
+        FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_png(
+    fig: Union[BaseFigure, Figure],
+    method: str = "auto",
+    width: int = 900,
+    height: int = 700,
+    scale: float = 1.0,
+    browser_path: Optional[Union[str, Path]] = None,
+) -> Tuple[bytes, str, Optional[str]]:
+    """PNG bytes of a plotly or matplotlib figure: ``(png, method_used, fallback_reason)``.
+
+    method 'auto': kaleido if a browser is found, else (or on failure, with a one-time warning) matplotlib;
+    'kaleido': kaleido or an error; 'matplotlib': the static rendering. width/height/scale apply to kaleido;
+    the matplotlib rendering keeps the same aspect ratio.
+    """
+    if method not in PNG_METHODS:
+        raise ValueError(f"method must be one of {PNG_METHODS}, got {method!r}")
+    if isinstance(fig, Figure):
+        return _matplotlib_png(fig), "matplotlib", None
+    if not isinstance(fig, BaseFigure):
+        raise TypeError(f"expected a plotly or matplotlib figure, got {type(fig).__name__}")
+    if width <= 0 or height <= 0 or scale <= 0:
+        raise ValueError(f"width, height and scale must be > 0, got {width}, {height}, {scale}")
+
+    reason = None
+    if method in ("auto", "kaleido"):
+        browser = find_browser(browser_path)
+        if browser is None:
+            reason = "no Chrome/Chromium found (set BROWSER_PATH, or install chromium / run plotly_get_chrome)"
+        else:
+            try:
+                import plotly.io as pio
+
+                with _browser_env(browser):
+                    png = pio.to_image(fig, format="png", width=width, height=height, scale=scale)
+                if png[:8] != PNG_MAGIC:
+                    raise RuntimeError("kaleido returned something that is not a PNG")
+                return png, "kaleido", None
+            except Exception as err:  # kaleido/choreographer raise many kinds; all mean "no browser PNG"
+                text = " ".join(str(a) for a in err.args).strip() or repr(err)
+                reason = f"{type(err).__name__}: {text.splitlines()[0][:200]}"
+        if method == "kaleido":
+            raise RuntimeError(f"PNG export through kaleido failed: {reason}")
+        _warn_once(reason)
+    png = static_fallback(fig, as_png=True, width_in=width / 100.0 * scale, height_in=height / 100.0 * scale)
+    return png, "matplotlib", reason
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(
+    fig: Union[BaseFigure, Figure],
+    out_dir: Union[str, Path],
+    stem: str,
+    png: bool = True,
+    png_method: str = "auto",
+    include_plotlyjs: Union[bool, str] = True,
+    width: int = 900,
+    height: int = 700,
+    scale: float = 1.0,
+    browser_path: Optional[Union[str, Path]] = None,
+) -> Dict[str, object]:
+    """Save ``fig`` under ``out_dir`` as ``stem.html`` (plotly figures; plotly.js embedded so it opens offline, or
+    include_plotlyjs='cdn' for a small file) and ``stem.png``; both written atomically.
+
+    Returns ``{"html": Path or None, "png": Path or None, "png_via": "kaleido" | "matplotlib" | None,
+    "png_fallback_reason": str or None}``. In 'auto' mode a failed browser export falls back to the matplotlib
+    rendering with a one-time warning, so a notebook never crashes on PNG export.
+    """
+    if not stem or "/" in stem or "\\" in stem or stem in (".", ".."):
+        raise ValueError(f"stem must be a plain file name without folders, got {stem!r}")
+    if png_method not in PNG_METHODS:
+        raise ValueError(f"png_method must be one of {PNG_METHODS}, got {png_method!r}")
+    if not isinstance(fig, (BaseFigure, Figure)):
+        raise TypeError(f"expected a plotly or matplotlib figure, got {type(fig).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: Dict[str, object] = {"html": None, "png": None, "png_via": None, "png_fallback_reason": None}
+    if isinstance(fig, BaseFigure):
+        html = fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True)
+        written["html"] = out / f"{stem}.html"
+        _atomic_write(written["html"], html.encode("utf-8"))
+    if png:
+        data, via, reason = figure_png(fig, png_method, width, height, scale, browser_path)
+        written["png"] = out / f"{stem}.png"
+        _atomic_write(written["png"], data)
+        written["png_via"] = via
+        written["png_fallback_reason"] = reason
+    return written
+
+
+def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> None:
+    """Display ``fig`` in a notebook and, for a plotly figure, a static PNG of it right after.
+
+    The PNG makes papermill-executed notebooks (and viewers without JavaScript) show a picture. static: True or
+    'matplotlib' (fast, no browser), 'auto' or 'kaleido' (browser rendering, see :func:`figure_png`), False (none).
+    Returns None, so a cell ending in ``show(fig)`` prints nothing more.
+    """
+    from IPython import display as ipd
+
+    ipd.display(fig)
+    if static is False or isinstance(fig, Figure):  # a matplotlib Figure already displays as a PNG
+        return
+    method = "matplotlib" if static is True else str(static)
+    png, _, _ = figure_png(fig, method=method)
+    ipd.display(ipd.Image(data=png, format="png"))

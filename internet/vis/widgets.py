@@ -1,0 +1,210 @@
+"""ipywidgets browsers: step through samples and see the 2D overlay and the 3D hands side by side.
+
+The plotly figure is a ``go.FigureWidget`` (updated in place, keeping the user's rotation) when ``anywidget`` is
+installed, which plotly >= 6 needs for FigureWidget; otherwise a ``go.Figure`` redrawn into an ``Output`` widget.
+All logic lives in plain methods (:meth:`SampleBrowser.update`, :meth:`SampleBrowser.render`), so it can be tested
+without a browser or a kernel.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import cv2
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+
+from internet.skeleton import INTERHAND, Skeleton
+from internet.vis.overlay import HANDS, check_hands, check_image, draw_skeleton_2d
+from internet.vis.plot3d import hands_figure
+
+
+def _figure_widget() -> Optional[go.FigureWidget]:
+    """A FigureWidget if this plotly can make one (plotly >= 6 needs anywidget), else None."""
+    try:
+        return go.FigureWidget()
+    except ImportError:
+        return None
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))  # imencode expects BGR
+    if not ok:  # pragma: no cover - OpenCV fails only on unsupported arrays, which check_image rules out
+        raise RuntimeError("PNG encoding of the overlay failed")
+    return buf.tobytes()
+
+
+class SampleBrowser:
+    """Browse samples: image with the 2D skeleton on the left, 3D hands on the right.
+
+    get_sample(i) returns a dict with ``img`` (H, W, 3) uint8 RGB and any of ``joint_img`` (J, 2) GT pixels,
+    ``pred_img`` (J, 2), ``joint_cam`` (J, 3) GT mm, ``pred_cam`` (J, 3), ``joint_valid`` (J,), ``title`` (str).
+    Widgets: an index slider with prev/next buttons, right/left hand and pred/GT check boxes, camera/root space.
+    ``widget`` is the container to display; ``figure`` the plotly figure, ``image_png`` the current overlay.
+    """
+
+    def __init__(
+        self,
+        get_sample: Callable[[int], Dict[str, Any]],
+        n: int,
+        skeleton: Skeleton = INTERHAND,
+        start: int = 0,
+        space: str = "camera",
+        hands: Sequence[str] = HANDS,
+        show_pred: bool = True,
+        show_gt: bool = True,
+        image_width: int = 380,
+        figure_height: int = 420,
+    ) -> None:
+        """get_sample: index -> sample dict; n: number of samples; start: first index shown; space: 'camera' or
+        'root'; hands, show_pred, show_gt: initial toggles; image_width (px) and figure_height (px): sizes."""
+        if not callable(get_sample):
+            raise TypeError("get_sample must be a callable index -> dict")
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if space not in ("camera", "root"):
+            raise ValueError(f"space must be 'camera' or 'root', got {space!r}")
+        hands = check_hands(hands)
+        self._get_sample = get_sample
+        self.n = int(n)
+        self.skeleton = skeleton
+        self.figure_height = int(figure_height)
+        self._index = -1
+        self._sample: Dict[str, Any] = {}
+        self.image_png = b""
+
+        self.slider = widgets.IntSlider(value=0, min=0, max=self.n - 1, description="sample",
+                                        continuous_update=False, layout=widgets.Layout(width="420px"))
+        self.prev_button = widgets.Button(description="◀ prev", layout=widgets.Layout(width="80px"))
+        self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="80px"))
+        self.hand_boxes = {h: widgets.Checkbox(value=h in hands, description=f"{h} hand", indent=False,
+                                               layout=widgets.Layout(width="100px")) for h in HANDS}
+        self.pred_box = widgets.Checkbox(value=show_pred, description="prediction", indent=False,
+                                         layout=widgets.Layout(width="100px"))
+        self.gt_box = widgets.Checkbox(value=show_gt, description="ground truth", indent=False,
+                                       layout=widgets.Layout(width="110px"))
+        self.space_buttons = widgets.ToggleButtons(options=["camera", "root"], value=space,
+                                                   description="space", style={"button_width": "70px"})
+        self.title_html = widgets.HTML()
+        self.image = widgets.Image(format="png", width=image_width)
+
+        self._figure_widget = _figure_widget()
+        self._figure = self._figure_widget if self._figure_widget is not None else go.Figure()
+        self._plot_out = None if self._figure_widget is not None else widgets.Output()
+
+        self.slider.observe(self._on_slider, names="value")
+        self.prev_button.on_click(lambda _: self.step(-1))
+        self.next_button.on_click(lambda _: self.step(+1))
+        for box in (*self.hand_boxes.values(), self.pred_box, self.gt_box):
+            box.observe(lambda _: self.render(), names="value")
+        self.space_buttons.observe(lambda _: self.render(), names="value")
+
+        plot = self._figure_widget if self._figure_widget is not None else self._plot_out
+        self._widget = widgets.VBox([
+            widgets.HBox([self.prev_button, self.slider, self.next_button]),
+            widgets.HBox([*self.hand_boxes.values(), self.pred_box, self.gt_box, self.space_buttons]),
+            self.title_html,
+            widgets.HBox([self.image, plot]),
+        ])
+        self.update(start)
+
+    # ------------------------------------------------------------------------------------------------ state
+    @property
+    def widget(self) -> widgets.VBox:
+        """The top-level container to display."""
+        return self._widget
+
+    @property
+    def figure(self) -> go.Figure:
+        """The plotly figure (a FigureWidget when available), updated in place."""
+        return self._figure
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    @property
+    def sample(self) -> Dict[str, Any]:
+        return self._sample
+
+    def _ipython_display_(self) -> None:  # so that a bare `browser` at the end of a cell shows the widgets
+        from IPython.display import display
+
+        display(self._widget)
+
+    # ------------------------------------------------------------------------------------------------ actions
+    def _on_slider(self, change) -> None:
+        if change["new"] != self._index:
+            self.update(change["new"])
+
+    def step(self, delta: int) -> None:
+        """Move ``delta`` samples, clamped to [0, n-1]."""
+        index = min(max(self._index + int(delta), 0), self.n - 1)
+        if index != self._index:
+            self.update(index)
+
+    def update(self, index: int) -> None:
+        """Load sample ``index`` through get_sample and redraw."""
+        if int(index) != index or not 0 <= index < self.n:
+            raise IndexError(f"sample index {index!r} is outside [0, {self.n - 1}]")
+        index = int(index)
+        sample = self._get_sample(index)
+        if not isinstance(sample, dict):
+            raise TypeError(f"get_sample({index}) returned {type(sample).__name__}, expected a dict")
+        if "img" not in sample:
+            raise KeyError(f"get_sample({index}) returned no 'img' (keys: {sorted(sample)})")
+        check_image(sample["img"], f"get_sample({index})['img']")
+        self._sample = sample
+        self._index = index
+        if self.slider.value != index:
+            self.slider.value = index  # its observer sees index == self._index and does nothing
+        self.render()
+
+    def render(self) -> None:
+        """Redraw the overlay image and the 3D figure for the current sample and toggles."""
+        hands = tuple(h for h in HANDS if self.hand_boxes[h].value)
+        show_pred, show_gt, s = self.pred_box.value, self.gt_box.value, self._sample
+        valid = s.get("joint_valid")
+        title = str(s.get("title", f"sample {self._index}"))
+        self.title_html.value = f"<b>{html.escape(title)}</b> ({self._index + 1} / {self.n})"
+
+        img = np.asarray(s["img"])
+        has_pred_2d = show_pred and s.get("pred_img") is not None
+        if show_gt and s.get("joint_img") is not None:
+            img = draw_skeleton_2d(img, s["joint_img"], valid, self.skeleton, hands,
+                                   alpha=0.5 if has_pred_2d else 1.0)
+        if has_pred_2d:
+            img = draw_skeleton_2d(img, s["pred_img"], valid, self.skeleton, hands)
+        self.image_png = _png(img)
+        self.image.value = self.image_png
+
+        pred = s.get("pred_cam") if show_pred else None
+        gt = s.get("joint_cam") if show_gt else None
+        if pred is None and gt is None:
+            new = go.Figure(layout=dict(height=self.figure_height, title="nothing to show"))
+        else:
+            new = hands_figure(pred, gt, valid, self.skeleton, space=self.space_buttons.value, show=hands,
+                               height=self.figure_height)
+        fig = self._figure
+        with fig.batch_update():
+            fig.data = ()
+            fig.layout = new.layout
+        fig.add_traces(list(new.data))
+        self._show_plot()
+
+    def _show_plot(self) -> None:
+        """Without FigureWidget: redraw the static-structure figure into the Output widget (in a kernel only)."""
+        if self._plot_out is None:
+            return
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover
+            return
+        if get_ipython() is None:
+            return
+        from IPython.display import clear_output, display
+
+        with self._plot_out:
+            clear_output(wait=True)
+            display(self._figure)
