@@ -662,3 +662,45 @@ def launch(cfg: Config, nprocs: Optional[int] = None, **trainer_kwargs: Any) -> 
 
     mp.spawn(_ddp_worker, args=(nprocs, _free_port(), cfg.to_dict(), payload), nprocs=nprocs, join=True)
     return latest_checkpoint(cfg.model_dump_dir)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m internet.train [--preset paper|cpu] [--test] --name value ...``: any Config field as a flag.
+
+    Values are parsed as JSON where possible (``--lr 1e-4``, ``--lr_dec_epoch [15,17]``, ``--amp false``), else taken
+    as strings. Under torchrun each process trains its share (DDP); otherwise ``--num_gpus N`` spawns N processes.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m internet.train", description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=("paper", "cpu"), default="paper")
+    parser.add_argument("--test", action="store_true", help="after training, evaluate on cfg.test_split")
+    args, rest = parser.parse_known_args(argv)
+    params: Dict[str, Any] = {}
+    it = iter(rest)
+    for flag in it:
+        if not flag.startswith("--"):
+            parser.error(f"unexpected argument {flag!r}: expected --name value")
+        name, _, value = flag[2:].partition("=")
+        if not _:
+            try:
+                value = next(it)
+            except StopIteration:
+                parser.error(f"--{name} needs a value")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    cfg = (Config.paper if args.preset == "paper" else Config.cpu_demo)(**params)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: this process is one rank
+        trainer = Trainer(cfg)
+        trainer.train()
+        trainer.close()
+    else:
+        launch(cfg)
+    if args.test and int(os.environ.get("RANK", "0")) == 0:
+        print(Trainer(cfg, train_set=None).test(cfg.test_split).table())
+
+
+if __name__ == "__main__":
+    main()
