@@ -1,0 +1,95 @@
+"""``python -m internet.synth --out DIR [--seed S] [--train N] [--val N] [--test N] [--no-images] [--workers K]``
+
+``--format rhd|stb`` writes a single-hand set in InterNet's parsed RHD / STB format instead
+(:mod:`internet.synth.single_hand`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from internet.synth.interhand import IMAGE_FORMATS, generate
+
+SINGLE_HAND_FORMATS = ("rhd", "stb")
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _non_negative(text)
+    if value >= 2 ** 32:
+        raise argparse.ArgumentTypeError(f"seed must be below 2**32, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = _positive(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"JPEG quality must be in 1..100, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m internet.synth",
+        description="Write a synthetic InterHand2.6M v1.0 data set (official layout and JSON formats).")
+    p.add_argument("--out", required=True, help="output directory (the data set root)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    p.add_argument("--train", type=_non_negative, default=2000, help="train annotations/images (default 2000)")
+    p.add_argument("--val", type=_non_negative, default=200, help="val annotations/images (default 200)")
+    p.add_argument("--test", type=_non_negative, default=400, help="test annotations/images (default 400)")
+    p.add_argument("--no-images", action="store_true", help="write only the annotation files")
+    p.add_argument("--format", choices=IMAGE_FORMATS + SINGLE_HAND_FORMATS, default="jpg",
+                   help="InterHand2.6M image format (default jpg), or 'rhd' / 'stb' for a single-hand set in "
+                        "InterNet's parsed RHD / STB format (PNG images; uses --train and --test only)")
+    p.add_argument("--jpeg-quality", type=_quality, default=92, help="JPEG quality 1..100 (default 92)")
+    p.add_argument("--workers", type=_positive, default=1, help="rendering processes (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train + args.val + args.test == 0:
+        parser.error("--train, --val and --test are all 0: nothing to generate")
+    if args.format in SINGLE_HAND_FORMATS:
+        if args.train + args.test == 0:
+            parser.error("--train and --test are both 0: nothing to generate")
+        from internet.synth.single_hand import WRITERS
+        try:
+            summary = WRITERS[args.format](args.out, seed=args.seed, n_train=args.train, n_test=args.test,
+                                           with_images=not args.no_images)
+        except (FileExistsError, NotADirectoryError) as e:
+            parser.error(str(e))
+        print(json.dumps(summary, indent=1))
+        return 0
+    try:
+        summary = generate(args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
+                           with_images=not args.no_images, image_format=args.format, num_workers=args.workers,
+                           jpeg_quality=args.jpeg_quality, verbose=not args.quiet)
+    except (FileExistsError, NotADirectoryError) as e:
+        parser.error(str(e))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
