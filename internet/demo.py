@@ -1,0 +1,263 @@
+"""``make demo`` = ``python -m internet.demo``: the whole pipeline on a CPU, headless, in about 15 minutes.
+
+1. Writes the synthetic InterHand2.6M data set once (``data/synthetic/InterHand2.6M``; skipped when its
+   ``synth_info.json``, written last by the generator, records the same seed and sizes).
+2. Runs notebooks 01 to 04 with papermill in the CPU preset: explore the data, train, evaluate (the trained
+   network, the untrained one and the mean-pose baseline), visualise in 3D. Executed notebooks go to
+   ``output/notebooks/``, figures to ``output/vis/``, metrics to ``output/result/``, checkpoints to
+   ``output/model_dump/``.
+3. Writes ``output/result/summary.json``: MPJPE before and after training, the mean-pose baseline, handedness
+   accuracy and MRRPE, and the time each step took; then prints where to look.
+
+``--quick`` shrinks everything (a few images, a tiny network, two iterations) to check the plumbing in seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from internet.notebook import project_path, project_root
+
+NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d")
+DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
+QUICK_SIZES = dict(train=24, val=4, test=12)
+DEFAULT_MAX_ITERS = 40
+"""Iterations per epoch of the demo's training (x the CPU preset's epochs): about 10 minutes on 2 CPU cores."""
+QUICK_CONFIG = {"input_img_shape": [64, 64], "output_hm_shape": [16, 16, 16], "sigma": 1.0, "head_channels": 32,
+                "test_batch_size": 8}
+
+
+class DemoError(RuntimeError):
+    """A demo step failed; the message says which and where its output is."""
+
+
+# ------------------------------------------------------------------------------------------------ steps
+def synthetic_data_ready(data_root: Path, seed: int, n_train: int, n_val: int, n_test: int) -> bool:
+    """Whether ``data_root`` holds a complete synthetic set made with these arguments: the generator writes
+    ``synth_info.json`` last, so its presence with matching arguments means every file is there."""
+    info_path = data_root / "synth_info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return False
+    args = info.get("arguments", {}) if isinstance(info, dict) else {}
+    return (info.get("seed") == seed and args.get("n_train") == n_train and args.get("n_val") == n_val
+            and args.get("n_test") == n_test and args.get("with_images") is True)
+
+
+def prepare_data(data_root: Path, seed: int, n_train: int, n_val: int, n_test: int, workers: int) -> str:
+    """Generate the synthetic data set unless it is already complete; returns 'reused' or 'generated'."""
+    if synthetic_data_ready(data_root, seed, n_train, n_val, n_test):
+        print(f"[data] synthetic data set already complete in {data_root} (synth_info.json): reusing it", flush=True)
+        return "reused"
+    from internet.synth import generate
+
+    print(f"[data] writing the synthetic data set to {data_root} ({n_train} train, {n_val} val, {n_test} test "
+          f"images, seed {seed}) ...", flush=True)
+    generate(data_root, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test, with_images=True,
+             num_workers=workers)
+    return "generated"
+
+
+def run_notebook(name: str, parameters: Dict[str, Any], out_dir: Path, echo: bool = True) -> Path:
+    """Execute ``notebooks/{name}.ipynb`` with papermill into ``out_dir``; the notebook's printed output is echoed
+    live. A failing cell raises :class:`DemoError` naming the executed notebook, which keeps the error and all
+    outputs up to it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src = project_root() / "notebooks" / f"{name}.ipynb"
+    if not src.is_file():
+        raise DemoError(f"notebook not found: {src} (run the demo from a checkout of the repository)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / f"{name}.ipynb"
+    print(f"[{name}] running -> {dst}", flush=True)
+    try:
+        papermill.execute_notebook(str(src), str(dst), parameters=parameters, progress_bar=False,
+                                   stdout_file=sys.stdout if echo else None, cwd=str(project_root()))
+    except PapermillExecutionError as e:
+        raise DemoError(f"notebook {name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                        f"the executed notebook with the error is {dst}") from None
+    return dst
+
+
+def _metrics(d: Optional[dict]) -> Optional[dict]:
+    if not d:
+        return None
+    off = d.get("official_protocol", {})
+    return {k: off.get(k) for k in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting", "mrrpe",
+                                    "handedness_accuracy")}
+
+
+def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra: Dict[str, Any]) -> dict:
+    """The demo summary from ``result/evaluate_{split}.json`` (written by 03_evaluate) and the timings."""
+    path = output_dir / "result" / f"evaluate_{split}.json"
+    evaluation = json.loads(path.read_text()) if path.is_file() else {}
+    results = evaluation.get("results", {})
+    after, before, mean_pose = (_metrics(results.get(k)) for k in ("checkpoint", "untrained", "mean pose"))
+
+    def pick(key: str) -> dict:
+        return {name: (m or {}).get(key) for name, m in
+                (("before_training", before), ("after_training", after), ("mean_pose_baseline", mean_pose))}
+
+    return {
+        "mpjpe_all_mm": pick("mpjpe_all"),
+        "mpjpe_single_mm": pick("mpjpe_single"),
+        "mpjpe_interacting_mm": pick("mpjpe_interacting"),
+        "mrrpe_mm": pick("mrrpe"),
+        "handedness_accuracy": pick("handedness_accuracy"),
+        "evaluated": {"split": split, "samples": evaluation.get("samples"), "checkpoint": evaluation.get("checkpoint"),
+                      "trans_test": evaluation.get("trans_test"), "details": str(path)},
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m internet.demo", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help=f"synthetic data set folder ({DEFAULT_DATA_ROOT})")
+    p.add_argument("--output-dir", default="output", help="output folder (output)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="data and training seed (0)")
+    p.add_argument("--train-size", type=_positive, default=None, help="synthetic training images (2000)")
+    p.add_argument("--val-size", type=_non_negative, default=None, help="synthetic validation images (200)")
+    p.add_argument("--test-size", type=_positive, default=None, help="synthetic test images (400)")
+    p.add_argument("--epochs", type=_positive, default=None, help="training epochs (the CPU preset's)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="training batch (the CPU preset's)")
+    p.add_argument("--max-iters-per-epoch", type=_non_negative, default=None,
+                   help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: ~15 min in all on 2 cores)")
+    p.add_argument("--num-workers", type=_non_negative, default=None, help="data-loading processes (preset's)")
+    p.add_argument("--synth-workers", type=_positive, default=2, help="image rendering processes (2)")
+    p.add_argument("--png-export", choices=("auto", "matplotlib"), default="auto",
+                   help="PNG of 3D figures: 'auto' uses a headless Chromium when installed (auto)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo training run")
+    p.add_argument("--quick", action="store_true",
+                   help="a plumbing check in seconds: tiny data set and network, two iterations")
+    return p
+
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def _positive(text: str) -> int:
+    v = _non_negative(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    t_start = time.perf_counter()
+    sizes = dict(QUICK_SIZES) if args.quick else dict(train=2000, val=200, test=400)
+    for key, value in (("train", args.train_size), ("val", args.val_size), ("test", args.test_size)):
+        if value is not None:
+            sizes[key] = value
+    data_root = project_path(args.data_root)
+    output_dir = project_path(args.output_dir)
+    nb_dir = output_dir / "notebooks"
+    png_export = "matplotlib" if args.quick and args.png_export == "auto" else args.png_export
+
+    train_params: Dict[str, Any] = {"data_root": str(data_root), "output_dir": str(output_dir), "preset": "cpu",
+                                    "resume": bool(args.resume), "print_every": 2 if args.quick else 10}
+    if args.quick:
+        train_params.update(epochs=1, batch_size=4, max_iters_per_epoch=2, num_workers=0,
+                            config_overrides=dict(QUICK_CONFIG))
+    else:
+        train_params["max_iters_per_epoch"] = DEFAULT_MAX_ITERS
+    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                       ("max_iters_per_epoch", args.max_iters_per_epoch), ("num_workers", args.num_workers)):
+        if value is not None:
+            train_params[key] = value
+    if train_params.get("max_iters_per_epoch") == 0:
+        train_params["max_iters_per_epoch"] = None
+    if "config_overrides" in train_params:
+        train_params["config_overrides"] = {**train_params["config_overrides"], "seed": args.seed}
+    else:
+        train_params["config_overrides"] = {"seed": args.seed}
+    common = {"data_root": str(data_root), "output_dir": str(output_dir)}
+    plan = [
+        ("01_explore_dataset", {**common, "png_export": png_export, "n_browse": 20}),
+        ("02_train", train_params),
+        ("03_evaluate", {**common, "split": "test", "compare_baselines": True}),
+        ("04_visualize_3d", {**common, "png_export": png_export, "split": "test", "n_browse": 20}),
+    ]
+
+    seconds: Dict[str, float] = {}
+    extra: Dict[str, Any] = {
+        "data": {"data_root": str(data_root), "seed": args.seed, "sizes": sizes},
+        "training": {k: v for k, v in train_params.items() if k not in ("data_root", "output_dir")},
+        "executed_notebooks": [],
+        "quick": bool(args.quick),
+    }
+    failure: Optional[str] = None
+    try:
+        t0 = time.perf_counter()
+        extra["data"]["status"] = prepare_data(data_root, args.seed, sizes["train"], sizes["val"], sizes["test"],
+                                               args.synth_workers)
+        seconds["data"] = time.perf_counter() - t0
+        for name, params in plan:
+            t0 = time.perf_counter()
+            try:
+                # only the training notebook's printout (its progress lines) is echoed
+                extra["executed_notebooks"].append(str(run_notebook(name, params, nb_dir, echo=name == "02_train")))
+            finally:
+                seconds[name] = time.perf_counter() - t0
+            print(f"[{name}] done in {seconds[name]:.0f} s", flush=True)
+    except (DemoError, OSError, ValueError) as e:
+        failure = str(e)
+    seconds["total"] = time.perf_counter() - t_start
+    if failure:
+        extra["failed"] = failure
+    summary = build_summary(output_dir, "test", seconds, extra)
+    result_dir = output_dir / "result"
+    result_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = result_dir / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=1))
+    _report(summary, summary_path, output_dir, failure)
+    return 1 if failure else 0
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _report(summary: dict, summary_path: Path, output_dir: Path, failure: Optional[str]) -> None:
+    m = summary["mpjpe_all_mm"]
+    acc = summary["handedness_accuracy"]
+    lines = ["", "=" * 78]
+    if failure:
+        lines.append(f"DEMO FAILED: {failure}")
+    lines += [
+        "InterNet demo (synthetic InterHand2.6M, CPU preset), test split, official protocol:",
+        f"  MPJPE all hands   before training {_fmt(m['before_training'])} mm  |  after {_fmt(m['after_training'])} mm"
+        f"  |  mean-pose baseline {_fmt(m['mean_pose_baseline'])} mm",
+        f"  handedness acc.   before {_fmt(acc['before_training'], 3)}  |  after {_fmt(acc['after_training'], 3)}"
+        f"  |  mean-pose baseline {_fmt(acc['mean_pose_baseline'], 3)}",
+        "  time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["seconds"].items()),
+        "where to look:",
+        f"  executed notebooks  {output_dir / 'notebooks'}/",
+        f"  figures             {output_dir / 'vis'}/  (HTML opens in any browser)",
+        f"  metrics             {output_dir / 'result'}/  (evaluate_test.json, per_joint_test.png)",
+        f"  checkpoints         {output_dir / 'model_dump'}/    training log {output_dir / 'log'}/",
+        f"  summary             {summary_path}",
+        "  interactive:        .venv/bin/jupyter lab notebooks/",
+        "=" * 78,
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Statistics of an InterHand2.6M-layout data set for the exploration notebook, and the mean-pose baseline.
+
+Everything is computed from the compact annotation index (:mod:`internet.data.index`) with vectorised numpy, so it
+scales to the full release: counts by split / subset / hand type, per-joint validity, box statistics and the camera
+rig of a capture. :func:`mean_pose_baseline` scores the trivial predictor "the training set's mean root-relative pose
+of each hand" with the official protocol, a floor that a trained model must beat.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from internet.config import SPLITS, Config
+from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
+from internet.data.interhand import read_id_list, resolve_sources
+from internet.data.io import DataFileError, read_json
+from internet.evaluate import EvalResult, evaluate_interhand
+from internet.skeleton import INTERHAND, Skeleton
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def available_splits(data_root: Union[str, Path]) -> List[str]:
+    """The splits of ``data_root`` whose annotation files exist (v1.0 or v0.0 layout)."""
+    out = []
+    for split in SPLITS:
+        try:
+            resolve_sources(Path(data_root), split)
+        except FileNotFoundError:
+            continue
+        out.append(split)
+    return out
+
+
+def load_split_index(data_root: Union[str, Path], split: str, annot_subset: str = "all") -> AnnotationIndex:
+    """The (cached, memory-mapped) annotation index of one split."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_root not found: {root}")
+    sources, _ = resolve_sources(root, split, annot_subset)
+    return load_index(sources, root)
+
+
+# ------------------------------------------------------------------------------------------------ counts
+def count_table(
+    data_root: Union[str, Path], human_annot_ids: Optional[Union[str, Path]] = None,
+    splits: Optional[Sequence[str]] = None,
+) -> List[Dict[str, object]]:
+    """Annotation counts per split, subset and hand type, one row per (split, subset).
+
+    Without ``human_annot_ids`` (v1.0 ships only 'all') the subset is 'all'; with it (a file of human-annotated ids,
+    one per line) the rows are 'human' (H) and 'machine' (M). Annotation ids are per split, so the path may contain
+    ``{split}`` (e.g. InterWild's ``aid_human_annot_{split}.txt``); a split whose file does not exist keeps one
+    'all' row. Columns: split, subset, right, left, interacting, total, valid_joints (mean valid joints per
+    annotation).
+    """
+    splits = list(splits) if splits is not None else available_splits(data_root)
+    if not splits:
+        raise FileNotFoundError(f"no InterHand2.6M annotation files under {Path(data_root) / 'annotations'}")
+    per_split = human_annot_ids is not None and "{split}" in str(human_annot_ids)
+    human = read_id_list(human_annot_ids) if human_annot_ids and not per_split else None
+    rows = []
+    for split in splits:
+        index = load_split_index(data_root, split)
+        codes = np.asarray(index["hand_type"])
+        nvalid = np.asarray(index["joint_valid"]).sum(axis=1)
+        masks = {"all": np.ones(len(codes), bool)}
+        ids = human
+        if per_split:
+            path = Path(str(human_annot_ids).replace("{split}", split))
+            ids = read_id_list(path) if path.is_file() else None
+        if ids is not None:
+            is_h = np.isin(np.asarray(index["ann_id"]), ids)
+            masks = {"human": is_h, "machine": ~is_h}
+        for subset, m in masks.items():
+            counts = np.bincount(codes[m], minlength=len(HAND_TYPES))
+            rows.append({"split": split, "subset": subset,
+                         **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
+                         "total": int(m.sum()),
+                         "valid_joints": float(nvalid[m].mean()) if m.any() else float("nan")})
+    return rows
+
+
+def joint_validity(index: AnnotationIndex) -> Dict[str, np.ndarray]:
+    """Fraction of annotations in which each of the 42 joints is valid, overall and per hand type.
+    Returns ``{'all': (42,), 'right': (42,), 'left': (42,), 'interacting': (42,)}`` (NaN where a type is absent)."""
+    valid = np.asarray(index["joint_valid"], dtype=np.float64)
+    codes = np.asarray(index["hand_type"])
+    out = {"all": valid.mean(axis=0) if len(valid) else np.full(valid.shape[1], np.nan)}
+    for k, name in enumerate(HAND_TYPES):
+        m = codes == k
+        out[name] = valid[m].mean(axis=0) if m.any() else np.full(valid.shape[1], np.nan)
+    return out
+
+
+def bbox_stats(index: AnnotationIndex) -> Dict[str, np.ndarray]:
+    """Per-annotation box measurements: ``w``, ``h`` (px), ``aspect`` (w / h), ``rel_size`` (sqrt of the box area
+    over the image area), ``center_x``/``center_y`` (box centre over image width/height), ``outside`` (fraction
+    of the box outside the image), and ``hand_type`` codes."""
+    box = np.asarray(index["bbox"], dtype=np.float64)
+    width = np.asarray(index["width"], dtype=np.float64)
+    height = np.asarray(index["height"], dtype=np.float64)
+    w, h = box[:, 2], box[:, 3]
+    inside_w = np.clip(np.minimum(box[:, 0] + w, width) - np.maximum(box[:, 0], 0), 0, None)
+    inside_h = np.clip(np.minimum(box[:, 1] + h, height) - np.maximum(box[:, 1], 0), 0, None)
+    area = np.maximum(w * h, 1e-9)
+    return {
+        "w": w, "h": h, "aspect": w / np.maximum(h, 1e-9),
+        "rel_size": np.sqrt(area / (width * height)),
+        "center_x": (box[:, 0] + w / 2) / width, "center_y": (box[:, 1] + h / 2) / height,
+        "outside": 1.0 - inside_w * inside_h / area,
+        "hand_type": np.asarray(index["hand_type"]),
+    }
+
+
+def summarize(values: Dict[str, np.ndarray], keys: Sequence[str] = ("w", "h", "aspect", "rel_size", "outside"),
+              ) -> List[Dict[str, object]]:
+    """Rows of count / mean / min / median / max for some entries of :func:`bbox_stats`."""
+    rows = []
+    for k in keys:
+        v = np.asarray(values[k], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if len(v) == 0:
+            rows.append({"quantity": k, "count": 0})
+            continue
+        rows.append({"quantity": k, "count": int(len(v)), "mean": float(v.mean()), "min": float(v.min()),
+                     "median": float(np.median(v)), "max": float(v.max())})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ cameras
+def camera_rig(data_root: Union[str, Path], split: str, capture: Optional[int] = None) -> Dict[str, object]:
+    """Cameras of one capture of ``split``, read from its camera JSON: ``capture`` (int), ``names`` (list of str),
+    ``campos`` (C, 3) world mm, ``camrot`` (C, 3, 3), ``focal`` (C, 2), ``princpt`` (C, 2). The first capture in the
+    file when ``capture`` is None."""
+    sources, _ = resolve_sources(Path(data_root), split)
+    cams = read_json(sources.camera_json, "camera file")
+    if not isinstance(cams, dict) or not cams:
+        raise DataFileError(f"{sources.camera_json}: expected an object of captures, got {type(cams).__name__}")
+    keys = sorted(cams, key=lambda k: (len(k), k))
+    key = keys[0] if capture is None else str(int(capture))
+    if key not in cams:
+        raise KeyError(f"capture {capture} is not in {sources.camera_json} (captures: {', '.join(keys)})")
+    entry = cams[key]
+    try:
+        names = sorted(entry["campos"], key=lambda k: (len(k), k))
+        out = {f: np.array([entry[f][n] for n in names], dtype=np.float64)
+               for f in ("campos", "camrot", "focal", "princpt")}
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataFileError(f"{sources.camera_json}: capture {key} is malformed ({type(e).__name__}: {e})") from None
+    return {"capture": int(key), "names": names, **out}
+
+
+def hands_world(index: AnnotationIndex, row: int, campos: np.ndarray, camrot: np.ndarray) -> np.ndarray:
+    """World coordinates (42, 3) of annotation ``row`` from its camera coordinates: X_world = R^T X_cam + campos."""
+    cam = np.asarray(index["joint_cam"][row], dtype=np.float64)
+    return cam @ np.asarray(camrot, dtype=np.float64) + np.asarray(campos, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def counts_figure(rows: List[Dict[str, object]], title: str = "annotations per split and hand type") -> Figure:
+    """Grouped bars of :func:`count_table` rows (matplotlib, no pyplot)."""
+    fig = Figure(figsize=(7, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    labels = [f"{r['split']}\n({r['subset']})" for r in rows]
+    x = np.arange(len(rows))
+    width = 0.27
+    for k, name in enumerate(HAND_TYPES):
+        ax.bar(x + (k - 1) * width, [r[name] for r in rows], width, label=name)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("annotations")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def validity_figure(validity: Dict[str, np.ndarray], skeleton: Skeleton = INTERHAND) -> Figure:
+    """Per-joint valid fraction, one line per hand type (matplotlib)."""
+    fig = Figure(figsize=(10, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for name in ("all",) + HAND_TYPES:
+        ax.plot(np.arange(skeleton.joint_num), validity[name], marker="o", markersize=3, label=name)
+    ax.set_xticks(np.arange(skeleton.joint_num), skeleton.names, rotation=90, fontsize=6)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("fraction valid")
+    ax.set_title("joint validity per joint", fontsize=10)
+    ax.legend(fontsize=8, ncol=4)
+    fig.tight_layout()
+    return fig
+
+
+def bbox_figure(stats: Dict[str, np.ndarray]) -> Figure:
+    """Histograms of box size, aspect ratio and centre (matplotlib)."""
+    fig = Figure(figsize=(10, 2.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    for k, name in enumerate(HAND_TYPES):
+        m = stats["hand_type"] == k
+        if m.any():
+            axes[0].hist(stats["rel_size"][m], bins=20, alpha=0.6, label=name)
+            axes[1].hist(stats["aspect"][m], bins=20, alpha=0.6, label=name)
+    axes[0].set_xlabel("box size / image size")
+    axes[1].set_xlabel("box aspect (w / h)")
+    axes[0].legend(fontsize=7)
+    axes[2].scatter(stats["center_x"], stats["center_y"], s=4, alpha=0.5)
+    axes[2].set_xlim(0, 1)
+    axes[2].set_ylim(1, 0)
+    axes[2].set_xlabel("box centre x / W")
+    axes[2].set_ylabel("y / H")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+def mean_root_relative_pose(gt: Dict[str, np.ndarray], skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """(42, 3) mean root-relative camera coordinates (mm) of each hand over the samples where the joint and its
+    root are valid (zero where never valid). ``gt`` as from ``dataset.eval_targets()``."""
+    cam = np.asarray(gt["joint_cam"], dtype=np.float64)
+    valid = np.asarray(gt["joint_valid"]) > 0
+    mean = np.zeros((skeleton.joint_num, 3))
+    for hand in ("right", "left"):
+        jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
+        ok = valid[:, jt] & valid[:, root:root + 1]
+        rel = cam[:, jt] - cam[:, root:root + 1]
+        cnt = ok.sum(axis=0)
+        mean[jt] = np.where(cnt[:, None] > 0, np.where(ok[..., None], rel, 0).sum(0) / np.maximum(cnt, 1)[:, None], 0)
+    return mean
+
+
+def mean_pose_predictions(
+    train_gt: Dict[str, np.ndarray], test_gt: Dict[str, np.ndarray], cfg: Config, skeleton: Skeleton = INTERHAND,
+) -> Dict[str, np.ndarray]:
+    """Heatmap-space predictions (the evaluation's input format) of the mean-pose predictor.
+
+    Each test hand is the training set's mean root-relative pose placed at the GT root's pixel position and the
+    evaluation's root depth (``abs_depth``): after the official back-projection and root alignment its error is
+    exactly |mean pose - GT pose| per joint. Relative root depth: the training mean over interacting samples with both
+    roots valid; hand type: the training frequency of each hand being present.
+    """
+    mean = mean_root_relative_pose(train_gt, skeleton)
+    cam = np.asarray(test_gt["joint_cam"], dtype=np.float64)
+    focal = np.asarray(test_gt["focal"], dtype=np.float64)
+    princpt = np.asarray(test_gt["princpt"], dtype=np.float64)
+    abs_depth = np.asarray(test_gt["abs_depth"], dtype=np.float64).reshape(len(cam), -1)
+    if abs_depth.shape[1] == 1:
+        abs_depth = np.repeat(abs_depth, 2, axis=1)
+    inv_trans = np.asarray(test_gt["inv_trans"], dtype=np.float64)
+    n = len(cam)
+    pred_cam = np.zeros((n, skeleton.joint_num, 3))
+    for h, hand in enumerate(("right", "left")):
+        jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
+        z_root = abs_depth[:, h]
+        z_gt = cam[:, root, 2]
+        # the GT root's pixel; a hand without a valid root is masked in the evaluation, any finite place will do
+        usable = np.isfinite(cam[:, root]).all(axis=1) & (np.abs(z_gt) > 1e-6)
+        uv = np.where(usable[:, None], cam[:, root, :2] / np.where(usable, z_gt, 1.0)[:, None], 0.0)
+        root_cam = np.concatenate([uv * z_root[:, None], z_root[:, None]], axis=1)
+        pred_cam[:, jt] = root_cam[:, None, :] + mean[jt][None]
+    # camera -> pixels -> crop pixels -> heatmap; z -> root-relative bins
+    z = pred_cam[..., 2]
+    safe_z = np.where(np.abs(z) > 1e-6, z, 1e-6)
+    uv = pred_cam[..., :2] / safe_z[..., None] * focal[:, None] + princpt[:, None]
+    full = np.concatenate([inv_trans, np.tile(np.array([[[0.0, 0.0, 1.0]]]), (n, 1, 1))], axis=1)
+    trans = np.linalg.inv(full)[:, :2]  # image -> crop
+    crop = np.einsum("nij,nkj->nki", trans[:, :, :2], uv) + trans[:, None, :, 2]
+    depth, hm_h, hm_w = (int(v) for v in cfg.output_hm_shape)
+    in_h, in_w = (int(v) for v in cfg.input_img_shape)
+    coord = np.zeros((n, skeleton.joint_num, 3))
+    coord[..., 0] = crop[..., 0] * hm_w / in_w
+    coord[..., 1] = crop[..., 1] * hm_h / in_h
+    z_rel = mean[:, 2][None].repeat(n, 0)
+    coord[..., 2] = (z_rel / (cfg.bbox_3d_size / 2) + 1) / 2 * depth
+
+    # relative root depth and hand type from the training set
+    train_cam = np.asarray(train_gt["joint_cam"], dtype=np.float64)
+    train_valid = np.asarray(train_gt["joint_valid"]) > 0
+    train_types = np.asarray(train_gt["hand_type"])
+    r, l = skeleton.root_idx["right"], skeleton.root_idx["left"]
+    inter = (train_types == "interacting") & train_valid[:, r] & train_valid[:, l]
+    rel_mm = float(np.mean(train_cam[inter, l, 2] - train_cam[inter, r, 2])) if inter.any() else 0.0
+    rel_bin = (rel_mm / (cfg.bbox_3d_size_root / 2) + 1) / 2 * cfg.output_root_hm_shape
+    present = np.array([np.mean(np.isin(train_types, ("right", "interacting"))),
+                        np.mean(np.isin(train_types, ("left", "interacting")))]) if len(train_types) else np.full(2, .5)
+    return {"joint_coord": coord, "rel_root_depth": np.full(n, rel_bin), "hand_type": np.tile(present, (n, 1))}
+
+
+def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None) -> EvalResult:
+    """The official-protocol metrics of always predicting the training set's mean root-relative pose per hand.
+
+    ``train_set``, ``test_set``: data sets with ``eval_targets()`` (e.g. :class:`internet.data.InterHand26M`);
+    the test set's config gives the heatmap/crop constants and its ``trans_test`` the root depths."""
+    for name, ds in (("train_set", train_set), ("test_set", test_set)):
+        if not hasattr(ds, "eval_targets"):
+            raise TypeError(f"{name} must have eval_targets() (an InterHand26M data set), got {type(ds).__name__}")
+    skeleton = skeleton or getattr(test_set, "skeleton", INTERHAND)
+    cfg = getattr(test_set, "cfg", None) or Config()
+    test_gt = test_set.eval_targets()
+    pred = mean_pose_predictions(train_set.eval_targets(), test_gt, cfg, skeleton)
+    return evaluate_interhand(pred, test_gt, skeleton=skeleton, cfg=cfg)
+
+
+# ------------------------------------------------------------------------------------------------ per sample
+def gt_joint_img(gt: Dict[str, np.ndarray]) -> np.ndarray:
+    """(N, 42, 2) pixel coordinates of the GT joints (projection of ``joint_cam`` with focal/princpt)."""
+    cam = np.asarray(gt["joint_cam"], dtype=np.float64)
+    z = cam[..., 2:3]
+    z = np.where(np.abs(z) > 1e-8, z, 1e-8)
+    return cam[..., :2] / z * np.asarray(gt["focal"], dtype=np.float64)[:, None] + \
+        np.asarray(gt["princpt"], dtype=np.float64)[:, None]
+
+
+def per_sample_mpjpe(pred: Dict[str, np.ndarray], gt: Dict[str, np.ndarray], cfg: Config,
+                     skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """(N,) mean root-aligned joint error (mm) of each sample over its valid joints, wrists included as in the
+    official averages (NaN for a sample without valid joints). ``pred`` in heatmap space (``joint_coord``); ``gt``
+    from ``eval_targets()``, rows matching ``pred`` (select them with ``pred['index']`` first if needed)."""
+    from internet.decode import to_camera
+
+    coord = np.asarray(pred["joint_coord"], dtype=np.float64)
+    cam = to_camera(coord, None, gt["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"], cfg, skeleton)
+    root_of = np.empty(skeleton.joint_num, dtype=np.int64)
+    for h in ("right", "left"):
+        root_of[skeleton.joint_type[h]] = skeleton.root_idx[h]
+    gt_cam = np.asarray(gt["joint_cam"], dtype=np.float64)
+    err = np.linalg.norm((cam - cam[:, root_of]) - (gt_cam - gt_cam[:, root_of]), axis=-1)
+    valid = np.asarray(gt["joint_valid"]) > 0
+    cnt = valid.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.where(cnt > 0, np.where(valid, err, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+
+
+def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """The entries of an ``eval_targets()`` dict at ``rows``."""
+    rows = np.asarray(rows)
+    return {k: np.asarray(v)[rows] for k, v in gt.items()}
+
+
+def per_joint_figure(result: EvalResult, title: str = "per-joint MPJPE (official protocol)") -> Figure:
+    """Bars of the per-joint MPJPE of an EvalResult for the single-hand and interacting subsets (matplotlib)."""
+    fig = Figure(figsize=(11, 3.4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    names = list(next(iter(result.per_joint.values())).keys()) if result.per_joint else []
+    x = np.arange(len(names))
+    for k, subset in enumerate(("single", "interacting")):
+        vals = [np.nan if result.per_joint.get(subset, {}).get(n) is None else result.per_joint[subset][n]
+                for n in names]
+        ax.bar(x + (k - 0.5) * 0.4, vals, 0.4, label=subset)
+    ax.set_xticks(x, names, rotation=90, fontsize=6)
+    ax.set_ylabel("MPJPE (mm)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

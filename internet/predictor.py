@@ -1,0 +1,248 @@
+"""Run a trained InterNet on any RGB image with a hand box: 2D joints in image pixels and root-relative 3D hands.
+
+The steps are the official demo's (``demo/demo.py``), without its GPU-only calls: process the box (square, x1.25),
+crop with the affine transform, forward, hard-argmax decode, then map x, y back to the image with the inverse affine.
+
+Depth. The network predicts each joint's depth relative to its hand's root (in mm) and the left-minus-right root
+depth; it does not know the camera. To draw hands in 3D we need an absolute root depth and intrinsics, so we guess:
+
+- principal point: the image centre; focal length: ``DEFAULT_FOCAL_PER_PX * max(W, H)`` (InterHand2.6M's released
+  cameras: fx ~ 1261 px for 512-px images), unless ``focal`` is given;
+- root depth: RootNet's rule (Moon et al., ICCV 2019), ``Z = sqrt(fx * fy * A_real / A_img)`` with A_img the area of
+  the processed box in pixels and A_real = ``box_mm``**2 (300 x 300 mm, the hand setting of RootNet, official issue
+  #36). The right hand is placed at Z; when both hands are present the left root is Z + the predicted relative depth.
+
+X and Y of root-relative joints scale with Z / f, i.e. with ``box_mm`` / box size, so the focal guess only changes the
+(small) perspective effect; the root-relative shape is meaningful, its absolute scale is the box guess.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from internet.checkpoint import load_network_state
+from internet.config import Config
+from internet.data.io import read_image
+from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, rel_root_depth_to_mm
+from internet.device import choose_device
+from internet.geometry import generate_patch_image, process_bbox
+from internet.model import InterNet
+from internet.skeleton import INTERHAND, Skeleton
+
+DEFAULT_FOCAL_PER_PX = 1261.6 / 512.0
+"""Focal length guess per pixel of the image's longer side (InterHand2.6M's released cameras)."""
+DEFAULT_BOX_MM = 300.0
+"""Real-world side of the processed hand box assumed for the root-depth guess (RootNet's hand setting)."""
+
+
+def load_rgb(path: Union[str, Path]) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3); errors name the file (missing, empty, truncated, undecodable)."""
+    return np.clip(np.rint(read_image(path)), 0, 255).astype(np.uint8)
+
+
+def check_box(bbox: Any, width: int, height: int, name: str = "bbox") -> np.ndarray:
+    """``bbox`` as a float64 [x, y, w, h] that has a positive size and overlaps the width x height image."""
+    try:
+        box = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        box = None
+    if box is None or box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f"{name}={bbox!r}: expected [x, y, w, h], four finite numbers in pixels")
+    if box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f"{name}={box.tolist()}: width and height must be > 0")
+    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        raise ValueError(f"{name}={box.tolist()} lies entirely outside the {width}x{height} (WxH) image")
+    return box
+
+
+class Predictor:
+    """Batch-1 inference of InterNet on one image and one hand box (CPU friendly).
+
+    ``Predictor(model_or_checkpoint, cfg, device).predict(image, bbox)``; see :meth:`predict` for the outputs.
+    """
+
+    def __init__(
+        self,
+        model_or_checkpoint: Union[nn.Module, str, Path],
+        cfg: Optional[Config] = None,
+        device: Optional[str] = None,
+        skeleton: Skeleton = INTERHAND,
+    ) -> None:
+        """model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
+        ``snapshot_N.pth.tar``; the model is built from ``cfg``, so its backbone and shapes must match);
+        cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...),
+        default ``Config()`` (the paper's); device: 'cpu', 'cuda', 'auto' (default: cfg.device)."""
+        self.cfg = cfg if cfg is not None else Config()
+        if not isinstance(self.cfg, Config):
+            raise TypeError(f"cfg must be an internet.Config, got {type(self.cfg).__name__}")
+        self.device = choose_device(device if device is not None else self.cfg.device)
+        self.skeleton = skeleton
+        if isinstance(model_or_checkpoint, nn.Module):
+            model = model_or_checkpoint
+            self.checkpoint = None
+        elif isinstance(model_or_checkpoint, (str, Path)):
+            path = Path(model_or_checkpoint)
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint not found: {path}")
+            model = InterNet.from_config(self.cfg)
+            load_network_state(model, path, strict=True)
+            self.checkpoint = path
+        else:
+            raise TypeError("model_or_checkpoint must be an nn.Module or a checkpoint path, got "
+                            f"{type(model_or_checkpoint).__name__}")
+        self.model = model.to(self.device).eval()
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def crop(self, image: np.ndarray, bbox: Sequence[float]):
+        """(processed box, float32 crop (h, w, 3) in [0, 255], inv_trans (2, 3) crop -> image)."""
+        in_h, in_w = (int(v) for v in self.cfg.input_img_shape)
+        box = process_bbox(bbox, aspect_ratio=in_w / in_h)
+        patch, _, inv_trans = generate_patch_image(image.astype(np.float32), box, False, 1.0, 0.0, (in_h, in_w))
+        return box, patch, inv_trans
+
+    @torch.inference_mode()
+    def forward(self, patch: np.ndarray) -> Dict[str, torch.Tensor]:
+        """Network outputs for one crop (float32 (h, w, 3) in [0, 255]); flip test averaged in when cfg.flip_test."""
+        x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)) / 255.0).float()[None].to(self.device)
+        out = self.model(x)
+        if self.cfg.flip_test:
+            flipped = self.model(x.flip(-1))
+            merged = merge_flip(out, flipped, self.skeleton, hm_width=int(self.cfg.output_hm_shape[2]),
+                                input_width=int(self.cfg.input_img_shape[1]), flipped_by="tensor",
+                                output_root_hm_shape=self.cfg.output_root_hm_shape)
+            out = {**out, **merged}
+        return {k: v.float().cpu() for k, v in out.items()}
+
+    def predict(
+        self,
+        image: Union[np.ndarray, str, Path],
+        bbox: Sequence[float],
+        focal: Optional[Sequence[float]] = None,
+        princpt: Optional[Sequence[float]] = None,
+        box_mm: float = DEFAULT_BOX_MM,
+    ) -> Dict[str, Any]:
+        """Predict both hands in ``image`` (uint8 RGB (H, W, 3), or an image path) inside ``bbox`` [x, y, w, h] px.
+
+        Returns a dict:
+        ``joint_img`` (42, 2) image pixels; ``joint_cam_rel`` (42, 3) mm, each hand relative to its own root;
+        ``joint_cam`` (42, 3) mm in the guessed camera (see the module docstring); ``rel_root_depth_mm`` (float,
+        left minus right root depth); ``hand_type`` (2,) [right, left] probabilities; ``hands_present`` (2,) bool
+        (probability > 0.5); ``joint_coord_hm`` (42, 3) heatmap-space output; ``bbox`` (4,) processed crop box;
+        ``crop`` the network input as uint8; ``inv_trans`` (2, 3); ``focal``, ``princpt`` (2,) and
+        ``root_depth_mm`` (2,) [right, left]: the guesses used for ``joint_cam``.
+        """
+        if isinstance(image, (str, Path)):
+            image = load_rgb(image)
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+            raise ValueError(f"image must be RGB of shape (H, W, 3), got shape {img.shape}")
+        if img.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 (0-255), got dtype {img.dtype}")
+        height, width = img.shape[:2]
+        box_in = check_box(bbox, width, height)
+        if not (isinstance(box_mm, (int, float)) and box_mm > 0):
+            raise ValueError(f"box_mm must be a positive number of millimetres, got {box_mm!r}")
+        f = self._pair(focal, "focal", DEFAULT_FOCAL_PER_PX * max(width, height))
+        c = self._pair(princpt, "princpt", None, default_pair=(width / 2.0, height / 2.0))
+        if np.any(f <= 0):
+            raise ValueError(f"focal must be positive, got {f.tolist()}")
+
+        box, patch, inv_trans = self.crop(img, box_in)
+        out = self.forward(patch)
+        coord = decode_heatmaps(out["joint_heatmap"], subvoxel=self.cfg.subvoxel)[0].numpy().astype(np.float64)
+        uvz = heatmap_to_image(coord[None], inv_trans[None], self.cfg)[0]
+        rel_root_mm = float(rel_root_depth_to_mm(out["rel_root_depth"], self.cfg)[0])
+        hand_type = out["hand_type"][0].numpy().astype(np.float64)
+        present = hand_type > 0.5
+
+        # RootNet-style depth guess for the right root; the left root follows the predicted relative depth only
+        # when both hands are there (the root head is trained on interacting samples only).
+        z_right = float(np.sqrt(f[0] * f[1] * box_mm ** 2 / (float(box[2]) * float(box[3]))))
+        z_left = z_right + rel_root_mm if present.all() else z_right
+        right, left = self.skeleton.joint_type["right"], self.skeleton.joint_type["left"]
+        z = uvz[:, 2].copy()
+        z[right] += z_right
+        z[left] += z_left
+        joint_cam = np.stack([(uvz[:, 0] - c[0]) / f[0] * z, (uvz[:, 1] - c[1]) / f[1] * z, z], axis=1)
+        joint_cam_rel = joint_cam.copy()
+        for hand, idx in (("right", right), ("left", left)):
+            joint_cam_rel[idx] -= joint_cam[self.skeleton.root_idx[hand]]
+        return {
+            "joint_img": uvz[:, :2],
+            "joint_cam_rel": joint_cam_rel,
+            "joint_cam": joint_cam,
+            "rel_root_depth_mm": rel_root_mm,
+            "hand_type": hand_type,
+            "hands_present": present,
+            "joint_coord_hm": coord,
+            "bbox": np.asarray(box, dtype=np.float64),
+            "crop": np.clip(np.rint(patch), 0, 255).astype(np.uint8),
+            "inv_trans": np.asarray(inv_trans, dtype=np.float64),
+            "focal": f,
+            "princpt": c,
+            "root_depth_mm": np.array([z_right, z_left]),
+        }
+
+    @staticmethod
+    def _pair(value: Optional[Sequence[float]], name: str, default: Optional[float],
+              default_pair: Optional[Sequence[float]] = None) -> np.ndarray:
+        if value is None:
+            return np.array(default_pair if default_pair is not None else (default, default), dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected two finite numbers (x, y)") from None
+        if arr.shape == (1,):
+            arr = np.repeat(arr, 2)
+        if arr.shape != (2,) or not np.isfinite(arr).all():
+            raise ValueError(f"{name}={value!r}: expected two finite numbers (x, y)")
+        return arr
+
+
+@torch.inference_mode()
+def predict_dataset(
+    model: nn.Module, dataset, indices: Optional[Sequence[int]] = None, cfg: Optional[Config] = None,
+    device: Optional[str] = None, batch_size: int = 16,
+) -> Dict[str, np.ndarray]:
+    """Run ``model`` on test-mode samples of ``dataset`` (its own crops, GT or RootNet box) and decode officially.
+
+    Returns ``index`` (N,), ``joint_coord`` (N, 42, 3) heatmap space, ``rel_root_depth`` (N,) bins, ``hand_type``
+    (N, 2) probabilities, ``pred_img`` (N, 42, 2) image pixels and ``pred_cam`` (N, 42, 3) camera mm, placed with the
+    evaluation's root depths (``abs_depth`` of ``dataset.eval_targets()``), as the official evaluation does."""
+    from internet.decode import to_camera
+
+    cfg = cfg or getattr(dataset, "cfg", None) or Config()
+    dev = choose_device(device if device is not None else cfg.device)
+    n = len(dataset)
+    idx = np.arange(n) if indices is None else np.asarray(list(indices), dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = model.training
+    model = model.to(dev).eval()
+    coords, roots, hands, inv = [], [], [], []
+    for s in range(0, len(idx), batch_size):
+        samples = [dataset[int(i)] for i in idx[s:s + batch_size]]
+        img = torch.from_numpy(np.stack([np.asarray(x["img"], dtype=np.float32) for x in samples])).to(dev)
+        out = {k: v.float() for k, v in model(img).items()}
+        coords.append(decode_heatmaps(out["joint_heatmap"], subvoxel=cfg.subvoxel).cpu().numpy())
+        roots.append(out["rel_root_depth"].reshape(-1).cpu().numpy())
+        hands.append(out["hand_type"].cpu().numpy())
+        inv.append(np.stack([np.asarray(x["inv_trans"]) for x in samples]))
+    model.train(was_training)
+    depth, hm_h, hm_w = (int(v) for v in cfg.output_hm_shape)
+    if not coords:
+        return {"index": idx, "joint_coord": np.zeros((0, 42, 3)), "rel_root_depth": np.zeros(0),
+                "hand_type": np.zeros((0, 2)), "pred_img": np.zeros((0, 42, 2)), "pred_cam": np.zeros((0, 42, 3))}
+    coord = np.concatenate(coords).astype(np.float64)
+    inv_trans = np.concatenate(inv).astype(np.float64)
+    gt = dataset.eval_targets()
+    uvz = heatmap_to_image(coord, inv_trans, cfg)
+    cam = to_camera(coord, None, inv_trans, gt["focal"][idx], gt["princpt"][idx], gt["abs_depth"][idx], cfg)
+    return {"index": idx, "joint_coord": coord, "rel_root_depth": np.concatenate(roots),
+            "hand_type": np.concatenate(hands), "pred_img": uvz[..., :2], "pred_cam": cam}

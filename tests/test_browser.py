@@ -1,0 +1,196 @@
+"""04_visualize_3d.ipynb in a real browser: JupyterLab on localhost, headless Chromium driven by Playwright.
+
+Runs all cells through the Run menu, waits for the plotly 3D figures and the widgets to render, clicks the sample
+browser's "next" button, checks that the 3D figure's data changed, and saves a screenshot. Skipped where no Chromium
+is installed (``make test`` installs it through the Makefile's ``browser`` target).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import nbformat
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAB_CONFIG = {  # no outside traffic, no stored layout: a clean, offline JupyterLab
+    "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+               "extension_manager": "readonly"},
+}
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def lab(tmp_path, tiny_data, trained_checkpoint):
+    """A JupyterLab server whose root holds 04_visualize_3d.ipynb with tiny parameters injected."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium; `make test` tries)")
+    pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    root = tmp_path / "lab"
+    root.mkdir()
+    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / "04_visualize_3d.ipynb")), {
+        "data_root": str(tiny_data), "output_dir": str(tmp_path / "output"), "checkpoint": str(trained_checkpoint),
+        "png_export": "matplotlib", "n_browse": 4, "export": False,
+    })
+    nbformat.write(nb, str(root / "04_visualize_3d.ipynb"))
+    config_dir = tmp_path / "jupyter_config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
+    settings = tmp_path / "lab_settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)  # no "get Jupyter news?" toast over the page
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
+                                                                           "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"), "IPYTHONDIR": str(tmp_path / "ipython"),
+           "JUPYTER_PLATFORM_DIRS": "1"}
+    port = _free_port()
+    log = tmp_path / "jupyterlab.log"
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
+           f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "w") as log_file:
+        # its own process group, so the server and the kernel it starts are stopped together
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/api/status", proc, log)
+        yield {"url": f"http://127.0.0.1:{port}", "root": root, "log": log, "out": tmp_path}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+# x/y/z (typed arrays or lists) and meta of every trace of the first plotly plot matching a selector, read from
+# plotly's graph div (``gd.data``)
+_PLOT_DATA_JS = """(sel) => {
+    const el = document.querySelector(sel);
+    if (!el || !el.data) return null;
+    const arr = (v) => v == null ? [] : Array.from(v);
+    return el.data.map(t => ({x: arr(t.x), y: arr(t.y), z: arr(t.z), meta: t.meta || null, name: t.name || null}));
+}"""
+
+
+def _plot_data(page, selector: str):
+    return page.evaluate(_PLOT_DATA_JS, selector)
+
+
+def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    # the sample browser's figure: a plotly FigureWidget in the widget box, or a figure in an Output widget
+    browser_plot = ".jupyter-widgets .js-plotly-plot, .widget-output .js-plotly-plot"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{lab['url']}/lab/tree/04_visualize_3d.ipynb")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+            # the kernel must be connected before "Run All" (the menu entry does nothing before)
+            page.wait_for_function("() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')"
+                                   "?.textContent || '')", timeout=120_000)
+            for _ in range(3):
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+                try:  # started: some prompt shows [*] or a number
+                    page.wait_for_function("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                                           ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=20_000)
+                    break
+                except Exception:
+                    page.keyboard.press("Escape")
+            # every code cell executed (no "[*]" left, every prompt numbered)
+            try:
+                page.wait_for_function("""() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""", timeout=180_000)
+            except Exception:
+                failed = lab["out"] / "failed.png"
+                page.screenshot(path=str(failed), full_page=True)
+                prompts = page.evaluate("() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                                        ".map(p => p.textContent)")
+                pytest.fail(f"the cells did not all run (prompts {prompts}); screenshot {failed}; JupyterLab log:\n"
+                            f"{lab['log'].read_text()[-4000:]}")
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+            assert not tracebacks, tracebacks[0][:2000]
+            # plotly 3D figures (WebGL scenes) and the widgets are rendered
+            page.wait_for_selector(".js-plotly-plot .gl-container canvas", state="attached")
+            assert page.locator(".js-plotly-plot").count() >= 3  # camera space, root-aligned, the browser's
+            page.wait_for_selector(".jupyter-widgets .widget-slider", state="visible")
+            page.wait_for_selector(browser_plot, state="attached")
+            title = page.locator(".jupyter-widgets .widget-html-content b").first
+            before_title = title.inner_text()
+            before = _plot_data(page, browser_plot)
+            before_sig = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
+            assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
+
+            page.locator(".jupyter-widgets button:has-text('next')").first.click()
+            page.wait_for_function("(old) => { const t = document.querySelector("
+                                   "'.jupyter-widgets .widget-html-content b'); return t && t.textContent !== old; }",
+                                   arg=before_title)
+            page.wait_for_function(f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old",
+                                   arg=[browser_plot, before_sig])
+            after = _plot_data(page, browser_plot)
+            assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
+            assert "#1" in title.inner_text() and "#0" in before_title
+            readout = page.locator(".jupyter-widgets .widget-readout").first.inner_text()
+            assert readout.strip() == "1"
+
+            shot = lab["out"] / "vis" / "browser_04_visualize_3d.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.locator(".jupyter-widgets .widget-slider").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+            plot_shot = lab["out"] / "vis" / "browser_04_plot.png"
+            page.locator(browser_plot).first.screenshot(path=str(plot_shot))
+        finally:
+            browser.close()
+    for path, min_side in ((shot, 600), (plot_shot, 200)):
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert min(img.shape[:2]) >= min_side
+        assert img.std() > 10 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50, f"{path} looks blank"

@@ -1,0 +1,481 @@
+"""The notebook suite: structure, the helpers notebooks call (internet.notebook, internet.explore), every notebook
+executed with papermill on tiny parameters (through one quick `internet.demo` run plus separate runs of 02 and 05),
+clear parameter errors, and an interrupted training run that resumes from its last checkpoint."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import nbformat
+import numpy as np
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from internet.config import Config
+from internet.notebook import (ParameterError, archive_previous_run, check_bbox, check_param, params_to_config,
+                               project_root, resolve_checkpoint, training_curves_figure, zoom_to_box)
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "05_your_image")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _outputs(nb):
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            yield from cell.get("outputs", [])
+
+
+def _text(nb) -> str:
+    """Everything a reader sees as text: streams, text/plain and text/html data, errors."""
+    parts = []
+    for out in _outputs(nb):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append(f"{out.ename}: {out.evalue}")
+        else:
+            data = out.get("data", {})
+            parts += [data.get("text/plain", ""), data.get("text/html", "")]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def _mime_count(nb, mime: str) -> int:
+    return sum(mime in out.get("data", {}) for out in _outputs(nb))
+
+
+def _errors(nb):
+    return [out for out in _outputs(nb) if out.output_type == "error"]
+
+
+def _check_png(path: Path, min_side: int = 100) -> np.ndarray:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and min(img.shape[:2]) >= min_side, f"{path}: {None if img is None else img.shape}"
+    assert img.std() > 5, f"{path} is (nearly) a single colour"
+    return img
+
+
+# ------------------------------------------------------------------------------------------------ structure
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_clean_with_one_parameters_cell(name):
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], "exactly one parameters cell, the first code cell"
+    assert all(c.outputs == [] and c.execution_count is None for c in code), "committed without outputs"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    params = papermill.inspect_notebook(str(path))
+    assert "output_dir" in params
+    assert nb.cells[0].cell_type == "markdown"
+
+
+def test_train_notebook_exposes_the_training_parameters():
+    params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train.ipynb"))
+    for name in ("data_root", "epochs", "batch_size", "backbone", "lr", "lr_schedule", "device", "num_gpus",
+                 "resume", "max_iters_per_epoch", "preset", "ckpt_every_iters", "output_dir"):
+        assert name in params, name
+    assert params["preset"]["default"] == '"cpu"'
+
+
+# ------------------------------------------------------------------------------------------------ internet.notebook
+def test_params_to_config_maps_notebook_names_and_presets():
+    cfg = params_to_config(dict(epochs=3, batch_size=5, backbone="resnet34", lr=2e-4, lr_schedule=[1, 2],
+                                resume=True, device=None, data_root="data/x", max_iters_per_epoch=None))
+    assert (cfg.end_epoch, cfg.train_batch_size, cfg.resnet_type, cfg.lr) == (3, 5, 34, 2e-4)
+    assert tuple(cfg.lr_dec_epoch) == (1, 2) and cfg.continue_train is True
+    assert cfg.device == Config.cpu_demo().device  # None keeps the preset's value
+    assert Path(cfg.data_root) == project_root() / "data" / "x"  # relative paths from the repository root
+    paper = params_to_config({"preset": "paper", "epochs": None})
+    assert (paper.resnet_type, paper.end_epoch, tuple(paper.input_img_shape)) == (50, 20, (256, 256))
+    assert params_to_config({"backbone": 18}, preset="paper").resnet_type == 18
+
+
+@pytest.mark.parametrize("params, words", [
+    (dict(epochs="three"), ["epochs", "end_epoch", "expected an integer"]),
+    (dict(lr="fast"), ["lr", "expected a number"]),
+    (dict(resume="yes"), ["resume", "true/false"]),
+    (dict(backbone="vgg16"), ["backbone", "resnet18"]),
+    (dict(backbone="resnet19"), ["resnet_type", "must be one of"]),
+    (dict(preset="gpu"), ["preset", "'cpu'"]),
+    (dict(epochs=0), ["end_epoch", ">= 1"]),
+    (dict(no_such_thing=1), ["unknown config parameter", "no_such_thing"]),
+])
+def test_params_to_config_rejects_bad_values_naming_them(params, words):
+    with pytest.raises(ParameterError) as e:
+        params_to_config(params)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_check_param_and_check_bbox():
+    assert check_param("n", 3, int, minimum=1) == 3
+    assert check_param("x", 2, float) == 2  # ints pass for floats
+    for value, kw, words in [(True, {}, "expected int"), (0, {"minimum": 1}, ">= 1"), ("a", {}, "expected int"),
+                             (None, {}, "required")]:
+        with pytest.raises(ParameterError, match="parameter n="):
+            check_param("n", value, int, **kw)
+    with pytest.raises(ParameterError, match="must be one of"):
+        check_param("split", "dev", str, choices=("val", "test"))
+    assert check_param("c", None, int, optional=True) is None
+    np.testing.assert_array_equal(check_bbox("bbox", [1, 2, 3, 4]), [1, 2, 3, 4])
+    for bad in ([1, 2, 3], [1, 2, 0, 4], [1, 2, float("nan"), 4], "box"):
+        with pytest.raises(ParameterError, match="parameter bbox="):
+            check_bbox("bbox", bad)
+
+
+def test_resolve_checkpoint_and_archive_previous_run(tmp_path):
+    cfg = Config.cpu_demo(output_dir=str(tmp_path / "out"))
+    with pytest.raises(ParameterError, match="02_train"):
+        resolve_checkpoint("latest", cfg)
+    with pytest.raises(ParameterError, match="file not found"):
+        resolve_checkpoint("nope.pth.tar", cfg)
+    with pytest.raises(ParameterError, match="epoch number or a path"):
+        resolve_checkpoint(1.5, cfg)
+    assert archive_previous_run(cfg) is None
+    cfg.model_dump_dir.mkdir(parents=True)
+    cfg.log_dir.mkdir(parents=True)
+    for name in ("snapshot_0.pth.tar", "snapshot_3.pth.tar", "snapshot_4_iter2.pth.tar", "notes.txt"):
+        (cfg.model_dump_dir / name).write_text(name)
+    (cfg.log_dir / "train_log.jsonl").write_text("{}\n")
+    assert resolve_checkpoint("latest", cfg).name == "snapshot_4_iter2.pth.tar"
+    assert resolve_checkpoint(3, cfg).name == "snapshot_3.pth.tar"
+    moved = archive_previous_run(cfg)
+    assert sorted(p.name for p in cfg.model_dump_dir.iterdir()) == ["notes.txt"]  # only snapshots move
+    assert not (cfg.log_dir / "train_log.jsonl").exists()
+    assert (moved / "model_dump" / "snapshot_3.pth.tar").read_text() == "snapshot_3.pth.tar"
+    assert (moved / "log" / "train_log.jsonl").is_file()
+
+
+def test_zoom_to_box_and_training_curves():
+    img = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
+    pts = np.array([[30.0, 40.0], [50.0, 60.0]])
+    cut, moved, none, (x0, y0) = zoom_to_box(img, [20, 30, 40, 40], pts, None, margin=0.25)
+    assert (x0, y0) == (10, 20) and cut.shape == (60, 60, 3) and none is None
+    np.testing.assert_array_equal(cut, img[20:80, 10:70])
+    np.testing.assert_allclose(moved, pts - [10, 20])
+    records = [{"step": s, "lr": 1e-3, "loss_a": 1.0 / s, "loss_b": 2.0 / s} for s in range(1, 6)]
+    fig = training_curves_figure(records)
+    loss_ax, lr_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and len(lr_ax.lines) == 1
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [1.0 / s for s in range(1, 6)])
+
+
+# ------------------------------------------------------------------------------------------------ internet.explore
+def test_explore_statistics_match_the_files(tiny_data):
+    from internet import explore
+
+    info = json.loads((tiny_data / "synth_info.json").read_text())
+    rows = explore.count_table(tiny_data)
+    assert [r["split"] for r in rows] == ["train", "val", "test"]
+    for r in rows:
+        assert {k: r[k] for k in ("right", "left", "interacting")} == info["splits"][r["split"]]["hand_type"]
+        assert r["total"] == info["splits"][r["split"]]["annotations"]
+    # H/M subsets from per-split id lists (the synthetic set writes train and test lists, val is machine-only)
+    pattern = tiny_data / "annotations" / "aid_human_annot_{split}.txt"
+    hm = explore.count_table(tiny_data, human_annot_ids=pattern)
+    assert [(r["split"], r["subset"]) for r in hm] == [("train", "human"), ("train", "machine"), ("val", "all"),
+                                                       ("test", "human"), ("test", "machine")]
+    for split in ("train", "test"):
+        rows_h = [r for r in hm if r["split"] == split]
+        assert rows_h[0]["total"] == info["splits"][split]["human_annotated"]
+        assert sum(r["total"] for r in rows_h) == info["splits"][split]["annotations"]
+        assert sum(r["interacting"] for r in rows_h) == info["splits"][split]["hand_type"]["interacting"]
+    index = explore.load_split_index(tiny_data, "train")
+    validity = explore.joint_validity(index)
+    np.testing.assert_allclose(validity["all"], np.asarray(index["joint_valid"]).mean(axis=0))
+    boxes = explore.bbox_stats(index)
+    np.testing.assert_allclose(boxes["w"], np.asarray(index["bbox"])[:, 2])
+    assert np.all((boxes["outside"] >= 0) & (boxes["outside"] <= 1))
+    rig = explore.camera_rig(tiny_data, "train")
+    assert rig["campos"].shape == (len(rig["names"]), 3)
+    rows_of_capture = np.asarray(index["capture"]) == rig["capture"]
+    used = {str(int(c)) for c in np.asarray(index["camera"])[rows_of_capture]}
+    assert used <= set(rig["names"])
+    # world coordinates back through the camera give the stored camera coordinates
+    r = int(np.flatnonzero(rows_of_capture)[0])
+    k = rig["names"].index(str(int(index["camera"][r])))
+    world = explore.hands_world(index, r, rig["campos"][k], rig["camrot"][k])
+    np.testing.assert_allclose((world - rig["campos"][k]) @ rig["camrot"][k].T, index["joint_cam"][r], atol=1e-3)
+    with pytest.raises(KeyError, match="capture 99"):
+        explore.camera_rig(tiny_data, "train", 99)
+
+
+def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):
+    from internet import explore
+    from internet.data import InterHand26M
+    from internet.skeleton import INTERHAND as S
+
+    cfg = Config.cpu_demo(data_root=str(tiny_data))
+    train, test = InterHand26M(cfg, "train", "test"), InterHand26M(cfg, "test", "test")
+    result = explore.mean_pose_baseline(train, test)
+    # independent computation: mean root-relative pose of the training set, error per valid test joint
+    tr, te = train.eval_targets(), test.eval_targets()
+    mean = np.zeros((42, 3))
+    errors = np.full((len(te["joint_cam"]), 42), np.nan)
+    for hand in ("right", "left"):
+        jt, root = S.joint_type[hand], S.root_idx[hand]
+        ok = (tr["joint_valid"][:, jt] > 0) & (tr["joint_valid"][:, [root]] > 0)
+        rel = tr["joint_cam"][:, jt] - tr["joint_cam"][:, [root]]
+        mean[jt] = np.nansum(np.where(ok[..., None], rel, np.nan), axis=0) / ok.sum(0)[:, None]
+        gt_rel = te["joint_cam"][:, jt] - te["joint_cam"][:, [root]]
+        e = np.linalg.norm(gt_rel - mean[jt], axis=-1)
+        errors[:, jt] = np.where(te["joint_valid"][:, jt] > 0, e, np.nan)
+    per_joint = np.nanmean(errors, axis=0)
+    assert result.mpjpe_all == pytest.approx(np.nanmean(per_joint), abs=1e-3)
+    single = np.isin(te["hand_type"], ("right", "left"))
+    assert result.mpjpe_single == pytest.approx(np.nanmean(np.nanmean(errors[single], axis=0)), abs=1e-3)
+    per_sample = explore.per_sample_mpjpe(explore.mean_pose_predictions(tr, te, cfg), te, cfg)
+    np.testing.assert_allclose(per_sample, np.nanmean(np.where(te["joint_valid"] > 0, np.nan_to_num(errors), np.nan),
+                                                      axis=1), atol=1e-3)
+    assert result.mpjpe_all > 5.0  # the mean pose is far from every pose
+
+
+# ------------------------------------------------------------------------------------------------ quick demo (01-04)
+def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
+    from internet import explore
+    from internet.data import InterHand26M
+    from internet.evaluate import evaluate_interhand
+    from internet.notebook import load_model
+    from internet.predictor import predict_dataset
+
+    assert demo_run.rc == 0, demo_run.summary
+    s = demo_run.summary
+    assert s["data"]["status"] == "reused"  # the tiny set has the quick sizes: synth_info.json says complete
+    for name in ("data", "01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "total"):
+        assert s["seconds"][name] >= 0
+    assert len(s["executed_notebooks"]) == 4 and all(Path(p).is_file() for p in s["executed_notebooks"])
+    for key in ("mpjpe_all_mm", "mpjpe_single_mm", "mpjpe_interacting_mm", "handedness_accuracy"):
+        for which in ("before_training", "after_training", "mean_pose_baseline"):
+            assert np.isfinite(s[key][which]), (key, which)
+    # the summary's numbers are those of the checkpoint and of the baseline, recomputed here independently
+    model, cfg, _ = load_model(demo_run.checkpoint, Config.cpu_demo(data_root=str(tiny_data)))
+    test = InterHand26M(cfg, "test", "test")
+    after = evaluate_interhand(predict_dataset(model, test, cfg=cfg), test.eval_targets(), cfg=cfg)
+    assert s["mpjpe_all_mm"]["after_training"] == pytest.approx(after.mpjpe_all, rel=1e-4)
+    baseline = explore.mean_pose_baseline(InterHand26M(cfg, "train", "test"), test)
+    assert s["mpjpe_all_mm"]["mean_pose_baseline"] == pytest.approx(baseline.mpjpe_all, rel=1e-6)
+    assert s["evaluated"]["checkpoint"] == str(demo_run.checkpoint)
+
+
+def test_demo_reuses_complete_data_only(tiny_data, tmp_path):
+    from internet.demo import QUICK_SIZES, synthetic_data_ready
+
+    q = QUICK_SIZES
+    assert synthetic_data_ready(tiny_data, 0, q["train"], q["val"], q["test"])
+    assert not synthetic_data_ready(tiny_data, 1, q["train"], q["val"], q["test"])
+    assert not synthetic_data_ready(tiny_data, 0, q["train"] + 1, q["val"], q["test"])
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_data / "annotations", partial / "annotations")  # an interrupted write: no synth_info.json
+    assert not synthetic_data_ready(partial, 0, q["train"], q["val"], q["test"])
+    (partial / "synth_info.json").write_text("{not json")
+    assert not synthetic_data_ready(partial, 0, q["train"], q["val"], q["test"])
+
+
+def test_explore_notebook_outputs(demo_run):
+    from internet import explore
+
+    nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "01_explore_dataset.ipynb"), as_version=4)
+    assert not _errors(nb)
+    text = _text(nb)
+    lines = [line.split() for line in text.splitlines()]
+    for row in explore.count_table(demo_run.data_root):  # the count table shows the real counts
+        assert [row["split"], "all", str(row["right"]), str(row["left"]), str(row["interacting"]),
+                str(row["total"])] in [words[:6] for words in lines], row
+    assert "annotations (valid_joints" in text
+    assert _mime_count(nb, "image/png") >= 5  # counts, rig (static), validity, boxes, first sample
+    assert _mime_count(nb, "application/vnd.plotly.v1+json") >= 1
+    assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1  # the sample browser
+    vis = demo_run.output_dir / "vis"
+    assert "plotly" in (vis / "01_camera_rig.html").read_text()[:20000].lower()
+    for name in ("01_camera_rig", "01_counts", "01_joint_validity", "01_boxes"):
+        _check_png(vis / f"{name}.png")
+
+
+def test_train_notebook_outputs(demo_run):
+    nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "02_train.ipynb"), as_version=4)
+    assert not _errors(nb)
+    text = _text(nb)
+    assert "epoch 0 iter 0 (step 1)" in text and "training finished" in text
+    records = [json.loads(line) for line in (demo_run.output_dir / "log" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]  # 1 epoch x 2 iterations (quick)
+    assert all(np.isfinite(r["loss_total"]) for r in records)
+    assert (demo_run.output_dir / "model_dump" / "snapshot_0.pth.tar").is_file()
+    assert _mime_count(nb, "image/png") >= 1
+    _check_png(demo_run.output_dir / "vis" / "02_training_curves.png")
+
+
+def test_evaluate_notebook_outputs(demo_run):
+    nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "03_evaluate.ipynb"), as_version=4)
+    assert not _errors(nb)
+    text = _text(nb)
+    for words in ("== official protocol", "MPJPE all hands (mm)", "Handedness accuracy", "MRRPE",
+                  "== variants", "pooled", "untrained", "mean pose", "best: #", "worst: #"):
+        assert words in text, words
+    assert _mime_count(nb, "image/png") >= 1 + 2 * 3  # per-joint plot, 3 best and 3 worst overlays
+    result = demo_run.output_dir / "result"
+    saved = json.loads((result / "evaluate_test.json").read_text())
+    assert set(saved["results"]) == {"checkpoint", "untrained", "mean pose"}
+    assert len(saved["per_sample_mpjpe"]) == saved["samples"] == 12
+    pred = np.load(result / "pred_test.npz")
+    assert pred["joint_coord"].shape == (12, 42, 3)
+    _check_png(result / "per_joint_test.png")
+
+
+def test_visualize_notebook_outputs(demo_run):
+    nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "04_visualize_3d.ipynb"), as_version=4)
+    assert not _errors(nb)
+    # each plotly figure is followed by its static PNG (camera space, root-aligned), then the 2D overlay
+    assert _mime_count(nb, "application/vnd.plotly.v1+json") >= 2
+    assert _mime_count(nb, "image/png") >= 3
+    assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1
+    figs = [out["data"]["application/vnd.plotly.v1+json"] for out in _outputs(nb)
+            if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    sources = {t.get("meta", {}).get("source") for f in figs for t in f["data"]}
+    assert {"pred", "gt"} <= sources
+    vis = demo_run.output_dir / "vis"
+    for stem in ("04_test_0_camera", "04_test_0_root"):
+        assert "plotly" in (vis / f"{stem}.html").read_text()[:20000].lower()
+        _check_png(vis / f"{stem}.png")
+    _check_png(vis / "04_test_0_overlay.png")
+
+
+# ------------------------------------------------------------------------------------------------ 05, your image
+def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_checkpoint, tiny_data, tmp_path):
+    from internet import explore
+    from internet.notebook import load_model
+    from internet.predictor import Predictor
+
+    out = tmp_path / "out"
+    nb = execute_notebook("05_your_image", tmp_path / "05.ipynb", data_root=str(tiny_data), output_dir=str(out),
+                          checkpoint=str(trained_checkpoint), png_export="matplotlib")
+    assert not _errors(nb)
+    demo_image = project_root().parent / "shared/data/interhand26m_sample/unannotated/facebookresearch_demo_input.jpg"
+    if demo_image.is_file():
+        image, box = demo_image, [69, 137, 165, 153]
+    else:
+        index = explore.load_split_index(tiny_data, "test")
+        image, box = tiny_data / "images" / "test" / index.file_name(0), index["bbox"][0].tolist()
+    assert f"image {image}" in _text(nb)
+    saved = json.loads((out / "vis" / "05_your_image.json").read_text())
+    assert saved["image"] == str(image)
+    model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())
+    expected = Predictor(model, cfg, "cpu").predict(image, box)
+    np.testing.assert_allclose(saved["joint_img"], expected["joint_img"], atol=1e-4)
+    np.testing.assert_allclose(saved["joint_cam_rel"], expected["joint_cam_rel"], atol=1e-3)
+    assert _mime_count(nb, "image/png") >= 2 and _mime_count(nb, "application/vnd.plotly.v1+json") >= 1
+    assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1  # the box sliders
+    _check_png(out / "vis" / "05_your_image_2d.png")
+    _check_png(out / "vis" / "05_your_image_3d.png")
+
+
+# ------------------------------------------------------------------------------------------------ parameter errors
+@pytest.mark.parametrize("name, params, words", [
+    ("02_train", {"epochs": "three"}, ["epochs (end_epoch)='three'", "expected an integer"]),
+    ("05_your_image", {"bbox": [10, 10, -5, 20]}, ["bbox=", "width and height must be > 0"]),
+])
+def test_wrong_parameter_fails_first_with_a_clear_message(execute_notebook, tiny_data, tmp_path, name, params, words):
+    out = tmp_path / "out"
+    with pytest.raises(PapermillExecutionError) as e:
+        execute_notebook(name, tmp_path / "bad.ipynb", data_root=str(tiny_data), output_dir=str(out), **params)
+    assert e.value.ename == "ParameterError"
+    for w in words:
+        assert w in e.value.evalue
+    nb = nbformat.read(str(tmp_path / "bad.ipynb"), as_version=4)
+    errors = _errors(nb)
+    assert len(errors) == 1
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failing = next(i for i, c in enumerate(code) if any(o.output_type == "error" for o in c.outputs))
+    assert failing <= 2, "parameters are checked in the first cells"  # parameters, injected parameters, setup
+    assert not (out / "model_dump").exists()  # nothing ran
+
+
+# ------------------------------------------------------------------------------------------------ crash and resume
+def test_interrupted_training_keeps_its_outputs_and_resumes(execute_notebook, tiny_data, tiny_config_overrides,
+                                                            tmp_path):
+    from internet.data import InterHand26M
+    from internet.train import EpochBatchSampler
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".cache"))
+    out = tmp_path / "out"
+    params = dict(data_root=str(data), output_dir=str(out), epochs=2, batch_size=4, max_iters_per_epoch=2,
+                  ckpt_every_iters=1, num_workers=0, print_every=1, config_overrides=tiny_config_overrides)
+    cfg = params_to_config({k: v for k, v in params.items() if k not in ("print_every", "config_overrides")},
+                           **tiny_config_overrides)
+    train = InterHand26M(cfg, "train", "train")
+    batches = EpochBatchSampler(len(train), 4, seed=cfg.seed, max_batches=2).rank_batches(0)
+    victim = train.image_path(next(i for i in batches[1] if i not in batches[0]))
+    original = victim.read_bytes()
+    victim.write_bytes(original[: len(original) // 2])  # a truncated JPEG: the second batch cannot be read
+
+    with pytest.raises(PapermillExecutionError) as e:
+        execute_notebook("02_train", tmp_path / "run1.ipynb", **params)
+    assert e.value.ename == "DataFileError" and str(victim) in e.value.evalue
+    nb = nbformat.read(str(tmp_path / "run1.ipynb"), as_version=4)
+    text = _text(nb)
+    assert "preset cpu: ResNet-18" in text  # the outputs before the failure are kept
+    assert "epoch 0 iter 0 (step 1)" in text and "(step 2)" not in text
+    assert "DataFileError" in text and "truncated JPEG" in text
+    checkpoint = out / "model_dump" / "snapshot_0_iter1.pth.tar"
+    assert checkpoint.is_file()
+
+    victim.write_bytes(original)
+    nb = execute_notebook("02_train", tmp_path / "run2.ipynb", **{**params, "resume": True})
+    text = _text(nb)
+    assert f"resuming from {checkpoint}" in text and "training finished" in text
+    assert "(step 2)" in text and "(step 1)" not in text  # continues, does not start over
+    steps = [json.loads(line)["step"] for line in (out / "log" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # each iteration exactly once across the two runs
+    assert (out / "model_dump" / "snapshot_1.pth.tar").is_file()
+
+
+def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
+    import torch
+
+    from internet.checkpoint import official_state_dict, save_checkpoint
+    from internet.model import InterNet
+    from internet.notebook import load_model
+
+    small = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16))
+    torch.manual_seed(3)
+    net = InterNet.from_config(Config.cpu_demo(**small))
+    # official format: epoch, network (DataParallel 'module.' keys), optimizer; no config inside
+    official = save_checkpoint(tmp_path / "snapshot_20.pth.tar", {"epoch": 20, "network": official_state_dict(net),
+                                                                   "optimizer": {}})
+    model, cfg, info = load_model(official, Config.cpu_demo(resnet_type=50, **small))
+    assert cfg.resnet_type == 18 and info["changed"] == {"resnet_type": (50, 18)} and info["epoch"] == 20
+    for (k, a), b in zip(net.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+    # ours: the training config inside decides the network's shapes
+    ours = save_checkpoint(tmp_path / "snapshot_1.pth.tar", {
+        "epoch": 1, "network": official_state_dict(net),
+        "train_state": {"config": {**Config.cpu_demo(**small).to_dict(), "seed": 7}}})
+    model, cfg, info = load_model(ours, Config.cpu_demo())
+    assert tuple(cfg.input_img_shape) == (64, 64) and tuple(cfg.output_hm_shape) == (16, 16, 16)
+    assert info["seed"] == 7
+    from internet.checkpoint import CheckpointError
+
+    bad = save_checkpoint(tmp_path / "bad.pth.tar", {"network": {"not_a_layer": torch.zeros(1)}})
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_model(bad, Config.cpu_demo())
+
+
+def test_demo_failure_is_reported_with_a_summary(tmp_path, capsys):
+    from internet.demo import main
+
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data set should go")
+    out = tmp_path / "out"
+    assert main(["--quick", "--data-root", str(not_a_folder), "--output-dir", str(out)]) == 1
+    summary = json.loads((out / "result" / "summary.json").read_text())
+    assert str(not_a_folder) in summary["failed"] and summary["executed_notebooks"] == []
+    assert summary["mpjpe_all_mm"]["after_training"] is None
+    assert "DEMO FAILED" in capsys.readouterr().out
