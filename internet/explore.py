@@ -1,14 +1,16 @@
-"""Statistics of an InterHand2.6M-layout data set for the exploration notebook, and the mean-pose baseline.
+"""Statistics of a data set for the exploration notebook, and the mean-pose baseline.
 
 Everything is computed from the compact annotation index (:mod:`internet.data.index`) with vectorised numpy, so it
 scales to the full release: counts by split / subset / hand type, per-joint validity, box statistics and the camera
-rig of a capture. :func:`mean_pose_baseline` scores the trivial predictor "the training set's mean root-relative pose
-of each hand" with the official protocol, a floor that a trained model must beat.
+rig of a capture. RHD and STB (single-hand, no camera rig) go through :func:`load_splits`, :func:`dataset_arrays`
+and :func:`dataset_count_table`, whose arrays the same validity and box functions accept.
+:func:`mean_pose_baseline` scores the trivial predictor "the training set's mean root-relative pose of each hand"
+with the official protocol of the data set, a floor that a trained model must beat.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,7 +20,8 @@ from internet.config import SPLITS, Config
 from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
-from internet.evaluate import EvalResult, evaluate_interhand
+from internet.data.single_hand import SingleHandDataset
+from internet.evaluate import EvalResult, SingleHandEvalResult, evaluate_interhand, evaluate_single_hand
 from internet.skeleton import INTERHAND, Skeleton
 
 
@@ -128,6 +131,60 @@ def summarize(values: Dict[str, np.ndarray], keys: Sequence[str] = ("w", "h", "a
             continue
         rows.append({"quantity": k, "count": int(len(v)), "mean": float(v.mean()), "min": float(v.min()),
                      "median": float(np.median(v)), "max": float(v.max())})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ any data set
+SINGLE_HAND_SPLITS = ("train", "test")
+"""The splits of RHD and STB (their test split is the official evaluation set)."""
+
+
+def load_splits(cfg: Config) -> Dict[str, Any]:
+    """Every split of ``cfg.dataset`` whose annotation file exists under ``cfg.data_root``, as test-mode data sets
+    with ground-truth boxes (``{split: dataset}``, in split order). Raises FileNotFoundError when there is none."""
+    from internet.data import build_dataset
+
+    splits = SPLITS if cfg.dataset == "InterHand2.6M" else SINGLE_HAND_SPLITS
+    gt_cfg = cfg.replace(trans_test="gt")  # statistics need no RootNet file
+    out, missing = {}, []
+    for split in splits:
+        try:
+            out[split] = build_dataset(gt_cfg, split, "test")
+        except FileNotFoundError as e:
+            missing.append(str(e))
+    if not out:
+        raise FileNotFoundError(f"no {cfg.dataset} annotation file under {cfg.data_root}: " + "; ".join(missing))
+    return out
+
+
+def dataset_arrays(dataset: Any) -> Dict[str, np.ndarray]:
+    """Per-sample arrays of an InterHand26M or RHD/STB data set, in datalist order: ``hand_type`` codes (0 right,
+    1 left, 2 interacting), ``joint_valid`` (N, 42) in the two-hand layout, annotated ``bbox`` (N, 4) [x, y, w, h],
+    image ``width`` and ``height`` (N,). :func:`joint_validity` and :func:`bbox_stats` accept the result."""
+    if isinstance(dataset, SingleHandDataset):
+        ann = dataset.ann
+        _, _, joint_valid = dataset.joints_42()
+        return {"hand_type": ann.hand_type.astype(np.int64), "joint_valid": joint_valid, "bbox": ann.bbox.copy(),
+                "width": ann.width.copy(), "height": ann.height.copy()}
+    index = getattr(dataset, "index", None)
+    if not isinstance(index, AnnotationIndex):
+        raise TypeError(f"dataset must be an InterHand26M, RHD or STB data set, got {type(dataset).__name__}")
+    rows = getattr(dataset, "rows", None)
+    sel = slice(None) if rows is None else np.asarray(rows)
+    return {k: np.asarray(index[k])[sel] for k in ("hand_type", "joint_valid", "bbox", "width", "height")}
+
+
+def dataset_count_table(datasets: Mapping[str, Any]) -> List[Dict[str, object]]:
+    """:func:`count_table` rows (subset 'all') from loaded data sets ``{split: dataset}`` of any type: right, left,
+    interacting (always 0 for RHD/STB), total, valid_joints (mean valid joints per sample)."""
+    rows = []
+    for split, ds in datasets.items():
+        arrays = dataset_arrays(ds)
+        codes = np.asarray(arrays["hand_type"], dtype=np.int64)
+        nvalid = np.asarray(arrays["joint_valid"]).sum(axis=1)
+        counts = np.bincount(codes, minlength=len(HAND_TYPES))
+        rows.append({"split": split, "subset": "all", **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
+                     "total": int(len(codes)), "valid_joints": float(nvalid.mean()) if len(codes) else float("nan")})
     return rows
 
 
@@ -290,19 +347,24 @@ def mean_pose_predictions(
     return {"joint_coord": coord, "rel_root_depth": np.full(n, rel_bin), "hand_type": np.tile(present, (n, 1))}
 
 
-def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None) -> EvalResult:
+def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None,
+                       ) -> Union[EvalResult, SingleHandEvalResult]:
     """The official-protocol metrics of always predicting the training set's mean root-relative pose per hand.
 
-    ``train_set``, ``test_set``: data sets with ``eval_targets()`` (e.g. :class:`internet.data.InterHand26M`);
-    the test set's config gives the heatmap/crop constants and its ``trans_test`` the root depths."""
+    ``train_set``, ``test_set``: data sets with ``eval_targets()`` (InterHand26M, RHD or STB); the test set's config
+    gives the heatmap/crop constants and its ``trans_test`` the root depths. RHD/STB test sets are scored with
+    :func:`~internet.evaluate.evaluate_single_hand` (a :class:`SingleHandEvalResult`), InterHand2.6M with
+    :func:`~internet.evaluate.evaluate_interhand`."""
     for name, ds in (("train_set", train_set), ("test_set", test_set)):
         if not hasattr(ds, "eval_targets"):
-            raise TypeError(f"{name} must have eval_targets() (an InterHand26M data set), got {type(ds).__name__}")
+            raise TypeError(f"{name} must have eval_targets() (an InterHand26M, RHD or STB data set), got "
+                            f"{type(ds).__name__}")
     skeleton = skeleton or getattr(test_set, "skeleton", INTERHAND)
     cfg = getattr(test_set, "cfg", None) or Config()
     test_gt = test_set.eval_targets()
     pred = mean_pose_predictions(train_set.eval_targets(), test_gt, cfg, skeleton)
-    return evaluate_interhand(pred, test_gt, skeleton=skeleton, cfg=cfg)
+    evaluate = evaluate_single_hand if isinstance(test_set, SingleHandDataset) else evaluate_interhand
+    return evaluate(pred, test_gt, skeleton=skeleton, cfg=cfg)
 
 
 # ------------------------------------------------------------------------------------------------ per sample
@@ -341,17 +403,24 @@ def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.nda
     return {k: np.asarray(v)[rows] for k, v in gt.items()}
 
 
-def per_joint_figure(result: EvalResult, title: str = "per-joint MPJPE (official protocol)") -> Figure:
-    """Bars of the per-joint MPJPE of an EvalResult for the single-hand and interacting subsets (matplotlib)."""
+def per_joint_figure(result: Union[EvalResult, SingleHandEvalResult],
+                     title: str = "per-joint MPJPE (official protocol)") -> Figure:
+    """Bars of the per-joint MPJPE (matplotlib): an EvalResult's single-hand and interacting subsets, or a
+    SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names)."""
     fig = Figure(figsize=(11, 3.4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    names = list(next(iter(result.per_joint.values())).keys()) if result.per_joint else []
+    if isinstance(result, SingleHandEvalResult):
+        series = {"GT hand": result.per_joint}
+        width = 0.8
+    else:
+        series = {subset: result.per_joint.get(subset, {}) for subset in ("single", "interacting")}
+        width = 0.4
+    names = list(next((v for v in series.values() if v), {}).keys())
     x = np.arange(len(names))
-    for k, subset in enumerate(("single", "interacting")):
-        vals = [np.nan if result.per_joint.get(subset, {}).get(n) is None else result.per_joint[subset][n]
-                for n in names]
-        ax.bar(x + (k - 0.5) * 0.4, vals, 0.4, label=subset)
+    for k, (label, per_joint) in enumerate(series.items()):
+        vals = [np.nan if per_joint.get(n) is None else per_joint[n] for n in names]
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, vals, width, label=label)
     ax.set_xticks(x, names, rotation=90, fontsize=6)
     ax.set_ylabel("MPJPE (mm)")
     ax.set_title(title, fontsize=10)

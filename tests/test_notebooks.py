@@ -80,9 +80,22 @@ def test_notebook_is_committed_clean_with_one_parameters_cell(name):
 def test_train_notebook_exposes_the_training_parameters():
     params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train.ipynb"))
     for name in ("data_root", "epochs", "batch_size", "backbone", "lr", "lr_schedule", "device", "num_gpus",
-                 "resume", "max_iters_per_epoch", "preset", "ckpt_every_iters", "output_dir"):
+                 "resume", "max_iters_per_epoch", "preset", "ckpt_every_iters", "output_dir", "dataset"):
         assert name in params, name
     assert params["preset"]["default"] == '"cpu"'
+
+
+@pytest.mark.parametrize("name", ["01_explore_dataset", "02_train", "03_evaluate"])
+def test_dataset_parameter_reaches_the_config(name):
+    params = papermill.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
+    assert params["dataset"]["default"] == '"InterHand2.6M"'
+    # the paper preset gives RHD/STB their own schedule; the CPU preset keeps its own
+    for dataset in ("RHD", "STB"):
+        paper = params_to_config({"dataset": dataset, "epochs": None}, preset="paper")
+        assert (paper.dataset, paper.end_epoch, tuple(paper.lr_dec_epoch)) == (dataset, 50, (45, 47))
+        assert params_to_config({"dataset": dataset}).end_epoch == Config.cpu_demo().end_epoch
+    with pytest.raises(ParameterError, match="dataset='FreiHAND'"):
+        params_to_config({"dataset": "FreiHAND"})
 
 
 # ------------------------------------------------------------------------------------------------ internet.notebook
@@ -380,6 +393,8 @@ def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_che
 @pytest.mark.parametrize("name, params, words", [
     ("02_train", {"epochs": "three"}, ["epochs (end_epoch)='three'", "expected an integer"]),
     ("05_your_image", {"bbox": [10, 10, -5, 20]}, ["bbox=", "width and height must be > 0"]),
+    ("01_explore_dataset", {"dataset": "FreiHAND"}, ["dataset='FreiHAND'", "must be one of", "'RHD'", "'STB'"]),
+    ("03_evaluate", {"dataset": "RHD", "split": "val"}, ["split='val'", "RHD", "'test' split only"]),
 ])
 def test_wrong_parameter_fails_first_with_a_clear_message(execute_notebook, tiny_data, tmp_path, name, params, words):
     out = tmp_path / "out"
@@ -479,3 +494,173 @@ def test_demo_failure_is_reported_with_a_summary(tmp_path, capsys):
     assert str(not_a_folder) in summary["failed"] and summary["executed_notebooks"] == []
     assert summary["mpjpe_all_mm"]["after_training"] is None
     assert "DEMO FAILED" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------ RHD and STB
+SINGLE_HAND_SIZES = dict(n_train=6, n_test=4)
+
+
+@pytest.fixture(scope="module")
+def single_hand_data(tmp_path_factory):
+    """Tiny synthetic RHD and STB sets with images: ``{name: (data_root, writer summary)}``."""
+    from internet.synth.single_hand import write_rhd, write_stb
+
+    root = tmp_path_factory.mktemp("single_hand_nb")
+    return {name: (root / name, write(root / name, seed=5, **SINGLE_HAND_SIZES))
+            for name, write in (("RHD", write_rhd), ("STB", write_stb))}
+
+
+@pytest.mark.parametrize("name", ["RHD", "STB"])
+def test_explore_statistics_of_single_hand_sets(single_hand_data, name):
+    from internet import explore
+    from internet.data.single_hand import parse_single_hand_file
+    from internet.skeleton import get_skeleton
+
+    data_root, summary = single_hand_data[name]
+    cfg = Config.cpu_demo(dataset=name, data_root=str(data_root), trans_test="rootnet")
+    sets = explore.load_splits(cfg)
+    assert list(sets) == ["train", "test"] and all(ds.cfg.trans_test == "gt" for ds in sets.values())
+    rows = explore.dataset_count_table(sets)
+    for r in rows:
+        written = summary["splits"][r["split"]]
+        assert (r["right"], r["left"], r["interacting"], r["total"]) == (written["right"], written["left"], 0,
+                                                                         written["annotations"])
+    # arrays straight from the annotation file: one 21-joint block filled per sample, in the GT hand's block
+    test = sets["test"]
+    ann = parse_single_hand_file(test.annotation_path)
+    arrays = explore.dataset_arrays(test)
+    skeleton = get_skeleton(name)
+    valid = np.zeros((len(ann), 42))
+    for i, code in enumerate(ann.hand_type):
+        valid[i, skeleton.joint_type[("right", "left")[code]]] = ann.joint_valid[i]
+    np.testing.assert_array_equal(arrays["joint_valid"], valid)
+    np.testing.assert_array_equal(arrays["hand_type"], ann.hand_type)
+    validity = explore.joint_validity(arrays)
+    np.testing.assert_allclose(validity["all"], valid.mean(axis=0))
+    assert np.isnan(validity["interacting"]).all()
+    boxes = explore.bbox_stats(arrays)
+    np.testing.assert_allclose(boxes["w"], ann.bbox[:, 2])
+    np.testing.assert_allclose(boxes["rel_size"], np.sqrt(ann.bbox[:, 2] * ann.bbox[:, 3] / (ann.width * ann.height)))
+    fig = explore.validity_figure(validity, skeleton)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(skeleton.names)
+    with pytest.raises(TypeError, match="InterHand26M, RHD or STB"):
+        explore.dataset_arrays([1, 2, 3])
+    with pytest.raises(FileNotFoundError, match=f"no {name} annotation file"):
+        explore.load_splits(cfg.replace(data_root=str(data_root / "nowhere")))
+
+
+def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
+    from internet import explore
+    from internet.data import InterHand26M
+
+    ds = InterHand26M(Config.cpu_demo(data_root=str(tiny_data)), "val", "test")
+    index = explore.load_split_index(tiny_data, "val")
+    arrays = explore.dataset_arrays(ds)
+    for key in ("hand_type", "joint_valid", "bbox", "width", "height"):
+        np.testing.assert_array_equal(arrays[key], np.asarray(index[key])[ds.rows if ds.rows is not None else ...])
+    rows = explore.dataset_count_table({"val": ds})
+    assert rows[0]["total"] == len(ds)
+
+
+@pytest.mark.parametrize("name", ["RHD", "STB"])
+def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
+    from internet import explore
+    from internet.evaluate import SingleHandEvalResult
+    from internet.skeleton import get_skeleton
+
+    data_root, _ = single_hand_data[name]
+    sets = explore.load_splits(Config.cpu_demo(dataset=name, data_root=str(data_root)))
+    result = explore.mean_pose_baseline(sets["train"], sets["test"])
+    assert isinstance(result, SingleHandEvalResult)
+    # independent: the training mean root-relative pose of each hand against each test GT hand, per joint
+    sk = get_skeleton(name)
+    tr, te = sets["train"].eval_targets(), sets["test"].eval_targets()
+    errors = np.full((len(te["joint_cam"]), 21), np.nan)
+    for hand in ("right", "left"):
+        jt, root = sk.joint_type[hand], sk.root_idx[hand]
+        ok = (tr["joint_valid"][:, jt] > 0) & (tr["joint_valid"][:, [root]] > 0)
+        rel = tr["joint_cam"][:, jt] - tr["joint_cam"][:, [root]]
+        mean = np.nansum(np.where(ok[..., None], rel, np.nan), axis=0) / ok.sum(0)[:, None]
+        rows = te["hand_type"] == hand
+        gt_rel = te["joint_cam"][rows][:, jt] - te["joint_cam"][rows][:, [root]]
+        errors[rows] = np.where(te["joint_valid"][rows][:, jt] > 0, np.linalg.norm(gt_rel - mean, axis=-1), np.nan)
+    assert result.mpjpe == pytest.approx(np.nanmean(np.nanmean(errors, axis=0)), abs=1e-3)
+    # always the more frequent training hand
+    majority = "right" if np.mean(tr["hand_type"] == "right") > 0.5 else "left"
+    assert result.handedness_accuracy == pytest.approx(np.mean(te["hand_type"] == majority))
+    fig = explore.per_joint_figure(result)
+    bars = fig.axes[0].patches
+    assert len(bars) == 21
+    np.testing.assert_allclose([b.get_height() for b in bars], list(result.per_joint.values()))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(result.per_joint)
+
+
+@pytest.mark.parametrize("name", ["RHD", "STB"])
+def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_hand_data, tiny_config_overrides,
+                                                    tmp_path, name):
+    from internet import explore
+    from internet.checkpoint import latest_checkpoint, load_checkpoint
+    from internet.data import build_dataset
+    from internet.evaluate import evaluate_single_hand
+    from internet.notebook import load_model
+    from internet.predictor import predict_dataset
+    from internet.skeleton import get_skeleton
+
+    data_root, _ = single_hand_data[name]
+    out = tmp_path / "out"
+    common = dict(dataset=name, data_root=str(data_root), output_dir=str(out))
+
+    # 01: counts from the data set's arrays, the camera-rig section skipped with a note, the browser
+    nb = execute_notebook("01_explore_dataset", tmp_path / "01.ipynb", n_browse=3, png_export="matplotlib", **common)
+    assert not _errors(nb)
+    text = _text(nb)
+    words = [line.split() for line in text.splitlines()]
+    sets = explore.load_splits(Config.cpu_demo(dataset=name, data_root=str(data_root)))
+    for row in explore.dataset_count_table(sets):
+        assert [row["split"], "all", str(row["right"]), str(row["left"]), "0", str(row["total"])] in \
+            [w[:6] for w in words], row
+    assert "camera layout is skipped" in text and f"data set: {name}" in text
+    assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1  # the sample browser
+    assert _mime_count(nb, "image/png") >= 4  # counts, validity, boxes, first sample
+    for stem in ("01_counts", "01_joint_validity", "01_boxes"):
+        _check_png(out / "vis" / f"{stem}.png")
+    assert not (out / "vis" / "01_camera_rig.html").exists()
+
+    # 02: one tiny iteration; the checkpoint remembers the data set
+    nb = execute_notebook("02_train", tmp_path / "02.ipynb", epochs=1, batch_size=2, max_iters_per_epoch=1,
+                          num_workers=0, print_every=1, config_overrides=tiny_config_overrides, **common)
+    assert not _errors(nb)
+    assert f"data: {name} at {data_root}" in _text(nb) and "training finished" in _text(nb)
+    checkpoint = latest_checkpoint(out / "model_dump")
+    assert checkpoint is not None and checkpoint.name == "snapshot_0.pth.tar"
+    assert load_checkpoint(checkpoint)["train_state"]["config"]["dataset"] == name
+
+    # 03: the single-hand protocol, labelled PCK AUC, per-joint names of the data set, best/worst samples
+    nb = execute_notebook("03_evaluate", tmp_path / "03.ipynb", n_show=1, config_overrides=tiny_config_overrides,
+                          **common)
+    assert not _errors(nb)
+    text = _text(nb)
+    for w in ("single-hand evaluation: 4 samples", "MPJPE / EPE (mm)", "AUC of 3D PCK, 20-50 mm",
+              "PCK AUC 20-50 mm (variant)", "Handedness accuracy", "untrained", "mean pose", "best: #", "worst: #"):
+        assert w in text, w
+    assert "MRRPE" not in text  # no two-hand metrics for a single-hand set
+    saved = json.loads((out / "result" / "evaluate_test.json").read_text())
+    assert saved["dataset"] == name and saved["samples"] == 4 and len(saved["per_sample_mpjpe"]) == 4
+    assert set(saved["results"]) == {"checkpoint", "untrained", "mean pose"}
+    names = [n[2:] for n in get_skeleton(name).names[:21]]
+    for r in saved["results"].values():
+        assert list(r["official_protocol"]["per_joint"]) == names
+        assert 0.0 <= r["variants"]["auc_pck_20_50mm"] <= 1.0
+    # the saved numbers are those of the checkpoint, recomputed here independently
+    model, cfg, _ = load_model(checkpoint, Config.cpu_demo(dataset=name, data_root=str(data_root)))
+    test = build_dataset(cfg, "test", "test")
+    expected = evaluate_single_hand(predict_dataset(model, test, cfg=cfg), test.eval_targets(),
+                                    skeleton=test.skeleton, cfg=cfg)
+    got = saved["results"]["checkpoint"]
+    assert got["official_protocol"]["mpjpe"] == pytest.approx(expected.mpjpe, rel=1e-4)
+    assert got["variants"]["auc_pck_20_50mm"] == pytest.approx(expected.auc_pck_20_50, abs=1e-6)
+    assert got["official_protocol"]["handedness_accuracy"] == pytest.approx(expected.handedness_accuracy)
+    baseline = explore.mean_pose_baseline(build_dataset(cfg, "train", "test"), test)
+    assert saved["results"]["mean pose"]["official_protocol"]["mpjpe"] == pytest.approx(baseline.mpjpe, rel=1e-6)
+    assert _mime_count(nb, "image/png") >= 1 + 2  # per-joint plot, best and worst overlays
+    _check_png(out / "result" / "per_joint_test.png")
