@@ -13,62 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.utils.data import Dataset
 
 from internet.checkpoint import load_checkpoint
 from internet.config import Config
 from internet.logging_utils import read_jsonl
 from internet.train import Trainer, launch
+from standins import RandomHands, TinyInterNet
 
 
-class TinyInterNet(nn.Module):
-    """InterNet's output dict from a few cheap layers, without BatchNorm."""
-
-    def __init__(self, depth: int = 64, joints: int = 42, root_bins: int = 64):
-        super().__init__()
-        self.depth, self.joints = depth, joints
-        self.stem = nn.Conv2d(3, 8, kernel_size=4, stride=4)
-        self.hm = nn.Conv2d(8, joints * depth, 1)
-        self.root = nn.Linear(8, root_bins)
-        self.hand = nn.Linear(8, 2)
-        self.register_buffer("bins", torch.arange(root_bins, dtype=torch.float32))
-
-    def forward(self, img):
-        f = torch.relu(self.stem(img))
-        b, _, h, w = f.shape
-        g = f.mean((2, 3))
-        logits = self.hand(g)
-        return {"joint_heatmap": self.hm(f).reshape(b, self.joints, self.depth, h, w),
-                "rel_root_depth": (torch.softmax(self.root(g), 1) * self.bins).sum(1, keepdim=True),
-                "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
-
-
-class RandomHands(Dataset):
-    """Sample dicts drawn from default_rng([seed, epoch, index]), like the real augmentation."""
-
-    def __init__(self, n: int = 8, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        f32 = np.float32
-        return {
-            "img": torch.from_numpy(rng.random((3, 256, 256), dtype=f32)),
-            "joint_coord": torch.from_numpy(rng.uniform(0, 63, (42, 3)).astype(f32)),
-            "joint_valid": torch.from_numpy((rng.random(42) > 0.2).astype(f32)),
-            "rel_root_depth": torch.from_numpy(rng.uniform(0, 63, 1).astype(f32)),
-            "root_valid": torch.from_numpy((rng.random(1) > 0.3).astype(f32)),
-            "hand_type": torch.tensor([1.0, float(rng.random() > 0.5)]),
-            "hand_type_valid": torch.tensor(1.0),
-            "index": torch.tensor(i),
-        }
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
@@ -82,22 +34,22 @@ def tiny_cfg(out: Path, **kw) -> Config:
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available in this torch build")
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     torch.manual_seed(0)
-    model = TinyInterNet()
+    model = TinyInterNet(bn=False)
     init = copy.deepcopy(model.state_dict())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:  # 1 process, batch 4: 8 samples -> 2 iterations per epoch, 2 epochs
-        single = Trainer(tiny_cfg(tmp_path / "one", train_batch_size=4), model=model, train_set=RandomHands(8),
+        single = Trainer(tiny_cfg(tmp_path / "one", train_batch_size=4), model=model, train_set=RandomHands(8, root_valid_rate=0.7),
                          progress_bar=False)
         single.train()
         single.close()
     finally:
         torch.set_num_threads(threads)
 
-    twin = TinyInterNet()
+    twin = TinyInterNet(bn=False)
     twin.load_state_dict(init)
     cfg2 = tiny_cfg(tmp_path / "two", train_batch_size=2, num_gpus=2)
-    last = launch(cfg2, model=twin, train_set=RandomHands(8), progress_bar=False)
+    last = launch(cfg2, model=twin, train_set=RandomHands(8, root_valid_rate=0.7), progress_bar=False)
     assert last == cfg2.model_dump_dir / "snapshot_1.pth.tar"
 
     a = load_checkpoint(tmp_path / "one" / "model_dump" / "snapshot_1.pth.tar")
