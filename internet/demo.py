@@ -25,8 +25,10 @@ from internet.notebook import project_path, project_root
 NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d")
 DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
 QUICK_SIZES = dict(train=24, val=4, test=12)
-DEFAULT_MAX_ITERS = 40
-"""Iterations per epoch of the demo's training (x the CPU preset's epochs): about 10 minutes on 2 CPU cores."""
+DEFAULT_SIZES = dict(train=3200, val=200, test=400)
+DEFAULT_MAX_ITERS = 200
+"""Iterations per epoch of the demo's training (200 = whole epochs of the 3200-image set at batch 16; x 6 epochs of
+the CPU preset = 1200 iterations, about 8 minutes on an otherwise idle 2-core CPU)."""
 QUICK_CONFIG = {"input_img_shape": [64, 64], "output_hm_shape": [16, 16, 16], "sigma": 1.0, "head_channels": 32,
                 "test_batch_size": 8}
 
@@ -124,13 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help=f"synthetic data set folder ({DEFAULT_DATA_ROOT})")
     p.add_argument("--output-dir", default="output", help="output folder (output)")
     p.add_argument("--seed", type=_non_negative, default=0, help="data and training seed (0)")
-    p.add_argument("--train-size", type=_positive, default=None, help="synthetic training images (2000)")
+    p.add_argument("--train-size", type=_positive, default=None, help=f"synthetic training images ({DEFAULT_SIZES['train']})")
     p.add_argument("--val-size", type=_non_negative, default=None, help="synthetic validation images (200)")
     p.add_argument("--test-size", type=_positive, default=None, help="synthetic test images (400)")
     p.add_argument("--epochs", type=_positive, default=None, help="training epochs (the CPU preset's)")
     p.add_argument("--batch-size", type=_positive, default=None, help="training batch (the CPU preset's)")
     p.add_argument("--max-iters-per-epoch", type=_non_negative, default=None,
-                   help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: ~15 min in all on 2 cores)")
+                   help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: whole epochs of the default set)")
     p.add_argument("--num-workers", type=_non_negative, default=None, help="data-loading processes (preset's)")
     p.add_argument("--synth-workers", type=_positive, default=2, help="image rendering processes (2)")
     p.add_argument("--png-export", choices=("auto", "matplotlib"), default="auto",
@@ -161,7 +163,7 @@ def _positive(text: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
-    sizes = dict(QUICK_SIZES) if args.quick else dict(train=2000, val=200, test=400)
+    sizes = dict(QUICK_SIZES) if args.quick else dict(DEFAULT_SIZES)
     for key, value in (("train", args.train_size), ("val", args.val_size), ("test", args.test_size)):
         if value is not None:
             sizes[key] = value
