@@ -209,8 +209,14 @@ def rel_root_depth_to_mm(rel_root_depth_bins, cfg: Optional[Config] = None) -> n
 
 def pixel2cam_batch(uvz: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
     """(N, J, 3) (u, v, Z) -> camera mm with per-sample focal (N, 2) and princpt (N, 2)."""
-    xy = (uvz[..., :2] - princpt[:, None, :]) / focal[:, None, :] * uvz[..., 2:3]
-    return np.concatenate([xy, uvz[..., 2:3]], axis=-1)
+    # one coordinate at a time: ~3x faster than strided (..., :2) arithmetic and a concatenation (the evaluation
+    # calls this on all 849k x 42 test joints)
+    z = uvz[..., 2]
+    out = np.empty(uvz.shape, dtype=np.result_type(uvz, focal, princpt))
+    out[..., 0] = (uvz[..., 0] - princpt[:, 0:1]) / focal[:, 0:1] * z
+    out[..., 1] = (uvz[..., 1] - princpt[:, 1:2]) / focal[:, 1:2] * z
+    out[..., 2] = z
+    return out
 
 
 def to_camera(

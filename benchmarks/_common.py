@@ -1,0 +1,160 @@
+"""Helpers shared by the benchmark scripts: machine description, timing, peak memory and the one-line JSON report.
+
+Each ``benchmarks/bench_*.py`` is run as a script (``python benchmarks/NAME.py``), so this module is imported by its
+plain name from the scripts' own folder.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+"""``../shared`` relative to the repository root: the real sample frames and the parity fixtures."""
+SAMPLE = SHARED / "data" / "interhand26m_sample"
+FIXTURES = SHARED / "reference" / "official_internet"
+
+GPU_GOAL_IMAGES_PER_S = 3000.0
+"""The H100 training-throughput goal (bench_train_step) used to size the data loader when no GPU was measured."""
+
+
+def limit_threads(n: int) -> None:
+    """Ask every numeric library for ``n`` threads. Call before numpy/torch/cv2 are imported for the environment
+    variables to take effect; the torch and OpenCV calls are made here when they are already imported."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "VECLIB_MAXIMUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(n)
+
+
+def _lscpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> Optional[float]:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024 ** 2, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine_info(device: str = "cpu") -> Dict[str, object]:
+    """What the figures were measured on: CPU model, cores, RAM, date (UTC), device, library versions."""
+    info: Dict[str, object] = {
+        "cpu_model": _lscpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "ram_gib": _ram_gib(),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": platform.python_version(),
+        "device": device,
+    }
+    import cv2
+    import numpy
+    import torch
+
+    for mod in (torch, numpy, cv2):
+        info[mod.__name__] = getattr(mod, "__version__", "?")
+    info["torch_threads"] = torch.get_num_threads()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    try:
+        info["load_avg_1min"] = round(os.getloadavg()[0], 2)  # how busy the shared machine was
+    except OSError:
+        pass
+    return info
+
+
+def command(script: str, argv: List[str]) -> str:
+    """The command line as the README gives it: ``python benchmarks/SCRIPT ARGS``."""
+    return " ".join(["python", f"benchmarks/{script}", *argv])
+
+
+def emit(result: Dict[str, object]) -> None:
+    """Print the result as ONE JSON line on stdout (the benchmark's output contract)."""
+    sys.stdout.write(json.dumps(result, allow_nan=False, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def median(values: List[float]) -> float:
+    return float(statistics.median(values))
+
+
+def time_repeats(fn: Callable[[], object], repeats: int, warmup: int = 0,
+                 sync: Optional[Callable[[], None]] = None) -> List[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` waits for
+    asynchronous work, e.g. ``torch.cuda.synchronize``)."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+def rss_mib() -> float:
+    """Current resident set size of this process (MiB)."""
+    return _status_kib("VmRSS") / 1024
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process since start or the last :func:`reset_peak_rss` (MiB)."""
+    hwm = _status_kib("VmHWM")
+    if hwm:
+        return hwm / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0: ``clear_refs`` 5).
+    Returns False where that is not possible: the peak then spans the whole process."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(key: str) -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children_peak_rss_mib() -> float:
+    """Largest peak RSS among terminated, waited-for child processes (MiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
