@@ -226,3 +226,25 @@ def make_sample(
         "root_valid": root_valid,
         "inv_trans": inv_trans.astype(np.float32),
     }
+
+
+class EpochAugmented:
+    """Data-set mixin: in train mode sample ``i`` gets the augmentation drawn from (cfg.seed, epoch, i) only, so it
+    does not depend on worker count, process count or resumption. Needs ``cfg``, ``mode``, ``__len__`` and
+    ``get_sample(i, aug)``."""
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of an epoch (train mode). DataLoader workers copy the data set when an
+        iterator starts, so call this before iterating (with ``persistent_workers=True`` it would not reach them)."""
+        self.epoch = int(epoch)
+
+    def aug_params(self, i: int) -> AugParams:
+        """The augmentation of sample ``i`` this epoch: a function of (seed, epoch, i) only."""
+        if self.mode != "train":
+            return AugParams.identity()
+        return sample_aug_params(np.random.default_rng([self.cfg.seed, self.epoch, i % len(self)]))
+
+    def __getitem__(self, i: int):
+        return self.get_sample(i, self.aug_params(int(i)))

@@ -281,21 +281,7 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     del anns  # the parsed JSON of the annotations is the bulk of the memory: release it before the next file
 
     # ---- images, joined to annotations by id
-    img_id = images.numeric("id", (), np.int64)
-    dup = _first_duplicate(img_id)
-    if dup is not None:
-        raise DataFileError(f"{sources.data_json}: image id {dup} occurs more than once")
-    if len(img_id):
-        sorter = np.argsort(img_id, kind="stable")
-        pos = np.minimum(np.searchsorted(img_id, image_id, sorter=sorter), len(img_id) - 1)
-        img_row = sorter[pos]
-        found = img_id[img_row] == image_id
-    else:
-        img_row = np.zeros(len(image_id), np.int64)
-        found = np.zeros(len(image_id), bool)
-    if not np.all(found):
-        i = int(np.flatnonzero(~found)[0])
-        raise DataFileError(f"{ann_where(i)}: image_id {int(image_id[i])} is not in 'images'")
+    img_row = join_image_rows(images.numeric("id", (), np.int64), image_id, sources.data_json, ann_where)
     width = images.numeric("width", (), np.int32)
     height = images.numeric("height", (), np.int32)
     bad = np.flatnonzero((width <= 0) | (height <= 0))
@@ -389,6 +375,25 @@ def _nested_valid(anns: _Records) -> bool:
     first = anns.records[0] if anns.records else None
     v = first.get("joint_valid") if isinstance(first, dict) else None
     return not (isinstance(v, list) and v and not isinstance(v[0], list))
+
+
+def join_image_rows(img_id: np.ndarray, image_id: np.ndarray, path: Path, ann_where) -> np.ndarray:
+    """Row in ``images`` of each annotation's ``image_id`` (vectorised join by id). Duplicate image ids and
+    annotations whose image is missing raise DataFileError naming ``path`` / ``ann_where(i)``."""
+    dup = _first_duplicate(img_id)
+    if dup is not None:
+        raise DataFileError(f"{path}: image id {dup} occurs more than once")
+    if len(img_id):
+        sorter = np.argsort(img_id, kind="stable")
+        pos = np.minimum(np.searchsorted(img_id, image_id, sorter=sorter), len(img_id) - 1)
+        img_row = sorter[pos]
+        found = img_id[img_row] == image_id
+    else:
+        img_row, found = np.zeros(len(image_id), np.int64), np.zeros(len(image_id), bool)
+    if not np.all(found):
+        i = int(np.flatnonzero(~found)[0])
+        raise DataFileError(f"{ann_where(i)}: image_id {int(image_id[i])} is not in 'images'")
+    return img_row
 
 
 def _first_duplicate(ids: np.ndarray) -> Optional[int]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from internet.config import SPLITS, Config
-from internet.data.augment import AugParams, crop_inv_trans, make_sample, process_bboxes, sample_aug_params
+from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
 from internet.data.index import HAND_TYPES, AnnotationIndex, IndexSources, load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
@@ -69,7 +69,7 @@ def read_id_list(path: str | Path) -> np.ndarray:
     return np.unique(np.asarray(ids, dtype=np.int64))
 
 
-class InterHand26M(torch.utils.data.Dataset):
+class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     """InterHand2.6M annotations of one split as sample dicts.
 
     Train mode draws the augmentation of sample ``i`` from ``numpy.random.default_rng([cfg.seed, epoch, i])``
@@ -160,20 +160,6 @@ class InterHand26M(torch.utils.data.Dataset):
     # ------------------------------------------------------------------------------------------- samples
     def __len__(self) -> int:
         return len(self.index) if self.rows is None else len(self.rows)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of an epoch (train mode). DataLoader workers copy the data set when an
-        iterator starts, so call this before iterating (with ``persistent_workers=True`` it would not reach them)."""
-        self.epoch = int(epoch)
-
-    def aug_params(self, i: int) -> AugParams:
-        """The augmentation of sample ``i`` this epoch: a function of (seed, epoch, i) only."""
-        if self.mode != "train":
-            return AugParams.identity()
-        return sample_aug_params(np.random.default_rng([self.cfg.seed, self.epoch, i % len(self)]))
-
-    def __getitem__(self, i: int) -> Dict[str, np.ndarray]:
-        return self.get_sample(i, self.aug_params(int(i)))
 
     def image_path(self, i: int) -> Path:
         return self.image_root / self.index.file_name(self._row(i))

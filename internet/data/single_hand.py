@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from internet.config import Config
-from internet.data.augment import AugParams, crop_inv_trans, make_sample, process_bboxes, sample_aug_params
-from internet.data.index import _first_duplicate, _Records, _require_mapping
+from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
+from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
 from internet.skeleton import Skeleton
@@ -136,20 +136,7 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
                             "size (expected [x, y, w, h])")
 
     # images, joined by id
-    img_id = images.numeric("id", (), np.int64)
-    dup = _first_duplicate(img_id)
-    if dup is not None:
-        raise DataFileError(f"{path}: image id {dup} occurs more than once")
-    if len(img_id):
-        sorter = np.argsort(img_id, kind="stable")
-        pos = np.minimum(np.searchsorted(img_id, image_id, sorter=sorter), len(img_id) - 1)
-        img_row = sorter[pos]
-        found = img_id[img_row] == image_id
-    else:
-        img_row, found = np.zeros(len(image_id), np.int64), np.zeros(len(image_id), bool)
-    if not np.all(found):
-        i = int(np.flatnonzero(~found)[0])
-        raise DataFileError(f"{anns._where(i)}: image_id {int(image_id[i])} is not in 'images'")
+    img_row = join_image_rows(images.numeric("id", (), np.int64), image_id, path, anns._where)
     width = images.numeric("width", (), np.int32)
     height = images.numeric("height", (), np.int32)
     bad = np.flatnonzero((width <= 0) | (height <= 0))
@@ -182,7 +169,7 @@ def find_rootnet_file(cfg: Config, file_name: str) -> Path:
                             "rootnet_path, or trans_test='gt' to use the ground-truth box and root depth")
 
 
-class SingleHandDataset(torch.utils.data.Dataset):
+class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
     """One split of a single-hand data set as sample dicts (docs/design.md); subclasses give the file layout.
 
     Train mode draws the augmentation of sample ``i`` from ``numpy.random.default_rng([cfg.seed, epoch, i])`` (call
@@ -274,19 +261,6 @@ class SingleHandDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------------------------------- samples
     def __len__(self) -> int:
         return len(self.ann)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of an epoch (train mode)."""
-        self.epoch = int(epoch)
-
-    def aug_params(self, i: int) -> AugParams:
-        """The augmentation of sample ``i`` this epoch: a function of (seed, epoch, i) only."""
-        if self.mode != "train":
-            return AugParams.identity()
-        return sample_aug_params(np.random.default_rng([self.cfg.seed, self.epoch, i % len(self)]))
-
-    def __getitem__(self, i: int) -> Dict[str, np.ndarray]:
-        return self.get_sample(i, self.aug_params(int(i)))
 
     def load_image(self, i: int) -> np.ndarray:
         """The full image of sample ``i``, float32 RGB (H, W, 3) in [0, 255]."""
