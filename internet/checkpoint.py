@@ -70,8 +70,8 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Any:
         if unsafe is not None:
             raise CheckpointError(
                 f"refusing to load {p}: it contains code/objects that are not plain tensors ({unsafe}); "
-                "weights_only=True loading refused it and nothing in it was run. Load it with "
-                "torch.load(..., weights_only=False) only if you trust where it came from."
+                "weights_only=True loading refused it and nothing in it was run. Only if you trust where it came "
+                "from, load it yourself with weights_only=False and save its plain tensors."
             ) from None
         raise CheckpointError(f"could not read checkpoint {p}: the file is truncated or corrupt ({_describe(e)})") from e
     except (PermissionError, IsADirectoryError, MemoryError):
