@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from internet.cli import non_negative_int, positive_int
 from internet.notebook import project_path, project_root
 
 NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d")
@@ -125,39 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help=f"synthetic data set folder ({DEFAULT_DATA_ROOT})")
     p.add_argument("--output-dir", default="output", help="output folder (output)")
-    p.add_argument("--seed", type=_non_negative, default=0, help="data and training seed (0)")
-    p.add_argument("--train-size", type=_positive, default=None, help=f"synthetic training images ({DEFAULT_SIZES['train']})")
-    p.add_argument("--val-size", type=_non_negative, default=None, help="synthetic validation images (200)")
-    p.add_argument("--test-size", type=_positive, default=None, help="synthetic test images (400)")
-    p.add_argument("--epochs", type=_positive, default=None, help="training epochs (the CPU preset's)")
-    p.add_argument("--batch-size", type=_positive, default=None, help="training batch (the CPU preset's)")
-    p.add_argument("--max-iters-per-epoch", type=_non_negative, default=None,
+    p.add_argument("--seed", type=non_negative_int, default=0, help="data and training seed (0)")
+    p.add_argument("--train-size", type=positive_int, default=None, help=f"synthetic training images ({DEFAULT_SIZES['train']})")
+    p.add_argument("--val-size", type=non_negative_int, default=None, help="synthetic validation images (200)")
+    p.add_argument("--test-size", type=positive_int, default=None, help="synthetic test images (400)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (the CPU preset's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="training batch (the CPU preset's)")
+    p.add_argument("--max-iters-per-epoch", type=non_negative_int, default=None,
                    help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: whole epochs of the default set)")
-    p.add_argument("--num-workers", type=_non_negative, default=None, help="data-loading processes (preset's)")
-    p.add_argument("--synth-workers", type=_positive, default=2, help="image rendering processes (2)")
+    p.add_argument("--num-workers", type=non_negative_int, default=None, help="data-loading processes (preset's)")
+    p.add_argument("--synth-workers", type=positive_int, default=2, help="image rendering processes (2)")
     p.add_argument("--png-export", choices=("auto", "matplotlib"), default="auto",
                    help="PNG of 3D figures: 'auto' uses a headless Chromium when installed (auto)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo training run")
     p.add_argument("--quick", action="store_true",
                    help="a plumbing check in seconds: tiny data set and network, two iterations")
     return p
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
-
-
-def _positive(text: str) -> int:
-    v = _non_negative(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -10,37 +10,21 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from internet.cli import non_negative_int, positive_int
 from internet.synth.interhand import IMAGE_FORMATS, generate
 
 SINGLE_HAND_FORMATS = ("rhd", "stb")
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
-    value = _non_negative(text)
+    value = non_negative_int(text)
     if value >= 2 ** 32:
         raise argparse.ArgumentTypeError(f"seed must be below 2**32, got {value}")
     return value
 
 
 def _quality(text: str) -> int:
-    value = _positive(text)
+    value = positive_int(text)
     if value > 100:
         raise argparse.ArgumentTypeError(f"JPEG quality must be in 1..100, got {value}")
     return value
@@ -52,15 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a synthetic InterHand2.6M v1.0 data set (official layout and JSON formats).")
     p.add_argument("--out", required=True, help="output directory (the data set root)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    p.add_argument("--train", type=_non_negative, default=2000, help="train annotations/images (default 2000)")
-    p.add_argument("--val", type=_non_negative, default=200, help="val annotations/images (default 200)")
-    p.add_argument("--test", type=_non_negative, default=400, help="test annotations/images (default 400)")
+    p.add_argument("--train", type=non_negative_int, default=2000, help="train annotations/images (default 2000)")
+    p.add_argument("--val", type=non_negative_int, default=200, help="val annotations/images (default 200)")
+    p.add_argument("--test", type=non_negative_int, default=400, help="test annotations/images (default 400)")
     p.add_argument("--no-images", action="store_true", help="write only the annotation files")
     p.add_argument("--format", choices=IMAGE_FORMATS + SINGLE_HAND_FORMATS, default="jpg",
                    help="InterHand2.6M image format (default jpg), or 'rhd' / 'stb' for a single-hand set in "
                         "InterNet's parsed RHD / STB format (PNG images; uses --train and --test only)")
     p.add_argument("--jpeg-quality", type=_quality, default=92, help="JPEG quality 1..100 (default 92)")
-    p.add_argument("--workers", type=_positive, default=1, help="rendering processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="rendering processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
