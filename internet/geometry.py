@@ -123,17 +123,55 @@ def generate_patch_image(
     img: np.ndarray, bbox: Sequence[float], do_flip: bool, scale: float, rot: float,
     out_shape: Tuple[int, int],
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Crop ``bbox`` (x, y, w, h) from ``img`` (H,W,C) into an ``out_shape`` (h, w) patch with scale, rotation and an
-    optional horizontal flip. Returns (float32 patch, trans, inv_trans); bilinear, zero border."""
+    """Crop ``bbox`` (x, y, w, h) from ``img`` (H,W,C, uint8 or float32) into an ``out_shape`` (h, w) patch with
+    scale, rotation and an optional horizontal flip. Returns (float32 patch, trans, inv_trans); bilinear, zero border.
+
+    The official code flips and converts the whole image to float32 before one warp. Only the pixels under the patch
+    matter, so this flips and converts just the source window the patch reads (its footprint plus a bilinear margin)
+    and shifts the affine by the window's integer offset: the sampled coordinates, interpolation weights and border
+    pixels are the same, so the patch is the official one, at a cost that follows the box, not the image."""
     img_height, img_width = img.shape[:2]
     c_x = float(bbox[0] + 0.5 * bbox[2])
     c_y = float(bbox[1] + 0.5 * bbox[3])
     w, h = float(bbox[2]), float(bbox[3])
     if do_flip:
-        img = img[:, ::-1, :]
         c_x = img_width - c_x - 1
-    trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_shape[1], out_shape[0], scale, rot)
-    patch = cv2.warpAffine(np.ascontiguousarray(img), trans, (int(out_shape[1]), int(out_shape[0])),
-                           flags=cv2.INTER_LINEAR)
-    inv_trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_shape[1], out_shape[0], scale, rot, inv=True)
-    return patch.astype(np.float32), trans, inv_trans
+    out_h, out_w = int(out_shape[0]), int(out_shape[1])
+    trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_w, out_h, scale, rot)
+    inv_trans = gen_trans_from_patch_cv(c_x, c_y, w, h, out_w, out_h, scale, rot, inv=True)
+    # warpAffine samples the source at inverse(trans) applied to each patch pixel; invert it as warpAffine does
+    # (same double arithmetic), so shifting it by the window's integer offset moves every sample by exactly that.
+    sample_map = cv2.invertAffineTransform(trans.astype(np.float64))
+    window = _source_window(sample_map, out_w, out_h, img_width, img_height)
+    if window is None:  # the patch lies wholly outside the image: all border
+        return np.zeros((out_h, out_w) + tuple(img.shape[2:]), np.float32), trans, inv_trans
+    x0, y0, x1, y1 = window  # in the (flipped, when do_flip) image's columns
+    if do_flip:
+        src = img[y0:y1, img_width - x1:img_width - x0][:, ::-1]
+    else:
+        src = img[y0:y1, x0:x1]
+    src = np.ascontiguousarray(src, dtype=np.float32)
+    sample_map[0, 2] -= x0
+    sample_map[1, 2] -= y0
+    patch = cv2.warpAffine(src, sample_map, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return patch, trans, inv_trans
+
+
+_WINDOW_MARGIN = 2
+"""Pixels kept around the patch footprint: bilinear reads floor(x) and floor(x) + 1."""
+
+
+def _source_window(sample_map: np.ndarray, out_w: int, out_h: int, img_width: int, img_height: int):
+    """(x0, y0, x1, y1) integer bounds, clipped to the image, of the source pixels that bilinear sampling at
+    ``sample_map`` (patch -> image, 2x3) can read for an (out_h, out_w) patch; None when they miss the image."""
+    corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], dtype=np.float64)
+    src = corners @ np.asarray(sample_map, dtype=np.float64).T
+    if not np.isfinite(src).all():
+        return 0, 0, img_width, img_height
+    x0 = max(0, int(np.floor(src[:, 0].min())) - _WINDOW_MARGIN)
+    y0 = max(0, int(np.floor(src[:, 1].min())) - _WINDOW_MARGIN)
+    x1 = min(img_width, int(np.ceil(src[:, 0].max())) + _WINDOW_MARGIN + 1)
+    y1 = min(img_height, int(np.ceil(src[:, 1].max())) + _WINDOW_MARGIN + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1

@@ -101,7 +101,7 @@ class Predictor:
         """(processed box, float32 crop (h, w, 3) in [0, 255], inv_trans (2, 3) crop -> image)."""
         in_h, in_w = (int(v) for v in self.cfg.input_img_shape)
         box = process_bbox(bbox, aspect_ratio=in_w / in_h)
-        patch, _, inv_trans = generate_patch_image(image.astype(np.float32), box, False, 1.0, 0.0, (in_h, in_w))
+        patch, _, inv_trans = generate_patch_image(image, box, False, 1.0, 0.0, (in_h, in_w))  # converts the window
         return box, patch, inv_trans
 
     @torch.inference_mode()

@@ -196,7 +196,7 @@ def make_sample(
 ) -> Dict[str, np.ndarray]:
     """The network input and targets of one annotation (spec 3.4 and 1.5).
 
-    img: float32 RGB (H, W, 3) in [0, 255]; bbox: the crop box [x, y, w, h] (processed GT or RootNet box);
+    img: RGB (H, W, 3) in [0, 255], float32 or uint8 (the crop converts what it reads; same patch); bbox: the crop box [x, y, w, h] (processed GT or RootNet box);
     joint_coord: (J, 3) = (u, v) image pixels and z camera depth in mm; joint_valid: (J,); hand_type: (2,) [right,
     left] presence. Returns img (3, h, w) in [0, 1], joint_coord (J, 3) in heatmap space, joint_valid (J,),
     rel_root_depth (1,), root_valid (1,), hand_type (2,) and inv_trans (2, 3), all float32. Inputs are not modified.
@@ -206,10 +206,10 @@ def make_sample(
     bbox[1] = bbox[1] + bbox[3] * np.float32(aug.trans[1])
     input_shape = (int(cfg.input_img_shape[0]), int(cfg.input_img_shape[1]))
     patch, trans, inv_trans = generate_patch_image(img, bbox, aug.do_flip, aug.scale, aug.rot, input_shape)
+    # in place: the patch is a fresh float32 array (same float32 products as the official clip(patch * color))
     if aug.color != (1.0, 1.0, 1.0):
-        patch = np.clip(patch * np.asarray(aug.color, dtype=np.float32), 0, 255)
-    else:
-        patch = np.clip(patch, 0, 255)
+        np.multiply(patch, np.asarray(aug.color, dtype=np.float32), out=patch)
+    np.clip(patch, 0, 255, out=patch)
     joint_coord, joint_valid, hand_type = augment_joints(
         joint_coord, joint_valid, hand_type, img.shape[1], trans, aug.do_flip, skeleton, input_shape)
     rel_root_depth, root_valid = root_depth_target(joint_coord, joint_valid, hand_type, skeleton)

@@ -164,11 +164,11 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     def image_path(self, i: int) -> Path:
         return self.image_root / self.index.file_name(self._row(i))
 
-    def load_image(self, i: int) -> np.ndarray:
-        """The full image of sample ``i``, float32 RGB (H, W, 3) in [0, 255]."""
+    def load_image(self, i: int, dtype: type = np.float32) -> np.ndarray:
+        """The full image of sample ``i``, RGB (H, W, 3) in [0, 255], float32 (or ``dtype=np.uint8``)."""
         r = self._row(i)
         return read_image(self.image_root / self.index.file_name(r),
-                          (int(self.index["width"][r]), int(self.index["height"][r])))
+                          (int(self.index["width"][r]), int(self.index["height"][r])), dtype)
 
     def crop_bbox(self, i: int) -> np.ndarray:
         """The crop box of sample ``i`` before augmentation: RootNet's (test, 'rootnet') or the processed GT box."""
@@ -181,7 +181,7 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         """Sample ``i`` with the given augmentation (None: identity), as the sample dict of docs/design.md."""
         r = self._row(i)
         idx = self.index
-        img = self.load_image(i)
+        img = self.load_image(i, np.uint8)  # the crop converts only the pixels it reads to float32
         joint_coord = np.concatenate([idx["joint_img"][r], idx["joint_cam"][r][:, 2:3]], axis=1)
         sample = make_sample(img, self.crop_bbox(i), joint_coord, idx["joint_valid"][r].astype(np.float32),
                              _HAND_TYPE_ARRAYS[idx["hand_type"][r]], aug or AugParams.identity(), self.skeleton,

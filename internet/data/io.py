@@ -53,8 +53,11 @@ def _truncation_problem(head: bytes, tail: bytes) -> Optional[str]:
     return None
 
 
-def read_image(path: str | Path, expected_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Read an image as float32 RGB (H, W, 3) in [0, 255], ignoring EXIF orientation (as the official loader).
+def read_image(path: str | Path, expected_size: Optional[Tuple[int, int]] = None, dtype: type = np.float32,
+               ) -> np.ndarray:
+    """Read an image as RGB (H, W, 3) in [0, 255], ignoring EXIF orientation (as the official loader): float32 (the
+    official loader's type) or, with ``dtype=np.uint8``, the decoded bytes, which the training crop converts only
+    where it reads them.
 
     ``expected_size`` = (width, height) from the annotation: a decoded image of another size is an error, because
     the cameras' intrinsics and the boxes refer to that size. Missing files raise FileNotFoundError; empty,
@@ -79,5 +82,8 @@ def read_image(path: str | Path, expected_size: Optional[Tuple[int, int]] = None
                 f"image {path} decodes to {img.shape[1]}x{img.shape[0]} (WxH) but the annotation says "
                 f"{width}x{height}; the intrinsics and boxes would not match it"
             )
-    # BGR -> RGB (cvtColor: ~10x faster than a strided numpy copy); float32 as the official crop works in float
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
+    if dtype not in (np.float32, np.uint8):
+        raise ValueError(f"read_image: dtype must be numpy.float32 or numpy.uint8, got {dtype!r}")
+    # BGR -> RGB (cvtColor: ~10x faster than a strided numpy copy)
+    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return rgb if dtype is np.uint8 else rgb.astype(np.float32)

@@ -262,10 +262,10 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ann)
 
-    def load_image(self, i: int) -> np.ndarray:
-        """The full image of sample ``i``, float32 RGB (H, W, 3) in [0, 255]."""
+    def load_image(self, i: int, dtype: type = np.float32) -> np.ndarray:
+        """The full image of sample ``i``, RGB (H, W, 3) in [0, 255], float32 (or ``dtype=np.uint8``)."""
         r = self._row(i)
-        return read_image(self.image_path(r), (int(self.ann.width[r]), int(self.ann.height[r])))
+        return read_image(self.image_path(r), (int(self.ann.width[r]), int(self.ann.height[r])), dtype)
 
     def crop_bbox(self, i: int) -> np.ndarray:
         """The crop box of sample ``i`` before augmentation: RootNet's (test, 'rootnet') or the processed GT box."""
@@ -277,7 +277,7 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
     def get_sample(self, i: int, aug: Optional[AugParams] = None) -> Dict[str, np.ndarray]:
         """Sample ``i`` with the given augmentation (None: identity), as the sample dict of docs/design.md."""
         r = self._row(i)
-        img = self.load_image(r)
+        img = self.load_image(r, np.uint8)  # the crop converts only the pixels it reads to float32
         joint_img, joint_cam, joint_valid = self.joints_42([r])
         joint_coord = np.concatenate([joint_img[0], joint_cam[0, :, 2:3]], axis=1)
         sample = make_sample(img, self.crop_bbox(r), joint_coord, joint_valid[0],
