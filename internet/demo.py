@@ -28,8 +28,8 @@ DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
 QUICK_SIZES = dict(train=24, val=4, test=12)
 DEFAULT_SIZES = dict(train=3200, val=200, test=400)
 DEFAULT_MAX_ITERS = 200
-"""Iterations per epoch of the demo's training (200 = whole epochs of the 3200-image set at batch 16; x 6 epochs of
-the CPU preset = 1200 iterations, about 8 minutes on an otherwise idle 2-core CPU)."""
+"""Iterations per epoch of the demo's training (200 = whole epochs of the 3200-image set at batch 16; x 10 epochs of
+the CPU preset = 2000 iterations, about 8 minutes on an otherwise idle 2-core CPU)."""
 QUICK_CONFIG = {"input_img_shape": [64, 64], "output_hm_shape": [16, 16, 16], "sigma": 1.0, "head_channels": 32,
                 "test_batch_size": 8}
 

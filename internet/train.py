@@ -49,6 +49,10 @@ TRAIN_STATE_VERSION = 1
 Callback = Callable[["Trainer", dict], None]
 
 
+LOSS_TERMS = ("joint_heatmap", "rel_root_depth", "hand_type")
+"""The InterNet loss terms, in the order of ``Config.loss_weights``."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, unusable output folder, a checkpoint that cannot be resumed)."""
 
@@ -363,7 +367,7 @@ class Trainer:
                 run_iters += 1
                 remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
                 record = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
-                          "loss_total": float(sum(losses.values())), "time": t_now - t_prev,
+                          "loss_total": self.weighted_total(losses), "time": t_now - t_prev,
                           "data_time": t_data - t_prev,
                           "images_per_s": self.global_batch_size / max(t_now - t_prev, 1e-9)}
                 self.logger.iteration(record, cfg.end_epoch, per_epoch, eta_s=run_time / run_iters * remaining)
@@ -404,7 +408,7 @@ class Trainer:
             ready = torch.cuda.Event()
             ready.record()
         self.optimizer.zero_grad(set_to_none=True)
-        total = sum(losses.values())
+        total = self.weighted_total(losses)
         total.backward()
         if ready is not None:
             ready.synchronize()
@@ -420,6 +424,12 @@ class Trainer:
             raise TrainingError(msg)
         self.optimizer.step()
         return dict(zip(names, values))
+
+    def weighted_total(self, losses: Mapping[str, Any]) -> Any:
+        """The total loss: each term times its ``cfg.loss_weights`` entry (terms the config does not name: 1); the
+        terms may be named with or without the log's ``loss_`` prefix."""
+        weights = {_loss_key(k): float(w) for k, w in zip(LOSS_TERMS, self.cfg.loss_weights)}
+        return sum(weights.get(_loss_key(k), 1.0) * v for k, v in losses.items())
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self, epoch_end: Optional[int] = None) -> dict:

@@ -94,6 +94,33 @@ def test_sampler_order_is_reproducible_resumable_and_shards_like_distributed_sam
         EpochBatchSampler(4, 2, num_replicas=2, rank=2)
 
 
+def test_loss_weights_scale_each_term_of_the_total(tmp_path):
+    """cfg.loss_weights multiplies each term: with (0, 0, 1) only the hand-type head and what feeds it move, the
+    heatmap and root heads keep their initial weights; the log keeps the unweighted terms and the weighted total."""
+    with pytest.raises(Exception, match="loss_weights"):
+        tiny_cfg(tmp_path / "bad", loss_weights=(1.0, -1.0, 1.0))
+    with pytest.raises(Exception, match="loss_weights"):
+        tiny_cfg(tmp_path / "bad", loss_weights=(1.0, 1.0))
+    cfg = tiny_cfg(tmp_path / "out", loss_weights=(0.0, 0.0, 1.0), max_iters_per_epoch=2)
+    torch.manual_seed(0)
+    model = TinyInterNet(bn=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(cfg, model=model, train_set=RandomHands(8), progress_bar=False)
+    trainer.train()
+    after = model.state_dict()
+    for name in ("hm.weight", "hm.bias", "root.weight", "root.bias"):
+        assert torch.equal(before[name], after[name]), name
+    for name in ("hand.weight", "stem.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    rows = read_jsonl(cfg.log_dir / "train_log.jsonl")
+    assert all(r["loss_joint_heatmap"] > 0 for r in rows)  # logged unweighted
+    assert all(r["loss_total"] == pytest.approx(r["loss_hand_type"]) for r in rows)
+    weights = Trainer(tiny_cfg(tmp_path / "w", loss_weights=(2.0, 0.5, 3.0)), model=TinyInterNet(),
+                      train_set=RandomHands(2), progress_bar=False)
+    assert weights.weighted_total({"joint_heatmap": 1.0, "loss_rel_root_depth": 2.0, "hand_type": 1.0,
+                                   "extra": 5.0}) == pytest.approx(2.0 + 1.0 + 3.0 + 5.0)
+
+
 def test_persistent_workers_see_each_epoch(tmp_path):
     """Workers keep their own copy of the data set; the (epoch, index) keys still give each sample its epoch's
     augmentation, so 2 persistent workers train exactly like loading in the main process."""
