@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -213,6 +213,23 @@ class _Records:
                 raise DataFileError(f"{self._where(i)}: key {key!r} must be a string, got {_describe(v)}")
         return [str(v) for v in values]
 
+    def check_binary(self, key: str, values: np.ndarray) -> None:
+        """Raise naming the first record whose ``values`` row (column ``key``) holds anything but 0 and 1."""
+        bad = np.flatnonzero(((values != 0) & (values != 1)).reshape(len(values), -1).any(axis=1))
+        if len(bad):
+            raise DataFileError(f"{self._where(int(bad[0]))}: {key} must hold 0/1 values")
+
+    def codes(self, key: str, names: Sequence[str], note: str = "") -> np.ndarray:
+        """String column ``key`` as int8 indices into ``names``; an unknown name raises naming its record (``note``
+        is appended to that message)."""
+        values = self.strings(key)
+        code_of = {name: k for k, name in enumerate(names)}
+        try:
+            return np.array([code_of[v] for v in values], dtype=np.int8)
+        except KeyError:
+            i = next(i for i, v in enumerate(values) if v not in code_of)
+            raise DataFileError(f"{self._where(i)}: {key} {values[i]!r} is not one of {tuple(names)}{note}") from None
+
 
 def _describe(v) -> str:
     text = repr(v)
@@ -251,18 +268,9 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     bbox = anns.numeric("bbox", (4,), np.float32)
     joint_valid = anns.numeric("joint_valid", (JOINT_NUM, 1), np.float32).reshape(-1, JOINT_NUM) \
         if _nested_valid(anns) else anns.numeric("joint_valid", (JOINT_NUM,), np.float32)
-    bad = np.flatnonzero(((joint_valid != 0) & (joint_valid != 1)).any(axis=1))
-    if len(bad):
-        raise DataFileError(f"{anns._where(int(bad[0]))}: joint_valid must hold 0/1 values")
+    anns.check_binary("joint_valid", joint_valid)
     hand_type_valid = anns.numeric("hand_type_valid", (), np.float32)
-    ht_names = anns.strings("hand_type")
-    code_of = {name: k for k, name in enumerate(HAND_TYPES)}
-    try:
-        hand_type = np.array([code_of[t] for t in ht_names], dtype=np.int8)
-    except KeyError:
-        i = next(i for i, t in enumerate(ht_names) if t not in code_of)
-        raise DataFileError(f"{anns._where(i)}: hand_type {ht_names[i]!r} is not one of {HAND_TYPES}") from None
-    del ht_names
+    hand_type = anns.codes("hand_type", HAND_TYPES)
     dup = _first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{sources.data_json}: annotation id {dup} occurs more than once")

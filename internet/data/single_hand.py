@@ -119,17 +119,8 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     joint_img = anns.numeric("joint_img", (JOINTS_PER_HAND, 2), np.float32)
     joint_cam = anns.numeric("joint_cam", (JOINTS_PER_HAND, 3), np.float32)
     joint_valid = anns.numeric("joint_valid", _joint_valid_shape(anns), np.float32).reshape(-1, JOINTS_PER_HAND)
-    bad = np.flatnonzero(((joint_valid != 0) & (joint_valid != 1)).any(axis=1))
-    if len(bad):
-        raise DataFileError(f"{anns._where(int(bad[0]))}: joint_valid must hold 0/1 values")
-    names = anns.strings("hand_type")
-    code_of = {name: k for k, name in enumerate(HAND_TYPES)}
-    try:
-        hand_type = np.array([code_of[t] for t in names], dtype=np.int8)
-    except KeyError:
-        i = next(i for i, t in enumerate(names) if t not in code_of)
-        raise DataFileError(f"{anns._where(i)}: hand_type {names[i]!r} is not one of {HAND_TYPES} "
-                            "(single-hand data sets have one hand per annotation)") from None
+    anns.check_binary("joint_valid", joint_valid)
+    hand_type = anns.codes("hand_type", HAND_TYPES, " (single-hand data sets have one hand per annotation)")
     bad = np.flatnonzero(~((bbox[:, 2] > 0) & (bbox[:, 3] > 0)))
     if len(bad):
         raise DataFileError(f"{anns._where(int(bad[0]))}: bbox {bbox[int(bad[0])].tolist()} has a zero or negative "
