@@ -198,9 +198,9 @@ def make_sample(
 
     img: RGB (H, W, 3) in [0, 255], float32 or uint8 (the crop converts what it reads; same patch); bbox: the crop
     box [x, y, w, h] (processed GT or RootNet box); joint_coord: (J, 3) = (u, v) image pixels and z camera depth in
-    mm; joint_valid: (J,); hand_type: (2,) [right, left] presence. Returns img (3, h, w) in [0, 1], joint_coord (J,
-    3) in heatmap space, joint_valid (J,), rel_root_depth (1,), root_valid (1,), hand_type (2,) and inv_trans (2,
-    3), all float32. Inputs are not modified.
+    mm; joint_valid: (J,); hand_type: (2,) [right, left] presence. Returns img (3, h, w) in [0, 1],
+    joint_coord (J, 3) in heatmap space, joint_valid (J,), rel_root_depth (1,), root_valid (1,), hand_type (2,) and
+    inv_trans (2, 3), all float32. Inputs are not modified.
     """
     bbox = np.array(bbox, dtype=np.float32).reshape(4)  # a copy: the official code shifts the stored box in place
     bbox[0] = bbox[0] + bbox[2] * np.float32(aug.trans[0])
