@@ -1,7 +1,7 @@
 """``make demo`` = ``python -m internet.demo``: the whole pipeline on a CPU, headless, in about 15 minutes.
 
 1. Writes the synthetic InterHand2.6M data set once (``data/synthetic/InterHand2.6M``; skipped when its
-   ``synth_info.json``, written last by the generator, records the same seed and sizes).
+   ``synth_info.json``, written last by the generator, records the same generator version, seed and sizes).
 2. Runs notebooks 01 to 04 with papermill in the CPU preset: explore the data, train, evaluate (the trained
    network, the untrained one and the mean-pose baseline), visualise in 3D. Executed notebooks go to
    ``output/notebooks/``, figures to ``output/vis/``, metrics to ``output/result/``, checkpoints to
@@ -41,14 +41,16 @@ class DemoError(RuntimeError):
 # ------------------------------------------------------------------------------------------------ steps
 def synthetic_data_ready(data_root: Path, seed: int, n_train: int, n_val: int, n_test: int) -> bool:
     """Whether ``data_root`` holds a complete synthetic set made with these arguments: the generator writes
-    ``synth_info.json`` last, so its presence with matching arguments means every file is there."""
+    ``synth_info.json`` last, so its presence with matching arguments means every file is there; a set written by
+    another generator version (other images) is not reused."""
     info_path = data_root / "synth_info.json"
     try:
         info = json.loads(info_path.read_text())
     except (OSError, ValueError):
         return False
     args = info.get("arguments", {}) if isinstance(info, dict) else {}
-    return (info.get("seed") == seed and args.get("n_train") == n_train and args.get("n_val") == n_val
+    from internet.synth.interhand import GENERATOR_VERSION  # older renderings are regenerated
+    return (info.get("version") == GENERATOR_VERSION and info.get("seed") == seed and args.get("n_train") == n_train and args.get("n_val") == n_val
             and args.get("n_test") == n_test and args.get("with_images") is True)
 
 

@@ -290,6 +290,13 @@ def test_demo_reuses_complete_data_only(tiny_data, tmp_path):
     assert not synthetic_data_ready(partial, 0, q["train"], q["val"], q["test"])
     (partial / "synth_info.json").write_text("{not json")
     assert not synthetic_data_ready(partial, 0, q["train"], q["val"], q["test"])
+    older = tmp_path / "older"  # complete, but rendered by another generator version: regenerated
+    shutil.copytree(tiny_data / "annotations", older / "annotations")
+    info = json.loads((tiny_data / "synth_info.json").read_text())
+    (older / "synth_info.json").write_text(json.dumps({**info, "version": info["version"] - 1}))
+    assert not synthetic_data_ready(older, 0, q["train"], q["val"], q["test"])
+    (older / "synth_info.json").write_text(json.dumps(info))
+    assert synthetic_data_ready(older, 0, q["train"], q["val"], q["test"])
 
 
 def test_explore_notebook_outputs(demo_run):

@@ -323,6 +323,34 @@ def test_render_draws_hands_where_they_project_and_nearer_hand_wins():
         render_hands(blank.copy(), joints[:21], focal, princpt)
 
 
+def test_fingers_show_palm_colour_from_the_front_and_skin_from_the_back():
+    """The side of the hand facing the camera is visible (palm colour on the palmar side of the fingers, skin on the
+    back), and a mirrored left hand shows the same side as the right hand it mirrors: with the silhouette, this is
+    what tells a left hand from a right hand seen from the other side."""
+    focal, princpt = (1250.0, 1250.0), (167.0, 256.0)
+    style = HandStyle((40.0, 220.0, 40.0), (40.0, 40.0, 220.0), (220.0, 40.0, 40.0))  # back green, palm red (BGR)
+    right = _open_hand_at(1000.0)
+    centre = right.mean(0)
+    turned = (right - centre) * np.array([-1.0, 1.0, -1.0]) + centre  # 180 degrees about the vertical axis
+
+    def palm_fraction(hand: np.ndarray, is_left: bool) -> float:
+        joints = np.ones((42, 3))
+        joints[21 * is_left:21 * is_left + 21] = hand
+        img = render_hands(np.zeros((512, 334, 3), np.uint8), joints, focal, princpt, (not is_left, is_left),
+                           (style, style))
+        mids = np.stack([(hand[4 * d + 2] + hand[4 * d + 1]) / 2 for d in range(1, 5)])  # middle phalanges
+        uv = np.round(mids[:, :2] / mids[:, 2:] * focal + princpt).astype(int)
+        px = img[uv[:, 1], uv[:, 0]].astype(int)
+        assert np.all(px.max(1) > 100), "a finger is not drawn where it projects"
+        return float(np.mean(px[:, 2] > px[:, 1]))
+
+    front = palm_fraction(right, False)
+    assert front in (0.0, 1.0)
+    assert palm_fraction(turned, False) == 1.0 - front          # the other side shows the other colour
+    assert palm_fraction(hm.mirror_x(right), True) == front     # a mirror image shows the same side
+    assert palm_fraction(hm.mirror_x(turned), True) == 1.0 - front
+
+
 def test_monochrome_cameras_write_grey_images(synth):
     data, _, _ = _ann_files(synth, "train")
     kinds = {"grey": 0, "colour": 0}

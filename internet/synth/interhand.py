@@ -42,7 +42,7 @@ from internet.synth.rig import (
 )
 from internet.synth.scene import FrameBatch, sample_single_frames, sample_two_hand_frames
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FRAME_STEP = 6              # 5 fps frames out of the 30 fps capture
 RANDOM_GAP_PROB = 0.06      # frames with 1-3 unannotated joints
 MISSING_HAND_PROB = 0.03    # interacting frames with one hand not annotated at all

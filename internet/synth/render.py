@@ -3,7 +3,8 @@
 A hand is drawn from its 21 joints alone (InterHand2.6M order, camera coordinates in mm), so any data set's joints can
 be rendered after reordering them: tapered capsules for the finger segments, a capsule for the thenar (wrist ->
 thumb1), a thick filled polygon for the palm, nails on the fingertips whose back faces the camera, and the forearm
-(bare or in a sleeve). Each piece gets one Lambert shade (plus a narrower highlight strip towards the light for the
+(bare or in a sleeve). The palm and the palmar side of the fingers are lighter than the back of the hand, so the
+side facing the camera shows, and with it the hand's chirality. Each piece gets one Lambert shade (plus a narrower highlight strip towards the light for the
 capsules), and all pieces of both hands are painted far-to-near by their mean depth, so fingers and hands occlude
 each other as seen from the camera. Backgrounds imitate the real studio: a black dome with bright LEDs, the subject's
 torso (plain, striped or plaid shirt) and head, a little rig clutter; colour or monochrome cameras, mild blur and noise.
@@ -53,14 +54,17 @@ class HandStyle:
 
 
 def sample_style(rng: np.random.Generator) -> HandStyle:
-    """A random subject look: a skin tone between the palette's neighbours, a lighter/pinker palm, pale nails, and a
-    sleeve half of the time."""
+    """A random subject look: a skin tone between the palette's neighbours, a lighter, pinker palm (the darker the
+    skin, the larger the difference), pale nails, and a sleeve half of the time."""
     k = rng.uniform(0, len(SKIN_TONES_RGB) - 1)
     i = int(k)
     rgb = SKIN_TONES_RGB[i] * (1 - (k - i)) + SKIN_TONES_RGB[min(i + 1, len(SKIN_TONES_RGB) - 1)] * (k - i)
     rgb = np.clip(rgb * rng.uniform(0.9, 1.05) + rng.normal(0, 6, 3), 0, 255)
     skin = rgb[::-1]
-    palm = np.clip(skin * 1.06 + np.array([0.0, 2.0, 12.0]), 0, 255)
+    # Palms (and the palmar side of the fingers) carry less melanin: much lighter than the back on dark skin, a
+    # little lighter and pinker on light skin. This side cue is also what lets a network tell a left hand from a
+    # right one seen from the other side (their silhouettes are mirror images).
+    palm = np.clip(skin + (255.0 - skin) * 0.3 + np.array([0.0, 4.0, 14.0]), 0, 255)
     nail = np.clip(skin * 0.5 + np.array([200.0, 205.0, 225.0]) * 0.5, 0, 255)
     sleeve = None
     if rng.random() < 0.5:
@@ -125,6 +129,14 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
     def shade(normal):
         return _AMBIENT + _DIFFUSE * max(float(normal @ light), 0.0)
 
+    def side_color(a3, b3):
+        """Back-of-hand colour when the segment's back faces the camera, palm colour when its front does, blended
+        over the edge-on views."""
+        d = _unit(b3 - a3)
+        back_n = _unit(sign * np.cross(d, lat))
+        t = float(np.clip(0.5 - 2.0 * float(back_n @ _unit(-(a3 + b3) / 2)), 0.0, 1.0))
+        return skin * (1.0 - t) + palm_col * t
+
     def capsule_prim(a3, b3, ra_mm, rb_mm, col):
         mid = (a3 + b3) / 2
         d = _unit(b3 - a3)
@@ -148,7 +160,8 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
     for d in range(5):
         ids = [4 * d + 3, 4 * d + 2, 4 * d + 1, 4 * d]
         for s in range(3):
-            prims.append(capsule_prim(J[ids[s]], J[ids[s + 1]], radii[d, s], radii[d, s + 1], skin))
+            a3, b3 = J[ids[s]], J[ids[s + 1]]
+            prims.append(capsule_prim(a3, b3, radii[d, s], radii[d, s + 1], side_color(a3, b3)))
         # Nail: on the back of the last segment, when that side faces the camera.
         tip, dip = J[ids[3]], J[ids[2]]
         seg = tip - dip
@@ -173,7 +186,8 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
                             0, 360, col, -1, cv2.LINE_AA, _SHIFT)
             prims.append((depth, draw_nail))
     # Thenar (wrist -> thumb1) and palm.
-    prims.append(capsule_prim(wrist + lat * 8.0 * scale, J[3], 15.0 * scale, radii[0, 0], skin))
+    thenar0 = wrist + lat * 8.0 * scale
+    prims.append(capsule_prim(thenar0, J[3], 15.0 * scale, radii[0, 0], side_color(thenar0, J[3])))
     corners = np.stack([wrist - lat * 23.0 * scale, wrist + lat * 19.0 * scale, J[3], J[7], J[11], J[15], J[19]])
     view_c = _unit(-corners.mean(0))
     palm_visible = float(palm_n @ view_c) > 0
