@@ -306,6 +306,9 @@ def test_vectorised_boxes_and_inverse_affine_match_per_sample_geometry():
     processed = process_bboxes(boxes)
     for b, p in zip(boxes, processed):
         np.testing.assert_allclose(p, process_bbox(b), rtol=1e-6, atol=1e-4)
+    for aspect in (1.0, 0.75, 4 / 3):  # the one-box fast path takes the same float32 steps: bit-identical
+        many = process_bboxes(boxes, aspect)
+        assert all(np.array_equal(process_bboxes(b, aspect), p) for b, p in zip(boxes, many))
     inv = crop_inv_trans(processed, (256, 256))
     for p, m in zip(processed, inv):
         c_x, c_y = float(p[0] + 0.5 * p[2]), float(p[1] + 0.5 * p[3])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -95,6 +95,12 @@ def process_bboxes(bbox: np.ndarray, aspect_ratio: float = 1.0) -> np.ndarray:
     side to ``aspect_ratio`` (w / h), multiply both sides by 1.25. float32 steps as the official code (it works on
     float32 arrays in place); the input is not modified. Same result as ``geometry.process_bbox`` up to rounding."""
     b = np.asarray(bbox, dtype=np.float32)
+    if b.shape == (4,):  # one box (a training sample): the same float32 steps on scalars, 3x cheaper
+        x, y, w, h = b
+        new_h = w / aspect_ratio if w > aspect_ratio * h else h
+        new_w = h * aspect_ratio if w < aspect_ratio * h else w
+        out_w, out_h = new_w * BOX_SCALE, new_h * BOX_SCALE
+        return np.array([x + w / 2.0 - out_w / 2.0, y + h / 2.0 - out_h / 2.0, out_w, out_h], dtype=np.float32)
     w, h = b[..., 2], b[..., 3]
     c_x = b[..., 0] + w / 2.0
     c_y = b[..., 1] + h / 2.0
@@ -190,6 +196,23 @@ def to_output_space(
 
 
 # ----------------------------------------------------------------------------------------------------- sample
+def color_to_chw(patch: np.ndarray, color: Sequence[float], in_range: bool = False) -> np.ndarray:
+    """The official colour jitter, clip and ToTensor of a (h, w, 3) float32 patch in [0, 255]: returns the
+    (3, h, w) float32 image ``clip(patch * color, 0, 255) / 255``.
+
+    One strided pass per channel writes the scaled plane straight into the CHW array, instead of the official four
+    whole-patch passes (scale, clip, transpose copy, divide). ``in_range=True`` (the patch of a uint8 image, which a
+    bilinear warp keeps in [0, 255]) clips only the channels scaled up, as no other can leave the range. The factor
+    is folded as ``color / 255``, which moves a value by at most one float32 rounding (about 6e-8)."""
+    out = np.empty((3,) + patch.shape[:2], dtype=np.float32)
+    factor = np.asarray(color, dtype=np.float32) / np.float32(255.0)
+    for c in range(3):
+        np.multiply(patch[:, :, c], factor[c], out=out[c])
+        if not in_range or color[c] > 1.0:
+            np.clip(out[c], 0.0, 1.0, out=out[c])
+    return out
+
+
 def make_sample(
     img: np.ndarray, bbox: np.ndarray, joint_coord: np.ndarray, joint_valid: np.ndarray, hand_type: np.ndarray,
     aug: AugParams, skeleton: Skeleton, cfg: Config,
@@ -207,19 +230,13 @@ def make_sample(
     bbox[1] = bbox[1] + bbox[3] * np.float32(aug.trans[1])
     input_shape = (int(cfg.input_img_shape[0]), int(cfg.input_img_shape[1]))
     patch, trans, inv_trans = generate_patch_image(img, bbox, aug.do_flip, aug.scale, aug.rot, input_shape)
-    # in place: the patch is a fresh float32 array (same float32 products as the official clip(patch * color))
-    if aug.color != (1.0, 1.0, 1.0):
-        np.multiply(patch, np.asarray(aug.color, dtype=np.float32), out=patch)
-    np.clip(patch, 0, 255, out=patch)
     joint_coord, joint_valid, hand_type = augment_joints(
         joint_coord, joint_valid, hand_type, img.shape[1], trans, aug.do_flip, skeleton, input_shape)
     rel_root_depth, root_valid = root_depth_target(joint_coord, joint_valid, hand_type, skeleton)
     joint_coord, joint_valid, rel_root_depth, root_valid = to_output_space(
         joint_coord, joint_valid, rel_root_depth, root_valid, skeleton, cfg)
-    img_chw = np.ascontiguousarray(patch.transpose(2, 0, 1), dtype=np.float32)
-    img_chw /= 255.0
     return {
-        "img": img_chw,
+        "img": color_to_chw(patch, aug.color, in_range=img.dtype == np.uint8),
         "joint_coord": joint_coord,
         "rel_root_depth": rel_root_depth,
         "hand_type": hand_type,
