@@ -50,8 +50,9 @@ def synthetic_data_ready(data_root: Path, seed: int, n_train: int, n_val: int, n
         return False
     args = info.get("arguments", {}) if isinstance(info, dict) else {}
     from internet.synth.interhand import GENERATOR_VERSION  # older renderings are regenerated
-    return (info.get("version") == GENERATOR_VERSION and info.get("seed") == seed and args.get("n_train") == n_train and args.get("n_val") == n_val
-            and args.get("n_test") == n_test and args.get("with_images") is True)
+    return (info.get("version") == GENERATOR_VERSION and info.get("seed") == seed
+            and args.get("n_train") == n_train and args.get("n_val") == n_val and args.get("n_test") == n_test
+            and args.get("with_images") is True)
 
 
 def prepare_data(data_root: Path, seed: int, n_train: int, n_val: int, n_test: int, workers: int) -> str:

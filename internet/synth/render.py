@@ -4,10 +4,11 @@ A hand is drawn from its 21 joints alone (InterHand2.6M order, camera coordinate
 be rendered after reordering them: tapered capsules for the finger segments, a capsule for the thenar (wrist ->
 thumb1), a thick filled polygon for the palm, nails on the fingertips whose back faces the camera, and the forearm
 (bare or in a sleeve). The palm and the palmar side of the fingers are lighter than the back of the hand, so the
-side facing the camera shows, and with it the hand's chirality. Each piece gets one Lambert shade (plus a narrower highlight strip towards the light for the
-capsules), and all pieces of both hands are painted far-to-near by their mean depth, so fingers and hands occlude
-each other as seen from the camera. Backgrounds imitate the real studio: a black dome with bright LEDs, the subject's
-torso (plain, striped or plaid shirt) and head, a little rig clutter; colour or monochrome cameras, mild blur and noise.
+side facing the camera shows, and with it the hand's chirality. Each piece gets one Lambert shade (plus a narrower
+highlight strip towards the light for the capsules), and all pieces of both hands are painted far-to-near by their
+mean depth, so fingers and hands occlude each other as seen from the camera. Backgrounds imitate the real studio: a
+black dome with bright LEDs, the subject's torso (plain, striped or plaid shirt) and head, a little rig clutter;
+colour or monochrome cameras, mild blur and noise.
 
 Everything is deterministic given the numpy Generator passed in.
 """
@@ -129,12 +130,15 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
     def shade(normal):
         return _AMBIENT + _DIFFUSE * max(float(normal @ light), 0.0)
 
+    def back_normal(direction):
+        """Unit normal out of the back of a finger segment pointing along ``direction`` (unit)."""
+        return _unit(sign * np.cross(direction, lat))
+
     def side_color(a3, b3):
         """Back-of-hand colour when the segment's back faces the camera, palm colour when its front does, blended
         over the edge-on views."""
-        d = _unit(b3 - a3)
-        back_n = _unit(sign * np.cross(d, lat))
-        t = float(np.clip(0.5 - 2.0 * float(back_n @ _unit(-(a3 + b3) / 2)), 0.0, 1.0))
+        facing = float(back_normal(_unit(b3 - a3)) @ _unit(-(a3 + b3) / 2))
+        t = float(np.clip(0.5 - 2.0 * facing, 0.0, 1.0))
         return skin * (1.0 - t) + palm_col * t
 
     def capsule_prim(a3, b3, ra_mm, rb_mm, col):
@@ -167,7 +171,7 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
         seg = tip - dip
         seg_len = float(np.linalg.norm(seg))
         dvec = seg / max(seg_len, 1e-6)
-        nail_n = _unit(sign * np.cross(dvec, lat))
+        nail_n = back_normal(dvec)
         view = _unit(-tip)
         facing = float(nail_n @ view)
         if facing > 0.25 and seg_len > 1e-3:
