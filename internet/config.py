@@ -63,6 +63,11 @@ class Config:
     lr: float = 1e-4
     lr_dec_epoch: tuple = (15, 17)
     lr_dec_factor: float = 10.0
+    linear_lr_max: Optional[float] = None
+    """Upper bound on the learning rate of the ``nn.Linear`` layers (InterNet's root-depth and hand-type heads);
+    None: no bound (official). Their inputs are non-negative pooled features and nothing normalises them, so an Adam
+    step moves all of a hidden unit's weights the same way: at a rate that suits the BatchNorm'd convolutions (the
+    CPU preset's 1e-2) most of their ReLU units die in the first epoch and the heads stop learning."""
     end_epoch: int = 20
     train_batch_size: int = 16
     """Per process (per GPU), as in the official code."""
@@ -142,11 +147,13 @@ class Config:
         #   not the backbone, dominate a CPU step; this cuts it by 40% (2000 iterations in about 8 minutes);
         # - the Gaussian keeps the paper's 2.5 voxels (at 1.25 the heatmap loss did not move in 240 iterations);
         # - Adam at 1e-2, /10 at epochs 7 and 9: at 1e-3 the heatmaps stay at the mean for ~800 iterations and the
-        #   run ends 21% below the mean pose; at 1e-2 it leaves the mean within 200 and ends 33% below.
+        #   run ends 21% below the mean pose; at 1e-2 it leaves the mean within 200 and ends 33% below;
+        # - the fully connected root-depth and hand-type heads capped at 1e-3: at 1e-2, 92% of the hand-type head's
+        #   ReLU units were dead after the first epoch and 99% at the end (handedness 0.54; 0.58 with the cap).
         base = dict(
             resnet_type=18, input_img_shape=(128, 128), output_hm_shape=(16, 32, 32), sigma=2.5,
             head_channels=64, train_batch_size=16, test_batch_size=32, end_epoch=10, lr=1e-2,
-            lr_dec_epoch=(7, 9), num_workers=1, device="cpu", compile=False,
+            lr_dec_epoch=(7, 9), linear_lr_max=1e-3, num_workers=1, device="cpu", compile=False,
         )
         base.update(overrides)
         return cls.from_params(base)
@@ -203,6 +210,8 @@ class Config:
         for name in ("num_workers", "ckpt_every_iters", "seed"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
+        if self.linear_lr_max is not None and not 0 < self.linear_lr_max < float("inf"):
+            bad("linear_lr_max", "must be > 0 (or None for no bound)")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:
             bad("max_iters_per_epoch", "must be >= 1 or None")
         if list(self.lr_dec_epoch) != sorted(self.lr_dec_epoch) or any(e < 0 for e in self.lr_dec_epoch):
@@ -241,7 +250,7 @@ def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
         if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return tuple(value)
         raise ConfigError(f"config parameter {name}={value!r}: expected a list of numbers")
-    if isinstance(default, float) or str(f.type) == "float":
+    if isinstance(default, float) or str(f.type) in ("float", "Optional[float]"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f"config parameter {name}={value!r}: expected a number, got {type(value).__name__}")

@@ -64,6 +64,16 @@ def lr_at_epoch(epoch: int, lr: float, lr_dec_epoch: Sequence[int], lr_dec_facto
     return lr / lr_dec_factor ** k
 
 
+def _param_groups(model: nn.Module, separate_linear: bool) -> List[dict]:
+    """Adam parameter groups: one (the official layout, so official optimizer states load), or with
+    ``separate_linear`` the ``nn.Linear`` parameters in a second group (for ``linear_lr_max``)."""
+    params = list(model.parameters())
+    linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+    if not separate_linear or not linear:
+        return [{"params": params}]
+    return [{"params": [p for p in params if id(p) not in linear]}, {"params": [p for p in params if id(p) in linear]}]
+
+
 # ----------------------------------------------------------------------------------------------------- data order
 class EpochBatchSampler(Sampler):
     """Batches of indices in a per-epoch order that depends only on (seed, epoch), sharded like
@@ -276,7 +286,8 @@ class Trainer:
         self.loss_fn = loss_fn
         # fused Adam on CUDA: one kernel for all parameters (same update rule as the official Adam)
         self._adam_flags = {"fused": True, "foreach": None} if self.device.type == "cuda" else {"fused": None, "foreach": None}
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, **self._adam_flags)
+        groups = _param_groups(self.model, separate_linear=cfg.linear_lr_max is not None)
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, **self._adam_flags)
         self.train_set, self.test_set = train_set, test_set
         self.callbacks = list(callbacks)
         self.progress_bar = progress_bar
@@ -326,8 +337,8 @@ class Trainer:
 
     def set_lr(self, epoch: int) -> float:
         lr = self.lr_for_epoch(epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = lr if i == 0 else min(lr, self.cfg.linear_lr_max)  # group 1: the nn.Linear layers
         return lr
 
     # ------------------------------------------------------------------------------------------- training
@@ -497,6 +508,14 @@ class Trainer:
             raise TrainingError(f"{path} is not a training checkpoint (no 'network' entry)")
         load_network_state(self.model, ckpt)
         if "optimizer" in ckpt:
+            saved = ckpt["optimizer"]
+            saved_groups = len(saved.get("param_groups", ())) if isinstance(saved, Mapping) else 0
+            if saved_groups and saved_groups != len(self.optimizer.param_groups):
+                raise TrainingError(
+                    f"{path}: its optimizer has {saved_groups} parameter group(s), this run's has "
+                    f"{len(self.optimizer.param_groups)} (linear_lr_max={self.cfg.linear_lr_max}; None gives the "
+                    f"official single group, a value a second one for the nn.Linear layers): resume with the "
+                    f"linear_lr_max setting the checkpoint was trained with")
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
             except (ValueError, KeyError) as e:

@@ -64,6 +64,52 @@ def test_lr_schedule_official_and_per_epoch(tmp_path):
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(6.25e-5)
 
 
+def test_linear_lr_max_bounds_the_linear_layers_rate_and_resumes(tmp_path):
+    """linear_lr_max caps the lr of the nn.Linear parameters only (a second Adam group), on every epoch of the
+    schedule; unset, the optimizer keeps the official single group; a checkpoint resumes only with its layout."""
+    for bad in (0.0, -1e-3, float("nan"), "1e-3"):
+        with pytest.raises(Exception, match="linear_lr_max"):
+            tiny_cfg(tmp_path / "bad", linear_lr_max=bad)
+    official = Trainer(tiny_cfg(tmp_path / "one"), model=TinyInterNet(), train_set=RandomHands(2))
+    assert len(official.optimizer.param_groups) == 1
+    # lr 1e-2, /10 at epochs 1 and 2, Linear layers capped at 1e-3: (1e-2, 1e-3), (1e-3, 1e-3), (1e-4, 1e-4)
+    cfg = tiny_cfg(tmp_path / "two", lr=1e-2, end_epoch=3, lr_dec_epoch=(1, 2), max_iters_per_epoch=1,
+                   linear_lr_max=1e-3)
+    torch.manual_seed(0)
+    model = TinyInterNet(bn=False)
+    trainer = Trainer(cfg, model=model, train_set=RandomHands(4))
+    rest, linear = trainer.optimizer.param_groups
+    linear_ids = {id(p) for m in (model.root, model.hand) for p in m.parameters()}
+    assert {id(p) for p in linear["params"]} == linear_ids
+    assert {id(p) for p in rest["params"]} == {id(p) for p in model.parameters()} - linear_ids
+    seen = []
+    for epoch in range(3):
+        trainer.set_lr(epoch)
+        seen.append((rest["lr"], linear["lr"]))
+    assert np.allclose(seen, [(1e-2, 1e-3), (1e-3, 1e-3), (1e-4, 1e-4)], rtol=1e-12, atol=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.train()
+    trainer.close()
+    recs = read_jsonl(cfg.log_dir / "train_log.jsonl")
+    assert [r["lr"] for r in recs] == pytest.approx([1e-2, 1e-3, 1e-4])  # the log keeps the base rate
+    # Adam's first step moves each parameter by about its group's lr: 1e-2 for the convs, 1e-3 for the Linears
+    first = load_checkpoint(cfg.model_dump_dir / "snapshot_0.pth.tar")["network"]
+    moved = {k: float((first[f"module.{k}"] - before[k]).abs().max()) for k in ("stem.weight", "hand.weight")}
+    assert moved["stem.weight"] == pytest.approx(1e-2, rel=0.05)
+    assert moved["hand.weight"] == pytest.approx(1e-3, rel=0.05)
+    # resuming: the same layout continues; the official single-group layout is refused with a clear message
+    again = Trainer(cfg.replace(end_epoch=4, continue_train=True), model=TinyInterNet(bn=False),
+                    train_set=RandomHands(4))
+    again.train()
+    again.close()
+    assert [g["lr"] for g in again.optimizer.param_groups] == pytest.approx([1e-4, 1e-4])
+    single = Trainer(cfg.replace(linear_lr_max=None, end_epoch=5, continue_train=True), model=TinyInterNet(bn=False),
+                     train_set=RandomHands(4))
+    with pytest.raises(TrainingError, match=r"snapshot_3\.pth\.tar.*2 parameter group.*linear_lr_max"):
+        single.train()
+    single.close()
+
+
 # ----------------------------------------------------------------------------------------------------- data order
 def test_sampler_order_is_reproducible_resumable_and_shards_like_distributed_sampler():
     s = EpochBatchSampler(10, 3, seed=5)
