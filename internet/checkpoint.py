@@ -151,7 +151,7 @@ def infer_resnet_depth(keys: Any) -> Optional[int]:
 
     Bottleneck blocks have a ``conv3``; the block count of ``layer3`` then separates the depths.
     """
-    keys = list(keys)
+    keys = [k for k in keys if isinstance(k, str)]
     layer3 = [int(m.group(1)) for k in keys if (m := re.search(r"(?:^|\.)layer3\.(\d+)\.", k))]
     if not layer3:
         return None
@@ -165,7 +165,7 @@ def strip_wrapper_prefixes(state: Mapping[str, Any]) -> "OrderedDict[str, Any]":
     """Drop leading ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) from every key."""
     out: OrderedDict[str, Any] = OrderedDict()
     for k, v in state.items():
-        changed = True
+        changed = isinstance(k, str)  # other keys are left for check_state_compatible to report
         while changed:
             changed = False
             for prefix in _WRAPPER_PREFIXES:
@@ -180,7 +180,7 @@ def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[
     """Raise :class:`CheckpointError` when ``given`` does not fit ``expected`` (a model's ``state_dict()``).
 
     Lists missing and unexpected keys (only with ``strict``) and shape mismatches (always), a few of each with the
-    counts, and names both ResNet depths when they differ.
+    counts, names both ResNet depths when they differ, and says which ``fc_input_norm`` the checkpoint needs.
     """
     bad_values = [k for k, v in given.items() if not isinstance(v, torch.Tensor)]
     missing = [k for k in expected if k not in given]
@@ -202,6 +202,10 @@ def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[
     if mismatched:
         lines.append(f"  {len(mismatched)} shape mismatches: " + _few(
             mismatched, lambda k: f"{k} checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"))
+    if strict and any(".fc_input_norm." in str(k) for k in missing + unexpected):
+        trained_with = any(".fc_input_norm." in str(k) for k in given)
+        lines.append(f"  the checkpoint was trained with fc_input_norm={trained_with}, the model has "
+                     f"fc_input_norm={not trained_with} (set fc_input_norm={trained_with} to load it)")
     if strict and "conv1.weight" in given and "fc.weight" in given and "conv1.weight" not in expected:
         lines.append("  this looks like a torchvision ImageNet ResNet: load it with pretrained_backbone=... instead")
     raise CheckpointError("\n".join(lines))

@@ -309,8 +309,8 @@ def training_curves_figure(records: Sequence[Mapping[str, Any]], smooth: int = 1
     return fig
 
 
-MODEL_FIELDS = ("resnet_type", "head_channels", "input_img_shape", "output_hm_shape", "sigma", "bbox_3d_size",
-                "bbox_3d_size_root", "output_root_hm_shape")
+MODEL_FIELDS = ("resnet_type", "head_channels", "fc_input_norm", "input_img_shape", "output_hm_shape", "sigma",
+                "bbox_3d_size", "bbox_3d_size_root", "output_root_hm_shape")
 """Config fields that must match the network a checkpoint was trained as."""
 
 
@@ -319,7 +319,8 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
 
     A checkpoint of this project carries its training config: its :data:`MODEL_FIELDS` replace ``cfg``'s (printed
     in ``info['changed']``), so evaluating never needs the training parameters repeated. An official snapshot has no
-    config: the backbone depth is read from its weights and the other shapes must be ``cfg``'s (the paper preset).
+    config: the backbone depth and ``fc_input_norm`` are read from its weights, the other shapes must be ``cfg``'s
+    (``fc_input_norm`` too for a checkpoint of ours saved before that option existed).
     ``info``: path, epoch, changed fields, seed (the training seed, else cfg's)."""
     from internet.checkpoint import infer_resnet_depth, load_checkpoint, load_network_state, strip_wrapper_prefixes
     from internet.model import InterNet
@@ -330,13 +331,14 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
         raise ParameterError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a checkpoint dict")
     saved = ckpt.get("train_state", {}).get("config") if isinstance(ckpt.get("train_state"), Mapping) else None
     wanted = {}
+    state = ckpt.get("network", ckpt)
+    keys = [str(k) for k in strip_wrapper_prefixes(state)] if isinstance(state, Mapping) else []
     if isinstance(saved, Mapping):
         wanted = {k: saved[k] for k in MODEL_FIELDS if k in saved}
-    else:
-        state = ckpt.get("network", ckpt)
-        depth = infer_resnet_depth(list(strip_wrapper_prefixes(state).keys())) if isinstance(state, Mapping) else None
-        if depth:
-            wanted["resnet_type"] = depth
+    elif infer_resnet_depth(keys):
+        wanted["resnet_type"] = infer_resnet_depth(keys)
+    if keys and "fc_input_norm" not in wanted:  # official snapshots, and ours from before the option existed
+        wanted["fc_input_norm"] = any(k.startswith("pose_net.fc_input_norm.") for k in keys)
     current = cfg.to_dict()
     changed = {k: (current.get(k), v) for k, v in wanted.items()
                if k in current and (list(v) if isinstance(v, (list, tuple)) else v) != current[k]}

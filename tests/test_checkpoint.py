@@ -127,10 +127,21 @@ def test_missing_key_and_wrong_shape_are_named(r18):
     wrong["module.pose_net.hand_fc.2.weight"] = torch.zeros(3, 512)
     with pytest.raises(CheckpointError, match=r"pose_net\.hand_fc\.2\.weight checkpoint \(3, 512\) vs model \(2, 512\)"):
         load_network_state(InterNet(resnet_type=18), {"network": wrong})
+    with pytest.raises(CheckpointError, match=r"1 unexpected keys.*\b7\b"):  # a key that is not even a string
+        load_network_state(InterNet(resnet_type=18), {"network": {**state, 7: torch.zeros(1)}})
     extra = dict(state)
     extra["module.pose_net.extra.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match=r"1 unexpected keys.*pose_net\.extra\.weight"):
         load_network_state(InterNet(resnet_type=18), extra)
+
+
+def test_fc_input_norm_mismatch_says_which_setting_the_checkpoint_needs(r18):
+    normed = InterNet(resnet_type=18, fc_input_norm=True)
+    with pytest.raises(CheckpointError, match=r"trained with fc_input_norm=True.*set fc_input_norm=True"):
+        load_network_state(InterNet(resnet_type=18), {"network": official_state_dict(normed)})
+    with pytest.raises(CheckpointError, match=r"trained with fc_input_norm=False.*set fc_input_norm=False"):
+        load_network_state(normed, {"network": official_state_dict(r18)})
+    load_network_state(InterNet(resnet_type=18, fc_input_norm=True), {"network": official_state_dict(normed)})
 
 
 def test_non_strict_allows_missing_but_not_wrong_shapes(r18):

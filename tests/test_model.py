@@ -182,6 +182,25 @@ def test_from_config_and_bad_parameters():
         InterNet(resnet_type=18)(torch.rand(3, 64, 64))
 
 
+def test_fc_input_norm_normalises_the_head_input_and_has_its_own_keys():
+    torch.manual_seed(0)
+    plain, normed = InterNet(resnet_type=18), InterNet.from_config(Config(resnet_type=18, fc_input_norm=True))
+    extra = set(normed.state_dict()) - set(plain.state_dict())
+    assert extra == {"pose_net.fc_input_norm.weight", "pose_net.fc_input_norm.bias"}
+    assert set(plain.state_dict()) <= set(normed.state_dict())
+    normed.pose_net.load_state_dict(plain.pose_net.state_dict(), strict=False)
+    # A non-negative feature map, as the backbone gives; doubling it and adding a constant shifts and scales the pooled
+    # feature, which the norm removes: the root-depth and hand-type heads then answer the same, the plain ones do not.
+    feat = torch.rand(2, 512, 4, 4) * 3
+    with torch.no_grad():
+        for net, same in ((normed, True), (plain, False)):
+            a, b = net.pose_net(feat), net.pose_net(feat * 2 + 1)
+            for key in ("rel_root_depth", "hand_type_logits"):
+                assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5) == same, (key, same)
+        # the heatmap branches do not see it
+        assert torch.equal(normed.pose_net(feat)["joint_heatmap"], plain.pose_net(feat)["joint_heatmap"])
+
+
 # --------------------------------------------------------------------------------------------- speed paths
 @pytest.fixture(scope="module")
 def small_filled_model():

@@ -472,8 +472,10 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     # official format: epoch, network (DataParallel 'module.' keys), optimizer; no config inside
     official = save_checkpoint(tmp_path / "snapshot_20.pth.tar", {"epoch": 20, "network": official_state_dict(net),
                                                                    "optimizer": {}})
-    model, cfg, info = load_model(official, Config.cpu_demo(resnet_type=50, **small))
-    assert cfg.resnet_type == 18 and info["changed"] == {"resnet_type": (50, 18)} and info["epoch"] == 20
+    # its depth and its head-input norm come from its keys
+    model, cfg, info = load_model(official, Config.cpu_demo(resnet_type=50, fc_input_norm=False, **small))
+    assert cfg.resnet_type == 18 and cfg.fc_input_norm and info["epoch"] == 20
+    assert info["changed"] == {"resnet_type": (50, 18), "fc_input_norm": (False, True)}
     for (k, a), b in zip(net.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), k
     # ours: the training config inside decides the network's shapes
@@ -483,6 +485,13 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     model, cfg, info = load_model(ours, Config.cpu_demo())
     assert tuple(cfg.input_img_shape) == (64, 64) and tuple(cfg.output_hm_shape) == (16, 16, 16)
     assert info["seed"] == 7
+    # ours from before fc_input_norm existed: its saved config lacks it, the keys decide
+    old_config = {k: v for k, v in Config.cpu_demo(**small).to_dict().items() if k != "fc_input_norm"}
+    plain = InterNet.from_config(Config.cpu_demo(fc_input_norm=False, **small))
+    old = save_checkpoint(tmp_path / "snapshot_2.pth.tar", {"epoch": 2, "network": official_state_dict(plain),
+                                                           "train_state": {"config": old_config}})
+    model, cfg, info = load_model(old, Config.cpu_demo())
+    assert not cfg.fc_input_norm and model.pose_net.fc_input_norm is None
     from internet.checkpoint import CheckpointError
 
     bad = save_checkpoint(tmp_path / "bad.pth.tar", {"network": {"not_a_layer": torch.zeros(1)}})

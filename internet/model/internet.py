@@ -2,7 +2,8 @@
 
 Module names reproduce the official network (``backbone_net.resnet.*``, ``pose_net.joint_deconv_{1,2}``,
 ``pose_net.joint_conv_{1,2}``, ``pose_net.root_fc``, ``pose_net.hand_fc``), so the official ``snapshot_N.pth.tar``
-files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.checkpoint`).
+files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.checkpoint`). The one addition,
+``fc_input_norm`` (off by default), brings its own keys, so a checkpoint cannot silently load into the other variant.
 """
 from __future__ import annotations
 
@@ -51,9 +52,10 @@ class PoseNet(nn.Module):
     """Heads on the C5 feature map: per-hand 3D heatmaps, relative root depth (1D soft-argmax), hand type."""
 
     def __init__(self, in_channels: int = 2048, joint_num: int = 21, depth_bins: int = 64, root_bins: int = 64,
-                 head_channels: int = HEAD_CHANNELS) -> None:
+                 head_channels: int = HEAD_CHANNELS, fc_input_norm: bool = False) -> None:
         """in_channels: backbone output channels; joint_num: joints per hand; depth_bins: heatmap depth D;
-        root_bins: bins of the relative root-depth 1D heatmap; head_channels: deconv width (official 256)."""
+        root_bins: bins of the relative root-depth 1D heatmap; head_channels: deconv width (official 256);
+        fc_input_norm: LayerNorm on the pooled feature before ``root_fc`` and ``hand_fc`` (not official)."""
         super().__init__()
         self.joint_num = joint_num
         self.depth_bins = depth_bins
@@ -66,6 +68,9 @@ class PoseNet(nn.Module):
         self.joint_conv_2 = nn.Sequential(nn.Conv2d(head_channels, joint_num * depth_bins, 1))
         self.root_fc = _mlp(in_channels, FC_CHANNELS, root_bins)
         self.hand_fc = _mlp(in_channels, FC_CHANNELS, 2)
+        # The pooled feature is non-negative and uncentred, so one Adam step shifts a hidden unit's input the same way
+        # for every image; at high learning rates most ReLU units die. Centring and scaling it prevents that.
+        self.fc_input_norm = nn.LayerNorm(in_channels) if fc_input_norm else None
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -98,6 +103,8 @@ class PoseNet(nn.Module):
         heatmap = torch.cat([self._hand_heatmap(self.joint_deconv_1, self.joint_conv_1, img_feat),
                              self._hand_heatmap(self.joint_deconv_2, self.joint_conv_2, img_feat)], dim=1)
         feat_gap = torch.nn.functional.avg_pool2d(img_feat, img_feat.shape[2:]).flatten(1)  # GAP, as official
+        if self.fc_input_norm is not None:
+            feat_gap = self.fc_input_norm(feat_gap)
         rel_root_depth = self.soft_argmax_1d(self.root_fc(feat_gap))
         hand_type_logits = self.hand_fc(feat_gap).float()
         return {
@@ -121,11 +128,12 @@ class InterNet(nn.Module):
 
     def __init__(self, resnet_type: int = 50, joint_num: int = 21, output_hm_shape: Sequence[int] = (64, 64, 64),
                  output_root_hm_shape: int = 64, pretrained_backbone: Optional[Union[str, Path]] = None,
-                 head_channels: int = HEAD_CHANNELS) -> None:
+                 head_channels: int = HEAD_CHANNELS, fc_input_norm: bool = False) -> None:
         """resnet_type: backbone depth (18/34/50/101/152); joint_num: joints per hand; output_hm_shape: heatmap
         (depth, height, width) (height/width follow from the input: input / 4); output_root_hm_shape: bins of the
         root-depth head; pretrained_backbone: optional torchvision ImageNet ``.pth`` loaded into the backbone;
-        head_channels: width of the deconvolution heads (official 256; smaller for the CPU preset)."""
+        head_channels: width of the deconvolution heads (official 256; smaller for the CPU preset); fc_input_norm:
+        LayerNorm on the pooled feature before the root-depth and hand-type heads (not official; CPU preset)."""
         super().__init__()
         if not (isinstance(joint_num, int) and joint_num >= 1):
             raise ValueError(f"joint_num must be a positive integer, got {joint_num!r}")
@@ -138,18 +146,19 @@ class InterNet(nn.Module):
         self.output_hm_shape = tuple(int(v) for v in output_hm_shape)
         self.output_root_hm_shape = output_root_hm_shape
         self.head_channels = head_channels
+        self.fc_input_norm = bool(fc_input_norm)
         self.backbone_net = BackboneNet(resnet_type)
         self.pose_net = PoseNet(self.backbone_net.resnet.out_channels, joint_num, self.output_hm_shape[0],
-                                output_root_hm_shape, head_channels)
+                                output_root_hm_shape, head_channels, self.fc_input_norm)
         if pretrained_backbone is not None:
             self.backbone_net.resnet.load_torchvision(pretrained_backbone)
 
     @classmethod
     def from_config(cls, cfg: "Config") -> "InterNet":
-        """Build from a :class:`internet.config.Config` (resnet_type, heatmap shapes, pretrained_backbone)."""
+        """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options, pretrained_backbone)."""
         return cls(resnet_type=cfg.resnet_type, joint_num=cfg.joint_num, output_hm_shape=tuple(cfg.output_hm_shape),
                    output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
-                   head_channels=cfg.head_channels)
+                   head_channels=cfg.head_channels, fc_input_norm=cfg.fc_input_norm)
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         if img.dim() != 4 or img.shape[1] != 3:
