@@ -335,8 +335,8 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
     keys = [str(k) for k in strip_wrapper_prefixes(state)] if isinstance(state, Mapping) else []
     if isinstance(saved, Mapping):
         wanted = {k: saved[k] for k in MODEL_FIELDS if k in saved}
-    elif infer_resnet_depth(keys):
-        wanted["resnet_type"] = infer_resnet_depth(keys)
+    elif depth := infer_resnet_depth(keys):
+        wanted["resnet_type"] = depth
     if keys and "fc_input_norm" not in wanted:  # official snapshots, and ours from before the option existed
         wanted["fc_input_norm"] = any(k.startswith("pose_net.fc_input_norm.") for k in keys)
     current = cfg.to_dict()
