@@ -161,6 +161,11 @@ def infer_resnet_depth(keys: Any) -> Optional[int]:
     return table.get((bottleneck, n3))
 
 
+def infer_fc_input_norm(keys: Any) -> bool:
+    """Whether state-dict key names hold the ``fc_input_norm`` LayerNorm (see :class:`internet.model.InterNet`)."""
+    return any(isinstance(k, str) and re.search(r"(?:^|\.)fc_input_norm\.", k) for k in keys)
+
+
 def strip_wrapper_prefixes(state: Mapping[str, Any]) -> "OrderedDict[str, Any]":
     """Drop leading ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) from every key."""
     out: OrderedDict[str, Any] = OrderedDict()
@@ -202,8 +207,8 @@ def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[
     if mismatched:
         lines.append(f"  {len(mismatched)} shape mismatches: " + _few(
             mismatched, lambda k: f"{k} checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"))
-    if strict and any(".fc_input_norm." in str(k) for k in missing + unexpected):
-        trained_with = any(".fc_input_norm." in str(k) for k in given)
+    if strict and infer_fc_input_norm(missing + unexpected):
+        trained_with = infer_fc_input_norm(given)
         lines.append(f"  the checkpoint was trained with fc_input_norm={trained_with}, the model has "
                      f"fc_input_norm={not trained_with} (set fc_input_norm={trained_with} to load it)")
     if strict and "conv1.weight" in given and "fc.weight" in given and "conv1.weight" not in expected:

@@ -322,7 +322,8 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
     config: the backbone depth and ``fc_input_norm`` are read from its weights, the other shapes must be ``cfg``'s
     (``fc_input_norm`` too for a checkpoint of ours saved before that option existed).
     ``info``: path, epoch, changed fields, seed (the training seed, else cfg's)."""
-    from internet.checkpoint import infer_resnet_depth, load_checkpoint, load_network_state, strip_wrapper_prefixes
+    from internet.checkpoint import (infer_fc_input_norm, infer_resnet_depth, load_checkpoint, load_network_state,
+                                     strip_wrapper_prefixes)
     from internet.model import InterNet
 
     path = Path(checkpoint)
@@ -332,13 +333,13 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
     saved = ckpt.get("train_state", {}).get("config") if isinstance(ckpt.get("train_state"), Mapping) else None
     wanted = {}
     state = ckpt.get("network", ckpt)
-    keys = [str(k) for k in strip_wrapper_prefixes(state)] if isinstance(state, Mapping) else []
+    keys = list(strip_wrapper_prefixes(state)) if isinstance(state, Mapping) else []
     if isinstance(saved, Mapping):
         wanted = {k: saved[k] for k in MODEL_FIELDS if k in saved}
     elif depth := infer_resnet_depth(keys):
         wanted["resnet_type"] = depth
     if keys and "fc_input_norm" not in wanted:  # official snapshots, and ours from before the option existed
-        wanted["fc_input_norm"] = any(k.startswith("pose_net.fc_input_norm.") for k in keys)
+        wanted["fc_input_norm"] = infer_fc_input_norm(keys)
     current = cfg.to_dict()
     changed = {k: (current.get(k), v) for k, v in wanted.items()
                if k in current and (list(v) if isinstance(v, (list, tuple)) else v) != current[k]}
