@@ -130,6 +130,7 @@ def generate_patch_image(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop ``bbox`` (x, y, w, h) from ``img`` (H,W,C, uint8 or float32) into an ``out_shape`` (h, w) patch with
     scale, rotation and an optional horizontal flip. Returns (float32 patch, trans, inv_trans); bilinear, zero border.
+    A 3-channel patch is a view of a 4-channel buffer (pixel stride 16 bytes): the faster warp, see below.
 
     The official code flips and converts the whole image to float32 before one warp. Only the pixels under the patch
     matter, so this flips and converts just the source window the patch reads (its footprint plus a bilinear margin)
@@ -153,16 +154,20 @@ def generate_patch_image(
     if window is None:  # the patch lies wholly outside the image: all border
         return np.zeros((out_h, out_w) + tuple(img.shape[2:]), np.float32), trans, inv_trans
     x0, y0, x1, y1 = window  # in the (flipped, when do_flip) image's columns
+    src = img[y0:y1, img_width - x1:img_width - x0] if do_flip else img[y0:y1, x0:x1]
+    rgb = src.ndim == 3 and src.shape[2] == 3
+    if rgb:
+        # OpenCV's bilinear warp is vectorised for 1 and 4 channels but not 3: a padding channel halves its time and
+        # leaves the three real channels bit-identical (each channel is interpolated on its own)
+        src = cv2.cvtColor(src, cv2.COLOR_RGB2RGBA)
     if do_flip:
         # cv2.flip, then convert: numpy's conversion of a reversed (negative-stride) view is ~8x slower
-        src = cv2.flip(np.ascontiguousarray(img[y0:y1, img_width - x1:img_width - x0]), 1)
-    else:
-        src = img[y0:y1, x0:x1]
+        src = cv2.flip(src, 1)
     src = src.astype(np.float32)
     sample_map[0, 2] -= x0
     sample_map[1, 2] -= y0
     patch = cv2.warpAffine(src, sample_map, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    return patch, trans, inv_trans
+    return (patch[:, :, :3] if rgb else patch), trans, inv_trans
 
 
 _WINDOW_MARGIN = 2
