@@ -1,12 +1,16 @@
 """Batch-1 inference latency: the paper's model (ResNet-50, 256 px) and the CPU preset (ResNet-18, 128 px).
 
-``python benchmarks/bench_inference.py [--quick] [--device cpu|cuda] [--repeats 20] [--threads 2]``
+``python benchmarks/bench_inference.py [--quick] [--device cpu|cuda] [--repeats 20] [--threads 2]
+[--malloc retain|default]``
 
 Per model: the network forward alone (float32, eval mode, inference_mode; and under bf16 autocast as an extra row),
 the decode (hard argmax over the 42 heatmap volumes), and the whole ``Predictor.predict`` on the official demo image
 (crop, forward, decode, back-projection). Medians over ``--repeats`` rounds after warm-up rounds; each round runs
 every figure once (interleaved), so a busy shared machine slows them alike. Random weights:
 latency does not depend on the values. On CUDA every timing waits for the GPU (``torch.cuda.synchronize``).
+The process keeps freed heap memory from the start, as a ``Predictor`` does by default (``internet.data.allocator``;
+on CPU glibc's adaptive thresholds can page-fault a forward's buffers in again on every call); ``--malloc default``
+leaves glibc's policy alone (and builds the Predictor with ``retain_freed_memory=False``).
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 3; quick 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--models", default="paper,cpu_preset", help="comma list of: paper, cpu_preset")
+    p.add_argument("--malloc", default="retain", choices=["retain", "default"],
+                   help="retain: keep freed heap memory, as a Predictor does by default (cfg.retain_freed_memory); "
+                        "default: glibc's own adaptive heap thresholds (retain_freed_memory=False)")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (5 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -49,8 +56,13 @@ def main(argv=None) -> dict:
     from internet.model import InterNet
     from internet.predictor import Predictor, load_rgb
 
+    from internet.data.allocator import retain_freed_memory
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator = "glibc default"
+    if args.malloc == "retain":
+        allocator = "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     if dev.type == "cuda":
@@ -61,7 +73,7 @@ def main(argv=None) -> dict:
     figures = {}
     for name in args.models:
         cfg = Config.paper() if name == "paper" else Config.cpu_demo()
-        cfg = cfg.replace(device=args.device)
+        cfg = cfg.replace(device=args.device, retain_freed_memory=args.malloc == "retain")
         torch.manual_seed(0)
         model = InterNet.from_config(cfg).to(dev).eval()
         h, w = cfg.input_img_shape
@@ -111,6 +123,7 @@ def main(argv=None) -> dict:
         "repeats": args.repeats,
         "warmup": args.warmup,
         "batch_size": 1,
+        "allocator": allocator,
         "figures": figures,
         "notes": ["medians over repeats; random weights; predict = read-free crop + forward (float32, as the "
                   "Predictor runs) + argmax + back-projection on the 334x512 demo image"],

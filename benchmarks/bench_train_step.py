@@ -1,7 +1,8 @@
 """One full InterNet training step (forward, targets, losses, backward, Adam step): images/s and peak memory, in the
 official formulation and in the trainer's fast default, measured in the same run on the same batch.
 
-``python benchmarks/bench_train_step.py [--quick] [--device cpu|cuda] [--batch-size B] [--steps N] [--compile]``
+``python benchmarks/bench_train_step.py [--quick] [--device cpu|cuda] [--batch-size B] [--steps N] [--compile]
+[--malloc retain|default]``
 
 - official: float32, NCHW, dense 42xD^3 target volumes (``render_gaussian_heatmap``) and the dense masked L2;
 - fast (``Trainer``'s default): bf16 autocast where the device supports it (CUDA bf16, or a CPU with native bf16;
@@ -14,8 +15,10 @@ preset (ResNet-18, 128 px, 16x32x32 heatmaps). Batch: the paper's 16 on CUDA; on
 ``max_memory_allocated``; on CPU the peak RSS of that process (and its rise above the RSS once the model and batch
 are built). The loss check compares the two formulations' losses on the same batch and weights: the loss functions
 on identical outputs (dense vs separable) and the whole formulations (float32 NCHW vs bf16 channels_last forward).
-``--quick`` measures only the CPU preset (batch 4, 1 warm-up + 2 steps) unless ``--models`` is given: with two
-subprocesses per model, each loading torch and the model, the paper model alone takes about a minute on 2 cores.
+Both formulations keep freed heap memory as the Trainer does by default (``cfg.retain_freed_memory``;
+``--malloc default`` turns it off for both). ``--quick`` measures only the CPU preset (batch 4, 1 warm-up + 2
+steps) unless ``--models`` is given: with two subprocesses per model, each loading torch and the model, the paper
+model alone takes about a minute on 2 cores.
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cpu-amp", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast on CPU for the fast formulation (auto: if the CPU has native bf16)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--malloc", default="retain", choices=["retain", "default"],
+                   help="retain: the Trainer's default (cfg.retain_freed_memory, both formulations); default: "
+                        "glibc's own adaptive heap thresholds")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: MODEL:FORMULATION in a subprocess
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -165,7 +171,8 @@ def run_formulation(name: str, formulation: str, args) -> dict:
     fast = formulation == "fast"
     out_dir = tempfile.mkdtemp(prefix="bench_train_step_")
     fcfg = cfg.replace(amp=fast, channels_last=fast, fast_loss=fast, compile=bool(fast and args.compile),
-                       device=args.device, output_dir=out_dir, num_workers=0)
+                       device=args.device, output_dir=out_dir, num_workers=0,
+                       retain_freed_memory=args.malloc == "retain")
     cpu_amp = {"auto": None, "on": True, "off": False}[args.cpu_amp] if fast else False
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -281,6 +288,7 @@ def main(argv=None) -> dict:
         "machine": C.machine_info(args.device),
         "command": C.command("bench_train_step.py", sys.argv[1:] if argv is None else argv),
         "quick": args.quick,
+        "allocator": "retain_freed_memory" if args.malloc == "retain" else "glibc default",
         "figures": figures,
         "notes": ["images/s = batch / median step time over all rounds (Trainer._step: forward, losses, backward, "
                   "Adam step); images_per_s_at_min_step = batch / fastest step",

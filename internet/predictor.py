@@ -26,6 +26,7 @@ from torch import nn
 
 from internet.checkpoint import load_network_state
 from internet.config import Config
+from internet.data.allocator import retain_freed_memory
 from internet.data.io import read_image
 from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, rel_root_depth_to_mm
 from internet.device import choose_device
@@ -75,11 +76,15 @@ class Predictor:
         """model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
         ``snapshot_N.pth.tar``; the model is built from ``cfg``, so its backbone and shapes must match);
         cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...),
-        default ``Config()`` (the paper's); device: 'cpu', 'cuda', 'auto' (default: cfg.device)."""
+        default ``Config()`` (the paper's); device: 'cpu', 'cuda', 'auto' (default: cfg.device). With
+        ``cfg.retain_freed_memory`` (the default) this process keeps its freed C-heap memory (glibc), which makes CPU
+        forwards faster (the paper model's about 20%: benchmarks/RESULTS.md section 6)."""
         self.cfg = cfg if cfg is not None else Config()
         if not isinstance(self.cfg, Config):
             raise TypeError(f"cfg must be an internet.Config, got {type(self.cfg).__name__}")
         self.device = choose_device(device if device is not None else self.cfg.device)
+        if self.cfg.retain_freed_memory:
+            retain_freed_memory()  # the forward's buffers are reused, not page-faulted in on every call
         self.skeleton = skeleton
         if isinstance(model_or_checkpoint, nn.Module):
             model = model_or_checkpoint

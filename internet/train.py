@@ -42,6 +42,7 @@ from internet.checkpoint import (capture_rng_states, checkpoint_name, latest_che
                                  load_network_state, official_state_dict, parse_checkpoint_name, restore_rng_states,
                                  save_checkpoint)
 from internet.config import Config
+from internet.data.allocator import retain_freed_memory
 from internet.device import amp_dtype, autocast, choose_device, describe
 from internet.logging_utils import TrainLogger, format_duration, progress
 
@@ -185,6 +186,11 @@ def check_output_dir(cfg: Config) -> None:
                                 f"set output_dir (now {cfg.output_dir!r}) to a writable folder") from e
 
 
+def _init_loader_worker(worker_id: int) -> None:
+    """DataLoader worker start-up: keep freed sample buffers in the heap (internet.data.allocator)."""
+    retain_freed_memory()
+
+
 def _dist_context(cfg: Config) -> tuple:
     """(rank, world_size, local_rank): from an initialised process group, from torchrun's environment (initialising
     the group), or (0, 1, 0) for a single process."""
@@ -247,6 +253,8 @@ class Trainer:
         progress_bar: tqdm bars (None = when stderr is a terminal or in Jupyter); callbacks: called as
         ``cb(trainer, record)`` after every iteration; echo: also print the text log lines."""
         self.cfg = cfg
+        if cfg.retain_freed_memory:
+            retain_freed_memory()  # this process runs the steps (and loads the data when num_workers=0)
         self.rank, self.world_size, self.local_rank = _dist_context(cfg)
         self.is_main = self.rank == 0
         if self.is_main:
@@ -316,9 +324,15 @@ class Trainer:
         self.loader = DataLoader(
             _EpochIndexed(self.train_set), batch_sampler=_EpochTagged(self.sampler), num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None,
+            prefetch_factor=4 if workers > 0 else None, worker_init_fn=self._worker_init,
             generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
         )
+
+    @property
+    def _worker_init(self) -> Optional[Callable[[int], None]]:
+        # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
+        # changed them since) need their own call
+        return _init_loader_worker if self.cfg.retain_freed_memory else None
 
     def _to_device(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
         out = {}
@@ -578,7 +592,7 @@ class Trainer:
             test_set = self.test_set
         skeleton = getattr(test_set, "skeleton", None) or get_skeleton(cfg.dataset)
         loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=cfg.num_workers,
-                            pin_memory=self.device.type == "cuda")
+                            pin_memory=self.device.type == "cuda", worker_init_fn=self._worker_init)
         was_training = self.model.training
         self.model.eval()
         coords, roots, hands, indices = [], [], [], []

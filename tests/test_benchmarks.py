@@ -84,6 +84,10 @@ def test_data_pipeline_reports_rates_and_workers():
     assert pipe > 0 and floor > 0
     assert f["ratio_floor_over_pipeline (pipeline time / floor time)"] == pytest.approx(floor / pipe, rel=0.02)
     assert f["workers_to_feed_3000_img_per_s (derived)"] == pytest.approx(3000 / pipe, rel=0.02)
+    padded = f["padded_floor_samples_per_s_per_core (imdecode + pad to 4 channels + 1 warpAffine)"]
+    assert f["ratio_padded_floor_over_pipeline (pipeline time / padded floor time)"] == pytest.approx(
+        padded / pipe, rel=0.02)
+    assert out["allocator"] in ("retain_freed_memory", "default (not glibc: retain had no effect)")
 
 
 def test_inference_cpu_preset():
@@ -91,6 +95,7 @@ def test_inference_cpu_preset():
                     "--threads", "1")
     row = out["figures"]["cpu_preset"]
     assert out["batch_size"] == 1 and set(out["figures"]) == {"cpu_preset"}
+    assert out["allocator"] in ("retain_freed_memory", "default (not glibc: retain had no effect)")
     assert row["resnet"] == 18 and row["input"] == "128x128"
     for key in ("forward_fp32_ms", "forward_bf16_autocast_ms", "decode_argmax_ms", "predict_end_to_end_ms"):
         assert row[key] > 0, key
@@ -107,6 +112,7 @@ def test_train_step_formulations_compute_the_same_losses():
     assert check["same_outputs_heatmap_grad_max_rel_diff"] < 1e-5
     assert check["formulation_rel_diff (fast vs official, includes the bf16 forward)"]["joint_heatmap"] < 1e-2
     official, fast = row["official"], row["fast"]
+    assert out["allocator"] == "retain_freed_memory"  # the Trainer's default, for both formulations
     assert official["loss"] == "dense target volumes" and not official["channels_last"]
     assert official["precision"] == "float32"
     assert fast["loss"] == "separable (fast)" and fast["channels_last"]

@@ -1,0 +1,51 @@
+"""Keep the C heap's freed memory in data-loading processes, so that per-sample buffers do not page-fault.
+
+Every training sample allocates and frees a few large arrays (the decoded image, its float window, the warped patch:
+0.5-3 MB each). glibc serves such sizes with fresh ``mmap`` pages or trims the freed top of its heap back to the
+system, so each new buffer starts with hundreds of page faults. Depending on the order of sizes this costs from a
+few percent of a sample to three times its whole time (one frame decoded and cropped repeatedly: 0.65 ms against
+2.1 ms on this project's 2-core CPU). Raising the mmap and trim thresholds keeps such buffers in the heap, reused.
+The cost is that a process keeps up to ``trim_threshold`` bytes of freed memory instead of returning it.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+# mallopt parameter numbers from glibc's <malloc.h>
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+MMAP_THRESHOLD = 32 * 1024 * 1024
+"""Allocations below this come from the heap: glibc's largest allowed value on 64-bit systems."""
+TRIM_THRESHOLD = 256 * 1024 * 1024
+"""Freed memory kept at the top of the heap before glibc returns it to the system."""
+
+
+def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Set glibc's mmap and trim thresholds for this process (a data-loader worker, or the training process when
+    it loads the data itself). Returns True when applied, False where the C library is not glibc (nothing changes
+    there). Fixed thresholds also switch off glibc's own adaptive thresholds, which is the point."""
+    if mmap_threshold <= 0 or trim_threshold <= 0:
+        raise ValueError(f"thresholds must be positive, got mmap_threshold={mmap_threshold}, "
+                         f"trim_threshold={trim_threshold}")
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                    int(trim_threshold)))
+
+
+def _glibc_mallopt():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # present in glibc only (musl has mallopt as a no-op stub)
+    except (OSError, AttributeError):
+        return None
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt
