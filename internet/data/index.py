@@ -25,7 +25,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from internet.data.io import DataFileError, read_json
+from internet.data.io import DataFileError, gc_paused, read_json
+from internet.data.json_stream import iter_members
 from internet.geometry import check_rotation
 from internet.skeleton import INTERHAND
 
@@ -158,15 +159,17 @@ def _read_meta(directory: Path) -> Optional[dict]:
 class _Records:
     """A list of JSON objects (images or annotations) with column extraction that reports the offending record."""
 
-    def __init__(self, records: list, what: str, path: Path):
+    def __init__(self, records: list, what: str, path: Path, first: int = 0):
+        """first: the position of ``records[0]`` in the file's list (records may be one piece of it)."""
         self.records = records
         self.what = what
         self.path = path
+        self.first = first
 
     def _where(self, i: int) -> str:
         r = self.records[i]
         rid = r.get("id", "?") if isinstance(r, dict) else "?"
-        return f"{self.path}: {self.what} id={rid} (entry #{i})"
+        return f"{self.path}: {self.what} id={rid} (entry #{self.first + i})"
 
     def values(self, key: str, default=None, required: bool = True) -> list:
         try:
@@ -248,29 +251,19 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
 
     Per annotation, as the official loader: joint_valid from data.json with a whole hand zeroed when its root is
     invalid; world coordinates from joint_3d.json -> camera (float32 camera parameters) -> pixels; GT root depths.
-    Errors name the file and the annotation id, capture, camera or frame at fault.
+    data.json and joint_3d.json are read piece by piece (``json_stream``): only numpy columns outlive a piece, so
+    the build needs a fraction of the memory of the parsed files. Errors name the file and the annotation id,
+    capture, camera or frame at fault.
     """
-    cameras = _require_mapping(read_json(sources.camera_json, "camera file"), sources.camera_json, "the top level")
-    data = _require_mapping(read_json(sources.data_json, "annotation file"), sources.data_json, "the top level")
-    for key in ("images", "annotations"):
-        if not isinstance(data.get(key), list):
-            raise DataFileError(f"{sources.data_json}: top-level key {key!r} must be a list "
-                                f"({'missing' if key not in data else type(data[key]).__name__})")
-    images = _Records(data["images"], "image", sources.data_json)
-    anns = _Records(data["annotations"], "annotation", sources.data_json)
-    del data
-    if not anns.records:
-        raise DataFileError(f"{sources.data_json}: 'annotations' is empty")
+    with gc_paused():  # the parse creates no reference cycles; the collector would cost several times the parse
+        return _build_interhand_index(sources)
 
-    # ---- annotations
-    ann_id = anns.numeric("id", (), np.int64)
-    image_id = anns.numeric("image_id", (), np.int64)
-    bbox = anns.numeric("bbox", (4,), np.float32)
-    joint_valid = anns.numeric("joint_valid", (JOINT_NUM, 1), np.float32).reshape(-1, JOINT_NUM) \
-        if _nested_valid(anns) else anns.numeric("joint_valid", (JOINT_NUM,), np.float32)
-    anns.check_binary("joint_valid", joint_valid)
-    hand_type_valid = anns.numeric("hand_type_valid", (), np.float32)
-    hand_type = anns.codes("hand_type", HAND_TYPES)
+
+def _build_interhand_index(sources: IndexSources) -> AnnotationIndex:
+    cameras = _require_mapping(read_json(sources.camera_json, "camera file"), sources.camera_json, "the top level")
+    ann_cols, img_cols = _read_data_json(sources.data_json)
+    ann_id, image_id, bbox = ann_cols["ann_id"], ann_cols["image_id"], ann_cols["bbox"]
+    joint_valid, hand_type, hand_type_valid = ann_cols["joint_valid"], ann_cols["hand_type"], ann_cols["hand_type_valid"]
     dup = _first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{sources.data_json}: annotation id {dup} occurs more than once")
@@ -282,33 +275,21 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     ann_id, image_id, bbox, joint_valid = ann_id[order], image_id[order], bbox[order], joint_valid[order]
     hand_type, hand_type_valid = hand_type[order], hand_type_valid[order]
     data_path = sources.data_json
+    del ann_cols
 
-    def ann_where(i: int) -> str:  # i: datalist position; the records themselves are released below
+    def ann_where(i: int) -> str:  # i: datalist position
         return f"{data_path}: annotation id={int(ann_id[i])} (entry #{int(ann_row[i])})"
 
-    del anns  # the parsed JSON of the annotations is the bulk of the memory: release it before the next file
-
     # ---- images, joined to annotations by id
-    img_row = join_image_rows(images.numeric("id", (), np.int64), image_id, sources.data_json, ann_where)
-    width = images.numeric("width", (), np.int32)
-    height = images.numeric("height", (), np.int32)
-    bad = np.flatnonzero((width <= 0) | (height <= 0))
-    if len(bad):
-        raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
-    width, height = width[img_row], height[img_row]
-    capture = images.numeric("capture", (), np.int64)[img_row]
-    frame = images.numeric("frame_idx", (), np.int64)[img_row]
-    subject = images.numeric("subject", (), np.int64, default=-1, required=False)[img_row]
-    cam_str_img = images.strings("camera", allow_int=True)
-    try:
-        camera = np.array([int(c) for c in cam_str_img], dtype=np.int64)[img_row]
-    except ValueError:
-        i = next(i for i, c in enumerate(cam_str_img) if not c.strip().lstrip("-").isdigit())
-        raise DataFileError(f"{images._where(i)}: camera {cam_str_img[i]!r} is not a numeric camera name") from None
-    file_names = images.strings("file_name")
-    seq_names, seq_code_img = np.unique(np.array(images.strings("seq_name"), dtype=str), return_inverse=True)
-    seq_code = seq_code_img.reshape(-1).astype(np.int32)[img_row]
-    del images
+    img_row = join_image_rows(img_cols["id"], image_id, sources.data_json, ann_where)
+    width, height = img_cols["width"][img_row], img_cols["height"][img_row]
+    capture = img_cols["capture"][img_row]
+    frame = img_cols["frame"][img_row]
+    subject = img_cols["subject"][img_row]
+    camera = img_cols["camera"][img_row]
+    cam_str_img, file_names = img_cols["camera_names"], img_cols["file_names"]
+    seq_names, seq_code = img_cols["seq_names"], img_cols["seq_code"][img_row]
+    del img_cols
 
     # ---- cameras per unique (capture, camera)
     cam_first, cam_inv = _unique_pairs(capture, camera)
@@ -323,12 +304,8 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     del cameras
 
     # ---- world joints per unique (capture, frame)
-    joints = _require_mapping(read_json(sources.joint_3d_json, "joint file"), sources.joint_3d_json, "the top level")
     frame_first, frame_inv = _unique_pairs(capture, frame)
-    world_u = np.zeros((len(frame_first), JOINT_NUM, 3), np.float32)
-    for k, i in enumerate(frame_first):
-        world_u[k] = _world_coord(joints, str(int(capture[i])), str(int(frame[i])), sources.joint_3d_json)
-    del joints
+    world_u = _read_world_coords(sources.joint_3d_json, capture[frame_first], frame[frame_first])
 
     # ---- root propagation, then projection (float32 as the official loader)
     right, left = INTERHAND.root_idx["right"], INTERHAND.root_idx["left"]
@@ -376,6 +353,115 @@ def build_interhand_index(sources: IndexSources) -> AnnotationIndex:
         "seq_names": np.asarray(seq_names, dtype=str),
     }
     return AnnotationIndex(arrays)
+
+
+_PIECE = 8192
+"""Records per piece of data.json: bounds the Python objects alive at once (about 5 KB per annotation)."""
+
+
+def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
+    """The annotation and image columns of data.json, read piece by piece. Annotations: ann_id, image_id, bbox,
+    joint_valid (float32), hand_type (codes), hand_type_valid, in file order. Images: id, width, height, capture,
+    frame, subject, camera (numbers), camera_names and file_names (lists of str), seq_names (sorted unique) and
+    seq_code, in file order."""
+    ann_pieces: Dict[str, list] = {k: [] for k in ("ann_id", "image_id", "bbox", "joint_valid", "hand_type_valid",
+                                                   "hand_type")}
+    img_pieces: Dict[str, list] = {k: [] for k in ("id", "width", "height", "capture", "frame", "subject", "camera")}
+    camera_names: List[str] = []
+    file_names: List[str] = []
+    seq_code_of: Dict[str, int] = {}
+    seq_codes: List[int] = []
+    found: Dict[str, str] = {}
+    nested: Optional[bool] = None
+    for key, value, first in iter_members(path, "annotation file", stream=("images", "annotations"),
+                                          batch_size=_PIECE):
+        if key not in ("images", "annotations"):
+            continue
+        if first is None:  # not a list
+            found[key] = type(value).__name__
+            continue
+        found[key] = "list"
+        if key == "annotations":
+            anns = _Records(value, "annotation", path, first)
+            if nested is None and value:
+                nested = _nested_valid(anns)
+            for name, column in _annotation_columns(anns, bool(nested)).items():
+                ann_pieces[name].append(column)
+        else:
+            images = _Records(value, "image", path, first)
+            for name, column in _image_columns(images).items():
+                img_pieces[name].append(column)
+            cams = images.strings("camera", allow_int=True)
+            try:
+                img_pieces["camera"].append(np.array([int(c) for c in cams], dtype=np.int64))
+            except ValueError:
+                i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
+                raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
+            camera_names.extend(cams)
+            file_names.extend(images.strings("file_name"))
+            seq_codes.extend(seq_code_of.setdefault(name, len(seq_code_of)) for name in images.strings("seq_name"))
+    for key in ("images", "annotations"):
+        if found.get(key) != "list":
+            raise DataFileError(f"{path}: top-level key {key!r} must be a list ({found.get(key, 'missing')})")
+    if not any(len(a) for a in ann_pieces["ann_id"]):
+        raise DataFileError(f"{path}: 'annotations' is empty")
+    ann_cols = {name: np.concatenate(pieces) for name, pieces in ann_pieces.items()}
+    img_cols: Dict[str, object] = {name: np.concatenate(pieces) for name, pieces in img_pieces.items()}
+    # sequence names sorted, as np.unique gives them
+    names = list(seq_code_of)
+    rank = np.argsort(np.array(names, dtype=str), kind="stable") if names else np.zeros(0, np.int64)
+    new_code = np.empty(len(names), np.int32)
+    new_code[rank] = np.arange(len(names), dtype=np.int32)
+    img_cols["seq_names"] = np.array(names, dtype=str)[rank] if names else np.array([], dtype=str)
+    img_cols["seq_code"] = new_code[np.array(seq_codes, dtype=np.int64)]
+    img_cols["camera_names"], img_cols["file_names"] = camera_names, file_names
+    return ann_cols, img_cols
+
+
+def _annotation_columns(anns: _Records, nested: bool) -> Dict[str, np.ndarray]:
+    ann_id = anns.numeric("id", (), np.int64)
+    image_id = anns.numeric("image_id", (), np.int64)
+    bbox = anns.numeric("bbox", (4,), np.float32)
+    joint_valid = anns.numeric("joint_valid", (JOINT_NUM, 1), np.float32).reshape(-1, JOINT_NUM) \
+        if nested else anns.numeric("joint_valid", (JOINT_NUM,), np.float32)
+    anns.check_binary("joint_valid", joint_valid)
+    return {"ann_id": ann_id, "image_id": image_id, "bbox": bbox, "joint_valid": joint_valid,
+            "hand_type_valid": anns.numeric("hand_type_valid", (), np.float32),
+            "hand_type": anns.codes("hand_type", HAND_TYPES)}
+
+
+def _image_columns(images: _Records) -> Dict[str, np.ndarray]:
+    img_id = images.numeric("id", (), np.int64)
+    width = images.numeric("width", (), np.int32)
+    height = images.numeric("height", (), np.int32)
+    bad = np.flatnonzero((width <= 0) | (height <= 0))
+    if len(bad):
+        raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
+    return {"id": img_id, "width": width, "height": height, "capture": images.numeric("capture", (), np.int64),
+            "frame": images.numeric("frame_idx", (), np.int64),
+            "subject": images.numeric("subject", (), np.int64, default=-1, required=False)}
+
+
+def _read_world_coords(path: Path, captures: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(len(captures), 42, 3) world coordinates of each (capture, frame) pair from joint_3d.json, read one capture
+    at a time."""
+    wanted: Dict[str, List[Tuple[int, str]]] = {}
+    for k, (cap, frame) in enumerate(zip(captures.tolist(), frames.tolist())):
+        wanted.setdefault(str(cap), []).append((k, str(frame)))
+    world = np.zeros((len(captures), JOINT_NUM, 3), np.float32)
+    seen = set()
+    for cap, per_capture, _ in iter_members(path, "joint file"):
+        if cap not in wanted:
+            continue
+        seen.add(cap)
+        for k, frame in wanted[cap]:
+            world[k] = _world_coord(per_capture, cap, frame, path)
+    unseen = [pairs[0] for cap, pairs in wanted.items() if cap not in seen]
+    if unseen:
+        k, frame = min(unseen)
+        cap = str(int(captures[k]))
+        raise DataFileError(f"{path}: capture {cap} is missing (needed by capture {cap} frame {frame})")
+    return world
 
 
 def _nested_valid(anns: _Records) -> bool:
@@ -449,8 +535,7 @@ def _camera_params(cameras: dict, cap: str, cam: str, path: Path):
     return out
 
 
-def _world_coord(joints: dict, cap: str, frame: str, path: Path) -> np.ndarray:
-    per_capture = joints.get(cap)
+def _world_coord(per_capture, cap: str, frame: str, path: Path) -> np.ndarray:
     if not isinstance(per_capture, dict):
         raise DataFileError(f"{path}: capture {cap} is missing (needed by capture {cap} frame {frame})")
     if frame not in per_capture:

@@ -6,9 +6,11 @@ exception that names the path.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -23,6 +25,19 @@ class DataFileError(ValueError):
     """A data file exists but its content is unusable (malformed JSON, undecodable or truncated image, ...)."""
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector. Decoding JSON creates millions of lists and dicts and no reference
+    cycles, and the collector's repeated passes over the survivors cost 3-5 times the decoding itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
     """Parse a JSON file; missing files raise FileNotFoundError and malformed or truncated ones DataFileError,
     both naming the path (and the line/column/character of a syntax error)."""
@@ -30,7 +45,7 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, gc_paused():
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataFileError(
