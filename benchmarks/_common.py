@@ -86,6 +86,16 @@ def machine_info(device: str = "cpu") -> Dict[str, object]:
     return info
 
 
+def set_heap(mode: str) -> str:
+    """``--malloc``: 'retain' keeps freed C-heap memory in this process as the trainer and a Predictor do
+    (internet.data.allocator); 'default' leaves glibc's adaptive thresholds alone. Returns the JSON ``allocator``."""
+    if mode == "default":
+        return "glibc default"
+    from internet.data.allocator import retain_freed_memory
+
+    return "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
+
+
 def command(script: str, argv: List[str]) -> str:
     """The command line as the README gives it: ``python benchmarks/SCRIPT ARGS``."""
     return " ".join(["python", f"benchmarks/{script}", *argv])

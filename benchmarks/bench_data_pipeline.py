@@ -53,13 +53,9 @@ def main(argv=None) -> dict:
     from internet.data import InterHand26M
     from internet.data.io import read_image
 
-    from internet.data.allocator import retain_freed_memory
-
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    allocator = "glibc default"
-    if args.malloc == "retain":
-        allocator = "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
+    allocator = C.set_heap(args.malloc)
     if not C.SAMPLE.is_dir():
         raise FileNotFoundError(f"the real sample frames are needed: {C.SAMPLE}")
     cfg = Config(data_root=str(C.SAMPLE))

@@ -56,13 +56,9 @@ def main(argv=None) -> dict:
     from internet.model import InterNet
     from internet.predictor import Predictor, load_rgb
 
-    from internet.data.allocator import retain_freed_memory
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    allocator = "glibc default"
-    if args.malloc == "retain":
-        allocator = "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
+    allocator = C.set_heap(args.malloc)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     if dev.type == "cuda":

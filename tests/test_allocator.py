@@ -6,6 +6,7 @@ import ctypes.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,10 +14,8 @@ from torch.utils.data import Dataset
 
 from internet.config import Config
 from internet.data.allocator import retain_freed_memory
-from internet.train import Trainer
-from standins import TinyInterNet
 
-BUFFER = 16 * 1024 * 1024  # a large sample buffer: above glibc's initial mmap threshold (128 KiB)
+BUFFER = 24 * 1024 * 1024  # a large buffer: above glibc's initial mmap threshold (128 KiB), below the retained one
 
 
 class _MallInfo2(ctypes.Structure):
@@ -48,29 +47,36 @@ def _buffer_placement() -> dict:
     return {"mmapped_during": int(during.hblkhd), "heap_free_after": int(after.fordblks)}
 
 
-_PROBE = """
-import json, sys
-sys.path.insert(0, {tests!r})
-from test_allocator import _buffer_placement
-from internet.data.allocator import retain_freed_memory
-applied = retain_freed_memory() if sys.argv[1] == "retain" else None
-print(json.dumps({{"applied": applied, **_buffer_placement()}}))
-"""
+def _in_fresh_process(body: str) -> dict:
+    """Run ``body`` in a new interpreter (a heap without other tests' freed chunks, which could serve the probe)
+    and return the dict it prints as JSON. ``body`` sees retain_freed_memory, _buffer_placement, _GLIBC_SMALL,
+    Config, Trainer, Predictor, TinyInterNet and _PlacementProbe."""
+    code = "\n".join([
+        "import json, sys",
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "from test_allocator import _buffer_placement, _GLIBC_SMALL, _PlacementProbe, _cfg",
+        "from internet.config import Config",
+        "from internet.data.allocator import retain_freed_memory",
+        "from internet.predictor import Predictor",
+        "from internet.train import Trainer",
+        "from standins import TinyInterNet",
+        body,
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _probe(mode: str) -> dict:
-    from pathlib import Path
-    code = _PROBE.format(tests=str(Path(__file__).parent))
-    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+_GLIBC_SMALL = dict(mmap_threshold=128 * 1024, trim_threshold=128 * 1024)  # glibc's starting values
 
 
 def test_retained_buffers_come_from_the_heap_and_stay_there():
-    """glibc alone maps a 16 MiB buffer with fresh pages and unmaps it on free (so the next sample faults them in
+    """glibc alone maps a 24 MiB buffer with fresh pages and unmaps it on free (so the next sample faults them in
     again); after retain_freed_memory it is carved from the heap and stays there, free for the next sample."""
-    default = _probe("default")
+    default = _in_fresh_process("print(json.dumps(_buffer_placement()))")
     assert default["mmapped_during"] >= BUFFER
-    retained = _probe("retain")
+    retained = _in_fresh_process("applied = retain_freed_memory()\n"
+                                 "print(json.dumps({'applied': applied, **_buffer_placement()}))")
     assert retained["applied"] is True
     assert retained["mmapped_during"] < BUFFER
     assert retained["heap_free_after"] >= BUFFER
@@ -102,39 +108,39 @@ def _cfg(tmp_path, **kw) -> Config:
     return Config.from_params(base)
 
 
-_GLIBC_SMALL = dict(mmap_threshold=128 * 1024, trim_threshold=128 * 1024)  # glibc's starting values
-
-
 @pytest.mark.parametrize("retain", [True, False])
 def test_trainer_process_follows_the_config(tmp_path, retain):
     """The training process runs the steps (and builds the samples when num_workers=0): the Trainer keeps its
     freed memory, unless cfg.retain_freed_memory is off."""
-    assert retain_freed_memory(**_GLIBC_SMALL)
-    trainer = Trainer(_cfg(tmp_path, retain_freed_memory=retain, num_workers=0), model=TinyInterNet(),
-                      train_set=_PlacementProbe(), progress_bar=False)
-    trainer.close()
-    assert (_buffer_placement()["mmapped_during"] < BUFFER) == retain
-
-
-def test_trainer_loader_workers_retain_freed_memory(tmp_path):
-    """The trainer's data-loader workers build their samples with the retained heap. Forked workers inherit this
-    process's settings, so glibc's small starting values are set here after the Trainer is built: only the
-    workers' own start-up can raise them again."""
-    trainer = Trainer(_cfg(tmp_path), model=TinyInterNet(), train_set=_PlacementProbe(), progress_bar=False)
-    assert retain_freed_memory(**_GLIBC_SMALL)
-    try:
-        trainer._prepare_data()
-        batch = next(iter(trainer.loader))
-    finally:
-        trainer.close()
-    assert (batch["mmapped_during"] < BUFFER).all()
+    out = _in_fresh_process(
+        "retain_freed_memory(**_GLIBC_SMALL)\n"
+        f"trainer = Trainer(_cfg({str(tmp_path)!r}, retain_freed_memory={retain}, num_workers=0), "
+        "model=TinyInterNet(), train_set=_PlacementProbe(), progress_bar=False)\n"
+        "trainer.close()\n"
+        "print(json.dumps(_buffer_placement()))")
+    assert (out["mmapped_during"] < BUFFER) == retain
 
 
 @pytest.mark.parametrize("retain", [True, False])
 def test_predictor_follows_the_config(retain):
     """A Predictor's process runs the forwards: it keeps freed memory unless cfg.retain_freed_memory is off."""
-    from internet.predictor import Predictor
+    out = _in_fresh_process(
+        "retain_freed_memory(**_GLIBC_SMALL)\n"
+        f"Predictor(TinyInterNet(), Config(device='cpu', retain_freed_memory={retain}))\n"
+        "print(json.dumps(_buffer_placement()))")
+    assert (out["mmapped_during"] < BUFFER) == retain
 
-    assert retain_freed_memory(**_GLIBC_SMALL)
-    Predictor(TinyInterNet(), Config(device="cpu", retain_freed_memory=retain))
-    assert (_buffer_placement()["mmapped_during"] < BUFFER) == retain
+
+def test_trainer_loader_workers_retain_freed_memory(tmp_path):
+    """The trainer's data-loader workers build their samples with the retained heap. Forked workers inherit their
+    parent's settings, so glibc's small starting values are set in the parent after the Trainer is built: only the
+    workers' own start-up can raise them again."""
+    out = _in_fresh_process(
+        f"trainer = Trainer(_cfg({str(tmp_path)!r}), model=TinyInterNet(), train_set=_PlacementProbe(), "
+        "progress_bar=False)\n"
+        "retain_freed_memory(**_GLIBC_SMALL)\n"
+        "trainer._prepare_data()\n"
+        "batch = next(iter(trainer.loader))\n"
+        "trainer.close()\n"
+        "print(json.dumps({'mmapped_during': batch['mmapped_during'].tolist()}))")
+    assert all(v < BUFFER for v in out["mmapped_during"]), out

@@ -1,11 +1,13 @@
-"""Keep the C heap's freed memory in data-loading processes, so that per-sample buffers do not page-fault.
+"""Keep the C heap's freed memory in the processes that load data or run the model, so that their buffers do not
+page-fault again on every sample or forward.
 
 Every training sample allocates and frees a few large arrays (the decoded image, its float window, the warped patch:
 0.5-3 MB each). glibc serves such sizes with fresh ``mmap`` pages or trims the freed top of its heap back to the
 system, so each new buffer starts with hundreds of page faults. Depending on the order of sizes this costs from a
 few percent of a sample to three times its whole time (one frame decoded and cropped repeatedly: 0.65 ms against
 2.1 ms on this project's 2-core CPU). Raising the mmap and trim thresholds keeps such buffers in the heap, reused.
-The cost is that a process keeps up to ``trim_threshold`` bytes of freed memory instead of returning it.
+A CPU forward of the paper's network has the same problem with its activations (1.39x slower). The cost is that a
+process keeps up to ``trim_threshold`` bytes of freed memory instead of returning it.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ TRIM_THRESHOLD = 256 * 1024 * 1024
 
 
 def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
-    """Set glibc's mmap and trim thresholds for this process (a data-loader worker, or the training process when
-    it loads the data itself). Returns True when applied, False where the C library is not glibc (nothing changes
-    there). Fixed thresholds also switch off glibc's own adaptive thresholds, which is the point."""
+    """Set glibc's mmap and trim thresholds for this process (the trainer's, a data-loader worker's, a Predictor's:
+    see ``cfg.retain_freed_memory``). Returns True when applied, False where the C library is not glibc (nothing
+    changes there). Fixed thresholds also switch off glibc's own adaptive thresholds, which is the point."""
     if mmap_threshold <= 0 or trim_threshold <= 0:
         raise ValueError(f"thresholds must be positive, got mmap_threshold={mmap_threshold}, "
                          f"trim_threshold={trim_threshold}")

@@ -388,18 +388,12 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
             for name, column in _annotation_columns(anns, bool(nested)).items():
                 ann_pieces[name].append(column)
         else:
-            images = _Records(value, "image", path, first)
-            for name, column in _image_columns(images).items():
+            numbers, strings = _image_columns(_Records(value, "image", path, first))
+            for name, column in numbers.items():
                 img_pieces[name].append(column)
-            cams = images.strings("camera", allow_int=True)
-            try:
-                img_pieces["camera"].append(np.array([int(c) for c in cams], dtype=np.int64))
-            except ValueError:
-                i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
-                raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
-            camera_names.extend(cams)
-            file_names.extend(images.strings("file_name"))
-            seq_codes.extend(seq_code_of.setdefault(name, len(seq_code_of)) for name in images.strings("seq_name"))
+            camera_names.extend(strings["camera"])
+            file_names.extend(strings["file_name"])
+            seq_codes.extend(seq_code_of.setdefault(name, len(seq_code_of)) for name in strings["seq_name"])
     for key in ("images", "annotations"):
         if found.get(key) != "list":
             raise DataFileError(f"{path}: top-level key {key!r} must be a list ({found.get(key, 'missing')})")
@@ -430,16 +424,25 @@ def _annotation_columns(anns: _Records, nested: bool) -> Dict[str, np.ndarray]:
             "hand_type": anns.codes("hand_type", HAND_TYPES)}
 
 
-def _image_columns(images: _Records) -> Dict[str, np.ndarray]:
+def _image_columns(images: _Records) -> Tuple[Dict[str, np.ndarray], Dict[str, List[str]]]:
+    """(numeric columns, string columns) of one piece of the images."""
     img_id = images.numeric("id", (), np.int64)
     width = images.numeric("width", (), np.int32)
     height = images.numeric("height", (), np.int32)
     bad = np.flatnonzero((width <= 0) | (height <= 0))
     if len(bad):
         raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
-    return {"id": img_id, "width": width, "height": height, "capture": images.numeric("capture", (), np.int64),
-            "frame": images.numeric("frame_idx", (), np.int64),
-            "subject": images.numeric("subject", (), np.int64, default=-1, required=False)}
+    cams = images.strings("camera", allow_int=True)
+    try:
+        camera = np.array([int(c) for c in cams], dtype=np.int64)
+    except ValueError:
+        i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
+        raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
+    numbers = {"id": img_id, "width": width, "height": height, "capture": images.numeric("capture", (), np.int64),
+               "frame": images.numeric("frame_idx", (), np.int64),
+               "subject": images.numeric("subject", (), np.int64, default=-1, required=False), "camera": camera}
+    return numbers, {"camera": cams, "file_name": images.strings("file_name"),
+                     "seq_name": images.strings("seq_name")}
 
 
 def _read_world_coords(path: Path, captures: np.ndarray, frames: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ class _Reader:
     def expect(self, chars: str, expecting: str) -> str:
         c = self.skip_whitespace()
         if not c or c not in chars:
-            self.fail(expecting, self.pos)
+            raise self.error(expecting, self.pos)
         self.pos += 1
         return c
 
@@ -82,20 +82,21 @@ class _Reader:
                 # cut by the end of the buffer, or wrong: read more (doubling, so a bad file costs linear time)
                 if self.fill(len(self.buf)):
                     continue
-                self.fail(e.msg, e.pos)
+                raise self.error(e.msg, e.pos)
             if not self.eof and _NUMBER_TAIL.fullmatch(self.buf, end) and self.fill():
                 continue  # the text ends where a number could go on ('1' of '1.5', '2' of '2e3'): read on
             self.pos = end
             return value
 
-    def fail(self, msg: str, pos: int) -> None:
+    def error(self, msg: str, pos: int) -> DataFileError:
+        """The syntax error ``msg`` at ``pos`` of the buffer, placed as json.load places it."""
         absolute = self.base + pos
         before = self.buf[:pos]
         newlines = before.count("\n")
         line = self.base_line + newlines
         line_start = self.base + before.rfind("\n") + 1 if newlines else self.base_col_start
-        raise DataFileError(f"malformed {self.what} {self.path}: {msg} at line {line} column "
-                            f"{absolute - line_start + 1} (char {absolute}); the file may be truncated or corrupt")
+        return DataFileError(f"malformed {self.what} {self.path}: {msg} at line {line} column "
+                             f"{absolute - line_start + 1} (char {absolute}); the file may be truncated or corrupt")
 
 
 def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[str] = (), batch_size: int = 32768,
@@ -116,10 +117,10 @@ def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[s
         first = r.skip_whitespace()
         if first != "{":
             if not first:
-                r.fail("Expecting value", r.pos)
+                raise r.error("Expecting value", r.pos)
             kind = _TYPE_OF_FIRST_CHAR.get(first, "number" if first in "-0123456789" else None)
             if kind is None:
-                r.fail("Expecting value", r.pos)
+                raise r.error("Expecting value", r.pos)
             raise DataFileError(f"{path}: the top level must be a JSON object, got {kind}")
         r.pos += 1
         if r.skip_whitespace() == "}":
@@ -127,7 +128,7 @@ def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[s
         else:
             while True:
                 if r.skip_whitespace() != '"':
-                    r.fail("Expecting property name enclosed in double quotes", r.pos)
+                    raise r.error("Expecting property name enclosed in double quotes", r.pos)
                 key = r.value()
                 r.expect(":", "Expecting ':' delimiter")
                 if key in stream and r.skip_whitespace() == "[":
@@ -137,7 +138,7 @@ def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[s
                 if r.expect(",}", "Expecting ',' delimiter") == "}":
                     break
         if r.skip_whitespace():
-            r.fail("Extra data", r.pos)
+            raise r.error("Extra data", r.pos)
 
 
 def _array_pieces(r: _Reader, key: str, batch_size: int) -> Iterator[Tuple[str, list, int]]:
