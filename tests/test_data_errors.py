@@ -175,6 +175,15 @@ def test_singular_rotation_names_capture_and_camera(root):
         load(root)
 
 
+@pytest.mark.parametrize("change", [lambda j: j.pop("7"), lambda j: j.__setitem__("7", [1, 2])])
+def test_capture_missing_from_joint_3d(root, change):
+    """joint_3d.json is read one capture at a time: a capture that is absent (or not an object) is named with the
+    frame that needs it."""
+    edit(root, "joint_3d", change)
+    with pytest.raises(DataFileError, match=r"joint_3d.json: capture 7 is missing \(needed by capture 7 frame 29590\)"):
+        load(root)
+
+
 def test_frame_missing_from_joint_3d(root):
     edit(root, "joint_3d", lambda j: j["7"].pop("29590"))
     with pytest.raises(DataFileError, match=r"joint_3d.json: capture 7 frame 29590 is missing"):

@@ -401,13 +401,10 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
         raise DataFileError(f"{path}: 'annotations' is empty")
     ann_cols = {name: np.concatenate(pieces) for name, pieces in ann_pieces.items()}
     img_cols: Dict[str, object] = {name: np.concatenate(pieces) for name, pieces in img_pieces.items()}
-    # sequence names sorted, as np.unique gives them
-    names = list(seq_code_of)
-    rank = np.argsort(np.array(names, dtype=str), kind="stable") if names else np.zeros(0, np.int64)
-    new_code = np.empty(len(names), np.int32)
-    new_code[rank] = np.arange(len(names), dtype=np.int32)
-    img_cols["seq_names"] = np.array(names, dtype=str)[rank] if names else np.array([], dtype=str)
-    img_cols["seq_code"] = new_code[np.array(seq_codes, dtype=np.int64)]
+    # sequence names sorted (np.unique of the distinct names in first-seen order maps each old code to its new one)
+    seq_names, new_code = np.unique(np.array(list(seq_code_of), dtype=str), return_inverse=True)
+    img_cols["seq_names"] = seq_names
+    img_cols["seq_code"] = new_code.reshape(-1).astype(np.int32)[np.array(seq_codes, dtype=np.int64)]
     img_cols["camera_names"], img_cols["file_names"] = camera_names, file_names
     return ann_cols, img_cols
 
@@ -459,10 +456,9 @@ def _read_world_coords(path: Path, captures: np.ndarray, frames: np.ndarray) -> 
         seen.add(cap)
         for k, frame in wanted[cap]:
             world[k] = _world_coord(per_capture, cap, frame, path)
-    unseen = [pairs[0] for cap, pairs in wanted.items() if cap not in seen]
+    unseen = [(pairs[0], cap) for cap, pairs in wanted.items() if cap not in seen]
     if unseen:
-        k, frame = min(unseen)
-        cap = str(int(captures[k]))
+        (_, frame), cap = min(unseen)
         raise DataFileError(f"{path}: capture {cap} is missing (needed by capture {cap} frame {frame})")
     return world
 

@@ -116,10 +116,8 @@ def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[s
         r = _Reader(f, path, what)
         first = r.skip_whitespace()
         if first != "{":
-            if not first:
-                raise r.error("Expecting value", r.pos)
-            kind = _TYPE_OF_FIRST_CHAR.get(first, "number" if first in "-0123456789" else None)
-            if kind is None:
+            kind = _TYPE_OF_FIRST_CHAR.get(first, "number" if first and first in "-0123456789" else None)
+            if kind is None:  # nothing, or no JSON value
                 raise r.error("Expecting value", r.pos)
             raise DataFileError(f"{path}: the top level must be a JSON object, got {kind}")
         r.pos += 1
