@@ -427,10 +427,45 @@ def restore_rng_states(states: Mapping[str, Any], generator: Optional[np.random.
         np.random.set_state(tuple(plain_to_rng_state(states["numpy"])))
         torch.set_rng_state(states["torch"].cpu())
         if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+            restore_cuda_rng_states(states["cuda"])
         if generator is not None:
             if "numpy_generator" not in states:
                 raise KeyError("numpy_generator")
             generator.bit_generator.state = plain_to_rng_state(states["numpy_generator"])
     except KeyError as e:
         raise CheckpointError(f"RNG state is missing the entry {e.args[0]!r}; it has {sorted(states)}") from None
+
+
+def restore_cuda_rng_states(saved: Any) -> None:
+    """Set the CUDA generators of the GPUs visible now from ``saved`` (one state per GPU of the saving machine).
+
+    A run written on more GPUs than this machine has resumes with the first ``device_count()`` states; one written
+    on fewer leaves the extra GPUs' generators as they are (each process of a distributed run draws from its own
+    GPU's generator only)."""
+    states = list(saved) if isinstance(saved, (list, tuple)) else [saved]
+    for index, state in enumerate(states[:torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(state.cpu(), index)
+
+
+def optimizer_state_to_param_device(optimizer: torch.optim.Optimizer) -> None:
+    """Move every tensor of ``optimizer``'s per-parameter state to its parameter's device, the way torch loads it
+    for a ``fused``/``capturable`` Adam (``step`` as a float32 tensor on the device).
+
+    ``Optimizer.load_state_dict`` decides where ``step`` goes from the *saved* groups' flags: a state written
+    without ``fused`` (on a CPU, or by the official code) keeps ``step`` on the CPU, and a fused CUDA Adam then
+    fails on its first step. Call this after switching the groups to this machine's implementation."""
+    for group in optimizer.param_groups:
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for param in group["params"]:
+            state = optimizer.state.get(param)
+            if not state:
+                continue
+            for key, value in list(state.items()):
+                if not torch.is_tensor(value):
+                    continue
+                if key == "step":
+                    state[key] = (value.to(device=param.device, dtype=torch.float32) if on_device
+                                  else value.to(device="cpu", dtype=torch.float32))
+                else:
+                    state[key] = value.to(device=param.device, dtype=param.dtype if value.is_floating_point()
+                                          else value.dtype)

@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from internet.cli import non_negative_int, positive_int
 from internet.notebook import project_path, project_root
+from internet.results import read_results, result_paths
 
 NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d")
 DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
@@ -100,11 +101,14 @@ def _metrics(d: Optional[dict]) -> Optional[dict]:
 
 
 def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra: Dict[str, Any]) -> dict:
-    """The demo summary from ``result/evaluate_{split}.json`` (written by 03_evaluate) and the timings."""
-    path = output_dir / "result" / f"evaluate_{split}.json"
-    evaluation = json.loads(path.read_text()) if path.is_file() else {}
-    results = evaluation.get("results", {})
-    after, before, mean_pose = (_metrics(results.get(k)) for k in ("checkpoint", "untrained", "mean pose"))
+    """The demo summary from ``result/eval_{split}.json`` (written by 03_evaluate, :mod:`internet.results`) and
+    the timings."""
+    evaluation = read_results(output_dir / "result", split)
+    path = result_paths(output_dir / "result", split)["eval"]
+    baselines = evaluation.get("baselines", {})
+    after = _metrics(evaluation)
+    before, mean_pose = (_metrics(baselines.get(k)) for k in ("untrained", "mean pose"))
+    meta = evaluation.get("meta", {})
 
     def pick(key: str) -> dict:
         return {name: (m or {}).get(key) for name, m in
@@ -116,8 +120,8 @@ def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra
         "mpjpe_interacting_mm": pick("mpjpe_interacting"),
         "mrrpe_mm": pick("mrrpe"),
         "handedness_accuracy": pick("handedness_accuracy"),
-        "evaluated": {"split": split, "samples": evaluation.get("samples"), "checkpoint": evaluation.get("checkpoint"),
-                      "trans_test": evaluation.get("trans_test"), "details": str(path)},
+        "evaluated": {"split": split, "samples": meta.get("samples"), "checkpoint": meta.get("checkpoint"),
+                      "trans_test": meta.get("trans_test"), "details": str(path)},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         **extra,
     }
@@ -239,7 +243,7 @@ def _report(summary: dict, summary_path: Path, output_dir: Path, failure: Option
         "where to look:",
         f"  executed notebooks  {output_dir / 'notebooks'}/",
         f"  figures             {output_dir / 'vis'}/  (HTML opens in any browser)",
-        f"  metrics             {output_dir / 'result'}/  (evaluate_test.json, per_joint_test.png)",
+        f"  metrics             {output_dir / 'result'}/  (eval_test.json, pred_test.npz, per_joint_test.png)",
         f"  checkpoints         {output_dir / 'model_dump'}/    training log {output_dir / 'log'}/",
         f"  summary             {summary_path}",
         "  interactive:        .venv/bin/jupyter lab notebooks/",

@@ -9,6 +9,8 @@ always computed in float32 (see :mod:`internet.train`).
 from __future__ import annotations
 
 import contextlib
+import sys
+import warnings
 from typing import ContextManager, Optional
 
 import torch
@@ -18,11 +20,36 @@ class DeviceError(RuntimeError):
     """The requested device does not exist on this machine."""
 
 
-def choose_device(spec: str = "auto", local_rank: Optional[int] = None) -> torch.device:
+class DeviceFallbackWarning(UserWarning):
+    """device='auto' found no usable GPU for a network that needs one."""
+
+
+def is_paper_scale(cfg) -> bool:
+    """True for networks that take days on a CPU (the paper's ResNet-50 at 256 px, or larger)."""
+    return int(cfg.resnet_type) >= 50 or int(cfg.input_img_shape[0]) >= 256
+
+
+def cpu_fallback_reason() -> str:
+    """Why torch sees no GPU, in words a user can act on."""
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build: install a CUDA build of torch"
+    return (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but torch.cuda.is_available() is "
+            "False: no GPU is visible (CUDA_VISIBLE_DEVICES?) or the NVIDIA driver is missing or too old for it")
+
+
+def choose_device(spec: str = "auto", local_rank: Optional[int] = None, warn_cpu_fallback: bool = False
+                  ) -> torch.device:
     """'auto' -> CUDA when available (``cuda:local_rank`` in a multi-process run), else CPU; 'cpu', 'cuda', 'cuda:N'
-    are taken as given but checked."""
+    are taken as given but checked. ``warn_cpu_fallback``: when 'auto' falls back to the CPU, say so loudly (a
+    :class:`DeviceFallbackWarning` and a line on stderr), for networks that need a GPU (:func:`is_paper_scale`)."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
+        if spec == "cpu" and warn_cpu_fallback:
+            message = (f"device='auto' resolved to the CPU: {cpu_fallback_reason()}. The paper-size network will "
+                       "train and run on the CPU, which takes days instead of hours; set device='cpu' to do that on "
+                       "purpose, or device='cuda' to fail instead of falling back.")
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+            warnings.warn(message, DeviceFallbackWarning, stacklevel=2)
     if spec == "cpu":
         return torch.device("cpu")
     if not spec.startswith("cuda"):
@@ -54,13 +81,22 @@ def cpu_has_fast_bf16() -> bool:
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
+def cuda_has_fast_bf16(device: torch.device) -> bool:
+    """True when the GPU has bf16 tensor cores (compute capability 8.0 or newer: Ampere, Hopper, ...).
+
+    ``torch.cuda.is_bf16_supported()`` also answers True on older GPUs (V100, T4, RTX 20xx), where bf16 is emulated
+    and slower than float32."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def amp_dtype(device: torch.device, amp: bool, cpu_amp: Optional[bool] = None) -> Optional[torch.dtype]:
     """The autocast dtype to use on ``device``, or None for float32.
 
     amp: the config switch (``cfg.amp``). cpu_amp: CPU override (None = auto-detect, see the module docstring).
     """
     if device.type == "cuda":
-        return torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if amp and cuda_has_fast_bf16(device) else None
     if cpu_amp is None:
         cpu_amp = amp and cpu_has_fast_bf16()
     return torch.bfloat16 if cpu_amp else None

@@ -26,7 +26,7 @@ import numpy as np
 
 from internet.config import Config
 from internet.decode import _as_np, to_camera
-from internet.skeleton import INTERHAND, RHD, Skeleton
+from internet.skeleton import INTERHAND, RHD, Skeleton, get_skeleton
 
 HAND_TYPES = ("right", "left", "interacting")
 SUBSETS = ("all", "single", "interacting")
@@ -587,3 +587,20 @@ def evaluate_single_hand(
                 "valid_joints": int(valid.sum())},
         excluded_joints=excluded, notes=notes,
     )
+
+
+def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional[Skeleton] = None):
+    """The official protocol of ``cfg.dataset`` (InterHand2.6M: :func:`evaluate_interhand`; RHD / STB:
+    :func:`evaluate_single_hand`) for predictions of :func:`internet.inference.predict`. ``gt``: the whole split's
+    ``eval_targets()``; when ``pred['index']`` is a subset, the same rows are scored."""
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be an internet.Config (the geometry of the predictions), got {type(cfg).__name__}")
+    n_gt = len(np.asarray(gt["joint_cam"]))
+    index = pred.get("index")
+    if index is not None and not np.array_equal(np.asarray(index), np.arange(n_gt)):
+        rows = np.asarray(index, dtype=np.int64)
+        gt = {k: np.asarray(v)[rows] for k, v in gt.items()}
+    skeleton = skeleton or get_skeleton(cfg.dataset)
+    if cfg.dataset == "InterHand2.6M":
+        return evaluate_interhand(pred, gt, skeleton=skeleton, cfg=cfg)
+    return evaluate_single_hand(pred, gt, skeleton=skeleton, cfg=cfg)

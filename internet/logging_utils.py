@@ -1,8 +1,10 @@
-"""Training logs: a readable text log and a JSON-lines log (one object per iteration), plus tqdm progress bars.
+"""Training logs: a readable text log and a JSON-lines log (one object per ``cfg.log_every_iters`` iterations), plus
+tqdm progress bars.
 
 Both files are opened in append mode and flushed after every line, so a killed run loses at most the line being
 written; a torn last line (no trailing newline) is cut off when the log is reopened, so the JSON-lines file always
-parses. A resumed run re-logs the iterations it repeats; :func:`read_jsonl` keeps the last record of each step.
+parses. A resumed run first removes the records of the steps it will redo (:meth:`TrainLogger.drop_records_after`);
+:func:`read_jsonl` still keeps only the last record of each step of a log written otherwise.
 """
 from __future__ import annotations
 
@@ -93,6 +95,22 @@ class TrainLogger:
             f"lr {record['lr']:.2e} | {losses} | {record['time']:.3f}s/iter (data {record['data_time']:.3f}s, "
             f"{record['images_per_s']:.1f} img/s) | ETA {format_duration(eta_s)}"
         )
+
+    def drop_records_after(self, step: int) -> int:
+        """Remove the JSON-lines records of steps after ``step`` (a resumed run redoes them), so the log agrees with
+        the checkpoint it resumed from. The file is rewritten atomically; returns how many records were removed."""
+        if not self.enabled or not self.jsonl_path.is_file():
+            return 0
+        from internet.results import atomic_write_bytes
+
+        lines = self.jsonl_path.read_bytes().splitlines(keepends=True)
+        kept = [line for line in lines if not line.strip() or json.loads(line).get("step", 0) <= step]
+        if len(kept) == len(lines):
+            return 0
+        self._jsonl.close()
+        atomic_write_bytes(self.jsonl_path, b"".join(kept))
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
+        return len(lines) - len(kept)
 
     def close(self) -> None:
         for f in (self._text, self._jsonl):

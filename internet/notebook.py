@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from internet.config import Config, ConfigError
+from internet.model.load import MODEL_FIELDS, load_model  # noqa: F401  (the notebooks import them from here)
 
 PRESETS = ("cpu", "paper")
 # notebook name -> Config field
@@ -233,8 +234,13 @@ def archive_previous_run(cfg: Config) -> Optional[Path]:
     import time
 
     from internet.checkpoint import parse_checkpoint_name
+    from internet.device import choose_device
     from internet.logging_utils import JSONL_LOG, TEXT_LOG
+    from internet.train import check_output_dir
 
+    # what the run would fail on is checked before anything moves: a failed start keeps the earlier run resumable
+    choose_device(cfg.device)
+    check_output_dir(cfg)
     old = []
     if cfg.model_dump_dir.is_dir():
         old += [p for p in cfg.model_dump_dir.iterdir() if p.is_file() and parse_checkpoint_name(p.name)]
@@ -262,6 +268,8 @@ class PrintProgress:
         self.every = max(1, int(every))
 
     def __call__(self, trainer: Any, record: Mapping[str, Any]) -> None:
+        if not getattr(trainer, "is_main", True):  # one line per step, not one per process of a distributed run
+            return
         step = int(record.get("step", 0))
         if step % self.every and step != 1:
             return
@@ -307,50 +315,6 @@ def training_curves_figure(records: Sequence[Mapping[str, Any]], smooth: int = 1
     ax_lr.set_title("learning rate", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-MODEL_FIELDS = ("resnet_type", "head_channels", "fc_input_norm", "input_img_shape", "output_hm_shape", "sigma",
-                "bbox_3d_size", "bbox_3d_size_root", "output_root_hm_shape")
-"""Config fields that must match the network a checkpoint was trained as."""
-
-
-def load_model(checkpoint: Union[str, Path], cfg: Config):
-    """Read a checkpoint once and build the model it holds: ``(model, cfg, info)``.
-
-    A checkpoint of this project carries its training config: its :data:`MODEL_FIELDS` replace ``cfg``'s (printed
-    in ``info['changed']``), so evaluating never needs the training parameters repeated. An official snapshot has no
-    config: the backbone depth and ``fc_input_norm`` are read from its weights, the other shapes must be ``cfg``'s
-    (``fc_input_norm`` too for a checkpoint of ours saved before that option existed).
-    ``info``: path, epoch, changed fields, seed (the training seed, else cfg's)."""
-    from internet.checkpoint import (infer_fc_input_norm, infer_resnet_depth, load_checkpoint, load_network_state,
-                                     strip_wrapper_prefixes)
-    from internet.model import InterNet
-
-    path = Path(checkpoint)
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, Mapping):
-        raise ParameterError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a checkpoint dict")
-    saved = ckpt.get("train_state", {}).get("config") if isinstance(ckpt.get("train_state"), Mapping) else None
-    wanted = {}
-    state = ckpt.get("network", ckpt)
-    keys = list(strip_wrapper_prefixes(state)) if isinstance(state, Mapping) else []
-    if isinstance(saved, Mapping):
-        wanted = {k: saved[k] for k in MODEL_FIELDS if k in saved}
-    elif depth := infer_resnet_depth(keys):
-        wanted["resnet_type"] = depth
-    if keys and "fc_input_norm" not in wanted:  # official snapshots, and ours from before the option existed
-        wanted["fc_input_norm"] = infer_fc_input_norm(keys)
-    current = cfg.to_dict()
-    changed = {k: (current.get(k), v) for k, v in wanted.items()
-               if k in current and (list(v) if isinstance(v, (list, tuple)) else v) != current[k]}
-    if changed:
-        cfg = cfg.replace(**{k: v for k, (_, v) in changed.items()})
-    model = InterNet.from_config(cfg)
-    load_network_state(model, ckpt, strict=True)
-    seed = saved.get("seed") if isinstance(saved, Mapping) else None
-    info = {"path": path, "epoch": ckpt.get("epoch"), "changed": changed,
-            "seed": seed if isinstance(seed, int) else cfg.seed}
-    return model, cfg, info
 
 
 def display_figure(fig: Any, static: Union[bool, str] = True, dpi: int = 100) -> None:

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from internet.checkpoint import load_network_state
 from internet.config import Config
 from internet.data.allocator import retain_freed_memory
 from internet.data.io import read_image
-from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, rel_root_depth_to_mm
+from internet.decode import heatmap_to_image, rel_root_depth_to_mm
 from internet.device import choose_device
 from internet.geometry import generate_patch_image, process_bbox
-from internet.model import InterNet
+from internet.inference import infer_batch
+from internet.model.load import load_model
 from internet.skeleton import INTERHAND, Skeleton
 
 DEFAULT_FOCAL_PER_PX = 1261.6 / 512.0
@@ -74,7 +74,8 @@ class Predictor:
         skeleton: Skeleton = INTERHAND,
     ) -> None:
         """model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
-        ``snapshot_N.pth.tar``; the model is built from ``cfg``, so its backbone and shapes must match);
+        ``snapshot_N.pth.tar``), built by :func:`internet.model.load.load_model`: its saved config (or, for an
+        official snapshot, its keys) decides the backbone and shapes, and ``self.cfg`` is updated to match;
         cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...),
         default ``Config()`` (the paper's); device: 'cpu', 'cuda', 'auto' (default: cfg.device). With
         ``cfg.retain_freed_memory`` (the default) this process keeps its freed C-heap memory (glibc), which makes CPU
@@ -86,15 +87,14 @@ class Predictor:
         if self.cfg.retain_freed_memory:
             retain_freed_memory()  # the forward's buffers are reused, not page-faulted in on every call
         self.skeleton = skeleton
+        self.checkpoint: Optional[Path] = None
         if isinstance(model_or_checkpoint, nn.Module):
             model = model_or_checkpoint
-            self.checkpoint = None
         elif isinstance(model_or_checkpoint, (str, Path)):
             path = Path(model_or_checkpoint)
             if not path.is_file():
                 raise FileNotFoundError(f"checkpoint not found: {path}")
-            model = InterNet.from_config(self.cfg)
-            load_network_state(model, path, strict=True)
+            model, self.cfg, _ = load_model(path, self.cfg)  # the checkpoint's own shapes and backbone
             self.checkpoint = path
         else:
             raise TypeError("model_or_checkpoint must be an nn.Module or a checkpoint path, got "
@@ -109,18 +109,17 @@ class Predictor:
         patch, _, inv_trans = generate_patch_image(image, box, False, 1.0, 0.0, (in_h, in_w))  # converts the window
         return box, patch, inv_trans
 
-    @torch.inference_mode()
-    def forward(self, patch: np.ndarray) -> Dict[str, torch.Tensor]:
-        """Network outputs for one crop (float32 (h, w, 3) in [0, 255]); flip test averaged in when cfg.flip_test."""
-        x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)) / 255.0).float()[None].to(self.device)
-        out = self.model(x)
-        if self.cfg.flip_test:
-            flipped = self.model(x.flip(-1))
-            merged = merge_flip(out, flipped, self.skeleton, hm_width=int(self.cfg.output_hm_shape[2]),
-                                input_width=int(self.cfg.input_img_shape[1]), flipped_by="tensor",
-                                output_root_hm_shape=self.cfg.output_root_hm_shape)
-            out = {**out, **merged}
-        return {k: v.float().cpu() for k, v in out.items()}
+    def infer(self, patches: np.ndarray) -> Dict[str, np.ndarray]:
+        """Decoded predictions for crops (B, h, w, 3) float32 in [0, 255] (or one crop (h, w, 3)), through
+        :func:`internet.inference.infer_batch` (the data-set path's step: flip test and sub-voxel refinement as
+        ``cfg`` says, decoding on the device): ``joint_coord`` (B, 42, 3) heatmap space, ``rel_root_depth`` (B,)
+        bins, ``hand_type`` (B, 2) probabilities, float64."""
+        patches = np.asarray(patches, dtype=np.float32)
+        single = patches.ndim == 3
+        x = torch.from_numpy(np.ascontiguousarray((patches[None] if single else patches).transpose(0, 3, 1, 2)))
+        x = (x / 255.0).to(self.device)
+        out = infer_batch(self.model, x, self.cfg, self.skeleton)
+        return {k: v.cpu().numpy().astype(np.float64) for k, v in out.items()}
 
     def predict(
         self,
@@ -157,11 +156,11 @@ class Predictor:
             raise ValueError(f"focal must be positive, got {f.tolist()}")
 
         box, patch, inv_trans = self.crop(img, box_in)
-        out = self.forward(patch)
-        coord = decode_heatmaps(out["joint_heatmap"], subvoxel=self.cfg.subvoxel)[0].numpy().astype(np.float64)
+        out = self.infer(patch)
+        coord = out["joint_coord"][0]
         uvz = heatmap_to_image(coord[None], inv_trans[None], self.cfg)[0]
         rel_root_mm = float(rel_root_depth_to_mm(out["rel_root_depth"], self.cfg)[0])
-        hand_type = out["hand_type"][0].numpy().astype(np.float64)
+        hand_type = out["hand_type"][0]
         present = hand_type > 0.5
 
         # RootNet-style depth guess for the right root; the left root follows the predicted relative depth only
@@ -206,48 +205,3 @@ class Predictor:
         if arr.shape != (2,) or not np.isfinite(arr).all():
             raise ValueError(f"{name}={value!r}: expected two finite numbers (x, y)")
         return arr
-
-
-@torch.inference_mode()
-def predict_dataset(
-    model: nn.Module, dataset, indices: Optional[Sequence[int]] = None, cfg: Optional[Config] = None,
-    device: Optional[str] = None, batch_size: int = 16,
-) -> Dict[str, np.ndarray]:
-    """Run ``model`` on test-mode samples of ``dataset`` (its own crops, GT or RootNet box) and decode officially.
-
-    Returns ``index`` (N,), ``joint_coord`` (N, 42, 3) heatmap space, ``rel_root_depth`` (N,) bins, ``hand_type``
-    (N, 2) probabilities, ``pred_img`` (N, 42, 2) image pixels and ``pred_cam`` (N, 42, 3) camera mm, placed with the
-    evaluation's root depths (``abs_depth`` of ``dataset.eval_targets()``), as the official evaluation does."""
-    from internet.decode import to_camera
-
-    cfg = cfg or getattr(dataset, "cfg", None) or Config()
-    dev = choose_device(device if device is not None else cfg.device)
-    n = len(dataset)
-    idx = np.arange(n) if indices is None else np.asarray(list(indices), dtype=np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError(f"indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    was_training = model.training
-    model = model.to(dev).eval()
-    coords, roots, hands, inv = [], [], [], []
-    for s in range(0, len(idx), batch_size):
-        samples = [dataset[int(i)] for i in idx[s:s + batch_size]]
-        img = torch.from_numpy(np.stack([np.asarray(x["img"], dtype=np.float32) for x in samples])).to(dev)
-        out = {k: v.float() for k, v in model(img).items()}
-        coords.append(decode_heatmaps(out["joint_heatmap"], subvoxel=cfg.subvoxel).cpu().numpy())
-        roots.append(out["rel_root_depth"].reshape(-1).cpu().numpy())
-        hands.append(out["hand_type"].cpu().numpy())
-        inv.append(np.stack([np.asarray(x["inv_trans"]) for x in samples]))
-    model.train(was_training)
-    depth, hm_h, hm_w = (int(v) for v in cfg.output_hm_shape)
-    if not coords:
-        return {"index": idx, "joint_coord": np.zeros((0, 42, 3)), "rel_root_depth": np.zeros(0),
-                "hand_type": np.zeros((0, 2)), "pred_img": np.zeros((0, 42, 2)), "pred_cam": np.zeros((0, 42, 3))}
-    coord = np.concatenate(coords).astype(np.float64)
-    inv_trans = np.concatenate(inv).astype(np.float64)
-    gt = dataset.eval_targets()
-    uvz = heatmap_to_image(coord, inv_trans, cfg)
-    cam = to_camera(coord, None, inv_trans, gt["focal"][idx], gt["princpt"][idx], gt["abs_depth"][idx], cfg)
-    return {"index": idx, "joint_coord": coord, "rel_root_depth": np.concatenate(roots),
-            "hand_type": np.concatenate(hands), "pred_img": uvz[..., :2], "pred_cam": cam}

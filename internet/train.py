@@ -21,7 +21,6 @@ trains, with any loss that maps (outputs, batch) to a dict of scalar losses.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -39,11 +38,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from internet.checkpoint import (capture_rng_states, checkpoint_name, latest_checkpoint, load_checkpoint,
-                                 load_network_state, official_state_dict, parse_checkpoint_name, restore_rng_states,
+                                 load_network_state, official_state_dict, optimizer_state_to_param_device,
+                                 parse_checkpoint_name, restore_rng_states,
                                  save_checkpoint)
 from internet.config import Config
 from internet.data.allocator import retain_freed_memory
-from internet.device import amp_dtype, autocast, choose_device, describe
+from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale
 from internet.logging_utils import TrainLogger, format_duration, progress
 
 TRAIN_STATE_VERSION = 1
@@ -215,22 +215,28 @@ def _plain_config(cfg: Config) -> dict:
     return json.loads(json.dumps(cfg.to_dict()))  # plain lists/str/numbers only (weights_only-safe)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class _LogWindow:
+    """Iteration records since the last logged one, logged as one record: the last iteration's position and
+    learning rate, the means of the losses and times, ``images_per_s`` over the window and ``iters`` in it."""
+
+    def __init__(self) -> None:
+        self.records: List[dict] = []
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+
+    def pop(self) -> dict:
+        records, self.records = self.records, []
+        if len(records) == 1:
+            return {**records[0], "iters": 1}
+        out = dict(records[-1])
+        for key in out:
+            if key.startswith("loss_") or key in ("time", "data_time"):
+                out[key] = float(np.mean([r[key] for r in records]))
+        images = sum(r["images_per_s"] * r["time"] for r in records)
+        out["images_per_s"] = images / max(sum(r["time"] for r in records), 1e-9)
+        out["iters"] = len(records)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------- trainer
@@ -259,7 +265,8 @@ class Trainer:
         self.is_main = self.rank == 0
         if self.is_main:
             check_output_dir(cfg)  # fail before anything is built or trained
-        self.device = choose_device(cfg.device, self.local_rank if self.world_size > 1 else None)
+        self.device = choose_device(cfg.device, self.local_rank if self.world_size > 1 else None,
+                                    warn_cpu_fallback=is_paper_scale(cfg))
         if self.world_size > 1:
             backend = dist.get_backend()
             if self.device.type == "cpu" and backend == "nccl":
@@ -300,6 +307,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress_bar = progress_bar
         self.logger = TrainLogger(cfg.log_dir, enabled=self.is_main, echo=echo)
+        if cfg.device == "auto" and self.device.type == "cpu" and is_paper_scale(cfg):
+            self.logger.info("WARNING device='auto' resolved to the CPU for a paper-size network (see stderr)")
         self.epoch, self.iter, self.global_step = 0, 0, 0  # next epoch / iteration in it / iterations done
         self.sampler: Optional[EpochBatchSampler] = None
         self.loader: Optional[DataLoader] = None
@@ -374,6 +383,7 @@ class Trainer:
                              "internet.train.launch(cfg) or torchrun for DistributedDataParallel")
         last: dict = {}
         run_time, run_iters = 0.0, 0
+        window = _LogWindow()
         while self.epoch < cfg.end_epoch:
             epoch = self.epoch
             lr = self.set_lr(epoch)
@@ -395,7 +405,10 @@ class Trainer:
                           "loss_total": self.weighted_total(losses), "time": t_now - t_prev,
                           "data_time": t_data - t_prev,
                           "images_per_s": self.global_batch_size / max(t_now - t_prev, 1e-9)}
-                self.logger.iteration(record, cfg.end_epoch, per_epoch, eta_s=run_time / run_iters * remaining)
+                window.add(record)
+                if self.global_step % cfg.log_every_iters == 0 or self.iter == per_epoch:
+                    self.logger.iteration(window.pop(), cfg.end_epoch, per_epoch,
+                                          eta_s=run_time / run_iters * remaining)
                 last = record
                 if (cfg.ckpt_every_iters and self.global_step % cfg.ckpt_every_iters == 0
                         and self.iter < per_epoch):
@@ -536,6 +549,7 @@ class Trainer:
                 raise TrainingError(f"{path}: the optimizer state does not fit this model ({e})") from e
             for group in self.optimizer.param_groups:  # this device's implementation, not the saving one's
                 group.update(self._adam_flags)
+            optimizer_state_to_param_device(self.optimizer)  # e.g. a CPU-written state resumed with fused CUDA Adam
         else:
             self.logger.info(f"{path} has no optimizer state: Adam starts afresh")
         state = ckpt.get("train_state")
@@ -561,85 +575,56 @@ class Trainer:
             if "rng" in state:
                 restore_rng_states(state["rng"])
         self.last_checkpoint = path
-        self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}")
+        dropped = self.logger.drop_records_after(self.global_step)  # the steps this run will do again
+        self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}"
+                         + (f"; {dropped} log record(s) after that step removed (they are redone)" if dropped else ""))
 
     # ------------------------------------------------------------------------------------------- testing
-    @torch.no_grad()
     def test(self, split: Optional[str] = None, checkpoint: Union[str, Path, int, None] = None,
              test_set: Optional[Dataset] = None, amp: bool = False):
-        """Inference over ``split`` (default cfg.test_split) in test mode, official decoding (with cfg.subvoxel /
-        cfg.flip_test if set), evaluation; writes ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json``
-        (atomically, rank 0) and returns the EvalResult (every process of a distributed run evaluates the whole
-        split). ``checkpoint``: a path or an epoch number (``snapshot_{N}.pth.tar``) to load first; None uses the
-        current weights. ``test_set``: a data set to use instead of ``build_dataset(cfg, split, 'test')``.
-        ``amp``: bf16 autocast here too; off by default because bf16 heatmaps are quantised (steps of 1 between 128
-        and 256, around the peak of 255), which ties and shifts the official argmax."""
-        from internet.decode import decode_heatmaps, merge_flip
-        from internet.evaluate import evaluate_interhand, evaluate_single_hand
-        from internet.skeleton import get_skeleton
+        """Evaluate on ``split`` (default cfg.test_split) with :func:`internet.inference.predict` (flip test and
+        sub-voxel refinement as cfg says) and the data set's official protocol; writes
+        ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json`` (:mod:`internet.results`, rank 0)
+        and returns the EvalResult. In a distributed run each process predicts its share of the samples.
+        ``checkpoint``: a path or an epoch number (``snapshot_{N}.pth.tar``) to evaluate instead of the current
+        weights, built with :func:`internet.model.load.load_model` (its saved config decides the network; tag
+        ``_snapshot_N``). ``test_set``: a data set instead of ``build_dataset(cfg, split, 'test')``. ``amp``: bf16
+        autocast here too; off by default because bf16 heatmaps are quantised (steps of 1 between 128 and 256,
+        around the peak of 255), which ties and shifts the official argmax."""
+        from internet.evaluate import evaluate_dataset
+        from internet.inference import predict
+        from internet.results import write_results
 
-        cfg = self.cfg
+        cfg, model = self.cfg, self.model
         split = split or cfg.test_split
         tag = ""
         if checkpoint is not None:
+            from internet.model.load import load_model
+
             path = cfg.model_dump_dir / checkpoint_name(checkpoint) if isinstance(checkpoint, int) else Path(checkpoint)
-            load_network_state(self.model, path)
+            model, cfg, _ = load_model(path, cfg)
+            model = model.to(self.device)
             tag = "_" + path.name.split(".pth")[0]
         if test_set is None:
             if self.test_set is None or getattr(self.test_set, "split", split) != split:
                 from internet.data import build_dataset
                 self.test_set = build_dataset(cfg, split, "test")
             test_set = self.test_set
-        skeleton = getattr(test_set, "skeleton", None) or get_skeleton(cfg.dataset)
-        loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=cfg.num_workers,
-                            pin_memory=self.device.type == "cuda", worker_init_fn=self._worker_init)
-        was_training = self.model.training
-        self.model.eval()
-        coords, roots, hands, indices = [], [], [], []
-        hm_width = cfg.output_hm_shape[2]
-        for batch in progress(loader, total=len(loader), desc=f"test {split}",
-                              enabled=self.progress_bar if self.is_main else False):
-            img = self._to_device({"img": batch["img"]})["img"]
-            with autocast(self.device, self.amp_dtype if amp else None):
-                out = self.model(img)
-                if cfg.flip_test:
-                    out_flip = self.model(img.flip(-1))
-            out = {k: v.float() for k, v in out.items()}
-            if cfg.flip_test:
-                out = merge_flip(out, {k: v.float() for k, v in out_flip.items()}, skeleton, hm_width=hm_width,
-                                 input_width=cfg.input_img_shape[1], output_root_hm_shape=cfg.output_root_hm_shape)
-            coords.append(decode_heatmaps(out["joint_heatmap"], subvoxel=cfg.subvoxel).cpu())
-            roots.append(out["rel_root_depth"].reshape(-1).cpu())
-            hands.append(out["hand_type"].cpu())
-            indices.append(batch["index"].reshape(-1) if "index" in batch else None)
-        pred = {"joint_coord": torch.cat(coords).numpy(), "rel_root_depth": torch.cat(roots).numpy(),
-                "hand_type": torch.cat(hands).numpy()}
-        if all(i is not None for i in indices):
-            pred["index"] = torch.cat(indices).numpy()
-        self.model.train(was_training)
-        evaluate = evaluate_interhand if cfg.dataset == "InterHand2.6M" else evaluate_single_hand
+        pred = predict(model, test_set, cfg, device=self.device, amp_dtype=self.amp_dtype if amp else None,
+                       progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
         gt = test_set.eval_targets()
-        result = evaluate(pred, gt, skeleton=skeleton, cfg=cfg)
+        result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
         if self.is_main:
-            self._write_result(split, tag, pred, result, gt)
+            if "ann_id" in gt:
+                pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
+            meta = {"dataset": cfg.dataset, "split": split, "checkpoint": str(path) if checkpoint is not None else None,
+                    "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
+                    "flip_test": cfg.flip_test, "amp": bool(amp and self.amp_dtype is not None)}
+            paths = write_results(cfg.result_dir, split, pred, result, meta, tag=tag)
+            metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
+            self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                             + f"; written to {paths['eval']}")
         return result
-
-    def _write_result(self, split: str, tag: str, pred: dict, result: Any, gt: Mapping[str, np.ndarray]) -> None:
-        cfg = self.cfg
-        folder = cfg.result_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        if "ann_id" in gt:
-            pred = {**pred, "ann_id": np.asarray(gt["ann_id"])}
-        buf = io.BytesIO()
-        np.savez(buf, **pred)
-        _atomic_write_bytes(folder / f"pred_{split}{tag}.npz", buf.getvalue())
-        meta = {"dataset": cfg.dataset, "split": split, "checkpoint": tag[1:] or None, "samples": len(pred["joint_coord"]),
-                "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel, "flip_test": cfg.flip_test}
-        text = json.dumps({"meta": meta, **result.to_dict()}, indent=1, allow_nan=False)
-        _atomic_write_bytes(folder / f"eval_{split}{tag}.json", text.encode())
-        metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
-        self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-                         + f"; written to {folder}")
 
     def close(self) -> None:
         """Close the logs and stop the persistent data-loader workers."""
@@ -738,11 +723,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: this process is one rank
         trainer = Trainer(cfg)
         trainer.train()
+        if args.test:  # every rank predicts its share of the split with the weights it just trained
+            result = trainer.test(cfg.test_split)
+            if trainer.is_main:
+                print(result.table())
         trainer.close()
-    else:
-        launch(cfg)
-    if args.test and int(os.environ.get("RANK", "0")) == 0:
-        print(Trainer(cfg, train_set=None).test(cfg.test_split).table())
+        return
+    checkpoint = launch(cfg)
+    if args.test:
+        if checkpoint is None:
+            raise TrainingError(f"--test: no checkpoint in {cfg.model_dump_dir} to evaluate")
+        trainer = Trainer(cfg, train_set=None)
+        try:  # the trained weights, read back from the checkpoint the run ended with
+            print(trainer.test(cfg.test_split, checkpoint=checkpoint).table())
+        finally:
+            trainer.close()
 
 
 if __name__ == "__main__":

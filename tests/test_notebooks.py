@@ -153,8 +153,8 @@ def test_resolve_checkpoint_and_archive_previous_run(tmp_path):
     with pytest.raises(ParameterError, match="epoch number or a path"):
         resolve_checkpoint(1.5, cfg)
     assert archive_previous_run(cfg) is None
-    cfg.model_dump_dir.mkdir(parents=True)
-    cfg.log_dir.mkdir(parents=True)
+    cfg.model_dump_dir.mkdir(parents=True, exist_ok=True)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
     for name in ("snapshot_0.pth.tar", "snapshot_3.pth.tar", "snapshot_4_iter2.pth.tar", "notes.txt"):
         (cfg.model_dump_dir / name).write_text(name)
     (cfg.log_dir / "train_log.jsonl").write_text("{}\n")
@@ -256,8 +256,8 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     from internet import explore
     from internet.data import InterHand26M
     from internet.evaluate import evaluate_interhand
+    from internet.inference import predict
     from internet.notebook import load_model
-    from internet.predictor import predict_dataset
 
     assert demo_run.rc == 0, demo_run.summary
     s = demo_run.summary
@@ -271,7 +271,7 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     # the summary's numbers are those of the checkpoint and of the baseline, recomputed here independently
     model, cfg, _ = load_model(demo_run.checkpoint, Config.cpu_demo(data_root=str(tiny_data)))
     test = InterHand26M(cfg, "test", "test")
-    after = evaluate_interhand(predict_dataset(model, test, cfg=cfg), test.eval_targets(), cfg=cfg)
+    after = evaluate_interhand(predict(model, test, cfg), test.eval_targets(), cfg=cfg)
     assert s["mpjpe_all_mm"]["after_training"] == pytest.approx(after.mpjpe_all, rel=1e-4)
     baseline = explore.mean_pose_baseline(InterHand26M(cfg, "train", "test"), test)
     assert s["mpjpe_all_mm"]["mean_pose_baseline"] == pytest.approx(baseline.mpjpe_all, rel=1e-6)
@@ -341,11 +341,12 @@ def test_evaluate_notebook_outputs(demo_run):
         assert words in text, words
     assert _mime_count(nb, "image/png") >= 1 + 2 * 3  # per-joint plot, 3 best and 3 worst overlays
     result = demo_run.output_dir / "result"
-    saved = json.loads((result / "evaluate_test.json").read_text())
-    assert set(saved["results"]) == {"checkpoint", "untrained", "mean pose"}
-    assert len(saved["per_sample_mpjpe"]) == saved["samples"] == 12
+    saved = json.loads((result / "eval_test.json").read_text())  # internet.results: Trainer.test's format
+    assert set(saved["baselines"]) == {"untrained", "mean pose"} and saved["meta"]["samples"] == 12
+    assert saved["meta"]["flip_test"] is False and "official_protocol" in saved
     pred = np.load(result / "pred_test.npz")
-    assert pred["joint_coord"].shape == (12, 42, 3)
+    assert pred["joint_coord"].shape == (12, 42, 3) and pred["per_sample_mpjpe"].shape == (12,)
+    np.testing.assert_array_equal(pred["index"], np.arange(12))
     _check_png(result / "per_joint_test.png")
 
 
@@ -618,8 +619,8 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
     from internet.checkpoint import latest_checkpoint, load_checkpoint
     from internet.data import build_dataset
     from internet.evaluate import evaluate_single_hand
+    from internet.inference import predict
     from internet.notebook import load_model
-    from internet.predictor import predict_dataset
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]
@@ -660,23 +661,23 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
               "PCK AUC 20-50 mm (variant)", "Handedness accuracy", "untrained", "mean pose", "best: #", "worst: #"):
         assert w in text, w
     assert "MRRPE" not in text  # no two-hand metrics for a single-hand set
-    saved = json.loads((out / "result" / "evaluate_test.json").read_text())
-    assert saved["dataset"] == name and saved["samples"] == 4 and len(saved["per_sample_mpjpe"]) == 4
-    assert set(saved["results"]) == {"checkpoint", "untrained", "mean pose"}
+    saved = json.loads((out / "result" / "eval_test.json").read_text())
+    assert saved["meta"]["dataset"] == name and saved["meta"]["samples"] == 4
+    assert np.load(out / "result" / "pred_test.npz")["per_sample_mpjpe"].shape == (4,)
+    assert set(saved["baselines"]) == {"untrained", "mean pose"}
     names = [n[2:] for n in get_skeleton(name).names[:21]]
-    for r in saved["results"].values():
+    for r in (saved, *saved["baselines"].values()):
         assert list(r["official_protocol"]["per_joint"]) == names
         assert 0.0 <= r["variants"]["auc_pck_20_50mm"] <= 1.0
     # the saved numbers are those of the checkpoint, recomputed here independently
     model, cfg, _ = load_model(checkpoint, Config.cpu_demo(dataset=name, data_root=str(data_root)))
     test = build_dataset(cfg, "test", "test")
-    expected = evaluate_single_hand(predict_dataset(model, test, cfg=cfg), test.eval_targets(),
-                                    skeleton=test.skeleton, cfg=cfg)
-    got = saved["results"]["checkpoint"]
+    expected = evaluate_single_hand(predict(model, test, cfg), test.eval_targets(), skeleton=test.skeleton, cfg=cfg)
+    got = saved
     assert got["official_protocol"]["mpjpe"] == pytest.approx(expected.mpjpe, rel=1e-4)
     assert got["variants"]["auc_pck_20_50mm"] == pytest.approx(expected.auc_pck_20_50, abs=1e-6)
     assert got["official_protocol"]["handedness_accuracy"] == pytest.approx(expected.handedness_accuracy)
     baseline = explore.mean_pose_baseline(build_dataset(cfg, "train", "test"), test)
-    assert saved["results"]["mean pose"]["official_protocol"]["mpjpe"] == pytest.approx(baseline.mpjpe, rel=1e-6)
+    assert saved["baselines"]["mean pose"]["official_protocol"]["mpjpe"] == pytest.approx(baseline.mpjpe, rel=1e-6)
     assert _mime_count(nb, "image/png") >= 1 + 2  # per-joint plot, best and worst overlays
     _check_png(out / "result" / "per_joint_test.png")

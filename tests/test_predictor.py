@@ -11,7 +11,8 @@ from internet.data import InterHand26M
 from internet.data.io import DataFileError
 from internet.decode import heatmap_to_image, to_camera
 from internet.model import InterNet
-from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb, predict_dataset
+from internet.inference import place_predictions, predict
+from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
 
 TINY = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), sigma=1.0)
 
@@ -48,7 +49,7 @@ def test_predict_uses_the_test_pipeline_and_maps_back_to_the_image(cfg, model, t
     np.testing.assert_allclose(out["inv_trans"], sample["inv_trans"], atol=1e-3)
     np.testing.assert_allclose(out["bbox"], test_set.crop_bbox(i), atol=1e-3)
     # the same decoded coordinates as the batch path on the data set's own sample
-    batch = predict_dataset(model, test_set, [i], cfg=cfg)
+    batch = predict(model, test_set, cfg, indices=[i], num_workers=0)
     np.testing.assert_allclose(out["joint_coord_hm"], batch["joint_coord"][0])
     # joint_img: heatmap -> crop pixels -> inverse affine
     crop_xy = out["joint_coord_hm"][:, :2] * (np.array(cfg.input_img_shape[::-1]) / np.array(cfg.output_hm_shape[:0:-1]))
@@ -86,14 +87,14 @@ def test_camera_guess_is_consistent(cfg, model, test_set):
 
 def test_batch_prediction_places_hands_like_the_evaluation(cfg, model, test_set):
     idx = [0, 2, 3]
-    out = predict_dataset(model, test_set, idx, cfg=cfg, batch_size=2)
     gt = test_set.eval_targets()
+    out = place_predictions(predict(model, test_set, cfg, indices=idx, batch_size=2, num_workers=0), gt, cfg)
     cam = to_camera(out["joint_coord"], None, gt["inv_trans"][idx], gt["focal"][idx], gt["princpt"][idx],
                     gt["abs_depth"][idx], cfg)
     np.testing.assert_allclose(out["pred_cam"], cam, atol=1e-3)
     assert out["pred_img"].shape == (3, 42, 2) and out["rel_root_depth"].shape == (3,)
     with pytest.raises(IndexError, match="indices"):
-        predict_dataset(model, test_set, [len(test_set)], cfg=cfg)
+        predict(model, test_set, cfg, indices=[len(test_set)])
 
 
 def test_checkpoint_loading_and_clear_errors(cfg, model, test_set, tmp_path):
@@ -103,8 +104,13 @@ def test_checkpoint_loading_and_clear_errors(cfg, model, test_set, tmp_path):
     a = Predictor(model, cfg, "cpu").predict(image, box)
     b = Predictor(path, cfg, "cpu").predict(image, box)
     np.testing.assert_allclose(a["joint_img"], b["joint_img"])
-    with pytest.raises(CheckpointError, match="ResNet-34|resnet|shape|missing"):
-        Predictor(path, cfg.replace(resnet_type=34), "cpu")
+    # the checkpoint decides the network (one loader, internet.model.load.load_model), not the config given
+    c = Predictor(path, cfg.replace(resnet_type=34), "cpu")
+    assert c.cfg.resnet_type == 18
+    np.testing.assert_allclose(c.predict(image, box)["joint_img"], a["joint_img"])
+    broken = save_checkpoint(tmp_path / "snapshot_1.pth.tar", {"epoch": 1, "network": {"fc.weight": torch.zeros(1)}})
+    with pytest.raises(CheckpointError, match="missing"):
+        Predictor(broken, cfg, "cpu")
     with pytest.raises(FileNotFoundError, match="no_such.pth.tar"):
         Predictor(tmp_path / "no_such.pth.tar", cfg)
     with pytest.raises(TypeError, match="nn.Module or a checkpoint path"):

@@ -1,0 +1,168 @@
+"""The inference path at the official test size: samples/s of ``internet.inference.predict`` with 0, 1 and 2 loader
+workers, peak memory, and the projected time of a full pass over 849,160 samples on a 16-core GPU box.
+
+``python benchmarks/bench_inference_scale.py [--quick] [--n 849160] [--pool 300] [--samples 3000]
+[--workers 0,1,2] [--batch-size 32] [--data-dir DIR] [--work-dir DIR] [--device cpu|cuda]``
+
+Data: a synthetic test split of ``--n`` annotations whose image entries reuse ``--pool`` rendered JPEG images
+(``python -m internet.synth --test N --image-pool K``, generated once under ``--work-dir`` and reused): every sample
+is read, decoded and cropped from a real file, at the paper's 256x256 crop. Model: a stand-in network (one strided
+convolution and pooling, shaped outputs) so the figures are the data side of the path: the DataLoader, its workers,
+the collation, the copy to the device, the decoding and the gathering of predictions. Each worker count runs in a
+fresh subprocess (its own peak RSS, workers included) over ``--samples`` samples spread over the whole split; the
+first batch (worker start-up) is not timed. Memory: the 0-worker run is repeated on 4x the samples; the growth of
+its peak RSS is compared with the size of the extra predictions. Projection: ``n / (rate with 1 worker x 16)``,
+the data side of a full pass on a 16-core machine whose GPU is not the bottleneck.
+Goals: the rate grows >= 1.8x from 1 to 2 workers (on a 2-core machine); the projection <= 120 s; memory does not
+grow with the samples beyond the index and the predictions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as C
+
+OFFICIAL_TEST = 849_160
+GPU_BOX_CORES = 16
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="20,000 annotations, a pool of 50 images, 400 samples")
+    p.add_argument("--n", type=int, default=None, help=f"annotations in the split (default {OFFICIAL_TEST:,})")
+    p.add_argument("--pool", type=int, default=None, help="rendered images the annotations reuse (default 300)")
+    p.add_argument("--samples", type=int, default=None, help="samples timed per worker count (default 3000)")
+    p.add_argument("--workers", default="0,1,2", help="loader worker counts to measure (default 0,1,2)")
+    p.add_argument("--batch-size", type=int, default=32, help="inference batch (default 32, cfg.test_batch_size)")
+    p.add_argument("--data-dir", default=None, help="an existing data root to use (default: generated)")
+    p.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "internet_bench"),
+                   help="where the generated split is kept between runs")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one measurement
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.n = args.n or (20_000 if args.quick else OFFICIAL_TEST)
+    args.pool = args.pool or (50 if args.quick else 300)
+    args.samples = args.samples or (400 if args.quick else 3000)
+    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    if min(args.n, args.pool, args.samples, args.batch_size) < 1 or args.pool > args.n or args.samples > args.n:
+        p.error("--n, --pool, --samples and --batch-size must be positive, --pool and --samples at most --n")
+    if not args.workers or min(args.workers) < 0:
+        p.error("--workers: a comma-separated list of counts >= 0")
+    return args
+
+
+def data_root(args) -> Path:
+    """The split to read: --data-dir, or one generated (and kept) under --work-dir."""
+    if args.data_dir:
+        return Path(args.data_dir)
+    root = Path(args.work_dir) / f"inference_test_{args.n}_pool{args.pool}"
+    marker = root / "annotations" / "test" / "InterHand2.6M_test_data.json"
+    if not marker.is_file():
+        subprocess.run([sys.executable, "-m", "internet.synth", "--out", str(root), "--train", "0", "--val", "0",
+                        "--test", str(args.n), "--image-pool", str(args.pool), "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL, cwd=C.REPO)
+    return root
+
+
+def measure(args, workers: int, samples: int) -> dict:
+    """One measurement (run in a fresh process): build the split, then time predict() on ``samples`` samples."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from internet.config import Config
+    from internet.data import InterHand26M
+    from internet.inference import predict
+
+    class StandIn(nn.Module):
+        """Cheap network with InterNet's output keys: the figures are the data side of the path."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, kernel_size=8, stride=8)
+            self.heatmap = nn.Conv2d(8, 42 * 8, kernel_size=1)
+
+        def forward(self, img):
+            f = torch.relu(self.conv(img))
+            hm = nn.functional.adaptive_avg_pool2d(self.heatmap(f), 8).reshape(len(img), 42, 8, 8, 8)
+            pooled = f.mean(dim=(2, 3))
+            return {"joint_heatmap": hm, "rel_root_depth": pooled[:, :1],
+                    "hand_type": torch.sigmoid(pooled[:, :2]), "hand_type_logits": pooled[:, :2]}
+
+    cfg = Config.paper(data_root=str(args.root), device=args.device, num_workers=workers,
+                       test_batch_size=args.batch_size, channels_last=False)
+    t0 = time.perf_counter()
+    dataset = InterHand26M(cfg, "test", "test")
+    build_s = time.perf_counter() - t0
+    rss_ready = C.rss_mib()
+    device = torch.device(args.device)
+    model = StandIn().to(device).eval()
+    idx = np.linspace(0, len(dataset) - 1, samples + args.batch_size).astype(np.int64)
+    predict(model, dataset, cfg, indices=idx[:args.batch_size], device=device)  # warm-up: first batch, start-up
+    t0 = time.perf_counter()
+    pred = predict(model, dataset, cfg, indices=idx[args.batch_size:], device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    assert len(pred["index"]) == samples and np.isfinite(pred["joint_coord"]).all()
+    return {"workers": workers, "samples": samples, "seconds": round(seconds, 3),
+            "samples_per_s": round(samples / seconds, 1), "dataset_ready_s": round(build_s, 2),
+            "rss_after_dataset_mib": round(rss_ready, 1), "peak_rss_mib": round(C.peak_rss_mib(), 1),
+            "workers_peak_rss_mib": round(C.children_peak_rss_mib(), 1),
+            "prediction_bytes": int(sum(v.nbytes for v in pred.values())), "annotations": len(dataset)}
+
+
+def run_worker(args, workers: int, samples: int) -> dict:
+    cmd = [sys.executable, __file__, *args.argv, "--data-dir", str(args.root), "--worker", f"{workers}:{samples}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=C.REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measurement with {workers} worker(s) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    args.root = data_root(args)
+    if args.worker:
+        workers, samples = (int(v) for v in args.worker.split(":"))
+        print(json.dumps(measure(args, workers, samples)))
+        return {}
+    runs = {w: run_worker(args, w, args.samples) for w in args.workers}
+    bigger = run_worker(args, 0, min(args.n, 4 * args.samples))
+    small = runs.get(0) or run_worker(args, 0, args.samples)
+    figures = {f"workers_{w}": r for w, r in runs.items()}
+    per_worker = runs[1]["samples_per_s"] if 1 in runs else None
+    projection = round(args.n / (per_worker * GPU_BOX_CORES), 2) if per_worker else None
+    growth = round(bigger["peak_rss_mib"] - small["peak_rss_mib"], 1)
+    extra_predictions = round((bigger["prediction_bytes"] - small["prediction_bytes"]) / 2**20, 1)
+    figures.update({
+        "speedup_1_to_2_workers": (round(runs[2]["samples_per_s"] / runs[1]["samples_per_s"], 2)
+                                   if {1, 2} <= set(runs) else None),
+        "projected_full_pass_data_side_s_on_16_cores": projection,
+        "memory_check": {"samples": [small["samples"], bigger["samples"]],
+                         "peak_rss_mib": [small["peak_rss_mib"], bigger["peak_rss_mib"]],
+                         "peak_rss_growth_mib": growth, "extra_prediction_mib": extra_predictions},
+    })
+    goals = {
+        "rate grows >= 1.8x from 1 to 2 workers": (figures["speedup_1_to_2_workers"] >= 1.8
+                                                    if figures["speedup_1_to_2_workers"] else None),
+        "data side of a full pass <= 120 s on 16 cores": projection <= 120 if projection else None,
+    }
+    result = {"benchmark": "inference_scale", "machine": C.machine_info(args.device),
+              "command": C.command(Path(__file__).name, args.argv), "annotations": runs[args.workers[0]]["annotations"],
+              "image_pool": args.pool, "batch_size": args.batch_size, "crop": "256x256 (paper)",
+              "model": "stand-in (one strided conv + pooling): the data side of the path", "figures": figures,
+              "goals": goals}
+    C.emit(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
