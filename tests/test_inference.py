@@ -450,3 +450,33 @@ def test_inference_scale_benchmark_runs(tmp_path):
     assert f["memory_check"]["samples"] == [64, 256]
     assert f["projected_full_pass_data_side_s_on_16_cores"] == pytest.approx(
         400 / (f["workers_1"]["samples_per_s"] * 16), rel=0.01, abs=0.01)
+
+
+# ------------------------------------------------------------------------------------------------ README recipes
+def _readme_block(containing: str) -> str:
+    text = (REPO / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    found = [b for b in blocks if containing in b]
+    assert len(found) == 1, f"expected one README python block with {containing!r}, found {len(found)}"
+    return found[0]
+
+
+def test_readme_python_recipes_for_a_checkpoint_run(trained_checkpoint, tiny_data, capsys):
+    """The README's "your own image" and "score a checkpoint yourself" blocks, run as written (paths swapped)."""
+    from internet import explore
+
+    index = explore.load_split_index(tiny_data, "test")
+    image = tiny_data / "images" / "test" / index.file_name(0)
+    box = [round(float(v), 2) for v in index["bbox"][0]]
+    swap = {"output/model_dump/snapshot_9.pth.tar": str(trained_checkpoint), "photo.jpg": str(image),
+            "[69, 137, 165, 153]": str(box), "Config.cpu_demo()": f"Config.cpu_demo(data_root={str(tiny_data)!r})"}
+    for marker in ("predictor.predict(", "evaluate_dataset("):
+        code = _readme_block(marker)
+        for a, b in swap.items():
+            code = code.replace(a, b)
+        scope: dict = {}
+        exec(compile(code, f"README ({marker})", "exec"), scope)
+        if marker == "predictor.predict(":
+            assert scope["out"]["joint_img"].shape == (42, 2) and scope["predictor"].checkpoint == trained_checkpoint
+    assert "== official protocol" in capsys.readouterr().out
+    assert len(scope["pred"]["index"]) == len(scope["test_set"])
