@@ -25,6 +25,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from internet.data.domains import DOMAINS, check_column, check_value
 from internet.data.io import DataFileError, gc_paused, read_json
 from internet.data.json_stream import iter_members
 from internet.geometry import check_rotation
@@ -184,9 +185,23 @@ class _Records:
                     raise DataFileError(f"{self._where(i)} has no key {key!r}") from None
             raise
 
-    def numeric(self, key: str, shape: Tuple[int, ...], dtype, default=None, required: bool = True) -> np.ndarray:
-        """Column ``key`` as an (N,) + shape array; ints, floats and bools (the real files mix them) are accepted."""
+    def column(self, key: str, joints: int = 0, shape: Optional[Tuple[int, ...]] = None, default=None,
+               required: bool = True) -> np.ndarray:
+        """Column ``key`` as an (N,) + shape array of its domain's type (``DOMAINS[f"{what}.{key}"]``), every value
+        checked against that domain. Ints, floats and bools (the real files mix them) are accepted. ``joints``: the
+        joints per annotation; ``shape``: the layout in the file when it differs from the domain's (joint_valid as
+        one-element lists), with as many values."""
+        domain = DOMAINS[f"{self.what}.{key}"]
+        stored = domain.resolve_shape(joints)
+        values = self._numbers(key, stored if shape is None else shape, default, required)
+        return check_column(values.reshape((len(values),) + stored), domain, key, self._where)
+
+    def _numbers(self, key: str, shape: Tuple[int, ...], default, required: bool) -> np.ndarray:
+        """Column ``key`` as read, (N,) + shape of a numeric dtype; DataFileError naming the first record that is
+        not numbers of that shape."""
         values = self.values(key, default, required)
+        if not values:
+            return np.zeros((0,) + shape)
         arr = None
         try:
             arr = np.asarray(values)
@@ -203,10 +218,7 @@ class _Records:
                         f"{self._where(i)}: key {key!r} must be numeric of shape {list(shape)}, got {_describe(v)}"
                     ) from None
             raise DataFileError(f"{self.path}: key {key!r} of the {self.what}s could not be read as numbers")
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            i = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
-            raise DataFileError(f"{self._where(i)}: key {key!r} is not finite: {values[i]!r}")
-        return arr.astype(dtype)
+        return arr
 
     def strings(self, key: str, allow_int: bool = False) -> List[str]:
         values = self.values(key)
@@ -215,12 +227,6 @@ class _Records:
             if not isinstance(v, ok) or isinstance(v, bool):
                 raise DataFileError(f"{self._where(i)}: key {key!r} must be a string, got {_describe(v)}")
         return [str(v) for v in values]
-
-    def check_binary(self, key: str, values: np.ndarray) -> None:
-        """Raise naming the first record whose ``values`` row (column ``key``) holds anything but 0 and 1."""
-        bad = np.flatnonzero(((values != 0) & (values != 1)).reshape(len(values), -1).any(axis=1))
-        if len(bad):
-            raise DataFileError(f"{self._where(int(bad[0]))}: {key} must hold 0/1 values")
 
     def codes(self, key: str, names: Sequence[str], note: str = "") -> np.ndarray:
         """String column ``key`` as int8 indices into ``names``; an unknown name raises naming its record (``note``
@@ -410,34 +416,23 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
 
 
 def _annotation_columns(anns: _Records, nested: bool) -> Dict[str, np.ndarray]:
-    ann_id = anns.numeric("id", (), np.int64)
-    image_id = anns.numeric("image_id", (), np.int64)
-    bbox = anns.numeric("bbox", (4,), np.float32)
-    joint_valid = anns.numeric("joint_valid", (JOINT_NUM, 1), np.float32).reshape(-1, JOINT_NUM) \
-        if nested else anns.numeric("joint_valid", (JOINT_NUM,), np.float32)
-    anns.check_binary("joint_valid", joint_valid)
-    return {"ann_id": ann_id, "image_id": image_id, "bbox": bbox, "joint_valid": joint_valid,
-            "hand_type_valid": anns.numeric("hand_type_valid", (), np.float32),
-            "hand_type": anns.codes("hand_type", HAND_TYPES)}
+    return {"ann_id": anns.column("id"), "image_id": anns.column("image_id"), "bbox": anns.column("bbox"),
+            "joint_valid": anns.column("joint_valid", JOINT_NUM, shape=(JOINT_NUM, 1) if nested else None),
+            "hand_type_valid": anns.column("hand_type_valid"), "hand_type": anns.codes("hand_type", HAND_TYPES)}
 
 
 def _image_columns(images: _Records) -> Tuple[Dict[str, np.ndarray], Dict[str, List[str]]]:
     """(numeric columns, string columns) of one piece of the images."""
-    img_id = images.numeric("id", (), np.int64)
-    width = images.numeric("width", (), np.int32)
-    height = images.numeric("height", (), np.int32)
-    bad = np.flatnonzero((width <= 0) | (height <= 0))
-    if len(bad):
-        raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
+    img_id, width, height = images.column("id"), images.column("width"), images.column("height")
     cams = images.strings("camera", allow_int=True)
     try:
         camera = np.array([int(c) for c in cams], dtype=np.int64)
     except ValueError:
         i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
         raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
-    numbers = {"id": img_id, "width": width, "height": height, "capture": images.numeric("capture", (), np.int64),
-               "frame": images.numeric("frame_idx", (), np.int64),
-               "subject": images.numeric("subject", (), np.int64, default=-1, required=False), "camera": camera}
+    numbers = {"id": img_id, "width": width, "height": height, "capture": images.column("capture"),
+               "frame": images.column("frame_idx"), "subject": images.column("subject", default=-1, required=False),
+               "camera": camera}
     return numbers, {"camera": cams, "file_name": images.strings("file_name"),
                      "seq_name": images.strings("seq_name")}
 
@@ -511,26 +506,17 @@ def _camera_params(cameras: dict, cap: str, cam: str, path: Path):
     if not isinstance(entry, dict):
         raise DataFileError(f"{path}: capture {cap} must map to an object of camera fields")
     out = []
-    for field_name, shape in (("campos", (3,)), ("camrot", (3, 3)), ("focal", (2,)), ("princpt", (2,))):
+    for field_name in ("campos", "camrot", "focal", "princpt"):
         table = entry.get(field_name)
         if not isinstance(table, dict):
             raise DataFileError(f"{path}: capture {cap} has no {field_name!r} table")
         if cam not in table:
             raise DataFileError(f"{path}: capture {cap} camera {cam} is missing from {field_name!r}")
-        try:
-            value = np.array(table[cam], dtype=np.float32)
-        except (ValueError, TypeError):
-            value = None
-        if value is None or value.shape != shape or not np.all(np.isfinite(value)):
-            raise DataFileError(f"{path}: capture {cap} camera {cam}: {field_name!r} must be {list(shape)} finite "
-                                f"numbers, got {_describe(table[cam])}")
-        out.append(value)
+        out.append(check_value(table[cam], f"camera.{field_name}", f"{path}: capture {cap} camera {cam}"))
     try:
         check_rotation(out[1], name=f"camrot of capture {cap} camera {cam} in {path}")
     except ValueError as e:
         raise DataFileError(str(e)) from None
-    if np.any(out[2] <= 0):
-        raise DataFileError(f"{path}: capture {cap} camera {cam}: focal must be positive, got {out[2].tolist()}")
     return out
 
 
@@ -544,14 +530,7 @@ def _world_coord(per_capture, cap: str, frame: str, path: Path) -> np.ndarray:
     value = entry.get("world_coord") if isinstance(entry, dict) else entry
     if isinstance(entry, dict) and "world_coord" not in entry:
         raise DataFileError(f"{path}: capture {cap} frame {frame} has no key 'world_coord'")
-    try:
-        world = np.array(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        world = None
-    if world is None or world.shape != (JOINT_NUM, 3):
-        raise DataFileError(f"{path}: capture {cap} frame {frame}: world_coord must be {JOINT_NUM}x3 numbers, "
-                            f"got {_describe(value)}")
-    return world
+    return check_value(value, "joint_3d.world_coord", f"{path}: capture {cap} frame {frame}", joints=JOINT_NUM)
 
 
 # ============================================================================================== caching

@@ -138,15 +138,16 @@ class _Fd2Capture:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.file = None
+        self.fd: Optional[int] = None
 
     def decode(self, data: np.ndarray, flags: int) -> Tuple[Optional[np.ndarray], str]:
         """``cv2.imdecode(data, flags)`` and the text written to descriptor 2 meanwhile."""
         with self.lock:
             try:
-                if self.file is None:
-                    self.file = tempfile.TemporaryFile()
-                fd = self.file.fileno()
+                if self.fd is None:  # a bare descriptor of an unlinked file: nothing to close at exit
+                    self.fd, name = tempfile.mkstemp(prefix="internet-libjpeg-")
+                    os.unlink(name)
+                fd = self.fd
                 saved = os.dup(2)
             except OSError:  # no descriptor 2 (a daemon) or no temporary directory: decode without the check
                 return cv2.imdecode(data, flags), ""
