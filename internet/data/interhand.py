@@ -25,6 +25,7 @@ from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, mak
 from internet.data.index import HAND_TYPES, AnnotationIndex, IndexSources, load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
+from internet.geometry import box_fault, invalid_boxes
 from internet.skeleton import INTERHAND, Skeleton
 
 MODES = ("train", "test")
@@ -132,18 +133,16 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         return np.ones_like(labelled)
 
     def _check_boxes(self) -> None:
-        """A zero-size box or one entirely outside its image cannot be cropped: error naming the annotation."""
+        """A box that cannot be cropped (geometry.invalid_boxes: degenerate, absurdly large, outside its image):
+        error naming the annotation."""
         bbox = self._column("bbox")
         width, height = self._column("width"), self._column("height")
-        bad_size = ~((bbox[:, 2] > 0) & (bbox[:, 3] > 0))
-        outside = ((bbox[:, 0] + bbox[:, 2] <= 0) | (bbox[:, 1] + bbox[:, 3] <= 0)
-                   | (bbox[:, 0] >= width) | (bbox[:, 1] >= height))
-        bad = np.flatnonzero(bad_size | outside)
+        bad = np.flatnonzero(invalid_boxes(bbox, width, height))
         if len(bad):
             i = int(bad[0])
-            why = "of zero or negative size" if bad_size[i] else f"entirely outside the {width[i]}x{height[i]} image"
+            why = box_fault(bbox[i], int(width[i]), int(height[i]))
             raise DataFileError(f"{self.sources.data_json}: annotation id={int(self._column('ann_id')[i])} has bbox "
-                                f"{bbox[i].tolist()} {why} ({len(bad)} such annotation(s) in this split)")
+                                f"{bbox[i].tolist()} that {why} ({len(bad)} such annotation(s) in this split)")
 
     def _row(self, i: int) -> int:
         n = len(self)

@@ -25,6 +25,7 @@ from internet.data.domains import check_value
 from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
+from internet.geometry import box_fault, invalid_boxes
 from internet.skeleton import Skeleton
 
 MODES = ("train", "test")
@@ -115,14 +116,15 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     joint_cam = anns.column("joint_cam", JOINTS_PER_HAND)
     joint_valid = anns.column("joint_valid", JOINTS_PER_HAND, shape=_joint_valid_shape(anns))
     hand_type = anns.codes("hand_type", HAND_TYPES, " (single-hand data sets have one hand per annotation)")
-    bad = np.flatnonzero(~((bbox[:, 2] > 0) & (bbox[:, 3] > 0)))
-    if len(bad):
-        raise DataFileError(f"{anns._where(int(bad[0]))}: bbox {bbox[int(bad[0])].tolist()} has a zero or negative "
-                            "size (expected [x, y, w, h])")
 
     # images, joined by id
     img_row = join_image_rows(images.column("id"), image_id, path, anns._where)
     width, height = images.column("width"), images.column("height")
+    bad = np.flatnonzero(invalid_boxes(bbox, width[img_row], height[img_row]))
+    if len(bad):
+        i = int(bad[0])
+        raise DataFileError(f"{anns._where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
+                            f"{box_fault(bbox[i], int(width[img_row[i]]), int(height[img_row[i]]))}")
     focal, princpt = _cam_params(images)
     file_name = np.asarray(images.strings("file_name"), dtype=object)
     arrays = {
