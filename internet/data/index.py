@@ -6,12 +6,23 @@ as one ``.npy`` file per field in datalist order (single-hand annotations first,
 order, as the official datalist). Later runs open the files with ``mmap_mode='r'``; DataLoader workers re-open them
 on unpickling, so every process shares the page cache instead of holding a copy.
 
-The cache directory is keyed by a fingerprint of the source files (absolute path, size, mtime_ns) and the index
-format version, so editing or touching a file rebuilds it. It is written to a temporary directory and renamed into
-place, so a crash never leaves a half-written cache.
+The cache directory is keyed by a fingerprint of the source files' content (SHA-1 of their bytes, with their
+absolute paths and the index format version), so any edit rebuilds it, even one that keeps the size and the
+modification time (a restored backup, a copy with preserved times, a coarse-mtime file system). Hashing the 1 GB of
+the full train split takes about a second, too long for every start (a cached start takes 0.05 s), so each cache
+also records every source file's (device, inode, size, mtime_ns, ctime_ns) as it was when its content was hashed,
+and a later start whose files all still show those values uses the cache without reading them. That shortcut is
+content-safe because the kernel sets ctime to the current time on every write, rename or ``utime`` and no
+user-level tool can set it back (``touch``, ``cp -p``, ``rsync -t`` and ``tar`` all leave a new ctime); a file whose
+ctime or mtime lies within :data:`RACY_NS` of the moment it was hashed is not recorded (a later edit in the same
+timestamp tick could not be told apart, as in git's "racy clean" rule), so the next start hashes it again. When the
+recorded values differ (a touch, a copy), the files are hashed again: the same content reuses the cache, other
+content builds a new one. It is written to a temporary directory and renamed into place, so a crash never leaves a
+half-written cache.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -534,14 +545,63 @@ def _world_coord(per_capture, cap: str, frame: str, path: Path) -> np.ndarray:
 
 
 # ============================================================================================== caching
-def fingerprint(paths: Iterable[Path]) -> Tuple[str, list]:
-    """A digest of (absolute path, size, mtime_ns) of each file and the index version, and the items hashed."""
-    items = []
+RACY_NS = 2_000_000_000
+"""A source file changed this close (ns) before it was hashed is hashed again on the next start (timestamps of coarse
+file systems: FAT 2 s)."""
+_HASH_CHUNK = 1 << 22
+
+
+def source_stats(paths: Iterable[Path]) -> List[list]:
+    """Each file's [device, inode, size, mtime_ns, ctime_ns]."""
+    out = []
     for p in paths:
         st = Path(p).stat()
-        items.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+        out.append([st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def fingerprint(paths: Iterable[Path]) -> Tuple[str, list]:
+    """A digest of the index version and of each file's absolute path and content (SHA-1 of its bytes), and the
+    per-file items hashed (path, size, sha1)."""
+    items = []
+    for p in paths:
+        h = hashlib.sha1()
+        size = 0
+        with open(p, "rb", buffering=0) as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        items.append({"path": str(Path(p).resolve()), "size": size, "sha1": h.hexdigest()})
     digest = hashlib.sha256(json.dumps([INDEX_VERSION, items]).encode()).hexdigest()
     return digest, items
+
+
+def _settled(stats: List[list], hashed_at_ns: int) -> List[Optional[list]]:
+    """The stats worth recording: None for a file changed within RACY_NS of the moment its hashing began."""
+    return [st if max(st[3], st[4]) < hashed_at_ns - RACY_NS else None for st in stats]
+
+
+def _stats_unchanged(meta: dict, stats: List[list]) -> bool:
+    recorded = meta.get("source_stats")
+    return (isinstance(recorded, list) and len(recorded) == len(stats) and None not in recorded
+            and [list(r) for r in recorded] == stats)
+
+
+def _record_stats(directory: Path, meta: dict, stats: List[Optional[list]]) -> None:
+    """Store ``stats`` in the cache's meta.json (atomically; best effort: a read-only cache is hashed each time)."""
+    if meta.get("source_stats") == stats or not _marked_writable(directory):
+        return
+    meta = {**meta, "source_stats": stats}
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / "meta.json")
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def user_cache_dir() -> Path:
@@ -582,22 +642,31 @@ def load_index(
             raise FileNotFoundError(f"annotation file not found: {p}")
     if not cache:
         return build_interhand_index(sources)
-    digest, items = fingerprint(sources.paths)
-    dirname = f"{sources.name}-{digest[:24]}"
     roots = cache_roots(data_root, cache_dir)
+    stats = source_stats(sources.paths)
+    # a cache whose files still show the stats recorded when their content was hashed (see the module docstring)
+    for root in roots:
+        for candidate in sorted(root.glob(f"{sources.name}-*")) if root.is_dir() else ():
+            meta = _read_meta(candidate)
+            if meta is not None and meta.get("version") == INDEX_VERSION and _stats_unchanged(meta, stats):
+                index = _open_or_discard(candidate)
+                if index is not None:
+                    return index
+    hashed_at = time.time_ns()
+    digest, items = fingerprint(sources.paths)
+    settled = _settled(stats, hashed_at)
+    dirname = f"{sources.name}-{digest[:24]}"
     for root in roots:
         candidate = root / dirname
         meta = _read_meta(candidate)
         if meta is not None and meta.get("fingerprint") == digest:
-            try:
-                return AnnotationIndex.open(candidate)
-            except (OSError, ValueError) as e:
-                warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it")
-                if _marked_writable(candidate):
-                    shutil.rmtree(candidate, ignore_errors=True)
+            index = _open_or_discard(candidate)
+            if index is not None:
+                _record_stats(candidate, meta, settled)  # same content, new stats (a touch, a copy)
+                return index
     index = build_interhand_index(sources)
-    meta = {"version": INDEX_VERSION, "fingerprint": digest, "sources": items, "count": len(index),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {"version": INDEX_VERSION, "fingerprint": digest, "sources": items, "source_stats": settled,
+            "count": len(index), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for root in roots:
         if not _marked_writable(root):
             continue
@@ -608,6 +677,17 @@ def load_index(
     warnings.warn(f"no writable cache directory among {[str(r) for r in roots]}: the annotation index stays in "
                   "memory and DataLoader workers receive copies of it")
     return index
+
+
+def _open_or_discard(candidate: Path) -> Optional[AnnotationIndex]:
+    """The cache in ``candidate``, or None after warning about (and removing) a damaged one."""
+    try:
+        return AnnotationIndex.open(candidate)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it")
+        if _marked_writable(candidate):
+            shutil.rmtree(candidate, ignore_errors=True)
+        return None
 
 
 def _save_atomically(index: AnnotationIndex, root: Path, dirname: str, name: str, meta: dict) -> AnnotationIndex:
