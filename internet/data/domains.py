@@ -12,8 +12,8 @@ Checks that need more than one field live beside the code that has them: a box a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -88,11 +88,12 @@ def outside_domain(values: np.ndarray, domain: Domain) -> np.ndarray:
     """(N,) bool: which records of ``values`` ((N,) + shape, any numeric dtype, as read) hold a value outside
     ``domain``."""
     n = len(values)
-    flat = np.asarray(values).reshape(n, -1)
+    flat = np.asarray(values).reshape(n, max(1, int(np.prod(np.shape(values)[1:]))))
     target = np.dtype(domain.dtype)
     bad = np.zeros(n, dtype=bool)
     if target.kind == "f":
-        cast = flat.astype(target)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is what is being checked
+            cast = flat.astype(target)
         if domain.finite:
             bad |= ~np.isfinite(cast).all(axis=1)
     else:
@@ -113,13 +114,20 @@ def outside_domain(values: np.ndarray, domain: Domain) -> np.ndarray:
     return bad
 
 
-def check_column(values: np.ndarray, domain: Domain, key: str, where: Callable[[int], str]) -> np.ndarray:
+def check_column(values: np.ndarray, domain: Domain, key: str, where: Callable[[int], str],
+                 raw: Optional[Sequence[Any]] = None) -> np.ndarray:
     """``values`` ((N,) + shape, as read) converted to ``domain.dtype``, or DataFileError naming ``where(i)``, ``key``
-    and the value of the first record outside the domain."""
+    and the value of the first record outside the domain (``raw[i]``, the value as written, when given)."""
     bad = np.flatnonzero(outside_domain(values, domain))
     if len(bad):
         i = int(bad[0])
-        raise DataFileError(f"{where(i)}: key {key!r} must hold {domain.describe()}, got {_show(values[i])}")
+        record = np.asarray(values[i])
+        got = _show(record if raw is None else raw[i])
+        if record.ndim:  # name the first offending element: a 42-joint list does not fit in a message
+            element = replace(domain, shape=())
+            k = int(np.flatnonzero(outside_domain(record.reshape(-1), element))[0])
+            got = f"{_show(record.reshape(-1)[k])} at {[int(j) for j in np.unravel_index(k, record.shape)]} of {got}"
+        raise DataFileError(f"{where(i)}: key {key!r} must hold {domain.describe()}, got {got}")
     return np.asarray(values).astype(domain.dtype)
 
 
@@ -140,5 +148,5 @@ def check_value(value: Any, domain_key: str, where: str, joints: int = 0) -> np.
 
 
 def _show(value: Any) -> str:
-    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    text = repr(value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value)
     return text if len(text) <= 80 else text[:77] + "..."

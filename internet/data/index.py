@@ -204,13 +204,13 @@ class _Records:
         one-element lists), with as many values."""
         domain = DOMAINS[f"{self.what}.{key}"]
         stored = domain.resolve_shape(joints)
-        values = self._numbers(key, stored if shape is None else shape, default, required)
-        return check_column(values.reshape((len(values),) + stored), domain, key, self._where)
-
-    def _numbers(self, key: str, shape: Tuple[int, ...], default, required: bool) -> np.ndarray:
-        """Column ``key`` as read, (N,) + shape of a numeric dtype; DataFileError naming the first record that is
-        not numbers of that shape."""
         values = self.values(key, default, required)
+        arr = self._numbers(key, values, stored if shape is None else shape)
+        return check_column(arr.reshape((len(arr),) + stored), domain, key, self._where, raw=values)
+
+    def _numbers(self, key: str, values: list, shape: Tuple[int, ...]) -> np.ndarray:
+        """Column ``key`` (its ``values``) as read, (N,) + shape of a numeric dtype; DataFileError naming the first
+        record that is not numbers of that shape."""
         if not values:
             return np.zeros((0,) + shape)
         arr = None
