@@ -241,15 +241,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any], PathLike], strict: bool = True) -> Any:
+def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any], PathLike], strict: bool = True,
+                       where: Optional[str] = None) -> Any:
     """Load network weights into ``model`` after checking names and shapes.
 
     ``state_or_ckpt``: a checkpoint dict with a ``network`` entry (the official format), a bare state dict, or a
     path to either (read with :func:`load_checkpoint`). ``module.``/``_orig_mod.`` prefixes are removed; a wrapped
     ``model`` is unwrapped. With ``strict=False`` missing/unexpected keys are allowed (as the official demo), shape
-    mismatches never are. Returns torch's ``(missing_keys, unexpected_keys)``.
+    mismatches never are. The weights must be finite and a checkpoint's ``format_version`` one this code reads.
+    ``where`` names an already loaded checkpoint in errors (its path). Returns torch's ``(missing_keys,
+    unexpected_keys)``.
     """
-    where = "checkpoint"
+    where = where or "checkpoint"
     if isinstance(state_or_ckpt, (str, Path)):
         where = str(state_or_ckpt)
         state_or_ckpt = load_checkpoint(state_or_ckpt)

@@ -82,7 +82,9 @@ def box_fault(box: Sequence[float], width: float, height: float) -> str:
     b = np.asarray(box, dtype=np.float64).reshape(4)
     if not invalid_boxes(b, width, height)[0]:
         return ""
-    if not np.isfinite(b.astype(np.float32)).all():
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(b.astype(np.float32)).all()
+    if not finite:
         return "is not four finite numbers (in float32)"
     if b[2] < MIN_BOX_SIDE or b[3] < MIN_BOX_SIDE:
         return f"has a side under {MIN_BOX_SIDE:g} px (width and height must be >= {MIN_BOX_SIDE:g})"

@@ -322,14 +322,15 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
     config: the backbone depth and ``fc_input_norm`` are read from its weights, the other shapes must be ``cfg``'s
     (``fc_input_norm`` too for a checkpoint of ours saved before that option existed).
     ``info``: path, epoch, changed fields, seed (the training seed, else cfg's)."""
-    from internet.checkpoint import (infer_fc_input_norm, infer_resnet_depth, load_checkpoint, load_network_state,
-                                     strip_wrapper_prefixes)
+    from internet.checkpoint import (check_format_version, infer_fc_input_norm, infer_resnet_depth, load_checkpoint,
+                                     load_network_state, strip_wrapper_prefixes)
     from internet.model import InterNet
 
     path = Path(checkpoint)
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, Mapping):
         raise ParameterError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    check_format_version(ckpt, str(path))  # before its saved config is read
     saved = ckpt.get("train_state", {}).get("config") if isinstance(ckpt.get("train_state"), Mapping) else None
     wanted = {}
     state = ckpt.get("network", ckpt)
@@ -346,7 +347,7 @@ def load_model(checkpoint: Union[str, Path], cfg: Config):
     if changed:
         cfg = cfg.replace(**{k: v for k, (_, v) in changed.items()})
     model = InterNet.from_config(cfg)
-    load_network_state(model, ckpt, strict=True)
+    load_network_state(model, ckpt, strict=True, where=str(path))
     seed = saved.get("seed") if isinstance(saved, Mapping) else None
     info = {"path": path, "epoch": ckpt.get("epoch"), "changed": changed,
             "seed": seed if isinstance(seed, int) else cfg.seed}
