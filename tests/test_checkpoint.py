@@ -81,7 +81,8 @@ def test_official_format_round_trip(tmp_path, r18):
     save_checkpoint(path, {"epoch": 4, "network": official_state_dict(source), "optimizer": opt.state_dict()})
     # the file is what the official code reads: plain dict, `module.`-prefixed network
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["epoch"] == 4 and set(raw) == {"epoch", "network", "optimizer", "format_version"}  # extra key: ignored by the official code
+    # format_version: this project's addition, a key the official code does not read
+    assert raw["epoch"] == 4 and set(raw) == {"epoch", "network", "optimizer", "format_version"}
     assert all(k.startswith("module.") for k in raw["network"])
     resumed = torch.optim.Adam(InterNet(resnet_type=18).pose_net.hand_fc.parameters(), lr=1e-4)
     resumed.load_state_dict(raw["optimizer"])

@@ -447,7 +447,8 @@ def flip_hand_type_valid_keeping_size_and_mtime(root: Path, ann_id: int) -> int:
     times back; returns the new value."""
     path = path_of(root, "data")
     st = path.stat()
-    edit(root, "data", lambda d: ann(d, ann_id).__setitem__("hand_type_valid", 1 - int(ann(d, ann_id)["hand_type_valid"])))
+    edit(root, "data", lambda d: ann(d, ann_id).__setitem__("hand_type_valid",
+                                                             1 - int(ann(d, ann_id)["hand_type_valid"])))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     return int(ann(json.loads(path.read_text()), ann_id)["hand_type_valid"])

@@ -100,7 +100,8 @@ def outside_domain(values: np.ndarray, domain: Domain) -> np.ndarray:
         info = np.iinfo(target)
         if flat.dtype.kind == "f":
             with np.errstate(invalid="ignore"):
-                ok = np.isfinite(flat) & (flat == np.floor(flat)) & (flat >= float(info.min)) & (flat < -float(info.min))
+                in_range = (flat >= float(info.min)) & (flat < -float(info.min))  # -min: 2**63, exact in float
+                ok = np.isfinite(flat) & (flat == np.floor(flat)) & in_range
             bad |= ~ok.all(axis=1)
             cast = np.where(ok, flat, 0).astype(target)
         else:
