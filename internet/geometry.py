@@ -66,15 +66,23 @@ def invalid_boxes(bbox: np.ndarray, width: Any, height: Any) -> np.ndarray:
     (scalars or (N,)): not finite (in float32, the crop's type), a side under :data:`MIN_BOX_SIDE` px or over
     :data:`MAX_BOX_SCALE` times the image's longer side, or no overlap with the image. The one box rule of the data
     sets and of :class:`internet.predictor.Predictor`; :func:`box_fault` says what is wrong with one."""
-    b = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
-    w = np.broadcast_to(np.asarray(width, dtype=np.float64), (len(b),))
-    h = np.broadcast_to(np.asarray(height, dtype=np.float64), (len(b),))
+    b = np.asarray(bbox)
+    b = (b if b.dtype == np.float32 else b.astype(np.float64)).reshape(-1, 4)  # a float32 column stays float32
+    x, y, w, h = np.array(b.T, order="C")  # a copy (written below); numpy is slow along rows of 4: use columns
+    # No separate finiteness test: NaN fails every comparison, and a value that is inf in float32 (beyond 3.4e38)
+    # fails the size limit or the overlap test.
     with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(b.astype(np.float32)).all(axis=1)
-        longest = MAX_BOX_SCALE * np.maximum(w, h)
-        size_ok = (b[:, 2] >= MIN_BOX_SIDE) & (b[:, 3] >= MIN_BOX_SIDE) & (b[:, 2] <= longest) & (b[:, 3] <= longest)
-        overlaps = (b[:, 0] < w) & (b[:, 1] < h) & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
-    return ~(finite & size_ok & overlaps)
+        ok = np.minimum(w, h) >= MIN_BOX_SIDE
+        longest_side = np.maximum(w, h)
+        longest_side *= 1.0 / MAX_BOX_SCALE  # in place, in the boxes' type (no float64 temporaries)
+        ok &= longest_side <= np.maximum(width, height)
+        ok &= x < width
+        ok &= y < height
+        x += w  # the copies' right and bottom edges
+        y += h
+        ok &= x > 0
+        ok &= y > 0
+    return ~ok
 
 
 def box_fault(box: Sequence[float], width: float, height: float) -> str:

@@ -117,3 +117,20 @@ def test_notebook_05_names_a_one_pixel_image(execute_notebook, trained_checkpoin
                          png_export="matplotlib")
     assert e.value.ename == "DataFileError", e.value.ename
     assert str(one) in e.value.evalue and "1x1 pixels" in e.value.evalue
+
+
+def test_box_rule_finds_one_bad_box_among_many():
+    """The data sets check 1.36 M boxes at every start through a quick sufficient test; it must never hide a bad one."""
+    from internet.geometry import invalid_boxes
+    rng = np.random.default_rng(0)
+    n = 1000
+    good = np.column_stack([rng.uniform(0, 300, n), rng.uniform(0, 200, n), rng.uniform(20, 200, n),
+                            rng.uniform(20, 200, n)]).astype(np.float32)
+    width, height = np.full(n, 334, np.int32), np.full(n, 512, np.int32)
+    assert not invalid_boxes(good, width, height).any()
+    for bad in ([1, 1, 0.5, 20], [1, 1, 20, 1e-30], [1, 1, 6000, 20], [400, 1, 20, 20], [1, 600, 20, 20],
+                [-50, 1, 20, 20], [1, -50, 20, 20], [np.nan, 1, 20, 20], [1, 1, np.inf, 20]):
+        for at in (0, 500, n - 1):
+            boxes = good.copy()
+            boxes[at] = bad
+            assert np.flatnonzero(invalid_boxes(boxes, width, height)).tolist() == [at], (bad, at)
