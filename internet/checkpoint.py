@@ -10,6 +10,10 @@ File names in a ``model_dump`` folder:
   it (this project's addition for crash-safe resumption). It ranks after ``snapshot_{epoch-1}`` and before
   ``snapshot_{epoch}``.
 
+Every checkpoint that :func:`save_checkpoint` writes with a ``network`` entry carries ``format_version``
+(:data:`CHECKPOINT_FORMAT`); loading refuses a larger version (written by a newer version of this code) and network
+weights that are not finite (naming the tensor), before any of them reaches the model.
+
 Loading always uses ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is refused
 before anything in it runs. Everything saved must therefore be plain data (tensors, numbers, strings, bytes, lists,
 tuples, dicts); :func:`rng_state_to_plain` converts random-generator states that hold numpy arrays.
@@ -43,6 +47,11 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.comp
 _PLAIN_TYPES = (str, bytes, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)
 _SHOW = 5  # how many offending keys an error message lists
 _PLAIN_GLOBALS = ("collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset", "__builtin__.set")
+
+
+CHECKPOINT_FORMAT = 1
+"""This code's checkpoint layout version, stored as ``format_version``. Files without it (official snapshots, this
+project's from before the field) are format 0, the same layout; a larger number is refused."""
 
 
 class CheckpointError(RuntimeError):
@@ -232,21 +241,25 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any], PathLike], strict: bool = True) -> Any:
+def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any], PathLike], strict: bool = True,
+                       where: Optional[str] = None) -> Any:
     """Load network weights into ``model`` after checking names and shapes.
 
     ``state_or_ckpt``: a checkpoint dict with a ``network`` entry (the official format), a bare state dict, or a
     path to either (read with :func:`load_checkpoint`). ``module.``/``_orig_mod.`` prefixes are removed; a wrapped
     ``model`` is unwrapped. With ``strict=False`` missing/unexpected keys are allowed (as the official demo), shape
-    mismatches never are. Returns torch's ``(missing_keys, unexpected_keys)``.
+    mismatches never are. The weights must be finite and a checkpoint's ``format_version`` one this code reads.
+    ``where`` names an already loaded checkpoint in errors (its path). Returns torch's ``(missing_keys,
+    unexpected_keys)``.
     """
-    where = "checkpoint"
+    where = where or "checkpoint"
     if isinstance(state_or_ckpt, (str, Path)):
         where = str(state_or_ckpt)
         state_or_ckpt = load_checkpoint(state_or_ckpt)
     if not isinstance(state_or_ckpt, Mapping):
         raise CheckpointError(f"{where}: expected a checkpoint dict or a state dict, got {type(state_or_ckpt).__name__}")
     if "network" in state_or_ckpt:
+        check_format_version(state_or_ckpt, where)
         state = state_or_ckpt["network"]
         where += "['network']"
         if not isinstance(state, Mapping):
@@ -263,7 +276,33 @@ def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any],
     depth = infer_resnet_depth(expected)
     name = type(target).__name__ + (f" (ResNet-{depth})" if depth else "")
     check_state_compatible(expected, state, where=where, model_name=name, strict=strict)
+    check_finite_state(state, where)
     return target.load_state_dict(state, strict=strict)
+
+
+def check_format_version(ckpt: Mapping[str, Any], where: str = "checkpoint") -> int:
+    """The ``format_version`` of a checkpoint dict (0 when absent), or :class:`CheckpointError` when this code
+    cannot read it (a newer version's, or not a non-negative integer)."""
+    version = ckpt.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(f"{where}: 'format_version' must be a non-negative integer, got {version!r}")
+    if version > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{where} has checkpoint format {version}; this code reads formats up to "
+                              f"{CHECKPOINT_FORMAT}: it was written by a newer version of this project, update it")
+    return version
+
+
+def check_finite_state(state: Mapping[str, Any], where: str = "checkpoint") -> None:
+    """:class:`CheckpointError` naming the floating-point tensors of ``state`` that hold NaN or Inf (a model with
+    them predicts NaN or garbage and is evaluated into believable-looking numbers)."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        def count(k: str) -> str:
+            t = state[k]
+            return f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
+        raise CheckpointError(f"{where}: {len(bad)} tensor(s) hold NaN or Inf: {_few(bad, count)}; the weights are "
+                              "corrupt (a diverged run or a damaged file): use an earlier checkpoint")
 
 
 def official_state_dict(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
@@ -279,10 +318,12 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     error is re-raised naming ``path`` (OSError keeps its errno, e.g. ENOSPC).
 
     ``state`` must hold plain data only (see the module docstring); anything else raises TypeError naming where it
-    is, before any file is touched.
+    is, before any file is touched. A checkpoint (a ``network`` entry) gets ``format_version`` if it lacks one.
     """
     path = Path(path)
     _check_plain(state, "state")
+    if isinstance(state, Mapping) and "network" in state and "format_version" not in state:
+        state = {**state, "format_version": CHECKPOINT_FORMAT}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

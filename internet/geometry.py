@@ -5,7 +5,7 @@ Conventions (InterHand2.6M): ``X_cam = R @ (X_world - campos)`` with ``camrot`` 
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -53,6 +53,70 @@ def check_rotation(R: np.ndarray, name: str = "camrot", tol: float = 1e-3) -> np
 
 
 # ----------------------------------------------------------------------------------------------------- boxes
+MIN_BOX_SIDE = 1.0
+"""Smallest hand-box side in pixels. Below it the crop magnifies hundreds of times and collapses: every joint of the
+hand lands on one heatmap cell and would still count as a valid target."""
+MAX_BOX_SCALE = 10.0
+"""Largest hand-box side as a multiple of the image's longer side; beyond it the box is a mistake, and at float32's
+range the crop transform collapses to a point."""
+
+
+def invalid_boxes(bbox: np.ndarray, width: Any, height: Any) -> np.ndarray:
+    """(N,) bool: which [x, y, w, h] boxes of ``bbox`` (N, 4) cannot be cropped from their width x height images
+    (scalars or (N,)): not finite (in float32, the crop's type), a side under :data:`MIN_BOX_SIDE` px or over
+    :data:`MAX_BOX_SCALE` times the image's longer side, or no overlap with the image. The one box rule of the data
+    sets and of :class:`internet.predictor.Predictor`; :func:`box_fault` says what is wrong with one."""
+    b = np.asarray(bbox)
+    b = (b if b.dtype == np.float32 else b.astype(np.float64)).reshape(-1, 4)  # a float32 column stays float32
+    x, y, w, h = np.array(b.T, order="C")  # a copy (written below); numpy is slow along rows of 4: use columns
+    # No separate finiteness test: NaN fails every comparison, and a value that is inf in float32 (beyond 3.4e38)
+    # fails the size limit or the overlap test.
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.minimum(w, h) >= MIN_BOX_SIDE
+        longest_side = np.maximum(w, h)
+        longest_side *= 1.0 / MAX_BOX_SCALE  # in place, in the boxes' type (no float64 temporaries)
+        ok &= longest_side <= np.maximum(width, height)
+        ok &= x < width
+        ok &= y < height
+        x += w  # the copies' right and bottom edges
+        y += h
+        ok &= x > 0
+        ok &= y > 0
+    return ~ok
+
+
+def box_fault(box: Sequence[float], width: float, height: float) -> str:
+    """Why one [x, y, w, h] box fails :func:`invalid_boxes` ('' when it does not)."""
+    b = np.asarray(box, dtype=np.float64).reshape(4)
+    if not invalid_boxes(b, width, height)[0]:
+        return ""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(b.astype(np.float32)).all()
+    if not finite:
+        return "is not four finite numbers (in float32)"
+    if b[2] < MIN_BOX_SIDE or b[3] < MIN_BOX_SIDE:
+        return f"has a side under {MIN_BOX_SIDE:g} px (width and height must be >= {MIN_BOX_SIDE:g})"
+    if max(b[2], b[3]) > MAX_BOX_SCALE * max(width, height):
+        return (f"has a side over {MAX_BOX_SCALE:g} times the longer side of the {width:g}x{height:g} (WxH) image "
+                f"({MAX_BOX_SCALE * max(width, height):g} px)")
+    return f"lies entirely outside the {width:g}x{height:g} (WxH) image"
+
+
+def check_box(bbox: Any, width: int, height: int, name: str = "bbox") -> np.ndarray:
+    """``bbox`` as a float64 [x, y, w, h] that :func:`invalid_boxes` accepts for a width x height image, else
+    ValueError naming ``name``, the box and what is wrong."""
+    try:
+        box = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        box = None
+    if box is None or box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f"{name}={bbox!r}: expected [x, y, w, h], four finite numbers in pixels")
+    fault = box_fault(box, width, height)
+    if fault:
+        raise ValueError(f"{name}={box.tolist()} {fault}")
+    return box
+
+
 def process_bbox(bbox: Sequence[float], aspect_ratio: float = 1.0, scale: float = 1.25) -> np.ndarray:
     """Official GT-box processing: keep the centre, widen the short side to the input aspect ratio (w/h), then
     multiply both sides by 1.25. Returns a new float32 [x, y, w, h]; the input is not modified."""

@@ -26,10 +26,10 @@ from torch import nn
 
 from internet.config import Config
 from internet.data.allocator import retain_freed_memory
-from internet.data.io import read_image
+from internet.data.io import DataFileError, read_image
 from internet.decode import heatmap_to_image, rel_root_depth_to_mm
 from internet.device import choose_device
-from internet.geometry import generate_patch_image, process_bbox
+from internet.geometry import check_box, generate_patch_image, process_bbox  # check_box: also notebook 05's
 from internet.inference import infer_batch
 from internet.model.load import load_model
 from internet.skeleton import INTERHAND, Skeleton
@@ -40,24 +40,19 @@ DEFAULT_BOX_MM = 300.0
 """Real-world side of the processed hand box assumed for the root-depth guess (RootNet's hand setting)."""
 
 
+MIN_IMAGE_SIDE = 8
+"""Smallest image side in pixels that prediction accepts: a smaller image holds no hand to find (and notebook 05's box
+sliders need room)."""
+
+
 def load_rgb(path: Union[str, Path]) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3); errors name the file (missing, empty, truncated, undecodable)."""
-    return np.clip(np.rint(read_image(path)), 0, 255).astype(np.uint8)
-
-
-def check_box(bbox: Any, width: int, height: int, name: str = "bbox") -> np.ndarray:
-    """``bbox`` as a float64 [x, y, w, h] that has a positive size and overlaps the width x height image."""
-    try:
-        box = np.asarray(bbox, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        box = None
-    if box is None or box.shape != (4,) or not np.isfinite(box).all():
-        raise ValueError(f"{name}={bbox!r}: expected [x, y, w, h], four finite numbers in pixels")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{name}={box.tolist()}: width and height must be > 0")
-    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-        raise ValueError(f"{name}={box.tolist()} lies entirely outside the {width}x{height} (WxH) image")
-    return box
+    """An image file as uint8 RGB (H, W, 3); errors name the file (missing, empty, truncated, corrupt, undecodable,
+    too large, or under :data:`MIN_IMAGE_SIDE` pixels on a side)."""
+    image = read_image(path, dtype=np.uint8)
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise DataFileError(f"image {path} is {image.shape[1]}x{image.shape[0]} pixels; prediction needs at least "
+                            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+    return image
 
 
 class Predictor:
@@ -142,8 +137,9 @@ class Predictor:
         if isinstance(image, (str, Path)):
             image = load_rgb(image)
         img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
-            raise ValueError(f"image must be RGB of shape (H, W, 3), got shape {img.shape}")
+        if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < MIN_IMAGE_SIDE:
+            raise ValueError(f"image must be RGB of shape (H, W, 3), at least {MIN_IMAGE_SIDE} pixels on a side, "
+                             f"got shape {img.shape}")
         if img.dtype != np.uint8:
             raise ValueError(f"image must be uint8 (0-255), got dtype {img.dtype}")
         height, width = img.shape[:2]

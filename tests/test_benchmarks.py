@@ -128,11 +128,13 @@ def test_annotation_startup_tiny(tmp_path):
     first, later = f["first_load (index build)"], f["later_loads (cached, memory-mapped)"]
     assert first["samples"] == out["annotations"] > 1400  # a few annotations without any valid joint are skipped
     assert later["memory_mapped"] and later["same_cache_dir"]
-    touched = f["after_touch (rebuild)"]
-    assert touched["rebuilt"] and touched["old_cache_removed"]
+    assert f["after_touch (re-hash, reuse)"]["reused"]
+    edited = f["after_same_size_same_mtime_edit (rebuild)"]
+    assert edited["rebuilt"] and edited["old_cache_removed"]
     off = f["official_style_loader"]
     assert off["scale"] == "measured at full size" and off["samples"] == 1500  # the official list keeps all
-    assert out["goals"]["cache rebuilt after touch"] is True
+    assert out["goals"]["cache reused after touch"] is True
+    assert out["goals"]["cache rebuilt after a same-size same-mtime edit"] is True
     assert not any(p.name.startswith("cache_") for p in tmp_path.iterdir())  # caches removed afterwards
 
 

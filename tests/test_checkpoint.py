@@ -35,12 +35,12 @@ needs_official = pytest.mark.skipif(not OFFICIAL_KEYS.is_file(), reason=f"offici
 
 def official_network_state() -> dict[str, torch.Tensor]:
     """A stand-in for an official snapshot's ``network``: every key/shape/dtype of state_dict_keys.tsv
-    (ResNet-50, ``module.`` prefix), values uninitialised (only names and shapes matter here)."""
+    (ResNet-50, ``module.`` prefix), values zero (only names and shapes matter here)."""
     state = {}
     for row in OFFICIAL_KEYS.read_text().splitlines()[1:]:
         key, shape, dtype = row.split("\t")
         size = () if shape == "scalar" else tuple(int(s) for s in shape.split("x"))
-        state[key] = torch.zeros(size, dtype=torch.int64) if dtype == "int64" else torch.empty(size)
+        state[key] = torch.zeros(size, dtype=torch.int64) if dtype == "int64" else torch.zeros(size)
     return state
 
 
@@ -81,7 +81,8 @@ def test_official_format_round_trip(tmp_path, r18):
     save_checkpoint(path, {"epoch": 4, "network": official_state_dict(source), "optimizer": opt.state_dict()})
     # the file is what the official code reads: plain dict, `module.`-prefixed network
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["epoch"] == 4 and set(raw) == {"epoch", "network", "optimizer"}
+    # format_version: this project's addition, a key the official code does not read
+    assert raw["epoch"] == 4 and set(raw) == {"epoch", "network", "optimizer", "format_version"}
     assert all(k.startswith("module.") for k in raw["network"])
     resumed = torch.optim.Adam(InterNet(resnet_type=18).pose_net.hand_fc.parameters(), lr=1e-4)
     resumed.load_state_dict(raw["optimizer"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -197,8 +198,8 @@ def test_bad_world_coord_shape(root):
 
 
 # ================================================================================================ boxes, validity
-@pytest.mark.parametrize("bbox,why", [([10, 10, 0, 50], "zero or negative size"),
-                                      ([10, 10, 50, -5], "zero or negative size"),
+@pytest.mark.parametrize("bbox,why", [([10, 10, 0, 50], "side under 1 px"),
+                                      ([10, 10, 50, -5], "side under 1 px"),
                                       ([600, 10, 50, 50], "entirely outside"),
                                       ([-80, 10, 50, 50], "entirely outside")])
 def test_bad_box_names_annotation(root, bbox, why):
@@ -303,3 +304,187 @@ def test_bad_id_list_and_arguments(root, tmp_path):
         InterHand26M(Config(data_root=str(root)), "test", "eval", cache=False)
     with pytest.raises(IndexError, match="out of range"):
         load(root)[3]
+
+
+# ================================================================================================ domains (issue 21)
+# Values of the right type but outside their field's domain used to give silent wrong results.
+@pytest.mark.parametrize("key,value,shown", [
+    ("hand_type_valid", 5, "5"),
+    ("hand_type_valid", -1, "-1"),  # would train the hand-type output the wrong way
+    ("joint_valid", [[1]] * 41 + [[2]], "2"),
+    ("bbox", [10.0, 10.0, 1e39, 50.0], "1e+39"),  # finite in float64, inf in the float32 it is stored in
+    ("bbox", [10.0, float("nan"), 50.0, 50.0], "nan"),
+    ("id", 1e30, "1e+30"),  # would wrap around in int64
+    ("id", 7.5, "7.5"),
+    ("image_id", 2 ** 63, str(2 ** 63)),
+])
+def test_value_outside_its_domain_names_file_id_key_and_value(root, key, value, shown):
+    edit(root, "data", lambda d: ann(d, LEFT_ID).__setitem__(key, value))
+    ident = "" if key == "id" else f"id={LEFT_ID}"
+    with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_data.json: annotation {ident}.*key '{key}' must "
+                                            rf"hold .*got .*{re.escape(shown)}"):
+        load(root)
+
+
+@pytest.mark.parametrize("key,value", [("width", 0), ("height", -3), ("width", 1e10), ("capture", 1.5)])
+def test_image_value_outside_its_domain(root, key, value):
+    edit(root, "data", lambda d: image(d, INTER_ID).__setitem__(key, value))
+    with pytest.raises(DataFileError, match=rf"image id={INTER_ID}.*key '{key}' must hold"):
+        load(root)
+
+
+@pytest.mark.parametrize("field,value,words", [("focal", [1e39, 1000.0], "finite in float32"),
+                                               ("focal", [0.0, 1000.0], "> 0"),
+                                               ("princpt", [float("inf"), 1.0], "finite")])
+def test_camera_value_outside_its_domain(root, field, value, words):
+    edit(root, "camera", lambda c: c["7"][field].__setitem__("410053", value))
+    with pytest.raises(DataFileError, match=rf"camera.json: capture 7 camera 410053: key '{field}' must hold.*"
+                                            rf"{re.escape(words)}"):
+        load(root)
+
+
+def test_every_domain_is_stated_once_and_is_checked():
+    from internet.data.domains import DOMAINS, outside_domain
+    for name, domain in DOMAINS.items():
+        shape = domain.resolve_shape(3)
+        good = np.ones((2,) + shape)
+        assert not outside_domain(good, domain).any(), name
+        bad = good.copy()
+        bad.reshape(2, -1)[1, 0] = 1e39 if np.dtype(domain.dtype).kind == "f" else 2.0 ** 70
+        if domain.finite:
+            assert outside_domain(bad, domain).tolist() == [False, True], name
+
+
+@pytest.mark.parametrize("bbox,why", [([100, 100, 1e-30, 1e-30], "side under 1 px"),
+                                      ([100, 100, 0.5, 40], "side under 1 px"),
+                                      ([0, 0, 1e6, 1e6], "over 10 times the longer side")])
+def test_degenerate_or_absurd_box_names_annotation(root, bbox, why):
+    """A 1e-30 box used to collapse the crop and make every joint a valid target at heatmap pixel (0, 0)."""
+    edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("bbox", bbox))
+    with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_data.json: annotation id={RIGHT_ID}.*{why}"):
+        load(root)
+
+
+def test_empty_split_says_so(root):
+    edit(root, "data", lambda d: d.__setitem__("annotations", []))
+    with pytest.raises(DataFileError, match=r"InterHand2.6M_test_data.json: 'annotations' is empty"):
+        load(root)
+
+
+@pytest.mark.parametrize("kind,text,words", [
+    ("data", '{"images": [], "annotations": [{"id": ' + "7" * 5000 + "}]}", "4300 digits"),
+    ("data", '{"images": [], "annotations": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested too deeply"),
+    ("camera", '{"7": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ("joint_3d", '{"7": ' + "1" * 5000 + "}", "4300 digits"),
+])
+def test_huge_number_or_deep_nesting_names_the_file(root, kind, text, words):
+    path_of(root, kind).write_text(text)
+    with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_{kind}.json: .*{words}"):
+        load(root)
+
+
+def zero_run(path: Path, at: float = 0.3, length: int = 200) -> None:
+    """Overwrite ``length`` bytes in the middle of the entropy-coded data with zeros (end marker intact)."""
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * at)
+    data[start:start + length] = bytes(length)
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_jpeg_data_is_an_error_naming_the_file(root, capfd):
+    """libjpeg only warns (on stderr) about a run of zeroed bytes and decodes garbage; that warning is an error."""
+    victim = image_file(root, RIGHT_ID)
+    zero_run(victim)
+    ds = load(root)
+    row = int(np.flatnonzero(np.asarray(ds.index["ann_id"]) == RIGHT_ID)[0])
+    with pytest.raises(DataFileError, match=rf"corrupt JPEG data in {re.escape(str(victim))}.*Corrupt JPEG data"):
+        ds[row]
+    os.write(2, b"stderr still goes to the terminal\n")  # descriptor 2 is restored after the decode
+    assert "stderr still goes to the terminal" in capfd.readouterr().err
+
+
+def test_intact_images_decode_without_a_warning_error():
+    for path in sorted((SAMPLE / "images").rglob("*.jpg")):
+        assert read_image(path, dtype=np.uint8).shape[2] == 3
+
+
+def test_text_on_stderr_that_is_not_a_corruption_warning_passes_through(capfd):
+    from internet.data.io import _jpeg_problem
+    assert _jpeg_problem("Warning: unknown JFIF revision number 3.01\n") is None
+    assert _jpeg_problem("Corrupt JPEG data: bad ICC marker\n") is None
+    assert _jpeg_problem("Corrupt JPEG data: 4 extraneous bytes before marker 0xd9\n").startswith("Corrupt JPEG")
+    assert "unknown JFIF revision" in capfd.readouterr().err
+
+
+def test_huge_image_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A 20000 x 20000 JPEG used to die with a MemoryError naming no file: the frame header says the size first."""
+    from internet.data import io
+    src = next((SAMPLE / "images").rglob("*.jpg")).read_bytes()
+    data = bytearray(src)
+    sof = next(i for i in range(2, len(data) - 9) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+    data[sof + 5:sof + 9] = (20000).to_bytes(2, "big") * 2
+    big = tmp_path / "big.jpg"
+    big.write_bytes(bytes(data))
+    assert io.encoded_image_size(np.frombuffer(bytes(data), np.uint8)) == (20000, 20000)
+    with pytest.raises(DataFileError, match=rf"image {re.escape(str(big))} is 20000x20000 pixels, more than"):
+        read_image(big)
+    # formats whose header is not read are checked after the decode
+    png = tmp_path / "small.png"
+    cv2.imwrite(str(png), np.zeros((20, 30, 3), np.uint8))
+    monkeypatch.setattr(io, "MAX_IMAGE_PIXELS", 500)
+    monkeypatch.setattr(io, "encoded_image_size", lambda data: None)
+    with pytest.raises(DataFileError, match=r"small.png is 30x20 pixels"):
+        read_image(png)
+
+
+# ================================================================================================ cache key (issue 21)
+def cached(root: Path) -> InterHand26M:
+    return InterHand26M(Config(data_root=str(root)), "test", "test")
+
+
+def flip_hand_type_valid_keeping_size_and_mtime(root: Path, ann_id: int) -> int:
+    """Change one annotation's hand_type_valid (1 <-> 0: the same length in the JSON text), then set the file's
+    times back; returns the new value."""
+    path = path_of(root, "data")
+    st = path.stat()
+    edit(root, "data", lambda d: ann(d, ann_id).__setitem__("hand_type_valid",
+                                                             1 - int(ann(d, ann_id)["hand_type_valid"])))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    return int(ann(json.loads(path.read_text()), ann_id)["hand_type_valid"])
+
+
+def test_cache_follows_an_edit_that_keeps_size_and_mtime(root, monkeypatch):
+    from internet.data import index as index_mod
+    monkeypatch.setattr(index_mod, "RACY_NS", 0)  # record the stats at once (the files were written just now)
+    edit(root, "data", lambda d: None)  # written as json.dumps writes it, so the edit below keeps the size
+    before = cached(root)
+    row = int(np.flatnonzero(np.asarray(before.index["ann_id"]) == RIGHT_ID)[0])
+    old = float(before.index["hand_type_valid"][row])
+    value = flip_hand_type_valid_keeping_size_and_mtime(root, RIGHT_ID)
+    assert value != old
+    after = cached(root)
+    assert float(after.index["hand_type_valid"][row]) == value  # not the cached old value
+    assert after.index.directory != before.index.directory
+
+
+def test_later_loads_read_no_source_while_their_stats_are_unchanged(root, monkeypatch):
+    from internet.data import index as index_mod
+    hashed = []
+    real = index_mod.fingerprint
+    monkeypatch.setattr(index_mod, "fingerprint", lambda paths: hashed.append(1) or real(paths))
+    cached(root)
+    cached(root)
+    assert len(hashed) == 2  # just written (within RACY_NS of the hashing): not trusted yet, hashed again
+    monkeypatch.setattr(index_mod, "RACY_NS", 0)
+    cached(root)
+    assert len(hashed) == 3  # hashed again, now recorded
+    first = cached(root)
+    cached(root)
+    assert len(hashed) == 3  # stats unchanged: no file read
+    os.utime(path_of(root, "camera"))  # a touch: hashed again, same content, the cache is reused
+    builds = []
+    real_build = index_mod.build_interhand_index
+    monkeypatch.setattr(index_mod, "build_interhand_index", lambda s: builds.append(1) or real_build(s))
+    again = cached(root)
+    assert len(hashed) == 4 and not builds and again.index.directory == first.index.directory

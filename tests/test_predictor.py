@@ -130,7 +130,7 @@ def test_bad_images_and_boxes_are_named(cfg, model, tmp_path):
         predictor.predict(image.astype(np.float32), [0, 0, 10, 10])
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         predictor.predict(image[..., 0], [0, 0, 10, 10])
-    for box, words in (([0, 0, 10], "four finite numbers"), ([0, 0, 0, 10], "must be > 0"),
+    for box, words in (([0, 0, 10], "four finite numbers"), ([0, 0, 0, 10], "must be >= 1"),
                        ([200, 0, 10, 10], "outside the 80x100"), ([1, 2, float("inf"), 3], "finite")):
         with pytest.raises(ValueError, match=words):
             predictor.predict(image, box)

@@ -6,12 +6,23 @@ as one ``.npy`` file per field in datalist order (single-hand annotations first,
 order, as the official datalist). Later runs open the files with ``mmap_mode='r'``; DataLoader workers re-open them
 on unpickling, so every process shares the page cache instead of holding a copy.
 
-The cache directory is keyed by a fingerprint of the source files (absolute path, size, mtime_ns) and the index
-format version, so editing or touching a file rebuilds it. It is written to a temporary directory and renamed into
-place, so a crash never leaves a half-written cache.
+The cache directory is keyed by a fingerprint of the source files' content (SHA-1 of their bytes, with their
+absolute paths and the index format version), so any edit rebuilds it, even one that keeps the size and the
+modification time (a restored backup, a copy with preserved times, a coarse-mtime file system). Hashing the 1 GB of
+the full train split takes about a second, too long for every start (a cached start takes 0.05 s), so each cache
+also records every source file's (device, inode, size, mtime_ns, ctime_ns) as it was when its content was hashed,
+and a later start whose files all still show those values uses the cache without reading them. That shortcut is
+content-safe because the kernel sets ctime to the current time on every write, rename or ``utime`` and no
+user-level tool can set it back (``touch``, ``cp -p``, ``rsync -t`` and ``tar`` all leave a new ctime); a file whose
+ctime or mtime lies within :data:`RACY_NS` of the moment it was hashed is not recorded (a later edit in the same
+timestamp tick could not be told apart, as in git's "racy clean" rule), so the next start hashes it again. When the
+recorded values differ (a touch, a copy), the files are hashed again: the same content reuses the cache, other
+content builds a new one. It is written to a temporary directory and renamed into place, so a crash never leaves a
+half-written cache.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +36,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from internet.data.domains import DOMAINS, check_column, check_value
 from internet.data.io import DataFileError, gc_paused, read_json
 from internet.data.json_stream import iter_members
 from internet.geometry import check_rotation
@@ -184,9 +196,23 @@ class _Records:
                     raise DataFileError(f"{self._where(i)} has no key {key!r}") from None
             raise
 
-    def numeric(self, key: str, shape: Tuple[int, ...], dtype, default=None, required: bool = True) -> np.ndarray:
-        """Column ``key`` as an (N,) + shape array; ints, floats and bools (the real files mix them) are accepted."""
+    def column(self, key: str, joints: int = 0, shape: Optional[Tuple[int, ...]] = None, default=None,
+               required: bool = True) -> np.ndarray:
+        """Column ``key`` as an (N,) + shape array of its domain's type (``DOMAINS[f"{what}.{key}"]``), every value
+        checked against that domain. Ints, floats and bools (the real files mix them) are accepted. ``joints``: the
+        joints per annotation; ``shape``: the layout in the file when it differs from the domain's (joint_valid as
+        one-element lists), with as many values."""
+        domain = DOMAINS[f"{self.what}.{key}"]
+        stored = domain.resolve_shape(joints)
         values = self.values(key, default, required)
+        arr = self._numbers(key, values, stored if shape is None else shape)
+        return check_column(arr.reshape((len(arr),) + stored), domain, key, self._where, raw=values)
+
+    def _numbers(self, key: str, values: list, shape: Tuple[int, ...]) -> np.ndarray:
+        """Column ``key`` (its ``values``) as read, (N,) + shape of a numeric dtype; DataFileError naming the first
+        record that is not numbers of that shape."""
+        if not values:
+            return np.zeros((0,) + shape)
         arr = None
         try:
             arr = np.asarray(values)
@@ -203,10 +229,7 @@ class _Records:
                         f"{self._where(i)}: key {key!r} must be numeric of shape {list(shape)}, got {_describe(v)}"
                     ) from None
             raise DataFileError(f"{self.path}: key {key!r} of the {self.what}s could not be read as numbers")
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            i = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
-            raise DataFileError(f"{self._where(i)}: key {key!r} is not finite: {values[i]!r}")
-        return arr.astype(dtype)
+        return arr
 
     def strings(self, key: str, allow_int: bool = False) -> List[str]:
         values = self.values(key)
@@ -215,12 +238,6 @@ class _Records:
             if not isinstance(v, ok) or isinstance(v, bool):
                 raise DataFileError(f"{self._where(i)}: key {key!r} must be a string, got {_describe(v)}")
         return [str(v) for v in values]
-
-    def check_binary(self, key: str, values: np.ndarray) -> None:
-        """Raise naming the first record whose ``values`` row (column ``key``) holds anything but 0 and 1."""
-        bad = np.flatnonzero(((values != 0) & (values != 1)).reshape(len(values), -1).any(axis=1))
-        if len(bad):
-            raise DataFileError(f"{self._where(int(bad[0]))}: {key} must hold 0/1 values")
 
     def codes(self, key: str, names: Sequence[str], note: str = "") -> np.ndarray:
         """String column ``key`` as int8 indices into ``names``; an unknown name raises naming its record (``note``
@@ -410,34 +427,23 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
 
 
 def _annotation_columns(anns: _Records, nested: bool) -> Dict[str, np.ndarray]:
-    ann_id = anns.numeric("id", (), np.int64)
-    image_id = anns.numeric("image_id", (), np.int64)
-    bbox = anns.numeric("bbox", (4,), np.float32)
-    joint_valid = anns.numeric("joint_valid", (JOINT_NUM, 1), np.float32).reshape(-1, JOINT_NUM) \
-        if nested else anns.numeric("joint_valid", (JOINT_NUM,), np.float32)
-    anns.check_binary("joint_valid", joint_valid)
-    return {"ann_id": ann_id, "image_id": image_id, "bbox": bbox, "joint_valid": joint_valid,
-            "hand_type_valid": anns.numeric("hand_type_valid", (), np.float32),
-            "hand_type": anns.codes("hand_type", HAND_TYPES)}
+    return {"ann_id": anns.column("id"), "image_id": anns.column("image_id"), "bbox": anns.column("bbox"),
+            "joint_valid": anns.column("joint_valid", JOINT_NUM, shape=(JOINT_NUM, 1) if nested else None),
+            "hand_type_valid": anns.column("hand_type_valid"), "hand_type": anns.codes("hand_type", HAND_TYPES)}
 
 
 def _image_columns(images: _Records) -> Tuple[Dict[str, np.ndarray], Dict[str, List[str]]]:
     """(numeric columns, string columns) of one piece of the images."""
-    img_id = images.numeric("id", (), np.int64)
-    width = images.numeric("width", (), np.int32)
-    height = images.numeric("height", (), np.int32)
-    bad = np.flatnonzero((width <= 0) | (height <= 0))
-    if len(bad):
-        raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
+    img_id, width, height = images.column("id"), images.column("width"), images.column("height")
     cams = images.strings("camera", allow_int=True)
     try:
         camera = np.array([int(c) for c in cams], dtype=np.int64)
     except ValueError:
         i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
         raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
-    numbers = {"id": img_id, "width": width, "height": height, "capture": images.numeric("capture", (), np.int64),
-               "frame": images.numeric("frame_idx", (), np.int64),
-               "subject": images.numeric("subject", (), np.int64, default=-1, required=False), "camera": camera}
+    numbers = {"id": img_id, "width": width, "height": height, "capture": images.column("capture"),
+               "frame": images.column("frame_idx"), "subject": images.column("subject", default=-1, required=False),
+               "camera": camera}
     return numbers, {"camera": cams, "file_name": images.strings("file_name"),
                      "seq_name": images.strings("seq_name")}
 
@@ -511,26 +517,17 @@ def _camera_params(cameras: dict, cap: str, cam: str, path: Path):
     if not isinstance(entry, dict):
         raise DataFileError(f"{path}: capture {cap} must map to an object of camera fields")
     out = []
-    for field_name, shape in (("campos", (3,)), ("camrot", (3, 3)), ("focal", (2,)), ("princpt", (2,))):
+    for field_name in ("campos", "camrot", "focal", "princpt"):
         table = entry.get(field_name)
         if not isinstance(table, dict):
             raise DataFileError(f"{path}: capture {cap} has no {field_name!r} table")
         if cam not in table:
             raise DataFileError(f"{path}: capture {cap} camera {cam} is missing from {field_name!r}")
-        try:
-            value = np.array(table[cam], dtype=np.float32)
-        except (ValueError, TypeError):
-            value = None
-        if value is None or value.shape != shape or not np.all(np.isfinite(value)):
-            raise DataFileError(f"{path}: capture {cap} camera {cam}: {field_name!r} must be {list(shape)} finite "
-                                f"numbers, got {_describe(table[cam])}")
-        out.append(value)
+        out.append(check_value(table[cam], f"camera.{field_name}", f"{path}: capture {cap} camera {cam}"))
     try:
         check_rotation(out[1], name=f"camrot of capture {cap} camera {cam} in {path}")
     except ValueError as e:
         raise DataFileError(str(e)) from None
-    if np.any(out[2] <= 0):
-        raise DataFileError(f"{path}: capture {cap} camera {cam}: focal must be positive, got {out[2].tolist()}")
     return out
 
 
@@ -544,25 +541,67 @@ def _world_coord(per_capture, cap: str, frame: str, path: Path) -> np.ndarray:
     value = entry.get("world_coord") if isinstance(entry, dict) else entry
     if isinstance(entry, dict) and "world_coord" not in entry:
         raise DataFileError(f"{path}: capture {cap} frame {frame} has no key 'world_coord'")
-    try:
-        world = np.array(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        world = None
-    if world is None or world.shape != (JOINT_NUM, 3):
-        raise DataFileError(f"{path}: capture {cap} frame {frame}: world_coord must be {JOINT_NUM}x3 numbers, "
-                            f"got {_describe(value)}")
-    return world
+    return check_value(value, "joint_3d.world_coord", f"{path}: capture {cap} frame {frame}", joints=JOINT_NUM)
 
 
 # ============================================================================================== caching
-def fingerprint(paths: Iterable[Path]) -> Tuple[str, list]:
-    """A digest of (absolute path, size, mtime_ns) of each file and the index version, and the items hashed."""
-    items = []
+RACY_NS = 2_000_000_000
+"""A source file changed this close (ns) before it was hashed is hashed again on the next start (timestamps of coarse
+file systems: FAT 2 s)."""
+_HASH_CHUNK = 1 << 22
+
+
+def source_stats(paths: Iterable[Path]) -> List[list]:
+    """Each file's [device, inode, size, mtime_ns, ctime_ns]."""
+    out = []
     for p in paths:
         st = Path(p).stat()
-        items.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+        out.append([st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+def fingerprint(paths: Iterable[Path]) -> Tuple[str, list]:
+    """A digest of the index version and of each file's absolute path and content (SHA-1 of its bytes), and the
+    per-file items hashed (path, size, sha1)."""
+    items = []
+    for p in paths:
+        h = hashlib.sha1()
+        size = 0
+        with open(p, "rb", buffering=0) as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        items.append({"path": str(Path(p).resolve()), "size": size, "sha1": h.hexdigest()})
     digest = hashlib.sha256(json.dumps([INDEX_VERSION, items]).encode()).hexdigest()
     return digest, items
+
+
+def _settled(stats: List[list], hashed_at_ns: int) -> List[Optional[list]]:
+    """The stats worth recording: None for a file changed within RACY_NS of the moment its hashing began."""
+    return [st if max(st[3], st[4]) < hashed_at_ns - RACY_NS else None for st in stats]
+
+
+def _stats_unchanged(meta: dict, stats: List[list]) -> bool:
+    recorded = meta.get("source_stats")
+    return (isinstance(recorded, list) and len(recorded) == len(stats) and None not in recorded
+            and [list(r) for r in recorded] == stats)
+
+
+def _record_stats(directory: Path, meta: dict, stats: List[Optional[list]]) -> None:
+    """Store ``stats`` in the cache's meta.json (atomically; best effort: a read-only cache is hashed each time)."""
+    if meta.get("source_stats") == stats or not _marked_writable(directory):
+        return
+    meta = {**meta, "source_stats": stats}
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / "meta.json")
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def user_cache_dir() -> Path:
@@ -603,22 +642,31 @@ def load_index(
             raise FileNotFoundError(f"annotation file not found: {p}")
     if not cache:
         return build_interhand_index(sources)
-    digest, items = fingerprint(sources.paths)
-    dirname = f"{sources.name}-{digest[:24]}"
     roots = cache_roots(data_root, cache_dir)
+    stats = source_stats(sources.paths)
+    # a cache whose files still show the stats recorded when their content was hashed (see the module docstring)
+    for root in roots:
+        for candidate in sorted(root.glob(f"{sources.name}-*")) if root.is_dir() else ():
+            meta = _read_meta(candidate)
+            if meta is not None and meta.get("version") == INDEX_VERSION and _stats_unchanged(meta, stats):
+                index = _open_or_discard(candidate)
+                if index is not None:
+                    return index
+    hashed_at = time.time_ns()
+    digest, items = fingerprint(sources.paths)
+    settled = _settled(stats, hashed_at)
+    dirname = f"{sources.name}-{digest[:24]}"
     for root in roots:
         candidate = root / dirname
         meta = _read_meta(candidate)
         if meta is not None and meta.get("fingerprint") == digest:
-            try:
-                return AnnotationIndex.open(candidate)
-            except (OSError, ValueError) as e:
-                warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it")
-                if _marked_writable(candidate):
-                    shutil.rmtree(candidate, ignore_errors=True)
+            index = _open_or_discard(candidate)
+            if index is not None:
+                _record_stats(candidate, meta, settled)  # same content, new stats (a touch, a copy)
+                return index
     index = build_interhand_index(sources)
-    meta = {"version": INDEX_VERSION, "fingerprint": digest, "sources": items, "count": len(index),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {"version": INDEX_VERSION, "fingerprint": digest, "sources": items, "source_stats": settled,
+            "count": len(index), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for root in roots:
         if not _marked_writable(root):
             continue
@@ -629,6 +677,17 @@ def load_index(
     warnings.warn(f"no writable cache directory among {[str(r) for r in roots]}: the annotation index stays in "
                   "memory and DataLoader workers receive copies of it")
     return index
+
+
+def _open_or_discard(candidate: Path) -> Optional[AnnotationIndex]:
+    """The cache in ``candidate``, or None after warning about (and removing) a damaged one."""
+    try:
+        return AnnotationIndex.open(candidate)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it")
+        if _marked_writable(candidate):
+            shutil.rmtree(candidate, ignore_errors=True)
+        return None
 
 
 def _save_atomically(index: AnnotationIndex, root: Path, dirname: str, name: str, meta: dict) -> AnnotationIndex:

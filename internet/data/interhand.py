@@ -25,6 +25,7 @@ from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, mak
 from internet.data.index import HAND_TYPES, AnnotationIndex, IndexSources, load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
+from internet.geometry import box_fault, invalid_boxes
 from internet.skeleton import INTERHAND, Skeleton
 
 MODES = ("train", "test")
@@ -123,7 +124,7 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         return human if subset == "human" else ~human
 
     def _labelled_mask(self, keep: np.ndarray, keep_unlabelled: bool) -> np.ndarray:
-        labelled = np.asarray(self.index["joint_valid"]).any(axis=1)
+        labelled = _rows_any(np.asarray(self.index["joint_valid"]))
         dropped = int((keep & ~labelled).sum())
         if dropped and not keep_unlabelled:
             warnings.warn(f"InterHand2.6M {self.split}: skipping {dropped} of {int(keep.sum())} annotations that "
@@ -132,18 +133,16 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         return np.ones_like(labelled)
 
     def _check_boxes(self) -> None:
-        """A zero-size box or one entirely outside its image cannot be cropped: error naming the annotation."""
+        """A box that cannot be cropped (geometry.invalid_boxes: degenerate, absurdly large, outside its image):
+        error naming the annotation."""
         bbox = self._column("bbox")
         width, height = self._column("width"), self._column("height")
-        bad_size = ~((bbox[:, 2] > 0) & (bbox[:, 3] > 0))
-        outside = ((bbox[:, 0] + bbox[:, 2] <= 0) | (bbox[:, 1] + bbox[:, 3] <= 0)
-                   | (bbox[:, 0] >= width) | (bbox[:, 1] >= height))
-        bad = np.flatnonzero(bad_size | outside)
+        bad = np.flatnonzero(invalid_boxes(bbox, width, height))
         if len(bad):
             i = int(bad[0])
-            why = "of zero or negative size" if bad_size[i] else f"entirely outside the {width[i]}x{height[i]} image"
+            why = box_fault(bbox[i], int(width[i]), int(height[i]))
             raise DataFileError(f"{self.sources.data_json}: annotation id={int(self._column('ann_id')[i])} has bbox "
-                                f"{bbox[i].tolist()} {why} ({len(bad)} such annotation(s) in this split)")
+                                f"{bbox[i].tolist()} that {why} ({len(bad)} such annotation(s) in this split)")
 
     def _row(self, i: int) -> int:
         n = len(self)
@@ -229,3 +228,12 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"InterHand26M(split={self.split!r}, mode={self.mode!r}, layout={self.layout}, "
                 f"subset={self.cfg.annot_subset!r}, samples={len(self)}, trans_test={self.cfg.trans_test!r})")
+
+
+def _rows_any(a: np.ndarray) -> np.ndarray:
+    """``a.any(axis=1)`` for a 2-D uint8 array. Comparing each row's bytes with zero bytes takes 3 ms for the full
+    train split's joint_valid, numpy's reduction along rows of 42 about 30 ms (a third of a cached start)."""
+    a = np.ascontiguousarray(a)
+    if a.dtype != np.uint8 or a.ndim != 2 or a.shape[1] == 0:
+        return a.any(axis=1)
+    return a.view(np.dtype((np.void, a.shape[1]))).reshape(-1) != np.void(bytes(a.shape[1]))

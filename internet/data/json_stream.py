@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Collection, Iterator, Optional, Tuple
 
-from internet.data.io import DataFileError
+from internet.data.io import DataFileError, json_limit_error
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER_TAIL = re.compile(r"[0-9+\-.eE]*")
@@ -83,6 +83,8 @@ class _Reader:
                 if self.fill(len(self.buf)):
                     continue
                 raise self.error(e.msg, e.pos)
+            except (ValueError, RecursionError) as e:  # a number of thousands of digits, or deep nesting
+                raise json_limit_error(self.what, self.path, e) from None
             if not self.eof and _NUMBER_TAIL.fullmatch(self.buf, end) and self.fill():
                 continue  # the text ends where a number could go on ('1' of '1.5', '2' of '2e3'): read on
             self.pos = end

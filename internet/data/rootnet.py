@@ -13,6 +13,7 @@ from typing import Tuple
 import numpy as np
 
 from internet.config import Config
+from internet.data.domains import DOMAINS, outside_domain
 from internet.data.io import DataFileError, read_json
 
 
@@ -34,7 +35,8 @@ def load_rootnet(path: str | Path, ann_ids: np.ndarray, depth_dims: int = 2) -> 
         ids = np.asarray([e["annot_id"] for e in entries], dtype=np.int64).reshape(-1)
         boxes = np.asarray([e["bbox"] for e in entries], dtype=np.float32).reshape(len(entries), 4)
         depths = np.asarray([e["abs_depth"] for e in entries], dtype=np.float32).reshape(len(entries), depth_dims)
-        ok = np.all(np.isfinite(boxes)) and np.all(np.isfinite(depths)) and np.all(boxes[:, 2:] > 0)
+        ok = (not outside_domain(boxes, DOMAINS["rootnet.bbox"]).any() and np.all(boxes[:, 2:] > 0)
+              and not outside_domain(depths, DOMAINS["rootnet.abs_depth"]).any())
     except (KeyError, TypeError, ValueError, AttributeError):
         ok = False
     if not ok:
@@ -71,13 +73,14 @@ def _parse_entries(path: Path, entries: list, depth_dims: int) -> Tuple[np.ndarr
             ids[k] = int(e["annot_id"])
             box = np.asarray(e["bbox"], dtype=np.float32)
             depth = np.asarray(e["abs_depth"], dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataFileError(f"{path}: entry #{k} (annot_id={e.get('annot_id')}) has non-numeric values") from None
         if box.shape != (4,) or depth.shape != (depth_dims,):
             raise DataFileError(f"{path}: entry #{k} (annot_id={ids[k]}): bbox must have 4 numbers and abs_depth "
                                 f"{depth_dims}, got {box.size} and {depth.size}")
-        if not (np.all(np.isfinite(box)) and np.all(np.isfinite(depth))) or box[2] <= 0 or box[3] <= 0:
+        if (outside_domain(box[None], DOMAINS["rootnet.bbox"])[0] or box[2] <= 0 or box[3] <= 0
+                or outside_domain(depth[None], DOMAINS["rootnet.abs_depth"])[0]):
             raise DataFileError(f"{path}: entry #{k} (annot_id={ids[k]}): bbox {box.tolist()} or abs_depth "
-                                f"{depth.tolist()} is not finite or has a non-positive size")
+                                f"{depth.tolist()} is not finite or not positive")
         boxes[k], depths[k] = box, depth
     return ids, boxes, depths

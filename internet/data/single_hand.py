@@ -21,9 +21,11 @@ import torch
 
 from internet.config import Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
+from internet.data.domains import check_value
 from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
+from internet.geometry import box_fault, invalid_boxes
 from internet.skeleton import Skeleton
 
 MODES = ("train", "test")
@@ -87,13 +89,7 @@ def _cam_params(images: _Records) -> Tuple[np.ndarray, np.ndarray]:
         for key in ("focal", "princpt"):
             if key not in p:
                 raise DataFileError(f"{images._where(i)}: 'cam_param' has no key {key!r}")
-            try:
-                a = np.asarray(p[key], dtype=np.float64)
-            except (TypeError, ValueError):
-                a = np.asarray([np.nan])
-            if a.shape != (2,) or not np.all(np.isfinite(a)) or (key == "focal" and not np.all(a > 0)):
-                raise DataFileError(f"{images._where(i)}: cam_param {key!r} must be two finite numbers"
-                                    f"{' > 0' if key == 'focal' else ''}, got {p[key]!r}")
+            check_value(p[key], f"camera.{key}", f"{images._where(i)}: cam_param")
     raise DataFileError(f"{images.path}: the images' cam_param could not be read")  # pragma: no cover
 
 
@@ -110,29 +106,25 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     if not anns.records:
         raise DataFileError(f"{path}: 'annotations' is empty")
 
-    ann_id = anns.numeric("id", (), np.int64)
+    ann_id = anns.column("id")
     dup = _first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{path}: annotation id {dup} occurs more than once")
-    image_id = anns.numeric("image_id", (), np.int64)
-    bbox = anns.numeric("bbox", (4,), np.float32)
-    joint_img = anns.numeric("joint_img", (JOINTS_PER_HAND, 2), np.float32)
-    joint_cam = anns.numeric("joint_cam", (JOINTS_PER_HAND, 3), np.float32)
-    joint_valid = anns.numeric("joint_valid", _joint_valid_shape(anns), np.float32).reshape(-1, JOINTS_PER_HAND)
-    anns.check_binary("joint_valid", joint_valid)
+    image_id = anns.column("image_id")
+    bbox = anns.column("bbox")
+    joint_img = anns.column("joint_img", JOINTS_PER_HAND)
+    joint_cam = anns.column("joint_cam", JOINTS_PER_HAND)
+    joint_valid = anns.column("joint_valid", JOINTS_PER_HAND, shape=_joint_valid_shape(anns))
     hand_type = anns.codes("hand_type", HAND_TYPES, " (single-hand data sets have one hand per annotation)")
-    bad = np.flatnonzero(~((bbox[:, 2] > 0) & (bbox[:, 3] > 0)))
-    if len(bad):
-        raise DataFileError(f"{anns._where(int(bad[0]))}: bbox {bbox[int(bad[0])].tolist()} has a zero or negative "
-                            "size (expected [x, y, w, h])")
 
     # images, joined by id
-    img_row = join_image_rows(images.numeric("id", (), np.int64), image_id, path, anns._where)
-    width = images.numeric("width", (), np.int32)
-    height = images.numeric("height", (), np.int32)
-    bad = np.flatnonzero((width <= 0) | (height <= 0))
+    img_row = join_image_rows(images.column("id"), image_id, path, anns._where)
+    width, height = images.column("width"), images.column("height")
+    bad = np.flatnonzero(invalid_boxes(bbox, width[img_row], height[img_row]))
     if len(bad):
-        raise DataFileError(f"{images._where(int(bad[0]))}: width and height must be positive")
+        i = int(bad[0])
+        raise DataFileError(f"{anns._where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
+                            f"{box_fault(bbox[i], int(width[img_row[i]]), int(height[img_row[i]]))}")
     focal, princpt = _cam_params(images)
     file_name = np.asarray(images.strings("file_name"), dtype=object)
     arrays = {

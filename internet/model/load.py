@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
-from internet.checkpoint import (CheckpointError, infer_fc_input_norm, infer_resnet_depth, load_checkpoint,
-                                 load_network_state, strip_wrapper_prefixes)
+from internet.checkpoint import (CheckpointError, check_format_version, infer_fc_input_norm, infer_resnet_depth,
+                                 load_checkpoint, load_network_state, strip_wrapper_prefixes)
 from internet.config import Config
 from internet.model.internet import InterNet
 
@@ -31,6 +31,7 @@ def load_model(checkpoint: Union[str, Path], cfg: Config) -> Tuple[InterNet, Con
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    check_format_version(ckpt, str(path))  # before its saved config is read
     train_state = ckpt.get("train_state")
     saved = train_state.get("config") if isinstance(train_state, Mapping) else None
     wanted: Dict[str, Any] = {}
@@ -48,7 +49,7 @@ def load_model(checkpoint: Union[str, Path], cfg: Config) -> Tuple[InterNet, Con
     if changed:
         cfg = cfg.replace(**{k: v for k, (_, v) in changed.items()})
     model = InterNet.from_config(cfg)
-    load_network_state(model, ckpt, strict=True)
+    load_network_state(model, ckpt, strict=True, where=str(path))
     model.eval()
     seed = saved.get("seed") if isinstance(saved, Mapping) else None
     info = {"path": path, "epoch": ckpt.get("epoch"), "changed": changed,
