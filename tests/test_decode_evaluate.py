@@ -29,11 +29,8 @@ from internet.geometry import generate_patch_image, pixel2cam, trans_points_2d, 
 from internet.skeleton import INTERHAND, RHD
 from internet.targets import render_gaussian_heatmap
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "reference" / "official_internet"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
-needs_fixtures = pytest.mark.skipif(not (FIXTURES.is_dir() and SAMPLE.is_dir()),
-                                    reason=f"parity fixtures / sample data not found under {SHARED}")
+from vendored import INTERHAND_SAMPLE as SAMPLE
+from vendored import OFFICIAL as FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +139,6 @@ def test_subvoxel_stays_within_half_a_voxel_of_the_argmax():
     torch.testing.assert_close(subvoxel_refine(hm), refined)
 
 
-@needs_fixtures
 def test_subvoxel_recovers_real_target_coordinates(real):
     coord = torch.from_numpy(real["test_mode"]["joint_coord"])
     valid = real["test_mode"]["joint_valid"] > 0
@@ -153,7 +149,6 @@ def test_subvoxel_recovers_real_target_coordinates(real):
     assert fine.max() < hard.max() / 50
 
 
-@needs_fixtures
 def test_round_trip_target_argmax_evaluate(real):
     """GT -> heatmap-space targets -> dense target heatmaps -> hard argmax -> evaluate: quantisation-sized error;
     sub-voxel refinement cuts it at least 5x."""
@@ -242,7 +237,6 @@ def test_merge_flip_averages_the_two_views_and_mirrors_the_root_bin():
 
 
 # ----------------------------------------------------------------------------------------------------- camera space
-@needs_fixtures
 def test_to_camera_matches_per_joint_official_steps(real):
     tm, gt = real["test_mode"], real["gt"]
     pred = _documented_prediction(real)
@@ -265,7 +259,6 @@ def test_to_camera_matches_per_joint_official_steps(real):
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
-@needs_fixtures
 def test_evaluate_matches_official_metrics(real):
     ref = real["metrics"]
     pred = _documented_prediction(real)
@@ -293,7 +286,6 @@ def test_evaluate_matches_official_metrics(real):
     json.dumps(result.to_dict(), allow_nan=False)
 
 
-@needs_fixtures
 def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     pred = _documented_prediction(real)
     single = evaluate_interhand(_subset(pred, [0, 1]), _subset(real["gt"], [0, 1]))

@@ -21,10 +21,7 @@ from internet.logging_utils import TrainLogger, format_duration, read_jsonl
 from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
 from standins import RandomHands, TinyInterNet
 
-
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
@@ -247,7 +244,6 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"real sample data not found at {SAMPLE}")
 def test_real_frames_train_and_evaluate(tmp_path):
     """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
     cfg = Config.from_params(dict(
