@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-"""``../shared`` relative to the repository root: the real sample frames and the parity fixtures."""
+SHARED = REPO / "tests" / "data" / "shared"
+"""The real sample frames and the parity fixtures: the copy of ``../shared`` that the repository carries."""
 SAMPLE = SHARED / "data" / "interhand26m_sample"
 FIXTURES = SHARED / "reference" / "official_internet"
 

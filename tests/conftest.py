@@ -1,5 +1,6 @@
-"""Shared test fixtures: the ../shared folder, a tiny synthetic data set, notebook execution and one quick demo run
-(which trains the tiny checkpoint that the notebook, predictor and browser tests reuse)."""
+"""Shared test fixtures: the vendored real data and parity fixtures (tests/data/shared, a copy of ../shared), a tiny
+synthetic data set, notebook execution and one quick demo run (which trains the tiny checkpoint that the notebook,
+predictor and browser tests reuse)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,9 @@ from typing import Any, Callable, Dict, Optional
 
 import pytest
 
+from vendored import VENDORED
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
 # The tiny data set has exactly the demo's --quick sizes, so the quick demo reuses it instead of writing another.
 TINY_SEED = 0
 
@@ -22,10 +24,22 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The project's ``../shared`` folder (real sample data, parity fixtures); skipped when it is not there."""
-    if not SHARED_DIR.is_dir():
-        pytest.skip(f"{SHARED_DIR} is not present (the real sample data and parity fixtures live there)")
-    return SHARED_DIR
+    """The vendored copy of ``../shared`` (``data/`` and ``reference/official_internet/``) that every clone carries."""
+    return VENDORED
+
+
+def _vendored_files() -> set:
+    return {p.relative_to(VENDORED).as_posix() for p in VENDORED.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vendored_data_stays_untouched():
+    """No test may write into the vendored copy (e.g. an annotation cache in ``data_root/.cache``): checked once,
+    when the session ends (test_vendored_data.py checks the contents)."""
+    before = _vendored_files()
+    yield
+    added = sorted(_vendored_files() - before)
+    assert not added, f"tests wrote into {VENDORED} (pass cache_dir= or work on a copy): {added[:5]}"
 
 
 @pytest.fixture(scope="session")

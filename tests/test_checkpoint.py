@@ -28,9 +28,9 @@ from internet.checkpoint import (
 )
 from internet.model import InterNet
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL_KEYS = SHARED / "reference" / "official_internet" / "state_dict_keys.tsv"
-needs_official = pytest.mark.skipif(not OFFICIAL_KEYS.is_file(), reason=f"official key list not found: {OFFICIAL_KEYS}")
+from vendored import OFFICIAL
+
+OFFICIAL_KEYS = OFFICIAL / "state_dict_keys.tsv"
 
 
 def official_network_state() -> dict[str, torch.Tensor]:
@@ -60,7 +60,6 @@ def perturbed_copy(model: InterNet, seed: int) -> InterNet:
 
 
 # --------------------------------------------------------------------------------------------- official format
-@needs_official
 def test_official_state_dict_has_official_keys():
     expected = official_network_state()
     ours = official_state_dict(InterNet(resnet_type=50))
@@ -101,7 +100,6 @@ def test_official_format_round_trip(tmp_path, r18):
     assert torch.equal(target3.backbone_net.resnet.conv1.weight, source.backbone_net.resnet.conv1.weight)
 
 
-@needs_official
 def test_resnet50_checkpoint_into_resnet18_names_both_depths(r18):
     with pytest.raises(CheckpointError, match=r"checkpoint is ResNet-50, model is ResNet-18") as info:
         load_network_state(r18, {"epoch": 19, "network": official_network_state(), "optimizer": {}})
@@ -109,7 +107,6 @@ def test_resnet50_checkpoint_into_resnet18_names_both_depths(r18):
     assert "shape mismatches" in msg and "unexpected keys" in msg and "module." not in msg
 
 
-@needs_official
 def test_official_resnet50_network_loads_strictly():
     model = InterNet(resnet_type=50)
     state = official_network_state()

@@ -17,8 +17,7 @@ from pycocotools.coco import COCO
 from internet.config import Config
 from internet.data import InterHand26M
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 
 def coco_view(data_json: Path) -> COCO:
@@ -52,7 +51,6 @@ def check_against_coco(root: Path, split: str, tmp_path: Path) -> int:
     return len(ds)
 
 
-@pytest.mark.skipif(not (SAMPLE / "annotations").is_dir(), reason=f"real sample not found at {SAMPLE}")
 def test_index_matches_pycocotools_on_real_sample(tmp_path):
     assert check_against_coco(SAMPLE, "test", tmp_path) == 3
 

@@ -16,10 +16,8 @@ from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError, read_image, read_json
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
-pytestmark = pytest.mark.skipif(not (SAMPLE / "annotations").is_dir(),
-                                reason=f"real InterHand2.6M sample not found at {SAMPLE}")
+from vendored import INTERHAND_SAMPLE as SAMPLE
+
 ANN_DIR = Path("annotations") / "test"
 RIGHT_ID, LEFT_ID, INTER_ID = 471953, 680801, 326750
 

@@ -15,16 +15,13 @@ from internet.config import Config
 from internet.data import InterHand26M, build_dataset
 from internet.data import index as index_mod
 from internet.data.augment import AugParams, crop_inv_trans, make_sample, process_bboxes, sample_aug_params
+from internet.evaluate import evaluate_interhand
 from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bbox, world2cam
 from internet.skeleton import RHD
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
-REF = SHARED / "reference" / "official_internet"
-needs_sample = pytest.mark.skipif(not (SAMPLE / "annotations").is_dir(),
-                                  reason=f"real InterHand2.6M sample not found at {SAMPLE}")
-needs_ref = pytest.mark.skipif(not (REF / "data_test_mode.npz").is_file(),
-                               reason=f"official parity fixtures not found at {REF}")
+from vendored import INTERHAND_SAMPLE as SAMPLE
+from vendored import OFFICIAL as REF
+
 ANN_DIR = Path("annotations") / "test"
 KINDS = ("data", "camera", "joint_3d")
 
@@ -60,8 +57,6 @@ def save_json(root: Path, kind: str, obj) -> None:
 
 
 # ================================================================================================ parity
-@needs_sample
-@needs_ref
 def test_test_mode_matches_official(tmp_path):
     ref = np.load(REF / "data_test_mode.npz")
     ds = InterHand26M(sample_cfg(trans_test="gt"), "test", mode="test", cache_dir=tmp_path)
@@ -76,8 +71,6 @@ def test_test_mode_matches_official(tmp_path):
                                        rtol=1e-6, atol=1e-5, err_msg=f"sample {i} key {key}")
 
 
-@needs_sample
-@needs_ref
 def test_train_fixed_aug_matches_official(tmp_path):
     ref = np.load(REF / "data_train_fixed_aug.npz")
     draws = json.loads((REF / "data_train_fixed_aug.json").read_text())
@@ -93,7 +86,6 @@ def test_train_fixed_aug_matches_official(tmp_path):
                                        rtol=1e-6, atol=1e-5, err_msg=f"fixture row {j} key {key}")
 
 
-@needs_sample
 def test_sample_contract_dtypes_and_shapes(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="train", cache_dir=tmp_path)
     s = ds[2]
@@ -110,7 +102,6 @@ def test_sample_contract_dtypes_and_shapes(tmp_path):
     assert int(s["index"]) == 2 and int(s["ann_id"]) == 326750
 
 
-@needs_sample
 def test_real_frames_project_inside_their_boxes(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     idx = ds.index
@@ -128,7 +119,6 @@ def test_real_frames_project_inside_their_boxes(tmp_path):
     assert ds.load_image(1).shape == (334, 512, 3)  # the landscape frame
 
 
-@needs_sample
 def test_index_projection_is_the_official_float32_formula(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     cams, joints = load_json(SAMPLE, "camera"), load_json(SAMPLE, "joint_3d")
@@ -143,7 +133,6 @@ def test_index_projection_is_the_official_float32_formula(tmp_path):
         np.testing.assert_allclose(ds.index["joint_img"][r], cam2pixel(cam_coord, f, p)[:, :2], rtol=1e-6, atol=1e-3)
 
 
-@needs_sample
 def test_eval_targets(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     gt = ds.eval_targets()
@@ -166,11 +155,8 @@ def test_eval_targets(tmp_path):
     np.testing.assert_array_equal(ds.eval_targets()["joint_cam"], before)
 
 
-@needs_sample
-@needs_ref
 def test_eval_targets_reproduce_the_official_metrics(tmp_path):
     """The documented prediction of evaluate_metrics.json scored against these targets gives the official numbers."""
-    evaluate = pytest.importorskip("internet.evaluate")
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     gt = ds.eval_targets()
     ref = np.load(REF / "data_test_mode.npz")
@@ -180,7 +166,7 @@ def test_eval_targets_reproduce_the_official_metrics(tmp_path):
     probs = {"right": [0.9, 0.3], "left": [0.6, 0.7], "interacting": [0.8, 0.9]}
     pred = {"joint_coord": ref["joint_coord"] + offset, "rel_root_depth": ref["rel_root_depth"][:, 0] + 2.0,
             "hand_type": np.array([probs[t] for t in gt["hand_type"]])}
-    got = evaluate.evaluate_interhand(pred, gt).to_dict()["official_protocol"]
+    got = evaluate_interhand(pred, gt).to_dict()["official_protocol"]
     assert got["handedness_accuracy"] == pytest.approx(expect["handedness_accuracy"])
     assert got["mrrpe"] == pytest.approx(expect["mrrpe"], abs=1e-3)
     for key in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting"):
@@ -218,7 +204,6 @@ def test_aug_params_identity_and_checks():
         AugParams(color=(1.0, 1.0))
 
 
-@needs_sample
 def test_train_mode_draws_depend_only_on_seed_epoch_and_index(tmp_path):
     ds = InterHand26M(sample_cfg(seed=7), "test", mode="train", cache_dir=tmp_path)
     ds.set_epoch(3)
@@ -234,7 +219,6 @@ def test_train_mode_draws_depend_only_on_seed_epoch_and_index(tmp_path):
     np.testing.assert_array_equal(test_ds[0]["img"], ds.get_sample(0, None)["img"])
 
 
-@needs_sample
 def test_flip_swaps_hands_and_mirrors_root_depth(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="train", cache_dir=tmp_path)
     base = AugParams(trans=(0.02, -0.03), scale=1.1, rot=0.0, do_flip=False, color=(1.0, 1.0, 1.0))
@@ -253,7 +237,6 @@ def test_flip_swaps_hands_and_mirrors_root_depth(tmp_path):
     assert left_only["joint_valid"][:21].sum() > 0 and left_only["joint_valid"][21:].sum() == 0
 
 
-@needs_sample
 def test_augmentation_never_modifies_stored_boxes(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="train", cache=False)
     box_before, stored_before = ds.crop_bbox(1), np.array(ds.index["bbox"])
@@ -264,7 +247,6 @@ def test_augmentation_never_modifies_stored_boxes(tmp_path):
     np.testing.assert_array_equal(ds.index["bbox"], stored_before)
 
 
-@needs_sample
 def test_smaller_input_preset_scales_targets(tmp_path):
     cfg = sample_cfg(input_img_shape=(128, 128), output_hm_shape=(32, 32, 32))
     big = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)[2]
@@ -317,7 +299,6 @@ def test_vectorised_boxes_and_inverse_affine_match_per_sample_geometry():
 
 
 # ================================================================================================ cache
-@needs_sample
 def test_cache_reused_then_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
     root = copy_sample(tmp_path / "ih")
     cfg = Config(data_root=str(root))
@@ -349,7 +330,6 @@ def test_cache_reused_then_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
     assert ds[row]["hand_type_valid"] == 0
 
 
-@needs_sample
 def test_damaged_cache_is_rebuilt(tmp_path):
     good = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     expect = np.array(good.index["joint_cam"])
@@ -361,7 +341,6 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     assert ds.index.is_memory_mapped
 
 
-@needs_sample
 def test_read_only_data_root_falls_back_to_user_cache(tmp_path):
     root = copy_sample(tmp_path / "ro")
     for p in [root, *root.rglob("*")]:
@@ -376,7 +355,6 @@ def test_read_only_data_root_falls_back_to_user_cache(tmp_path):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
 
 
-@needs_sample
 def test_in_memory_index_without_cache(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache=False)
     assert not ds.index.is_memory_mapped and ds.index.directory is None
@@ -385,7 +363,6 @@ def test_in_memory_index_without_cache(tmp_path):
         np.testing.assert_array_equal(ds.index[name], cached.index[name])
 
 
-@needs_sample
 def test_workers_share_the_memory_mapped_index(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="train", cache_dir=tmp_path)
     blob = pickle.dumps(ds)
@@ -405,7 +382,6 @@ def test_workers_share_the_memory_mapped_index(tmp_path):
 
 
 # ================================================================================================ layouts, subsets
-@needs_sample
 def test_human_and_machine_subsets_from_an_id_list(tmp_path):
     ids = tmp_path / "aid_human_annot_test.txt"
     ids.write_text("326750\n\n471953\n")
@@ -420,7 +396,6 @@ def test_human_and_machine_subsets_from_an_id_list(tmp_path):
         InterHand26M(sample_cfg(annot_subset="human"), "test", "test", cache_dir=tmp_path)
 
 
-@needs_sample
 def test_v0_layout_with_subset_folders_and_raw_world_lists(tmp_path):
     root = tmp_path / "v0"
     (root / "annotations" / "machine_annot").mkdir(parents=True)
@@ -439,7 +414,6 @@ def test_v0_layout_with_subset_folders_and_raw_world_lists(tmp_path):
         InterHand26M(Config(data_root=str(root), annot_subset="all"), "test", "test", cache_dir=tmp_path)
 
 
-@needs_sample
 def test_rootnet_boxes_and_depths(tmp_path):
     ref = InterHand26M(sample_cfg(), "test", "test", cache_dir=tmp_path).eval_targets()
     entries = [{"annot_id": int(a), "bbox": (b + [5, -3, 10, 10]).tolist(), "abs_depth": (d + [7, -9]).tolist(),
@@ -461,7 +435,6 @@ def test_rootnet_boxes_and_depths(tmp_path):
     assert train.rootnet_bbox is None
 
 
-@needs_sample
 def test_build_dataset_dispatch(tmp_path):
     cfg = sample_cfg(test_split="test")
     ds = build_dataset(cfg, mode="test", cache_dir=tmp_path)

@@ -14,10 +14,7 @@ from internet.checkpoint import CheckpointError, infer_resnet_depth
 from internet.config import Config
 from internet.model import InterNet, ResNet
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL = SHARED / "reference" / "official_internet"
-needs_official = pytest.mark.skipif(not (OFFICIAL / "forward_fill.npz").is_file(),
-                                    reason=f"official parity fixtures not found under {OFFICIAL}")
+from vendored import OFFICIAL
 
 
 def official_keys() -> dict[str, tuple[tuple[int, ...], str]]:
@@ -68,8 +65,6 @@ def hard_argmax_xyz(heatmap: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def filled_forward():
     """ResNet-50 InterNet with the fixture's weights, run once in eval mode on the fixture's 3 real crops."""
-    if not (OFFICIAL / "forward_fill.npz").is_file():
-        pytest.skip(f"official parity fixtures not found under {OFFICIAL}")
     ref = dict(np.load(OFFICIAL / "forward_fill.npz"))
     model = fill_model(InterNet(resnet_type=50)).eval()
     captured = {}
@@ -88,7 +83,6 @@ def assert_close_scaled(ours, ref, rtol: float, what: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- names and shapes
-@needs_official
 def test_state_dict_matches_official_checkpoint_keys():
     expected = official_keys()
     assert len(expected) == 366
@@ -153,6 +147,29 @@ def test_forward_fill_root_depth_and_hand_type(filled_forward):
     np.testing.assert_allclose(torch.sigmoid(out["hand_type_logits"]).numpy(), out["hand_type"].numpy())
 
 
+def test_forward_fill_losses_match_official_loss_values(filled_forward):
+    """loss_values.json: the official losses of this deterministic model (BatchNorm in eval mode, as here) on the
+    test-mode targets of data_test_mode.npz, through InterNetLoss from the batch keys. The official hand-type loss is
+    the BCE on saturated probabilities (its log clamp), so it is compared on the probability path; the logit path is
+    the with-logits BCE of the same outputs."""
+    import json
+
+    from internet.losses import InterNetLoss, hand_type_loss
+
+    _, out, _ = filled_forward
+    ref = json.loads((OFFICIAL / "loss_values.json").read_text())
+    test_mode = np.load(OFFICIAL / "data_test_mode.npz")
+    batch = {k: torch.from_numpy(test_mode[k]) for k in InterNetLoss.REQUIRED_BATCH}
+    probs_only = {k: v for k, v in out.items() if k != "hand_type_logits"}
+    for fast in (True, False):
+        terms = InterNetLoss(2.5, (64, 64, 64), fast=fast)(probs_only, batch)
+        for name in ("joint_heatmap", "rel_root_depth", "hand_type"):
+            assert terms[name].item() == pytest.approx(ref[name], rel=1e-5), (name, fast)
+    with_logits = InterNetLoss(2.5, (64, 64, 64))(out, batch)["hand_type"]
+    assert with_logits.item() == pytest.approx(
+        hand_type_loss(out["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]).item(), rel=1e-6)
+
+
 # --------------------------------------------------------------------------------------------- every depth
 @pytest.mark.parametrize("depth, channels, size", [(18, 512, 64), (34, 512, 32), (50, 2048, 64), (101, 2048, 32),
                                                     (152, 2048, 32)])
@@ -161,13 +178,18 @@ def test_every_depth_builds_and_shapes(depth, channels, size):
     assert model.backbone_net.resnet.out_channels == channels
     assert model.pose_net.joint_deconv_1[0].in_channels == channels and model.pose_net.hand_fc[0].in_features == channels
     assert infer_resnet_depth(model.state_dict()) == depth
+    root_logits = []
+    model.pose_net.root_fc.register_forward_hook(lambda mod, inp, out: root_logits.append(out))
     with torch.no_grad():
         out = model(torch.rand(2, 3, size, size))
     hw = size // 4  # stride 32 backbone, x8 deconv
     assert out["joint_heatmap"].shape == (2, 42, 64, hw, hw)
     assert out["rel_root_depth"].shape == (2, 1) and out["hand_type_logits"].shape == (2, 2)
     assert out["hand_type"].shape == (2, 2)
-    assert torch.all((out["rel_root_depth"] >= 0) & (out["rel_root_depth"] <= 63))
+    # the official soft-argmax: the expected bin index under softmax(root_fc), bins 0..63
+    (z,) = root_logits
+    expected = (torch.softmax(z.double(), dim=1) * torch.arange(64, dtype=torch.float64)).sum(1, keepdim=True)
+    torch.testing.assert_close(out["rel_root_depth"].double(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_from_config_and_bad_parameters():
@@ -254,7 +276,6 @@ def resnet50_official_names() -> dict:
     return {k[len(prefix):]: v for k, v in official_keys().items() if k.startswith(prefix)}
 
 
-@needs_official
 def test_torchvision_state_dict_loads(tmp_path):
     tv = torchvision_style_state(resnet50_official_names())
     path = tmp_path / "resnet50-fake.pth"
@@ -269,7 +290,6 @@ def test_torchvision_state_dict_loads(tmp_path):
     assert abs(model.pose_net.root_fc[0].weight.std().item() - 0.01) < 1e-3
 
 
-@needs_official
 def test_old_torchvision_file_without_bn_counters_loads():
     tv = {k: v for k, v in torchvision_style_state(resnet50_official_names()).items()
           if not k.endswith("num_batches_tracked")}
@@ -279,7 +299,6 @@ def test_old_torchvision_file_without_bn_counters_loads():
     assert int(backbone.bn1.num_batches_tracked) == 0
 
 
-@needs_official
 def test_torchvision_state_dict_errors_name_the_problem(tmp_path):
     tv = torchvision_style_state(resnet50_official_names())
     missing = dict(tv)

@@ -9,7 +9,7 @@ from internet.checkpoint import CheckpointError, official_state_dict, save_check
 from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError
-from internet.decode import heatmap_to_image, to_camera
+from internet.decode import heatmap_to_image
 from internet.model import InterNet
 from internet.inference import place_predictions, predict
 from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
@@ -87,10 +87,22 @@ def test_camera_guess_is_consistent(cfg, model, test_set):
 
 def test_batch_prediction_places_hands_like_the_evaluation(cfg, model, test_set):
     idx = [0, 2, 3]
-    gt = test_set.eval_targets()
-    out = place_predictions(predict(model, test_set, cfg, indices=idx, batch_size=2, num_workers=0), gt, cfg)
-    cam = to_camera(out["joint_coord"], None, gt["inv_trans"][idx], gt["focal"][idx], gt["princpt"][idx],
-                    gt["abs_depth"][idx], cfg)
+    out = place_predictions(predict(model, test_set, cfg, indices=idx, batch_size=2, num_workers=0),
+                            test_set.eval_targets(), cfg)
+    gt = {k: np.asarray(v)[idx] for k, v in test_set.eval_targets().items()}
+    # the official back-projection written out here: heatmap -> crop pixels -> image (inv_trans); depth bins -> mm
+    # about each hand's GT root depth; pixels -> camera with the focal length and principal point
+    depth, hm_h, hm_w = cfg.output_hm_shape
+    in_h, in_w = cfg.input_img_shape
+    coord = np.asarray(out["joint_coord"], np.float64)
+    crop = coord[..., :2] * np.array([in_w / hm_w, in_h / hm_h])
+    inv = np.asarray(gt["inv_trans"], np.float64)
+    uv = np.einsum("nij,nkj->nki", inv[:, :, :2], crop) + inv[:, None, :, 2]
+    root_depth = np.where(np.arange(42) < 21, gt["abs_depth"][:, :1], gt["abs_depth"][:, 1:])
+    z = (coord[..., 2] / depth * 2 - 1) * (cfg.bbox_3d_size / 2) + root_depth
+    cam = np.stack([(uv[..., 0] - gt["princpt"][:, None, 0]) / gt["focal"][:, None, 0] * z,
+                    (uv[..., 1] - gt["princpt"][:, None, 1]) / gt["focal"][:, None, 1] * z, z], axis=-1)
+    np.testing.assert_allclose(out["pred_img"], uv, atol=1e-3)
     np.testing.assert_allclose(out["pred_cam"], cam, atol=1e-3)
     assert out["pred_img"].shape == (3, 42, 2) and out["rel_root_depth"].shape == (3,)
     with pytest.raises(IndexError, match="indices"):

@@ -24,10 +24,8 @@ from internet.skeleton import STB as STB_SKELETON
 from internet.synth.__main__ import main as synth_main
 from internet.synth.single_hand import write_rhd, write_stb
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-RHD_SAMPLE = SHARED / "data" / "rhd_sample" / "data"
-needs_rhd_sample = pytest.mark.skipif(not (RHD_SAMPLE / "RHD_training.json").is_file(),
-                                      reason=f"real RHD sample not found at {RHD_SAMPLE}")
+from vendored import RHD_SAMPLE
+
 STB_SK = {"focal": (607.92271, 607.88192), "princpt": (314.78337, 236.42484)}
 FORMATS = {"RHD": ("RHD_training.json", "RHD_evaluation.json"), "STB": ("STB_train.json", "STB_test.json")}
 KEYS = {"img": ((3, 256, 256), np.float32), "joint_coord": ((42, 3), np.float32),
@@ -81,7 +79,6 @@ def back_to_image(s: dict) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------- real RHD
-@needs_rhd_sample
 def test_real_rhd_projection_matches_joint_img():
     with open(RHD_SAMPLE / "RHD_training.json") as f:
         data = json.load(f)
@@ -98,7 +95,6 @@ def test_real_rhd_projection_matches_joint_img():
     assert np.abs(uv - ds.ann.joint_img).max() < 0.1
 
 
-@needs_rhd_sample
 def test_real_rhd_samples_blocks_and_round_trip():
     cfg = cfg_for("RHD", RHD_SAMPLE)
     ds = build_dataset(cfg, "train", "test")

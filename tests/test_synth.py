@@ -18,8 +18,8 @@ from internet.synth.__main__ import main as cli_main
 from internet.synth.render import HandStyle
 from internet.synth.writer import atomic_open
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL = SHARED / "data" / "interhand26m_sample"
+from vendored import INTERHAND_SAMPLE as REAL
+
 SPLITS = ("train", "val", "test")
 
 
@@ -46,7 +46,6 @@ def synth(tmp_path_factory) -> Path:
 
 
 # ============================================================================================== the checker
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"real InterHand2.6M sample not found at {REAL}")
 def test_checker_passes_on_the_real_sample():
     rep = check_interhand(REAL, "test", max_images=None)
     assert rep.ok, rep.examples
@@ -236,11 +235,11 @@ def test_deterministic_and_independent_of_workers(tmp_path):
     assert not (c / "images").exists() and not (c / "annotations" / "val").exists()
 
 
-def test_annotation_only_mode_is_fast_and_exact(tmp_path):
+def test_annotation_only_mode_is_exact(tmp_path):
+    # its speed is measured by benchmarks/bench_annotation_startup.py (which generates the full-size set), not here
     summary = generate(tmp_path / "big", seed=1, n_train=30000, n_val=0, n_test=0, with_images=False)
     assert summary["splits"]["train"]["annotations"] == 30000
     assert summary["splits"]["train"]["captures"] == 27
-    assert summary["seconds"] < 30.0
     data = _strict_json(tmp_path / "big" / "annotations" / "train" / "InterHand2.6M_train_data.json")
     assert len(data["annotations"]) == len(data["images"]) == 30000
     human = (tmp_path / "big" / "annotations" / "aid_human_annot_train.txt").read_text().split()
@@ -442,8 +441,8 @@ def test_checker_reports_missing_and_malformed_files(tmp_path):
 
 # ============================================================================================== the project's loader
 def test_project_loader_reads_the_synthetic_set(synth, tmp_path):
-    interhand = pytest.importorskip("internet.data.interhand", reason="internet.data.interhand not available")
     from internet.config import Config
+    from internet.data import interhand
 
     cfg = Config(data_root=str(synth))
     train = interhand.InterHand26M(cfg, "train", "train", cache_dir=tmp_path / "cache")

@@ -18,9 +18,7 @@ from internet.losses import (
 )
 from internet.targets import gaussian_factors, render_gaussian_heatmap
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "reference" / "official_internet"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"parity fixtures not found at {FIXTURES}")
+from vendored import OFFICIAL as FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +44,6 @@ def _random_case(seed: int, b: int = 2, j: int = 5, shape=(12, 10, 8), sigma: fl
 
 
 # ----------------------------------------------------------------------------------------------------- targets
-@needs_fixtures
 def test_target_matches_official_probe_total_and_peak():
     ref = np.load(FIXTURES / "target_heatmap.npz")
     target = render_gaussian_heatmap(torch.from_numpy(ref["joint_coord"]), (64, 64, 64), 2.5)
@@ -86,7 +83,6 @@ def test_target_dtype_from_double_input_and_bad_args():
 
 
 # ----------------------------------------------------------------------------------------------------- official losses
-@needs_fixtures
 def test_rel_root_depth_loss_matches_official(test_mode):
     ref = json.loads((FIXTURES / "loss_values.json").read_text())["rel_root_depth_given_output"]
     out = torch.tensor(ref["output_bins"], dtype=torch.float32)
@@ -95,7 +91,6 @@ def test_rel_root_depth_loss_matches_official(test_mode):
     assert loss.item() == pytest.approx(ref["loss"], rel=1e-6)
 
 
-@needs_fixtures
 def test_hand_type_loss_probs_and_logits_match_official(test_mode):
     ref = json.loads((FIXTURES / "loss_values.json").read_text())["hand_type_given_probs"]
     probs = torch.tensor(ref["probs"], dtype=torch.float32)
@@ -151,7 +146,6 @@ def test_fast_loss_equals_dense_on_random_predictions():
     _compare(torch.randn(3, 4, *shape) * 40, coord, valid, sigma, rtol=1e-5)
 
 
-@needs_fixtures
 def test_fast_loss_equals_dense_near_the_real_targets(test_mode):
     """Near-target predictions make the three terms of the fast loss nearly cancel (~6e6 each per joint)."""
     coord = torch.from_numpy(test_mode["joint_coord"])
@@ -221,20 +215,61 @@ def _outputs_and_batch(seed: int = 7, shape=(8, 8, 8)):
     return outputs, batch
 
 
-def test_internet_loss_fast_equals_dense_and_terms_are_official():
+@pytest.mark.parametrize("fast", [True, False])
+def test_each_internet_loss_term_is_the_official_function_of_its_own_batch_keys(fast):
+    """Where the model output, the batch and the loss functions meet: each term equals the standalone official
+    function called on the keys that belong to it (masks included: some joints, one root and one hand type are
+    invalid, so a term that read another key's mask or target would differ)."""
     outputs, batch = _outputs_and_batch()
-    fast = InterNetLoss(2.5, (8, 8, 8), fast=True)(outputs, batch)
-    dense = InterNetLoss(2.5, (8, 8, 8), fast=False)(outputs, batch)
-    assert set(fast) == {"joint_heatmap", "rel_root_depth", "hand_type"}
-    for k in fast:
-        assert fast[k].dtype == torch.float32 and fast[k].dim() == 0
-        assert fast[k].item() == pytest.approx(dense[k].item(), rel=1e-5)
-    assert fast["rel_root_depth"].item() == pytest.approx(
-        rel_root_depth_loss(outputs["rel_root_depth"], batch["rel_root_depth"], batch["root_valid"]).item())
-    # the probability path (no logits) gives the same hand-type loss on non-saturated outputs
+    assert batch["joint_valid"].min() == 0 and batch["root_valid"].min() == 0 and batch["hand_type_valid"].min() == 0
+    terms = InterNetLoss(2.5, (8, 8, 8), fast=fast)(outputs, batch)
+    assert set(terms) == {"joint_heatmap", "rel_root_depth", "hand_type"}
+    expected = {
+        "joint_heatmap": joint_heatmap_loss_dense(outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"],
+                                                  2.5),
+        "rel_root_depth": rel_root_depth_loss(outputs["rel_root_depth"], batch["rel_root_depth"], batch["root_valid"]),
+        "hand_type": hand_type_loss(outputs["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]),
+    }
+    for k, v in terms.items():
+        assert v.dtype == torch.float32 and v.dim() == 0
+        assert v.item() == pytest.approx(expected[k].item(), rel=1e-5), k
+    # without logits, the hand-type term is the official BCE on the probabilities
     probs_only = {k: v for k, v in outputs.items() if k != "hand_type_logits"}
-    assert InterNetLoss(2.5, (8, 8, 8))(probs_only, batch)["hand_type"].item() == pytest.approx(
-        fast["hand_type"].item(), rel=1e-5)
+    official = hand_type_loss_from_probs(outputs["hand_type"], batch["hand_type"], batch["hand_type_valid"])
+    assert InterNetLoss(2.5, (8, 8, 8), fast=fast)(probs_only, batch)["hand_type"].item() == pytest.approx(
+        official.item(), rel=1e-6)
+    # the sigma reaches the heatmap term
+    wide = InterNetLoss(3.5, (8, 8, 8), fast=fast)(outputs, batch)["joint_heatmap"]
+    assert wide.item() == pytest.approx(joint_heatmap_loss_dense(
+        outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"], 3.5).item(), rel=1e-5)
+    assert wide.item() != pytest.approx(terms["joint_heatmap"].item(), rel=1e-3)
+
+
+def test_internet_loss_terms_on_a_data_set_batch(tiny_data, tmp_path):
+    """A training batch as the data set and the DataLoader build it (its keys, dtypes and shapes) reaches each term."""
+    from internet.config import Config
+    from internet.data import InterHand26M
+
+    cfg = Config.cpu_demo(data_root=str(tiny_data), input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), sigma=1.0)
+    train = InterHand26M(cfg, "train", "train", cache_dir=tmp_path)
+    n = len(train)
+    batch = next(iter(torch.utils.data.DataLoader(train, batch_size=n)))
+    assert 0 < batch["root_valid"].sum() < n  # interacting and single-hand samples
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(n, 2, generator=g)
+    outputs = {"joint_heatmap": torch.randn(n, 42, 16, 16, 16, generator=g) * 50,
+               "rel_root_depth": torch.rand(n, 1, generator=g) * cfg.output_root_hm_shape,
+               "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
+    terms = InterNetLoss(cfg.sigma, cfg.output_hm_shape)(outputs, batch)
+    expected = {
+        "joint_heatmap": joint_heatmap_loss_dense(outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"],
+                                                  cfg.sigma),
+        "rel_root_depth": rel_root_depth_loss(outputs["rel_root_depth"], batch["rel_root_depth"], batch["root_valid"]),
+        "hand_type": hand_type_loss(logits, batch["hand_type"], batch["hand_type_valid"]),
+    }
+    for k, v in terms.items():
+        assert v.item() == pytest.approx(expected[k].item(), rel=1e-5), k
+        assert v.item() > 0, k
 
 
 def test_internet_loss_backward_under_autocast():

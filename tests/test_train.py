@@ -21,10 +21,7 @@ from internet.logging_utils import TrainLogger, format_duration, read_jsonl
 from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
 from standins import RandomHands, TinyInterNet
 
-
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "data" / "interhand26m_sample"
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
@@ -167,19 +164,57 @@ def test_loss_weights_scale_each_term_of_the_total(tmp_path):
                                    "extra": 5.0}) == pytest.approx(2.0 + 1.0 + 3.0 + 5.0)
 
 
-def test_persistent_workers_see_each_epoch(tmp_path):
-    """Workers keep their own copy of the data set; the (epoch, index) keys still give each sample its epoch's
-    augmentation, so 2 persistent workers train exactly like loading in the main process."""
-    losses = []
-    for workers in (0, 2):
-        cfg = tiny_cfg(tmp_path / str(workers), num_workers=workers, end_epoch=3, max_iters_per_epoch=2)
-        torch.manual_seed(0)
-        trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
-        trainer.train()
-        assert trainer.loader.persistent_workers == (workers > 0)
-        trainer.close()
-        losses.append([r["loss_total"] for r in read_jsonl(cfg.log_dir / "train_log.jsonl")])
-    assert len(losses[0]) == 6 and losses[0] == losses[1]
+class _InputRecorder(TinyInterNet):
+    """TinyInterNet (16x16x16 heatmaps from 64x64 crops) that keeps every input batch it is given."""
+
+    def __init__(self):
+        super().__init__(depth=16)
+        self.inputs = []
+
+    def forward(self, img):
+        self.inputs.append(img.detach().clone())
+        return super().forward(img)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_epoch_reaches_the_augmentation_through_the_loader(tiny_data, tmp_path, workers):
+    """The real data set in train mode, built by the Trainer, through the sampler and the DataLoader (persistent
+    workers, which hold their own copy of the data set, with 2): every batch of epoch e is exactly the crops of
+    epoch e's augmentation draws, which differ from epoch 0's; a resumed run continues with the next epoch's draws."""
+    from internet.data import InterHand26M
+
+    cfg = tiny_cfg(tmp_path / "out", data_root=str(tiny_data), input_img_shape=(64, 64),
+                   output_hm_shape=(16, 16, 16), sigma=1.0, num_workers=workers, end_epoch=3, max_iters_per_epoch=2)
+    reference = InterHand26M(cfg, "train", "train", cache_dir=tmp_path / "cache")
+    order = EpochBatchSampler(len(reference), cfg.train_batch_size, seed=cfg.seed, max_batches=2)
+
+    def expected(epoch: int) -> list:
+        reference.set_epoch(epoch)
+        return [torch.stack([torch.as_tensor(reference[i]["img"]) for i in batch]) for batch in order.rank_batches(epoch)]
+
+    first = order.rank_batches(0)[0][0]
+    reference.set_epoch(0)
+    img0 = torch.as_tensor(reference[first]["img"])
+    reference.set_epoch(1)
+    assert not torch.equal(img0, torch.as_tensor(reference[first]["img"]))  # the epoch changes the draws
+
+    torch.manual_seed(0)
+    model = _InputRecorder()
+    trainer = Trainer(cfg, model=model, progress_bar=False)
+    trainer.train()
+    assert trainer.loader.persistent_workers == (workers > 0)
+    trainer.close()
+    want = expected(0) + expected(1) + expected(2)
+    assert len(model.inputs) == len(want) == 6
+    for step, (seen, img) in enumerate(zip(model.inputs, want)):
+        assert torch.equal(seen, img), f"step {step} (epoch {step // 2}) did not get its epoch's augmentation"
+    if workers:
+        resumed_model = _InputRecorder()
+        resumed = Trainer(cfg.replace(end_epoch=4, continue_train=True), model=resumed_model, progress_bar=False)
+        resumed.train()
+        resumed.close()
+        assert len(resumed_model.inputs) == 2
+        assert all(torch.equal(a, b) for a, b in zip(resumed_model.inputs, expected(3)))
 
 
 # ----------------------------------------------------------------------------------------------------- end to end
@@ -247,7 +282,6 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"real sample data not found at {SAMPLE}")
 def test_real_frames_train_and_evaluate(tmp_path):
     """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
     cfg = Config.from_params(dict(

@@ -172,9 +172,11 @@ def test_hands_figure_traces_per_hand_and_source():
     want = {round(v, 6) for v in pred[[j for j in INTERHAND.joint_type["right"] if INTERHAND.finger[j] == 0], 0]}
     assert want <= xs
     assert thumb.line.color == "rgb(230,60,60)"
-    # camera-like view: looking along +z with -y up
+    # camera-like view: the eye on the -z axis looking at the centre (along +z), with -y up
     cam = fig.layout.scene.camera
-    assert (cam.up.y, cam.eye.z) == (-1, cam.eye.z) and cam.eye.z < 0
+    assert (cam.up.x, cam.up.y, cam.up.z) == (0, -1, 0)
+    assert (cam.eye.x, cam.eye.y) == (0, 0) and cam.eye.z < 0
+    assert (cam.center.x, cam.center.y, cam.center.z) == (0, 0, 0)
 
     left_only = hands_figure(pred, gt, None, INTERHAND, show=("left",))
     assert len(left_only.data) == len(fig.data) // 2
