@@ -6,8 +6,8 @@ import errno
 import hashlib
 import json
 import math
-import shutil
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
