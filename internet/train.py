@@ -533,7 +533,7 @@ class Trainer:
         ckpt = load_checkpoint(path)
         if not isinstance(ckpt, Mapping) or "network" not in ckpt:
             raise TrainingError(f"{path} is not a training checkpoint (no 'network' entry)")
-        load_network_state(self.model, ckpt)
+        load_network_state(self.model, ckpt, where=str(path))  # format version and finite weights, before the rest
         if "optimizer" in ckpt:
             saved = ckpt["optimizer"]
             saved_groups = len(saved.get("param_groups", ())) if isinstance(saved, Mapping) else 0
