@@ -173,16 +173,25 @@ def ensure_dataset(work: Path, n: int) -> tuple:
 def _edit_keeping_size_and_mtime(path: Path) -> None:
     """Flip the first annotation's hand_type_valid (1 <-> 0) in place, then set the times back."""
     st = path.stat()
+    key = b'"hand_type_valid":'
     with open(path, "r+b") as f:
-        head = f.read(1 << 20)
-        key = head.find(b'"hand_type_valid":')
-        if key < 0:
-            raise RuntimeError(f"{path}: no hand_type_valid in the first MiB to edit")
-        pos = key + len(b'"hand_type_valid":')
-        while head[pos:pos + 1] == b" ":
+        offset, tail = 0, b""
+        while True:  # the images come first in data.json: read on until the key
+            chunk = f.read(1 << 22)
+            if not chunk:
+                raise RuntimeError(f"{path}: no hand_type_valid to edit")
+            text = tail + chunk
+            found = text.find(key)
+            if found >= 0:
+                text += f.read(64)  # the value after the key
+                break
+            offset += len(text) - 64
+            tail = text[-64:]
+        pos = found + len(key)
+        while text[pos:pos + 1] == b" ":
             pos += 1
-        f.seek(pos)
-        f.write(b"0" if head[pos:pos + 1] == b"1" else b"1")
+        f.seek(offset + pos)
+        f.write(b"0" if text[pos:pos + 1] == b"1" else b"1")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 

@@ -541,6 +541,12 @@ def _world_coord(per_capture, cap: str, frame: str, path: Path) -> np.ndarray:
     value = entry.get("world_coord") if isinstance(entry, dict) else entry
     if isinstance(entry, dict) and "world_coord" not in entry:
         raise DataFileError(f"{path}: capture {cap} frame {frame} has no key 'world_coord'")
+    try:  # the usual case, once per (capture, frame): one conversion (the domain allows any float32 value)
+        world = np.array(value, dtype=np.float32)
+        if world.shape == (JOINT_NUM, 3):
+            return world
+    except (ValueError, TypeError):
+        pass
     return check_value(value, "joint_3d.world_coord", f"{path}: capture {cap} frame {frame}", joints=JOINT_NUM)
 
 
