@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -284,8 +285,9 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
 @pytest.mark.slow
 def test_real_frames_train_and_evaluate(tmp_path):
     """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
+    data_root = shutil.copytree(SAMPLE, tmp_path / "sample")  # the data set writes its annotation cache there
     cfg = Config.from_params(dict(
-        data_root=str(SAMPLE), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
+        data_root=str(data_root), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
         test_batch_size=3, end_epoch=1, max_iters_per_epoch=1, num_workers=0, device="cpu",
         output_dir=str(tmp_path)))
     trainer = Trainer(cfg, progress_bar=False)
