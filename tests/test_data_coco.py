@@ -11,7 +11,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 from pycocotools.coco import COCO
 
 from internet.config import Config

@@ -4,7 +4,6 @@ and bf16 autocast."""
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -274,8 +274,19 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
     assert saved["meta"]["split"] == "test" and saved["meta"]["samples"] == 3
     pred = np.load(cfg.result_dir / "pred_test.npz")
     assert pred["joint_coord"].shape == (3, 42, 3) and pred["hand_type"].shape == (3, 2)
-    assert ((pred["joint_coord"] >= 0) & (pred["joint_coord"] <= 63)).all()
-    # a checkpoint argument (epoch number) loads those weights and tags the files
+    # the saved coordinates are the voxels of each heatmap's maximum, found here with numpy on the test crops
+    test_set = trainer.test_set
+    crops = torch.stack([torch.as_tensor(test_set[i]["img"]) for i in range(len(test_set))])
+    with torch.no_grad():
+        heatmap = trainer.model.eval()(crops)["joint_heatmap"].float().numpy()
+    z, y, x = np.unravel_index(heatmap.reshape(3, 42, -1).argmax(-1), heatmap.shape[2:])
+    np.testing.assert_array_equal(pred["joint_coord"], np.stack([x, y, z], -1))
+    np.testing.assert_array_equal(pred["ann_id"], test_set.eval_targets()["ann_id"])
+    # a checkpoint argument (epoch number) loads those weights, whatever the trainer holds now, and tags the files
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    assert trainer.test().mpjpe_all != pytest.approx(result.mpjpe_all)  # the perturbed weights score otherwise
     result0 = trainer.test(checkpoint=0)
     assert result0.mpjpe_all == pytest.approx(result.mpjpe_all)
     assert (cfg.result_dir / "eval_test_snapshot_0.json").is_file()
@@ -285,10 +296,9 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
 @pytest.mark.slow
 def test_real_frames_train_and_evaluate(tmp_path):
     """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
-    root = tmp_path / "sample"  # a copy: the data set writes its annotation cache beside the data
-    shutil.copytree(SAMPLE, root)
+    data_root = shutil.copytree(SAMPLE, tmp_path / "sample")  # the data set writes its annotation cache there
     cfg = Config.from_params(dict(
-        data_root=str(root), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
+        data_root=str(data_root), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
         test_batch_size=3, end_epoch=1, max_iters_per_epoch=1, num_workers=0, device="cpu",
         output_dir=str(tmp_path)))
     trainer = Trainer(cfg, progress_bar=False)
