@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from internet.config import Config
 from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, to_camera
@@ -141,9 +141,11 @@ def predict(
 
 
 def _collate_inputs(samples: Sequence[Mapping[str, Any]]):
-    """Only what inference reads: the crops and their inverse transforms (the targets stay in the worker)."""
-    img = torch.from_numpy(np.stack([np.asarray(s["img"], dtype=np.float32) for s in samples]))
-    inv_trans = torch.from_numpy(np.stack([np.asarray(s["inv_trans"], dtype=np.float64) for s in samples]))
+    """Only what inference reads: the crops and their inverse transforms (the targets stay in the worker).
+    ``default_collate`` stacks straight into shared memory inside a worker, so a batch crosses to the main process
+    without another copy."""
+    img = default_collate([torch.as_tensor(np.asarray(s["img"], dtype=np.float32)) for s in samples])
+    inv_trans = default_collate([torch.as_tensor(np.asarray(s["inv_trans"], dtype=np.float64)) for s in samples])
     return img, inv_trans
 
 
