@@ -17,8 +17,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, to_camera
+from internet.decode import decode_heatmaps, merge_flip
 from internet.device import autocast
 from internet.skeleton import INTERHAND, Skeleton
 
@@ -153,7 +154,8 @@ def place_predictions(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarra
     mm, placed with the evaluation's root depths (``abs_depth`` of ``gt``, the whole split's
     ``dataset.eval_targets()``, rows picked by ``pred['index']``), as the official evaluation does."""
     idx = np.asarray(pred["index"], dtype=np.int64)
-    uvz = heatmap_to_image(pred["joint_coord"], pred["inv_trans"], cfg)
-    cam = to_camera(pred["joint_coord"], None, pred["inv_trans"], np.asarray(gt["focal"])[idx],
-                    np.asarray(gt["princpt"])[idx], np.asarray(gt["abs_depth"])[idx], cfg, skeleton=skeleton)
+    codec = HeatmapCodec.from_config(cfg)
+    uvz = codec.heatmap_to_image(pred["joint_coord"], pred["inv_trans"])
+    cam = codec.to_camera(pred["joint_coord"], None, pred["inv_trans"], np.asarray(gt["focal"])[idx],
+                          np.asarray(gt["princpt"])[idx], np.asarray(gt["abs_depth"])[idx], skeleton=skeleton)
     return {**pred, "pred_img": uvz[..., :2], "pred_cam": cam}

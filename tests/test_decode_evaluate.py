@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.decode import (
     decode_heatmaps,
@@ -16,7 +17,6 @@ from internet.decode import (
     hard_argmax_3d,
     merge_flip,
     subvoxel_refine,
-    to_camera,
 )
 from internet.evaluate import (
     SUBSETS,
@@ -31,6 +31,9 @@ from internet.targets import render_gaussian_heatmap
 
 from vendored import INTERHAND_SAMPLE as SAMPLE
 from vendored import OFFICIAL as FIXTURES
+
+PAPER = Config()
+"""The official fixtures' geometry: 256x256 crops, 64x64x64 heatmaps, 400 mm depth ranges."""
 
 
 @pytest.fixture(autouse=True)
@@ -156,12 +159,12 @@ def test_round_trip_target_argmax_evaluate(real):
     tm, gt = real["test_mode"], real["gt"]
     hm = render_gaussian_heatmap(torch.from_numpy(tm["joint_coord"]))
     exact = evaluate_interhand(dict(joint_coord=tm["joint_coord"], rel_root_depth=tm["rel_root_depth"],
-                                    hand_type=tm["hand_type"]), gt)
+                                    hand_type=tm["hand_type"]), gt, cfg=PAPER)
     results, decoded = {}, {}
     for subvoxel in (False, True):
         decoded[subvoxel] = decode_heatmaps(hm, subvoxel=subvoxel).numpy()
         pred = dict(joint_coord=decoded[subvoxel], rel_root_depth=tm["rel_root_depth"], hand_type=tm["hand_type"])
-        results[subvoxel] = evaluate_interhand(pred, gt)
+        results[subvoxel] = evaluate_interhand(pred, gt, cfg=PAPER)
     hard, fine = results[False], results[True]
     valid = tm["joint_valid"] > 0
     np.testing.assert_array_equal(decoded[False][valid], np.clip(np.rint(tm["joint_coord"]), 0, 63)[valid])
@@ -246,9 +249,10 @@ def test_merge_flip_averages_the_two_views_and_mirrors_the_root_bin():
 def test_to_camera_matches_per_joint_official_steps(real):
     tm, gt = real["test_mode"], real["gt"]
     pred = _documented_prediction(real)
-    cam = to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"])
-    rel = to_camera(pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"],
-                    gt["abs_depth"])
+    codec = HeatmapCodec.from_config(PAPER)
+    cam = codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"])
+    rel = codec.to_camera(pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"],
+                          gt["abs_depth"])
     for n in range(3):
         xy = trans_points_2d(pred["joint_coord"][n, :, :2] * 4, tm["inv_trans"][n])
         z = (pred["joint_coord"][n, :, 2] / 64 * 2 - 1) * 200
@@ -261,7 +265,7 @@ def test_to_camera_matches_per_joint_official_steps(real):
                                    atol=1e-6)
         np.testing.assert_allclose(rel[n, :21], cam[n, :21])
     with pytest.raises(ValueError, match="abs_depth"):
-        to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], np.zeros((3, 3)))
+        codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], np.zeros((3, 3)))
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
@@ -270,7 +274,7 @@ def test_evaluate_matches_official_metrics(real):
     pred = _documented_prediction(real)
     gt_before = copy.deepcopy(real["gt"])
     pred_before = copy.deepcopy(pred)
-    result = evaluate_interhand(pred, real["gt"])
+    result = evaluate_interhand(pred, real["gt"], cfg=PAPER)
     assert result.handedness_accuracy == pytest.approx(ref["handedness_accuracy"], abs=1e-9)
     assert result.mrrpe == pytest.approx(ref["mrrpe"], abs=1e-4)
     assert result.mpjpe_all == pytest.approx(ref["mpjpe_all"], abs=0.006)
@@ -286,7 +290,7 @@ def test_evaluate_matches_official_metrics(real):
     for k, v in pred_before.items():
         np.testing.assert_array_equal(pred[k], v)
     # a second call gives the same numbers (the official one would not)
-    assert evaluate_interhand(pred, real["gt"]).to_dict() == result.to_dict()
+    assert evaluate_interhand(pred, real["gt"], cfg=PAPER).to_dict() == result.to_dict()
     table = result.table()
     assert "official protocol" in table and "mmpose" in table and "l_pinky1" in table
     json.dumps(result.to_dict(), allow_nan=False)
@@ -294,11 +298,11 @@ def test_evaluate_matches_official_metrics(real):
 
 def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     pred = _documented_prediction(real)
-    single = evaluate_interhand(_subset(pred, [0, 1]), _subset(real["gt"], [0, 1]))
+    single = evaluate_interhand(_subset(pred, [0, 1]), _subset(real["gt"], [0, 1]), cfg=PAPER)
     assert single.mpjpe_interacting is None and single.mrrpe is None and single.mpjpe_single is not None
     assert any("interacting" in n for n in single.notes)
     assert single.mpjpe_pooled_interacting is None
-    inter = evaluate_interhand(_subset(pred, [2]), _subset(real["gt"], [2]))
+    inter = evaluate_interhand(_subset(pred, [2]), _subset(real["gt"], [2]), cfg=PAPER)
     assert inter.mpjpe_single is None and inter.mpjpe_interacting == pytest.approx(real["metrics"]["mpjpe_interacting"],
                                                                                    abs=0.006)
     for r in (single, inter):
@@ -308,7 +312,7 @@ def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     # a joint without any valid sample is left out of the mean and listed
     gt = copy.deepcopy(real["gt"])
     gt["joint_valid"][:, 0] = 0
-    r = evaluate_interhand(pred, gt)
+    r = evaluate_interhand(pred, gt, cfg=PAPER)
     assert r.excluded_joints["all"] == ["r_thumb4"] and r.per_joint["all"]["r_thumb4"] is None
     others = [v for k, v in r.per_joint["all"].items() if k != "r_thumb4"]
     assert r.mpjpe_all == pytest.approx(np.mean(others), rel=1e-12)
@@ -338,7 +342,7 @@ def _random_eval_case(n: int, seed: int):
 
 def test_loop_and_vectorised_evaluators_agree():
     pred, gt = _random_eval_case(300, seed=3)
-    fast, loop = evaluate_interhand(pred, gt), evaluate_interhand_loop(pred, gt)
+    fast, loop = evaluate_interhand(pred, gt, cfg=PAPER), evaluate_interhand_loop(pred, gt, cfg=PAPER)
     for name in ("handedness_accuracy", "mrrpe", "mpjpe_all", "mpjpe_single", "mpjpe_interacting",
                  "mpjpe_pooled_all", "mpjpe_pooled_single", "mpjpe_pooled_interacting"):
         assert getattr(fast, name) == pytest.approx(getattr(loop, name), abs=1e-6), name
@@ -351,9 +355,9 @@ def test_loop_and_vectorised_evaluators_agree():
 
 def test_pooled_mpjpe_and_handedness_by_hand():
     pred, gt = _random_eval_case(60, seed=4)
-    r = evaluate_interhand(pred, gt)
+    r = evaluate_interhand(pred, gt, cfg=PAPER)
     # pooled = mean over all valid joints (wrists included) = count-weighted mean of the per-joint means
-    loop = evaluate_interhand_loop(pred, gt)
+    loop = evaluate_interhand_loop(pred, gt, cfg=PAPER)
     assert r.mpjpe_pooled_all == pytest.approx(loop.mpjpe_pooled_all, rel=1e-12)
     valid = gt["joint_valid"] > 0
     weights = valid.sum(0)
@@ -361,7 +365,7 @@ def test_pooled_mpjpe_and_handedness_by_hand():
     assert r.mpjpe_pooled_all == pytest.approx((means * weights).sum() / weights.sum(), rel=1e-9)
     # perfect probabilities give accuracy 1 and AP_h 1
     truth = np.array([{"right": [0.9, 0.1], "left": [0.2, 0.8], "interacting": [0.7, 0.6]}[h] for h in gt["hand_type"]])
-    perfect = evaluate_interhand({**pred, "hand_type": truth}, gt)
+    perfect = evaluate_interhand({**pred, "hand_type": truth}, gt, cfg=PAPER)
     assert perfect.handedness_accuracy == 1.0 and perfect.ap_h == 1.0
 
 
@@ -379,15 +383,16 @@ def test_average_precision_matches_its_definition():
 def test_evaluate_rejects_bad_inputs():
     pred, gt = _random_eval_case(5, seed=6)
     with pytest.raises(ValueError, match="'both'"):
-        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])})
+        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])},
+                           cfg=PAPER)
     with pytest.raises(KeyError, match="focal"):
-        evaluate_interhand(pred, {k: v for k, v in gt.items() if k != "focal"})
+        evaluate_interhand(pred, {k: v for k, v in gt.items() if k != "focal"}, cfg=PAPER)
     with pytest.raises(ValueError, match="joint_cam"):
-        evaluate_interhand(pred, {**gt, "joint_cam": gt["joint_cam"][:, :21]})
+        evaluate_interhand(pred, {**gt, "joint_cam": gt["joint_cam"][:, :21]}, cfg=PAPER)
     bad = copy.deepcopy(pred)
     bad["joint_coord"][2, 3, 1] = np.nan
     with pytest.raises(ValueError, match="joint_coord"):
-        evaluate_interhand(bad, gt)
+        evaluate_interhand(bad, gt, cfg=PAPER)
 
 
 def test_evaluate_single_hand_rhd_layout():
@@ -419,7 +424,7 @@ def test_evaluate_single_hand_rhd_layout():
         valid[i, block] = 1
     gt = dict(joint_cam=joint_cam, joint_valid=valid, hand_type=hand_type, focal=focal, princpt=princpt,
               abs_depth=abs_depth, inv_trans=inv_trans)
-    r = evaluate_single_hand(pred, gt, RHD, cfg)
+    r = evaluate_single_hand(pred, gt, RHD, cfg=cfg)
     assert r.mpjpe == pytest.approx(length.mean(), rel=1e-9)
     assert r.per_joint["wrist"] == pytest.approx(0.0, abs=1e-9)
     assert list(r.per_joint)[0] == "wrist" and len(r.per_joint) == 21
@@ -433,4 +438,5 @@ def test_evaluate_single_hand_rhd_layout():
     json.dumps(r.to_dict(), allow_nan=False)
     assert "official protocol" in r.table() and "AUC" in r.table()
     with pytest.raises(ValueError, match="interacting"):
-        evaluate_single_hand(pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD)
+        evaluate_single_hand(pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD,
+                             cfg=cfg)
