@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     from internet.codec import HeatmapCodec
     from internet.config import Config
     from internet.data import AugParams, InterHand26M
-    from internet.decode import decode_heatmaps, flip_mirror_constant, merge_flip
+    from internet.decode import decode_heatmaps, merge_flip
     from internet.evaluate import evaluate_interhand
     from internet.skeleton import INTERHAND
     from internet.targets import render_gaussian_heatmap
@@ -156,8 +156,7 @@ def main(argv=None) -> dict:
             res = score(coords, one, np.asarray(root_bins).reshape(1), merged["hand_type"].cpu().numpy())
             yield ("subvoxel" if sub else "hard_argmax"), res, error_2d(coords, tm["joint_coord"][i:i + 1], one)
 
-    merged = merge_flip(out, out_crop, INTERHAND, hm_width=cfg.output_hm_shape[2], input_width=cfg.input_img_shape[1],
-                        flipped_by="crop", output_root_hm_shape=bins)
+    merged = merge_flip(out, out_crop, INTERHAND, cfg=codec, flipped_by="crop")
     d_f = float(out_crop["rel_root_depth"][0, 0])
     roots = {
         "ours: mirrored about the centre (bins - d_flipped)": float(merged["rel_root_depth"][0, 0]),
@@ -176,7 +175,7 @@ def main(argv=None) -> dict:
             flip["merged_official_metrics (crop flip, c=64)"][f"{dec} / root {root_name}"] = {
                 "mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe}
     # tensor flip (img.flip(-1)): the ideal outputs have x' = 63.75 - x; merging with the wrong constant shifts x
-    c_tensor = flip_mirror_constant(cfg.output_hm_shape[2], cfg.input_img_shape[1], "tensor")
+    c_tensor = codec.flip_mirror_constant("tensor")
     tc = coord[i:i + 1][:, INTERHAND.flip_perm].clone()
     tc[..., 0] = c_tensor - tc[..., 0]
     out_tensor = dict(joint_heatmap=render_gaussian_heatmap(tc, cfg.output_hm_shape, cfg.sigma),
@@ -184,8 +183,7 @@ def main(argv=None) -> dict:
     tensor = {}
     for label, flipped_by in (("right constant 63.75 (flipped_by='tensor')", "tensor"),
                               ("wrong constant 64 (flipped_by='crop')", "crop")):
-        m = merge_flip(out, out_tensor, INTERHAND, hm_width=cfg.output_hm_shape[2],
-                       input_width=cfg.input_img_shape[1], flipped_by=flipped_by, output_root_hm_shape=bins)
+        m = merge_flip(out, out_tensor, INTERHAND, cfg=codec, flipped_by=flipped_by)
         for dec, res, e2d in merged_score(m, m["rel_root_depth"].numpy()):
             tensor[f"{dec} / {label}"] = {"mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe,
                                           "mean_2d_error_px": e2d}

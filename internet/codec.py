@@ -57,7 +57,8 @@ class HeatmapCodec:
     Encode: :meth:`encode_joints` (crop pixels + root-relative depth mm -> heatmap x, y, depth bin, and which joints
     fall inside the depth range), :meth:`encode_root_depth` (left-minus-right root depth mm -> root bin, and whether
     it is inside the range). Decode: :meth:`heatmap_to_crop`, :meth:`depth_bins_to_mm`, :meth:`root_bins_to_mm`,
-    :meth:`heatmap_to_image` (through the crop's ``inv_trans``) and :meth:`to_camera` (the official back-projection).
+    :meth:`heatmap_to_image` (through the crop's ``inv_trans``) and :meth:`to_camera` (the official back-projection);
+    :meth:`flip_mirror_constant` is the flip test's x mirror in heatmap units.
     """
 
     input_img_shape: Tuple[int, int]
@@ -121,6 +122,23 @@ class HeatmapCodec:
         return rel, (rel >= 0) & (rel < bins)
 
     # ------------------------------------------------------------------------------------------------ decode
+    def flip_mirror_constant(self, flipped_by: str = "tensor") -> float:
+        """The constant c of the horizontal mirror x -> c - x in heatmap units between a crop and its flipped version.
+
+        - ``'tensor'``: the flipped input is the crop tensor reversed along x (``img.flip(-1)``): crop pixel i <->
+          W_in - 1 - i, so c = (W_in - 1) / stride with stride = W_in / W_hm (63.75 at 256 -> 64).
+        - ``'crop'``: the flipped input was cropped again from the flipped image with the mirrored centre, as the
+          official augmentation does (``u' = W - u - 1``, ``c_x' = W - c_x - 1``): crop pixel i <-> W_in - i, so
+          c = W_hm (64).
+        """
+        input_width, hm_width = self.input_img_shape[1], self.output_hm_shape[2]
+        stride = input_width / hm_width
+        if flipped_by == "tensor":
+            return (input_width - 1) / stride
+        if flipped_by == "crop":
+            return input_width / stride
+        raise ValueError(f"flipped_by must be 'tensor' or 'crop', got {flipped_by!r}")
+
     def depth_bins_to_mm(self, z_bins):
         """Depth bins -> root-relative depth (mm): ``(z / D * 2 - 1) * (bbox_3d_size / 2)``."""
         return (z_bins / self.output_hm_shape[0] * 2 - 1) * (self.bbox_3d_size / 2)

@@ -7,11 +7,13 @@ Volumes are (D, H, W) = (z, y, x).
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
+from internet.codec import HeatmapCodec
+from internet.config import Config
 from internet.skeleton import INTERHAND, Skeleton
 
 
@@ -80,22 +82,6 @@ def decode_heatmaps(heatmap: torch.Tensor, subvoxel: bool = False) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------------------------------- flip test
-def flip_mirror_constant(hm_width: int = 64, input_width: int = 256, flipped_by: str = "tensor") -> float:
-    """The constant c of the horizontal mirror x -> c - x in heatmap units between a crop and its flipped version.
-
-    - ``'tensor'``: the flipped input is the crop tensor reversed along x (``img.flip(-1)``): crop pixel i <-> 255 - i,
-      so c = (input_width - 1) / stride with stride = input_width / hm_width (63.75 at 256 -> 64).
-    - ``'crop'``: the flipped input was cropped again from the flipped image with the mirrored centre, as the official
-      augmentation does (``u' = W - u - 1``, ``c_x' = W - c_x - 1``): crop pixel i <-> 256 - i, so c = hm_width (64).
-    """
-    stride = input_width / hm_width
-    if flipped_by == "tensor":
-        return (input_width - 1) / stride
-    if flipped_by == "crop":
-        return input_width / stride
-    raise ValueError(f"flipped_by must be 'tensor' or 'crop', got {flipped_by!r}")
-
-
 def _unflip_volume(heatmap: torch.Tensor, mirror: float) -> torch.Tensor:
     """U[..., k] = F[..., mirror - k] along x, linear interpolation between voxels, zero outside."""
     rev = heatmap.flip(-1)  # rev[m] = F[W - 1 - m], so U[k] = rev[k - shift] with shift = mirror - (W - 1)
@@ -122,25 +108,27 @@ def merge_flip(
     outputs: Mapping[str, torch.Tensor],
     outputs_of_flipped_img: Mapping[str, torch.Tensor],
     skeleton: Skeleton = INTERHAND,
-    hm_width: int = 64,
-    input_width: int = 256,
+    *,
+    cfg: Union[Config, HeatmapCodec],
     flipped_by: str = "tensor",
-    output_root_hm_shape: int = 64,
     mode: str = "heatmap",
 ) -> Dict[str, torch.Tensor]:
     """Flip test: bring the prediction for the horizontally flipped crop back to the original crop and average.
 
     Un-flipping swaps the two hand blocks (``skeleton.flip_perm``), mirrors x (x -> c - x, see
-    :func:`flip_mirror_constant`), swaps the [right, left] hand-type bits and mirrors the relative root depth bin about
-    the centre (bin -> output_root_hm_shape - bin: the flip exchanges the hands, so left-minus-right depth changes sign;
-    mmpose negates the bin instead, which is wrong). z is root-relative per hand and unchanged.
+    :meth:`HeatmapCodec.flip_mirror_constant <internet.codec.HeatmapCodec.flip_mirror_constant>`), swaps the
+    [right, left] hand-type bits and mirrors the relative root depth bin about the centre (bin -> R - bin: the flip
+    exchanges the hands, so left-minus-right depth changes sign; mmpose negates the bin instead, which is wrong). z is
+    root-relative per hand and unchanged. ``cfg``: the outputs' geometry (Config or HeatmapCodec), required.
 
     ``mode='heatmap'`` averages the volumes (``joint_heatmap``, decode afterwards); ``mode='coord'`` averages decoded
     coordinates (``joint_coord`` of both dicts). ``hand_type`` probabilities, ``hand_type_logits`` and
     ``rel_root_depth`` are averaged when present in both. Returns a new dict; the inputs are not modified."""
     if mode not in ("heatmap", "coord"):
         raise ValueError(f"mode must be 'heatmap' or 'coord', got {mode!r}")
-    mirror = flip_mirror_constant(hm_width, input_width, flipped_by)
+    codec = HeatmapCodec.from_config(cfg)
+    mirror = codec.flip_mirror_constant(flipped_by)
+    hm_width = codec.output_hm_shape[2]
     perm = torch.as_tensor(skeleton.flip_perm)
     merged: Dict[str, torch.Tensor] = {}
     key = "joint_heatmap" if mode == "heatmap" else "joint_coord"
@@ -164,5 +152,5 @@ def merge_flip(
             merged[name] = (outputs[name] + outputs_of_flipped_img[name].flip(-1)) / 2
     if "rel_root_depth" in outputs and "rel_root_depth" in outputs_of_flipped_img:
         merged["rel_root_depth"] = (outputs["rel_root_depth"]
-                                    + (output_root_hm_shape - outputs_of_flipped_img["rel_root_depth"])) / 2
+                                    + (codec.output_root_hm_shape - outputs_of_flipped_img["rel_root_depth"])) / 2
     return merged

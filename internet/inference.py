@@ -45,8 +45,7 @@ def infer_batch(model: nn.Module, img: torch.Tensor, cfg: Config, skeleton: Skel
                             {"joint_heatmap": out_flip["joint_heatmap"].float(),
                              "rel_root_depth": out_flip["rel_root_depth"].float(),
                              "hand_type": out_flip["hand_type"].float()},
-                            skeleton, hm_width=int(cfg.output_hm_shape[2]), input_width=int(cfg.input_img_shape[1]),
-                            output_root_hm_shape=cfg.output_root_hm_shape)
+                            skeleton, cfg=cfg)
         heatmap, rel_root, hand_type = merged["joint_heatmap"], merged["rel_root_depth"], merged["hand_type"]
     elif cfg.subvoxel:
         heatmap = heatmap.float()  # the refinement reads neighbour values: no bf16 rounding there

@@ -7,6 +7,7 @@ import torch
 
 from internet.codec import HeatmapCodec
 from internet.config import Config
+from internet.decode import merge_flip
 from internet.evaluate import evaluate_interhand, evaluate_interhand_loop, evaluate_single_hand, per_sample_mpjpe
 from internet.skeleton import INTERHAND
 
@@ -47,10 +48,12 @@ def test_the_paper_numbers_and_the_range_rules():
     bins, ok = codec.encode_root_depth(np.array([0.0, 200.0, -200.0]))
     assert bins.tolist() == [32.0, 64.0, 0.0] and ok.tolist() == [True, False, True]
     assert codec.depth_bins_to_mm(np.array([0.0, 32.0, 64.0])).tolist() == [-200.0, 0.0, 200.0]
+    assert (codec.flip_mirror_constant("tensor"), codec.flip_mirror_constant("crop")) == (63.75, 64.0)
     # CPU preset: 16 depth bins over the same 400 mm, 32x32 heatmaps of 128-pixel crops
     cpu = HeatmapCodec.from_config(Config.cpu_demo())
     assert cpu.depth_bins_to_mm(np.array([8.0])).tolist() == [0.0]
     assert cpu.heatmap_to_crop(np.array([[8.0, 8.0, 8.0]])).tolist() == [[32.0, 32.0, 0.0]]
+    assert cpu.flip_mirror_constant("tensor") == 31.75
 
 
 def test_heatmap_to_image_goes_through_inv_trans_and_to_camera_adds_the_root_depths():
@@ -95,6 +98,15 @@ def test_evaluation_and_per_sample_error_need_the_config():
     # the same CPU-preset outputs read with the paper's geometry are other millimetres: why there is no default
     cpu, paper = (per_sample_mpjpe(pred, gt, cfg) for cfg in (Config.cpu_demo(), Config()))
     assert not np.allclose(cpu, paper)
+
+
+def test_flip_merge_needs_the_config():
+    out = {"joint_heatmap": torch.zeros(1, 42, 4, 8, 8), "rel_root_depth": torch.full((1, 1), 5.0)}
+    with pytest.raises(TypeError, match="cfg"):
+        merge_flip(out, out, INTERHAND)
+    cfg = Config(input_img_shape=(32, 32), output_hm_shape=(4, 8, 8), output_root_hm_shape=16)
+    merged = merge_flip(out, out, INTERHAND, cfg=cfg)
+    assert merged["rel_root_depth"].item() == (5.0 + (16 - 5.0)) / 2  # mirrored about the centre of 16 bins
 
 
 def test_predictor_needs_the_config_of_a_module():

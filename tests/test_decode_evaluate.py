@@ -13,7 +13,6 @@ from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.decode import (
     decode_heatmaps,
-    flip_mirror_constant,
     hard_argmax_3d,
     merge_flip,
     subvoxel_refine,
@@ -191,12 +190,20 @@ def test_flip_mirror_constant_matches_the_crop_geometry():
     x = trans_points_2d(u, trans)[:, 0]
     x_f = trans_points_2d(np.stack([120 - 1 - u[:, 0], u[:, 1]], 1), trans_f)[:, 0]
     stride = 4
-    c_crop = flip_mirror_constant(hm_width=16, input_width=64, flipped_by="crop")
+    codec = _geometry(hm_shape=(16, 16, 16), input_width=64)
+    c_crop = codec.flip_mirror_constant(flipped_by="crop")
     np.testing.assert_allclose(x_f / stride, c_crop - x / stride, atol=1e-4)
-    c_tensor = flip_mirror_constant(hm_width=16, input_width=64, flipped_by="tensor")
+    c_tensor = codec.flip_mirror_constant(flipped_by="tensor")
     assert c_tensor * stride == 64 - 1
     with pytest.raises(ValueError, match="flipped_by"):
-        flip_mirror_constant(flipped_by="mirror")
+        codec.flip_mirror_constant(flipped_by="mirror")
+
+
+def _geometry(hm_shape, input_width) -> HeatmapCodec:
+    """A codec of crops input_width wide (and as many heatmap strides high) with the paper's 400 mm and 64 root bins."""
+    stride = input_width // hm_shape[2]
+    return HeatmapCodec(input_img_shape=(hm_shape[1] * stride, input_width), output_hm_shape=hm_shape,
+                        bbox_3d_size=400.0, bbox_3d_size_root=400.0, output_root_hm_shape=64)
 
 
 def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
@@ -204,7 +211,7 @@ def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
     d, h, w = shape
     coord = torch.rand(2, 42, 3, generator=g) * torch.tensor([w - 12.0, h - 12.0, d - 8.0])
     coord += torch.tensor([6.0, 6.0, 4.0])  # away from the borders
-    c = flip_mirror_constant(w, input_width, flipped_by)
+    c = _geometry(shape, input_width).flip_mirror_constant(flipped_by)
     flipped = coord[:, INTERHAND.flip_perm].clone()
     flipped[..., 0] = c - flipped[..., 0]
     root = torch.tensor([[20.0], [45.5]])
@@ -213,7 +220,7 @@ def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
                    rel_root_depth=root, hand_type=probs, hand_type_logits=torch.logit(probs))
     outputs_f = dict(joint_heatmap=render_gaussian_heatmap(flipped, shape), joint_coord=flipped,
                      rel_root_depth=64 - root, hand_type=probs.flip(-1), hand_type_logits=torch.logit(probs).flip(-1))
-    return coord, outputs, outputs_f, dict(hm_width=w, input_width=input_width, flipped_by=flipped_by)
+    return coord, outputs, outputs_f, dict(cfg=_geometry(shape, input_width), flipped_by=flipped_by)
 
 
 @pytest.mark.parametrize("flipped_by", ["crop", "tensor"])
