@@ -52,9 +52,10 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
+    from internet.codec import HeatmapCodec
     from internet.config import Config
     from internet.data import AugParams, InterHand26M
-    from internet.decode import decode_heatmaps, flip_mirror_constant, heatmap_to_image, merge_flip, to_camera
+    from internet.decode import decode_heatmaps, merge_flip
     from internet.evaluate import evaluate_interhand
     from internet.skeleton import INTERHAND
     from internet.targets import render_gaussian_heatmap
@@ -65,6 +66,7 @@ def main(argv=None) -> dict:
     dev = torch.device(args.device)
     t_start = time.perf_counter()
     cfg = Config(data_root=str(C.SAMPLE))
+    codec = HeatmapCodec.from_config(cfg)
     ds = InterHand26M(cfg, "test", "test", cache=False)
     gt = ds.eval_targets()
     tm = dict(np.load(C.FIXTURES / "data_test_mode.npz"))
@@ -82,12 +84,13 @@ def main(argv=None) -> dict:
         return np.concatenate(out)
 
     def score(joint_coord, gt_dict, root=rel_root, probs=hand_type):
-        return evaluate_interhand(dict(joint_coord=joint_coord, rel_root_depth=root, hand_type=probs), gt_dict)
+        return evaluate_interhand(dict(joint_coord=joint_coord, rel_root_depth=root, hand_type=probs), gt_dict,
+                                  cfg=cfg)
 
     def error_2d(joint_coord, exact, gt_dict) -> float:
         """Mean image-pixel distance of the valid joints (root alignment hides a shift common to all joints)."""
-        a = heatmap_to_image(joint_coord, gt_dict["inv_trans"], cfg)[..., :2]
-        b = heatmap_to_image(exact, gt_dict["inv_trans"], cfg)[..., :2]
+        a = codec.heatmap_to_image(joint_coord, gt_dict["inv_trans"])[..., :2]
+        b = codec.heatmap_to_image(exact, gt_dict["inv_trans"])[..., :2]
         return float(np.linalg.norm(a - b, axis=-1)[gt_dict["joint_valid"] > 0].mean())
 
     # 1. the real frames
@@ -107,7 +110,7 @@ def main(argv=None) -> dict:
     jc += g.uniform(-0.5, 0.5, jc.shape)
     jc = np.clip(jc, 1.0, 62.0)  # keep every peak's neighbours inside the volume
     rep = {key: np.repeat(np.asarray(v), k, axis=0) for key, v in gt.items()}
-    rep["joint_cam"] = to_camera(jc, None, rep["inv_trans"], rep["focal"], rep["princpt"], rep["abs_depth"], cfg)
+    rep["joint_cam"] = codec.to_camera(jc, None, rep["inv_trans"], rep["focal"], rep["princpt"], rep["abs_depth"])
     jroot, jprobs = np.repeat(rel_root, k), np.repeat(hand_type, k, axis=0)
     jt = torch.from_numpy(jc.astype(np.float32)).to(dev)
     jittered = {}
@@ -153,8 +156,7 @@ def main(argv=None) -> dict:
             res = score(coords, one, np.asarray(root_bins).reshape(1), merged["hand_type"].cpu().numpy())
             yield ("subvoxel" if sub else "hard_argmax"), res, error_2d(coords, tm["joint_coord"][i:i + 1], one)
 
-    merged = merge_flip(out, out_crop, INTERHAND, hm_width=cfg.output_hm_shape[2], input_width=cfg.input_img_shape[1],
-                        flipped_by="crop", output_root_hm_shape=bins)
+    merged = merge_flip(out, out_crop, INTERHAND, cfg=codec, flipped_by="crop")
     d_f = float(out_crop["rel_root_depth"][0, 0])
     roots = {
         "ours: mirrored about the centre (bins - d_flipped)": float(merged["rel_root_depth"][0, 0]),
@@ -173,7 +175,7 @@ def main(argv=None) -> dict:
             flip["merged_official_metrics (crop flip, c=64)"][f"{dec} / root {root_name}"] = {
                 "mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe}
     # tensor flip (img.flip(-1)): the ideal outputs have x' = 63.75 - x; merging with the wrong constant shifts x
-    c_tensor = flip_mirror_constant(cfg.output_hm_shape[2], cfg.input_img_shape[1], "tensor")
+    c_tensor = codec.flip_mirror_constant("tensor")
     tc = coord[i:i + 1][:, INTERHAND.flip_perm].clone()
     tc[..., 0] = c_tensor - tc[..., 0]
     out_tensor = dict(joint_heatmap=render_gaussian_heatmap(tc, cfg.output_hm_shape, cfg.sigma),
@@ -181,8 +183,7 @@ def main(argv=None) -> dict:
     tensor = {}
     for label, flipped_by in (("right constant 63.75 (flipped_by='tensor')", "tensor"),
                               ("wrong constant 64 (flipped_by='crop')", "crop")):
-        m = merge_flip(out, out_tensor, INTERHAND, hm_width=cfg.output_hm_shape[2],
-                       input_width=cfg.input_img_shape[1], flipped_by=flipped_by, output_root_hm_shape=bins)
+        m = merge_flip(out, out_tensor, INTERHAND, cfg=codec, flipped_by=flipped_by)
         for dec, res, e2d in merged_score(m, m["rel_root_depth"].numpy()):
             tensor[f"{dec} / {label}"] = {"mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe,
                                           "mean_2d_error_px": e2d}

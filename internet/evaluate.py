@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from internet.codec import HeatmapCodec, _as_np
 from internet.config import Config
-from internet.decode import _as_np, to_camera
 from internet.skeleton import INTERHAND, RHD, Skeleton, get_skeleton
 
 HAND_TYPES = ("right", "left", "interacting")
@@ -313,10 +313,11 @@ the CPU cache instead of being ~0.9 GB arrays at the test set's 849,160 samples,
 traffic made the whole-array version several times slower per sample (benchmarks/bench_evaluation.py)."""
 
 
-def _root_aligned_errors(inp: _Inputs, cfg: Config, skeleton: Skeleton, rows: slice = slice(None)) -> np.ndarray:
+def _root_aligned_errors(inp: _Inputs, codec: HeatmapCodec, skeleton: Skeleton, rows: slice = slice(None)
+                         ) -> np.ndarray:
     """Per-joint errors (n, 42) after per-hand root alignment, for the samples ``rows`` (default all)."""
-    pred_cam = to_camera(inp.joint_coord[rows], None, inp.inv_trans[rows], inp.focal[rows], inp.princpt[rows],
-                         inp.abs_depth[rows], cfg, skeleton)
+    pred_cam = codec.to_camera(inp.joint_coord[rows], None, inp.inv_trans[rows], inp.focal[rows], inp.princpt[rows],
+                               inp.abs_depth[rows], skeleton)
     gt_cam = inp.joint_cam[rows].astype(np.float64, copy=False)
     # (pred - pred_root) - (gt - gt_root), regrouped: one difference, then each hand minus its root's difference
     diff = pred_cam - gt_cam
@@ -349,7 +350,7 @@ def _means(total: np.ndarray, cnt: np.ndarray):
 
 # ----------------------------------------------------------------------------------------------------- InterHand
 def evaluate_interhand(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, cfg: Optional[Config] = None,
+    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, *, cfg: Union[Config, HeatmapCodec],
 ) -> EvalResult:
     """The official InterHand2.6M evaluation, vectorised, plus the labelled variants.
 
@@ -357,8 +358,9 @@ def evaluate_interhand(
     probabilities [right, left] (the last two may be None: their metrics are then undefined).
     gt: ``joint_cam`` (N,42,3) mm, ``joint_valid`` (N,42) (root-propagated), ``hand_type`` (N,) 'right' / 'left' /
     'interacting', ``hand_type_valid`` (N,), ``focal`` (N,2), ``princpt`` (N,2), ``abs_depth`` (N,2) [right, left]
-    mm, ``inv_trans`` (N,2,3). Constants (heatmap/input shapes, depth ranges) come from ``cfg`` (default Config())."""
-    cfg = cfg or Config()
+    mm, ``inv_trans`` (N,2,3). ``cfg``: the predictions' geometry (the model's Config, or its
+    :class:`~internet.codec.HeatmapCodec`), required."""
+    codec = HeatmapCodec.from_config(cfg)
     inp = _read_inputs(pred, gt, HAND_TYPES, single_depth=False, keep_dtype=True)
     n = inp.joint_coord.shape[0]
     names = list(skeleton.names)
@@ -375,7 +377,7 @@ def evaluate_interhand(
     mrrpe_sum, mrrpe_count = 0.0, 0
     for start in range(0, n, EVAL_CHUNK):
         rows = slice(start, min(n, start + EVAL_CHUNK))
-        err = _root_aligned_errors(inp, cfg, skeleton, rows)
+        err = _root_aligned_errors(inp, codec, skeleton, rows)
         for subset, member in (("single", single[rows]), ("interacting", inter[rows])):
             total, cnt = _masked_sums(err, valid[rows] & member[:, None])
             sums[subset][0] += total
@@ -383,8 +385,8 @@ def evaluate_interhand(
         m = mrrpe_mask[rows]
         if inp.rel_root_depth is not None and m.any():
             idx = np.flatnonzero(m) + start
-            cam = to_camera(inp.joint_coord[idx], inp.rel_root_depth[idx], inp.inv_trans[idx], inp.focal[idx],
-                            inp.princpt[idx], inp.abs_depth[idx], cfg, skeleton)
+            cam = codec.to_camera(inp.joint_coord[idx], inp.rel_root_depth[idx], inp.inv_trans[idx],
+                                  inp.focal[idx], inp.princpt[idx], inp.abs_depth[idx], skeleton)
             pred_rel = cam[:, l_root] - cam[:, r_root]
             gt_roots = inp.joint_cam[idx][:, [r_root, l_root]].astype(np.float64)
             gt_rel = gt_roots[:, 1] - gt_roots[:, 0]
@@ -445,16 +447,15 @@ def evaluate_interhand(
 
 
 def evaluate_interhand_loop(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, cfg: Optional[Config] = None,
+    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, *, cfg: Union[Config, HeatmapCodec],
 ) -> EvalResult:
     """The same official numbers as :func:`evaluate_interhand`, computed sample by sample in plain Python, following
     the official loop step by step (the reference for tests and for the speed benchmark). Pooled variants included;
-    AP_h is shared with the vectorised path (it is not a per-sample statistic)."""
-    cfg = cfg or Config()
+    AP_h is shared with the vectorised path (it is not a per-sample statistic); so are the heatmap -> crop pixel
+    and bin -> mm conversions (``cfg``'s :class:`~internet.codec.HeatmapCodec`, required)."""
+    codec = HeatmapCodec.from_config(cfg)
     inp = _read_inputs(pred, gt, HAND_TYPES, single_depth=False)
     n = inp.joint_coord.shape[0]
-    depth, height, width = cfg.output_hm_shape
-    in_h, in_w = cfg.input_img_shape
     jt = {h: list(skeleton.joint_type[h]) for h in ("right", "left")}
     rr, lr = skeleton.root_idx["right"], skeleton.root_idx["left"]
     mpjpe_sh: List[List[float]] = [[] for _ in range(42)]
@@ -469,17 +470,16 @@ def evaluate_interhand_loop(
         htype = HAND_TYPES[inp.codes[i]]
         f, c, t = inp.focal[i], inp.princpt[i], inp.inv_trans[i]
         img = []
+        crop = codec.heatmap_to_crop(inp.joint_coord[i])  # (42, 3): crop pixels, root-relative mm
         for j in range(42):
-            x = inp.joint_coord[i, j, 0] / width * in_w
-            y = inp.joint_coord[i, j, 1] / height * in_h
+            x, y, z = crop[j]
             u = t[0, 0] * x + t[0, 1] * y + t[0, 2]
             v = t[1, 0] * x + t[1, 1] * y + t[1, 2]
-            z = (inp.joint_coord[i, j, 2] / depth * 2 - 1) * (cfg.bbox_3d_size / 2)
             img.append([u, v, z])
         valid = inp.joint_valid[i]
         gt_cam = [list(map(float, p)) for p in inp.joint_cam[i]]
         if htype == "interacting" and valid[lr] and valid[rr] and inp.rel_root_depth is not None:
-            rel = (inp.rel_root_depth[i] / cfg.output_root_hm_shape * 2 - 1) * (cfg.bbox_3d_size_root / 2)
+            rel = codec.root_bins_to_mm(inp.rel_root_depth[i])[0]
             left = p2c(img[lr][0], img[lr][1], img[lr][2] + inp.abs_depth[i, 0] + rel, f, c)
             right = p2c(img[rr][0], img[rr][1], img[rr][2] + inp.abs_depth[i, 0], f, c)
             d = [(left[k] - right[k]) - (gt_cam[lr][k] - gt_cam[rr][k]) for k in range(3)]
@@ -534,9 +534,30 @@ def evaluate_interhand_loop(
     )
 
 
+# ----------------------------------------------------------------------------------------------------- per sample
+def per_sample_mpjpe(pred: Mapping, gt: Mapping, cfg: Union[Config, HeatmapCodec],
+                     skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """(N,) mean root-aligned joint error (mm) of each sample over its valid joints, wrists included as in the
+    official averages (NaN for a sample without valid joints). ``pred`` in heatmap space (``joint_coord``); ``gt``
+    from ``eval_targets()``, rows matching ``pred`` (select them with ``pred['index']`` first if needed); ``cfg``: the
+    predictions' geometry (Config or HeatmapCodec), required."""
+    codec = HeatmapCodec.from_config(cfg)
+    coord = np.asarray(pred["joint_coord"], dtype=np.float64)
+    cam = codec.to_camera(coord, None, gt["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"], skeleton)
+    root_of = np.empty(skeleton.joint_num, dtype=np.int64)
+    for h in ("right", "left"):
+        root_of[skeleton.joint_type[h]] = skeleton.root_idx[h]
+    gt_cam = np.asarray(gt["joint_cam"], dtype=np.float64)
+    err = np.linalg.norm((cam - cam[:, root_of]) - (gt_cam - gt_cam[:, root_of]), axis=-1)
+    valid = np.asarray(gt["joint_valid"]) > 0
+    cnt = valid.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.where(cnt > 0, np.where(valid, err, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+
+
 # ----------------------------------------------------------------------------------------------------- RHD / STB
 def evaluate_single_hand(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = RHD, cfg: Optional[Config] = None,
+    pred: Mapping, gt: Mapping, skeleton: Skeleton = RHD, *, cfg: Union[Config, HeatmapCodec],
     pck_thresholds: Sequence[float] = PCK_THRESHOLDS_MM,
 ) -> SingleHandEvalResult:
     """The official RHD/STB evaluation (both hands root-aligned with one absolute depth, then only the GT hand's 21
@@ -546,12 +567,12 @@ def evaluate_single_hand(
     pred: ``joint_coord`` (N,42,3) heatmap space, ``hand_type`` (N,2) [right, left] probabilities (optional).
     gt: ``joint_cam`` (N,42,3), ``joint_valid`` (N,42), ``hand_type`` (N,) 'right'/'left', ``focal``, ``princpt``
     (N,2), ``abs_depth`` (N,) (or (N,2) [right, left]), ``inv_trans`` (N,2,3). Hand blocks and roots come from
-    ``skeleton`` (RHD/STB: left first)."""
-    cfg = cfg or Config()
+    ``skeleton`` (RHD/STB: left first). ``cfg``: the predictions' geometry (Config or HeatmapCodec), required."""
+    codec = HeatmapCodec.from_config(cfg)
     inp = _read_inputs(pred, gt, ("right", "left"), single_depth=True)
     n = inp.joint_coord.shape[0]
     notes: List[str] = []
-    err42 = _root_aligned_errors(inp, cfg, skeleton)
+    err42 = _root_aligned_errors(inp, codec, skeleton)
     blocks = np.stack([skeleton.joint_type["right"], skeleton.joint_type["left"]])  # (2, 21)
     take = blocks[inp.codes]  # (N, 21): the GT hand's joints
     err = np.take_along_axis(err42, take, axis=1)

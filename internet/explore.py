@@ -1,11 +1,10 @@
-"""Statistics of a data set for the exploration notebook, and the mean-pose baseline.
+"""Statistics of a data set for the exploration notebook.
 
 Everything is computed from the compact annotation index (:mod:`internet.data.index`) with vectorised numpy, so it
 scales to the full release: counts by split / subset / hand type, per-joint validity, box statistics and the camera
 rig of a capture. RHD and STB (single-hand, no camera rig) go through :func:`load_splits`, :func:`dataset_arrays`
 and :func:`dataset_count_table`, whose arrays the same validity and box functions accept.
-:func:`mean_pose_baseline` scores the trivial predictor "the training set's mean root-relative pose of each hand"
-with the official protocol of the data set, a floor that a trained model must beat.
+The mean-pose baseline is in :mod:`internet.baselines`, the per-sample error in :mod:`internet.evaluate`.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
-from internet.evaluate import EvalResult, SingleHandEvalResult, evaluate_interhand, evaluate_single_hand
+from internet.evaluate import EvalResult, SingleHandEvalResult
 from internet.skeleton import INTERHAND, Skeleton
 
 
@@ -274,99 +273,6 @@ def bbox_figure(stats: Dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-# ------------------------------------------------------------------------------------------------ baseline
-def mean_root_relative_pose(gt: Dict[str, np.ndarray], skeleton: Skeleton = INTERHAND) -> np.ndarray:
-    """(42, 3) mean root-relative camera coordinates (mm) of each hand over the samples where the joint and its
-    root are valid (zero where never valid). ``gt`` as from ``dataset.eval_targets()``."""
-    cam = np.asarray(gt["joint_cam"], dtype=np.float64)
-    valid = np.asarray(gt["joint_valid"]) > 0
-    mean = np.zeros((skeleton.joint_num, 3))
-    for hand in ("right", "left"):
-        jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
-        ok = valid[:, jt] & valid[:, root:root + 1]
-        rel = cam[:, jt] - cam[:, root:root + 1]
-        cnt = ok.sum(axis=0)
-        mean[jt] = np.where(cnt[:, None] > 0, np.where(ok[..., None], rel, 0).sum(0) / np.maximum(cnt, 1)[:, None], 0)
-    return mean
-
-
-def mean_pose_predictions(
-    train_gt: Dict[str, np.ndarray], test_gt: Dict[str, np.ndarray], cfg: Config, skeleton: Skeleton = INTERHAND,
-) -> Dict[str, np.ndarray]:
-    """Heatmap-space predictions (the evaluation's input format) of the mean-pose predictor.
-
-    Each test hand is the training set's mean root-relative pose placed at the GT root's pixel position and the
-    evaluation's root depth (``abs_depth``): after the official back-projection and root alignment its error is
-    exactly |mean pose - GT pose| per joint. Relative root depth: the training mean over interacting samples with both
-    roots valid; hand type: the training frequency of each hand being present.
-    """
-    mean = mean_root_relative_pose(train_gt, skeleton)
-    cam = np.asarray(test_gt["joint_cam"], dtype=np.float64)
-    focal = np.asarray(test_gt["focal"], dtype=np.float64)
-    princpt = np.asarray(test_gt["princpt"], dtype=np.float64)
-    abs_depth = np.asarray(test_gt["abs_depth"], dtype=np.float64).reshape(len(cam), -1)
-    if abs_depth.shape[1] == 1:
-        abs_depth = np.repeat(abs_depth, 2, axis=1)
-    inv_trans = np.asarray(test_gt["inv_trans"], dtype=np.float64)
-    n = len(cam)
-    pred_cam = np.zeros((n, skeleton.joint_num, 3))
-    for h, hand in enumerate(("right", "left")):
-        jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
-        z_root = abs_depth[:, h]
-        z_gt = cam[:, root, 2]
-        # the GT root's pixel; a hand without a valid root is masked in the evaluation, any finite place will do
-        usable = np.isfinite(cam[:, root]).all(axis=1) & (np.abs(z_gt) > 1e-6)
-        uv = np.where(usable[:, None], cam[:, root, :2] / np.where(usable, z_gt, 1.0)[:, None], 0.0)
-        root_cam = np.concatenate([uv * z_root[:, None], z_root[:, None]], axis=1)
-        pred_cam[:, jt] = root_cam[:, None, :] + mean[jt][None]
-    # camera -> pixels -> crop pixels -> heatmap; z -> root-relative bins
-    z = pred_cam[..., 2]
-    safe_z = np.where(np.abs(z) > 1e-6, z, 1e-6)
-    uv = pred_cam[..., :2] / safe_z[..., None] * focal[:, None] + princpt[:, None]
-    full = np.concatenate([inv_trans, np.tile(np.array([[[0.0, 0.0, 1.0]]]), (n, 1, 1))], axis=1)
-    trans = np.linalg.inv(full)[:, :2]  # image -> crop
-    crop = np.einsum("nij,nkj->nki", trans[:, :, :2], uv) + trans[:, None, :, 2]
-    depth, hm_h, hm_w = (int(v) for v in cfg.output_hm_shape)
-    in_h, in_w = (int(v) for v in cfg.input_img_shape)
-    coord = np.zeros((n, skeleton.joint_num, 3))
-    coord[..., 0] = crop[..., 0] * hm_w / in_w
-    coord[..., 1] = crop[..., 1] * hm_h / in_h
-    z_rel = mean[:, 2][None].repeat(n, 0)
-    coord[..., 2] = (z_rel / (cfg.bbox_3d_size / 2) + 1) / 2 * depth
-
-    # relative root depth and hand type from the training set
-    train_cam = np.asarray(train_gt["joint_cam"], dtype=np.float64)
-    train_valid = np.asarray(train_gt["joint_valid"]) > 0
-    train_types = np.asarray(train_gt["hand_type"])
-    r, l = skeleton.root_idx["right"], skeleton.root_idx["left"]
-    inter = (train_types == "interacting") & train_valid[:, r] & train_valid[:, l]
-    rel_mm = float(np.mean(train_cam[inter, l, 2] - train_cam[inter, r, 2])) if inter.any() else 0.0
-    rel_bin = (rel_mm / (cfg.bbox_3d_size_root / 2) + 1) / 2 * cfg.output_root_hm_shape
-    present = np.array([np.mean(np.isin(train_types, ("right", "interacting"))),
-                        np.mean(np.isin(train_types, ("left", "interacting")))]) if len(train_types) else np.full(2, .5)
-    return {"joint_coord": coord, "rel_root_depth": np.full(n, rel_bin), "hand_type": np.tile(present, (n, 1))}
-
-
-def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None,
-                       ) -> Union[EvalResult, SingleHandEvalResult]:
-    """The official-protocol metrics of always predicting the training set's mean root-relative pose per hand.
-
-    ``train_set``, ``test_set``: data sets with ``eval_targets()`` (InterHand26M, RHD or STB); the test set's config
-    gives the heatmap/crop constants and its ``trans_test`` the root depths. RHD/STB test sets are scored with
-    :func:`~internet.evaluate.evaluate_single_hand` (a :class:`SingleHandEvalResult`), InterHand2.6M with
-    :func:`~internet.evaluate.evaluate_interhand`."""
-    for name, ds in (("train_set", train_set), ("test_set", test_set)):
-        if not hasattr(ds, "eval_targets"):
-            raise TypeError(f"{name} must have eval_targets() (an InterHand26M, RHD or STB data set), got "
-                            f"{type(ds).__name__}")
-    skeleton = skeleton or getattr(test_set, "skeleton", INTERHAND)
-    cfg = getattr(test_set, "cfg", None) or Config()
-    test_gt = test_set.eval_targets()
-    pred = mean_pose_predictions(train_set.eval_targets(), test_gt, cfg, skeleton)
-    evaluate = evaluate_single_hand if isinstance(test_set, SingleHandDataset) else evaluate_interhand
-    return evaluate(pred, test_gt, skeleton=skeleton, cfg=cfg)
-
-
 # ------------------------------------------------------------------------------------------------ per sample
 def gt_joint_img(gt: Dict[str, np.ndarray]) -> np.ndarray:
     """(N, 42, 2) pixel coordinates of the GT joints (projection of ``joint_cam`` with focal/princpt)."""
@@ -375,26 +281,6 @@ def gt_joint_img(gt: Dict[str, np.ndarray]) -> np.ndarray:
     z = np.where(np.abs(z) > 1e-8, z, 1e-8)
     return cam[..., :2] / z * np.asarray(gt["focal"], dtype=np.float64)[:, None] + \
         np.asarray(gt["princpt"], dtype=np.float64)[:, None]
-
-
-def per_sample_mpjpe(pred: Dict[str, np.ndarray], gt: Dict[str, np.ndarray], cfg: Config,
-                     skeleton: Skeleton = INTERHAND) -> np.ndarray:
-    """(N,) mean root-aligned joint error (mm) of each sample over its valid joints, wrists included as in the
-    official averages (NaN for a sample without valid joints). ``pred`` in heatmap space (``joint_coord``); ``gt``
-    from ``eval_targets()``, rows matching ``pred`` (select them with ``pred['index']`` first if needed)."""
-    from internet.decode import to_camera
-
-    coord = np.asarray(pred["joint_coord"], dtype=np.float64)
-    cam = to_camera(coord, None, gt["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"], cfg, skeleton)
-    root_of = np.empty(skeleton.joint_num, dtype=np.int64)
-    for h in ("right", "left"):
-        root_of[skeleton.joint_type[h]] = skeleton.root_idx[h]
-    gt_cam = np.asarray(gt["joint_cam"], dtype=np.float64)
-    err = np.linalg.norm((cam - cam[:, root_of]) - (gt_cam - gt_cam[:, root_of]), axis=-1)
-    valid = np.asarray(gt["joint_valid"]) > 0
-    cnt = valid.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        return np.where(cnt > 0, np.where(valid, err, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
 
 
 def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.ndarray]:

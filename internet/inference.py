@@ -17,8 +17,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.decode import decode_heatmaps, heatmap_to_image, merge_flip, to_camera
+from internet.decode import decode_heatmaps, merge_flip
 from internet.device import autocast
 from internet.skeleton import INTERHAND, Skeleton
 
@@ -44,8 +45,7 @@ def infer_batch(model: nn.Module, img: torch.Tensor, cfg: Config, skeleton: Skel
                             {"joint_heatmap": out_flip["joint_heatmap"].float(),
                              "rel_root_depth": out_flip["rel_root_depth"].float(),
                              "hand_type": out_flip["hand_type"].float()},
-                            skeleton, hm_width=int(cfg.output_hm_shape[2]), input_width=int(cfg.input_img_shape[1]),
-                            output_root_hm_shape=cfg.output_root_hm_shape)
+                            skeleton, cfg=cfg)
         heatmap, rel_root, hand_type = merged["joint_heatmap"], merged["rel_root_depth"], merged["hand_type"]
     elif cfg.subvoxel:
         heatmap = heatmap.float()  # the refinement reads neighbour values: no bf16 rounding there
@@ -155,7 +155,8 @@ def place_predictions(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarra
     mm, placed with the evaluation's root depths (``abs_depth`` of ``gt``, the whole split's
     ``dataset.eval_targets()``, rows picked by ``pred['index']``), as the official evaluation does."""
     idx = np.asarray(pred["index"], dtype=np.int64)
-    uvz = heatmap_to_image(pred["joint_coord"], pred["inv_trans"], cfg)
-    cam = to_camera(pred["joint_coord"], None, pred["inv_trans"], np.asarray(gt["focal"])[idx],
-                    np.asarray(gt["princpt"])[idx], np.asarray(gt["abs_depth"])[idx], cfg, skeleton=skeleton)
+    codec = HeatmapCodec.from_config(cfg)
+    uvz = codec.heatmap_to_image(pred["joint_coord"], pred["inv_trans"])
+    cam = codec.to_camera(pred["joint_coord"], None, pred["inv_trans"], np.asarray(gt["focal"])[idx],
+                          np.asarray(gt["princpt"])[idx], np.asarray(gt["abs_depth"])[idx], skeleton=skeleton)
     return {**pred, "pred_img": uvz[..., :2], "pred_cam": cam}

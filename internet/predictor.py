@@ -27,7 +27,7 @@ from torch import nn
 from internet.config import Config
 from internet.data.allocator import retain_freed_memory
 from internet.data.io import DataFileError, read_image
-from internet.decode import heatmap_to_image, rel_root_depth_to_mm
+from internet.codec import HeatmapCodec
 from internet.device import choose_device
 from internet.geometry import check_box, generate_patch_image, process_bbox  # check_box: also notebook 05's
 from internet.inference import infer_batch
@@ -71,13 +71,19 @@ class Predictor:
         """model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
         ``snapshot_N.pth.tar``), built by :func:`internet.model.load.load_model`: its saved config (or, for an
         official snapshot, its keys) decides the backbone and shapes, and ``self.cfg`` is updated to match;
-        cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...),
-        default ``Config()`` (the paper's); device: 'cpu', 'cuda', 'auto' (default: cfg.device). With
+        cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...).
+        Required with a module (nothing else knows its geometry: a CPU-preset model read with the paper's would
+        give wrong millimetres); optional with a checkpoint path, which carries its own shapes: then the test
+        options are ``Config()``'s and the shapes the checkpoint's (an official snapshot, which has no config, is the
+        paper's network). device: 'cpu', 'cuda', 'auto' (default: cfg.device). With
         ``cfg.retain_freed_memory`` (the default) this process keeps its freed C-heap memory (glibc), which makes CPU
         forwards faster (the paper model's about 20%: benchmarks/RESULTS.md section 6)."""
-        self.cfg = cfg if cfg is not None else Config()
-        if not isinstance(self.cfg, Config):
-            raise TypeError(f"cfg must be an internet.Config, got {type(self.cfg).__name__}")
+        if cfg is None and isinstance(model_or_checkpoint, (str, Path)):
+            cfg = Config()  # only the test options: load_model below takes the shapes from the checkpoint
+        if not isinstance(cfg, Config):
+            raise TypeError("cfg must be an internet.Config (the model's geometry: required with a module, optional "
+                            f"with a checkpoint path), got {type(cfg).__name__}")
+        self.cfg = cfg
         self.device = choose_device(device if device is not None else self.cfg.device)
         if self.cfg.retain_freed_memory:
             retain_freed_memory()  # the forward's buffers are reused, not page-faulted in on every call
@@ -154,8 +160,9 @@ class Predictor:
         box, patch, inv_trans = self.crop(img, box_in)
         out = self.infer(patch)
         coord = out["joint_coord"][0]
-        uvz = heatmap_to_image(coord[None], inv_trans[None], self.cfg)[0]
-        rel_root_mm = float(rel_root_depth_to_mm(out["rel_root_depth"], self.cfg)[0])
+        codec = HeatmapCodec.from_config(self.cfg)
+        uvz = codec.heatmap_to_image(coord[None], inv_trans[None])[0]
+        rel_root_mm = float(codec.root_bins_to_mm(out["rel_root_depth"])[0])
         hand_type = out["hand_type"][0]
         present = hand_type > 0.5
 

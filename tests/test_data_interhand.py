@@ -166,7 +166,7 @@ def test_eval_targets_reproduce_the_official_metrics(tmp_path):
     probs = {"right": [0.9, 0.3], "left": [0.6, 0.7], "interacting": [0.8, 0.9]}
     pred = {"joint_coord": ref["joint_coord"] + offset, "rel_root_depth": ref["rel_root_depth"][:, 0] + 2.0,
             "hand_type": np.array([probs[t] for t in gt["hand_type"]])}
-    got = evaluate_interhand(pred, gt).to_dict()["official_protocol"]
+    got = evaluate_interhand(pred, gt, cfg=ds.cfg).to_dict()["official_protocol"]
     assert got["handedness_accuracy"] == pytest.approx(expect["handedness_accuracy"])
     assert got["mrrpe"] == pytest.approx(expect["mrrpe"], abs=1e-3)
     for key in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting"):

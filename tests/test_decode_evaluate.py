@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.decode import (
     decode_heatmaps,
-    flip_mirror_constant,
     hard_argmax_3d,
     merge_flip,
     subvoxel_refine,
-    to_camera,
 )
 from internet.evaluate import (
     SUBSETS,
@@ -30,6 +29,9 @@ from internet.targets import render_gaussian_heatmap
 
 from vendored import INTERHAND_SAMPLE as SAMPLE
 from vendored import OFFICIAL as FIXTURES
+
+PAPER = Config()
+"""The official fixtures' geometry: 256x256 crops, 64x64x64 heatmaps, 400 mm depth ranges."""
 
 
 @pytest.fixture(autouse=True)
@@ -155,12 +157,12 @@ def test_round_trip_target_argmax_evaluate(real):
     tm, gt = real["test_mode"], real["gt"]
     hm = render_gaussian_heatmap(torch.from_numpy(tm["joint_coord"]))
     exact = evaluate_interhand(dict(joint_coord=tm["joint_coord"], rel_root_depth=tm["rel_root_depth"],
-                                    hand_type=tm["hand_type"]), gt)
+                                    hand_type=tm["hand_type"]), gt, cfg=PAPER)
     results, decoded = {}, {}
     for subvoxel in (False, True):
         decoded[subvoxel] = decode_heatmaps(hm, subvoxel=subvoxel).numpy()
         pred = dict(joint_coord=decoded[subvoxel], rel_root_depth=tm["rel_root_depth"], hand_type=tm["hand_type"])
-        results[subvoxel] = evaluate_interhand(pred, gt)
+        results[subvoxel] = evaluate_interhand(pred, gt, cfg=PAPER)
     hard, fine = results[False], results[True]
     valid = tm["joint_valid"] > 0
     np.testing.assert_array_equal(decoded[False][valid], np.clip(np.rint(tm["joint_coord"]), 0, 63)[valid])
@@ -187,12 +189,20 @@ def test_flip_mirror_constant_matches_the_crop_geometry():
     x = trans_points_2d(u, trans)[:, 0]
     x_f = trans_points_2d(np.stack([120 - 1 - u[:, 0], u[:, 1]], 1), trans_f)[:, 0]
     stride = 4
-    c_crop = flip_mirror_constant(hm_width=16, input_width=64, flipped_by="crop")
+    codec = _geometry(hm_shape=(16, 16, 16), input_width=64)
+    c_crop = codec.flip_mirror_constant(flipped_by="crop")
     np.testing.assert_allclose(x_f / stride, c_crop - x / stride, atol=1e-4)
-    c_tensor = flip_mirror_constant(hm_width=16, input_width=64, flipped_by="tensor")
+    c_tensor = codec.flip_mirror_constant(flipped_by="tensor")
     assert c_tensor * stride == 64 - 1
     with pytest.raises(ValueError, match="flipped_by"):
-        flip_mirror_constant(flipped_by="mirror")
+        codec.flip_mirror_constant(flipped_by="mirror")
+
+
+def _geometry(hm_shape, input_width) -> HeatmapCodec:
+    """A codec of crops input_width wide (and as many heatmap strides high) with the paper's 400 mm and 64 root bins."""
+    stride = input_width // hm_shape[2]
+    return HeatmapCodec(input_img_shape=(hm_shape[1] * stride, input_width), output_hm_shape=hm_shape,
+                        bbox_3d_size=400.0, bbox_3d_size_root=400.0, output_root_hm_shape=64)
 
 
 def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
@@ -200,7 +210,7 @@ def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
     d, h, w = shape
     coord = torch.rand(2, 42, 3, generator=g) * torch.tensor([w - 12.0, h - 12.0, d - 8.0])
     coord += torch.tensor([6.0, 6.0, 4.0])  # away from the borders
-    c = flip_mirror_constant(w, input_width, flipped_by)
+    c = _geometry(shape, input_width).flip_mirror_constant(flipped_by)
     flipped = coord[:, INTERHAND.flip_perm].clone()
     flipped[..., 0] = c - flipped[..., 0]
     root = torch.tensor([[20.0], [45.5]])
@@ -209,7 +219,7 @@ def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
                    rel_root_depth=root, hand_type=probs, hand_type_logits=torch.logit(probs))
     outputs_f = dict(joint_heatmap=render_gaussian_heatmap(flipped, shape), joint_coord=flipped,
                      rel_root_depth=64 - root, hand_type=probs.flip(-1), hand_type_logits=torch.logit(probs).flip(-1))
-    return coord, outputs, outputs_f, dict(hm_width=w, input_width=input_width, flipped_by=flipped_by)
+    return coord, outputs, outputs_f, dict(cfg=_geometry(shape, input_width), flipped_by=flipped_by)
 
 
 @pytest.mark.parametrize("flipped_by", ["crop", "tensor"])
@@ -245,9 +255,10 @@ def test_merge_flip_averages_the_two_views_and_mirrors_the_root_bin():
 def test_to_camera_matches_per_joint_official_steps(real):
     tm, gt = real["test_mode"], real["gt"]
     pred = _documented_prediction(real)
-    cam = to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"])
-    rel = to_camera(pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"],
-                    gt["abs_depth"])
+    codec = HeatmapCodec.from_config(PAPER)
+    cam = codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"])
+    rel = codec.to_camera(pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"],
+                          gt["abs_depth"])
     for n in range(3):
         xy = trans_points_2d(pred["joint_coord"][n, :, :2] * 4, tm["inv_trans"][n])
         z = (pred["joint_coord"][n, :, 2] / 64 * 2 - 1) * 200
@@ -260,7 +271,7 @@ def test_to_camera_matches_per_joint_official_steps(real):
                                    atol=1e-6)
         np.testing.assert_allclose(rel[n, :21], cam[n, :21])
     with pytest.raises(ValueError, match="abs_depth"):
-        to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], np.zeros((3, 3)))
+        codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], np.zeros((3, 3)))
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
@@ -269,7 +280,7 @@ def test_evaluate_matches_official_metrics(real):
     pred = _documented_prediction(real)
     gt_before = copy.deepcopy(real["gt"])
     pred_before = copy.deepcopy(pred)
-    result = evaluate_interhand(pred, real["gt"])
+    result = evaluate_interhand(pred, real["gt"], cfg=PAPER)
     assert result.handedness_accuracy == pytest.approx(ref["handedness_accuracy"], abs=1e-9)
     assert result.mrrpe == pytest.approx(ref["mrrpe"], abs=1e-4)
     assert result.mpjpe_all == pytest.approx(ref["mpjpe_all"], abs=0.006)
@@ -285,7 +296,7 @@ def test_evaluate_matches_official_metrics(real):
     for k, v in pred_before.items():
         np.testing.assert_array_equal(pred[k], v)
     # a second call gives the same numbers (the official one would not)
-    assert evaluate_interhand(pred, real["gt"]).to_dict() == result.to_dict()
+    assert evaluate_interhand(pred, real["gt"], cfg=PAPER).to_dict() == result.to_dict()
     table = result.table()
     assert "official protocol" in table and "mmpose" in table and "l_pinky1" in table
     json.dumps(result.to_dict(), allow_nan=False)
@@ -293,11 +304,11 @@ def test_evaluate_matches_official_metrics(real):
 
 def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     pred = _documented_prediction(real)
-    single = evaluate_interhand(_subset(pred, [0, 1]), _subset(real["gt"], [0, 1]))
+    single = evaluate_interhand(_subset(pred, [0, 1]), _subset(real["gt"], [0, 1]), cfg=PAPER)
     assert single.mpjpe_interacting is None and single.mrrpe is None and single.mpjpe_single is not None
     assert any("interacting" in n for n in single.notes)
     assert single.mpjpe_pooled_interacting is None
-    inter = evaluate_interhand(_subset(pred, [2]), _subset(real["gt"], [2]))
+    inter = evaluate_interhand(_subset(pred, [2]), _subset(real["gt"], [2]), cfg=PAPER)
     assert inter.mpjpe_single is None and inter.mpjpe_interacting == pytest.approx(real["metrics"]["mpjpe_interacting"],
                                                                                    abs=0.006)
     for r in (single, inter):
@@ -307,7 +318,7 @@ def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     # a joint without any valid sample is left out of the mean and listed
     gt = copy.deepcopy(real["gt"])
     gt["joint_valid"][:, 0] = 0
-    r = evaluate_interhand(pred, gt)
+    r = evaluate_interhand(pred, gt, cfg=PAPER)
     assert r.excluded_joints["all"] == ["r_thumb4"] and r.per_joint["all"]["r_thumb4"] is None
     others = [v for k, v in r.per_joint["all"].items() if k != "r_thumb4"]
     assert r.mpjpe_all == pytest.approx(np.mean(others), rel=1e-12)
@@ -337,7 +348,7 @@ def _random_eval_case(n: int, seed: int):
 
 def test_loop_and_vectorised_evaluators_agree():
     pred, gt = _random_eval_case(300, seed=3)
-    fast, loop = evaluate_interhand(pred, gt), evaluate_interhand_loop(pred, gt)
+    fast, loop = evaluate_interhand(pred, gt, cfg=PAPER), evaluate_interhand_loop(pred, gt, cfg=PAPER)
     for name in ("handedness_accuracy", "mrrpe", "mpjpe_all", "mpjpe_single", "mpjpe_interacting",
                  "mpjpe_pooled_all", "mpjpe_pooled_single", "mpjpe_pooled_interacting"):
         assert getattr(fast, name) == pytest.approx(getattr(loop, name), abs=1e-6), name
@@ -350,9 +361,9 @@ def test_loop_and_vectorised_evaluators_agree():
 
 def test_pooled_mpjpe_and_handedness_by_hand():
     pred, gt = _random_eval_case(60, seed=4)
-    r = evaluate_interhand(pred, gt)
+    r = evaluate_interhand(pred, gt, cfg=PAPER)
     # pooled = mean over all valid joints (wrists included) = count-weighted mean of the per-joint means
-    loop = evaluate_interhand_loop(pred, gt)
+    loop = evaluate_interhand_loop(pred, gt, cfg=PAPER)
     assert r.mpjpe_pooled_all == pytest.approx(loop.mpjpe_pooled_all, rel=1e-12)
     valid = gt["joint_valid"] > 0
     weights = valid.sum(0)
@@ -360,7 +371,7 @@ def test_pooled_mpjpe_and_handedness_by_hand():
     assert r.mpjpe_pooled_all == pytest.approx((means * weights).sum() / weights.sum(), rel=1e-9)
     # perfect probabilities give accuracy 1 and AP_h 1
     truth = np.array([{"right": [0.9, 0.1], "left": [0.2, 0.8], "interacting": [0.7, 0.6]}[h] for h in gt["hand_type"]])
-    perfect = evaluate_interhand({**pred, "hand_type": truth}, gt)
+    perfect = evaluate_interhand({**pred, "hand_type": truth}, gt, cfg=PAPER)
     assert perfect.handedness_accuracy == 1.0 and perfect.ap_h == 1.0
 
 
@@ -378,15 +389,16 @@ def test_average_precision_matches_its_definition():
 def test_evaluate_rejects_bad_inputs():
     pred, gt = _random_eval_case(5, seed=6)
     with pytest.raises(ValueError, match="'both'"):
-        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])})
+        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])},
+                           cfg=PAPER)
     with pytest.raises(KeyError, match="focal"):
-        evaluate_interhand(pred, {k: v for k, v in gt.items() if k != "focal"})
+        evaluate_interhand(pred, {k: v for k, v in gt.items() if k != "focal"}, cfg=PAPER)
     with pytest.raises(ValueError, match="joint_cam"):
-        evaluate_interhand(pred, {**gt, "joint_cam": gt["joint_cam"][:, :21]})
+        evaluate_interhand(pred, {**gt, "joint_cam": gt["joint_cam"][:, :21]}, cfg=PAPER)
     bad = copy.deepcopy(pred)
     bad["joint_coord"][2, 3, 1] = np.nan
     with pytest.raises(ValueError, match="joint_coord"):
-        evaluate_interhand(bad, gt)
+        evaluate_interhand(bad, gt, cfg=PAPER)
 
 
 def test_evaluate_single_hand_rhd_layout():
@@ -418,7 +430,7 @@ def test_evaluate_single_hand_rhd_layout():
         valid[i, block] = 1
     gt = dict(joint_cam=joint_cam, joint_valid=valid, hand_type=hand_type, focal=focal, princpt=princpt,
               abs_depth=abs_depth, inv_trans=inv_trans)
-    r = evaluate_single_hand(pred, gt, RHD, cfg)
+    r = evaluate_single_hand(pred, gt, RHD, cfg=cfg)
     assert r.mpjpe == pytest.approx(length.mean(), rel=1e-9)
     assert r.per_joint["wrist"] == pytest.approx(0.0, abs=1e-9)
     assert list(r.per_joint)[0] == "wrist" and len(r.per_joint) == 21
@@ -432,4 +444,5 @@ def test_evaluate_single_hand_rhd_layout():
     json.dumps(r.to_dict(), allow_nan=False)
     assert "official protocol" in r.table() and "AUC" in r.table()
     with pytest.raises(ValueError, match="interacting"):
-        evaluate_single_hand(pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD)
+        evaluate_single_hand(pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD,
+                             cfg=cfg)

@@ -222,13 +222,14 @@ def test_explore_statistics_match_the_files(tiny_data):
 
 
 def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):
-    from internet import explore
+    from internet import baselines
     from internet.data import InterHand26M
+    from internet.evaluate import per_sample_mpjpe
     from internet.skeleton import INTERHAND as S
 
     cfg = Config.cpu_demo(data_root=str(tiny_data))
     train, test = InterHand26M(cfg, "train", "test"), InterHand26M(cfg, "test", "test")
-    result = explore.mean_pose_baseline(train, test)
+    result = baselines.mean_pose_baseline(train, test)
     # independent computation: mean root-relative pose of the training set, error per valid test joint
     tr, te = train.eval_targets(), test.eval_targets()
     mean = np.zeros((42, 3))
@@ -245,7 +246,7 @@ def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):
     assert result.mpjpe_all == pytest.approx(np.nanmean(per_joint), abs=1e-3)
     single = np.isin(te["hand_type"], ("right", "left"))
     assert result.mpjpe_single == pytest.approx(np.nanmean(np.nanmean(errors[single], axis=0)), abs=1e-3)
-    per_sample = explore.per_sample_mpjpe(explore.mean_pose_predictions(tr, te, cfg), te, cfg)
+    per_sample = per_sample_mpjpe(baselines.mean_pose_predictions(tr, te, cfg), te, cfg)
     np.testing.assert_allclose(per_sample, np.nanmean(np.where(te["joint_valid"] > 0, np.nan_to_num(errors), np.nan),
                                                       axis=1), atol=1e-3)
     assert result.mpjpe_all > 5.0  # the mean pose is far from every pose
@@ -710,13 +711,13 @@ def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
 
 @pytest.mark.parametrize("name", ["RHD", "STB"])
 def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
-    from internet import explore
+    from internet import baselines, explore
     from internet.evaluate import SingleHandEvalResult
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]
     sets = explore.load_splits(Config.cpu_demo(dataset=name, data_root=str(data_root)))
-    result = explore.mean_pose_baseline(sets["train"], sets["test"])
+    result = baselines.mean_pose_baseline(sets["train"], sets["test"])
     assert isinstance(result, SingleHandEvalResult)
     # independent: the training mean root-relative pose of each hand against each test GT hand, per joint
     sk = get_skeleton(name)
@@ -744,7 +745,7 @@ def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
 @pytest.mark.parametrize("name", ["RHD", "STB"])
 def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_hand_data, tiny_config_overrides,
                                                     tmp_path, name):
-    from internet import explore
+    from internet import baselines, explore
     from internet.checkpoint import latest_checkpoint, load_checkpoint
     from internet.data import build_dataset
     from internet.evaluate import evaluate_single_hand
@@ -806,7 +807,7 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
     assert got["official_protocol"]["mpjpe"] == pytest.approx(expected.mpjpe, rel=1e-4)
     assert got["variants"]["auc_pck_20_50mm"] == pytest.approx(expected.auc_pck_20_50, abs=1e-6)
     assert got["official_protocol"]["handedness_accuracy"] == pytest.approx(expected.handedness_accuracy)
-    baseline = explore.mean_pose_baseline(build_dataset(cfg, "train", "test"), test)
+    baseline = baselines.mean_pose_baseline(build_dataset(cfg, "train", "test"), test)
     assert saved["baselines"]["mean pose"]["official_protocol"]["mpjpe"] == pytest.approx(baseline.mpjpe, rel=1e-6)
     assert _mime_count(nb, "image/png") >= 1 + 2  # per-joint plot, best and worst overlays
     _check_png(out / "result" / "per_joint_test.png")

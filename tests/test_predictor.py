@@ -9,7 +9,7 @@ from internet.checkpoint import CheckpointError, official_state_dict, save_check
 from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError
-from internet.decode import heatmap_to_image
+from internet.codec import HeatmapCodec
 from internet.model import InterNet
 from internet.inference import place_predictions, predict
 from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
@@ -79,7 +79,7 @@ def test_camera_guess_is_consistent(cfg, model, test_set):
         np.testing.assert_allclose(out["joint_cam_rel"][jt], cam[jt] - cam[root], atol=1e-9)
         assert np.all(out["joint_cam_rel"][root] == 0)
     # z relative to the root is the network's depth output in mm, whatever the focal guess
-    z_rel = heatmap_to_image(out["joint_coord_hm"][None], out["inv_trans"][None], cfg)[0][:, 2]
+    z_rel = HeatmapCodec.from_config(cfg).heatmap_to_image(out["joint_coord_hm"][None], out["inv_trans"][None])[0][:, 2]
     np.testing.assert_allclose(out["joint_cam_rel"][:21, 2], z_rel[:21] - z_rel[20], atol=1e-9)
     other = predictor.predict(image, _raw_box(test_set, 1), focal=[2 * f, 2 * f], princpt=[10, 20])
     np.testing.assert_allclose(other["joint_img"], out["joint_img"])  # 2D does not depend on the camera guess

@@ -121,7 +121,7 @@ def test_real_rhd_samples_blocks_and_round_trip():
     # its joint_cam's projection rounded to ~0.04 px, about 0.1 mm at these depths), all PCK hits
     pred = {"joint_coord": np.stack([ds[i]["joint_coord"] for i in range(3)]),
             "hand_type": np.array([[0.1, 0.9], [0.2, 0.7], [0.8, 0.4]])}
-    r = evaluate_single_hand(pred, gt, ds.skeleton, cfg)
+    r = evaluate_single_hand(pred, gt, ds.skeleton, cfg=cfg)
     assert r.mpjpe < 0.2 and r.auc_pck_20_50 == 1.0 and r.handedness_accuracy == 1.0
     assert r.counts == {"samples": 3, "right": 1, "left": 2, "valid_joints": 63}
 
@@ -243,7 +243,7 @@ def test_evaluation_on_loader_targets_matches_official_loop(synth, fmt):
     coord = np.stack([ds[i]["joint_coord"] for i in range(n)]).astype(np.float64)
     coord += rng.normal(0.0, 1.0, size=coord.shape)
     probs = rng.uniform(0, 1, size=(n, 2))
-    r = evaluate_single_hand({"joint_coord": coord, "hand_type": probs}, gt, ds.skeleton, cfg)
+    r = evaluate_single_hand({"joint_coord": coord, "hand_type": probs}, gt, ds.skeleton, cfg=cfg)
     per_joint = [[] for _ in range(21)]
     correct = 0
     for i in range(n):

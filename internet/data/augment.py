@@ -13,6 +13,7 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.geometry import generate_patch_image, trans_points_2d
 from internet.skeleton import Skeleton
@@ -176,22 +177,18 @@ def to_output_space(
     joint_coord: np.ndarray, joint_valid: np.ndarray, rel_root_depth: np.ndarray, root_valid: np.ndarray,
     skeleton: Skeleton, cfg: Config,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Crop pixels and camera depth -> heatmap space: x, y scaled to the heatmap, z made relative to the joint's own
-    hand root and mapped to depth bins over ``bbox_3d_size``; the relative root depth mapped to bins over
-    ``bbox_3d_size_root``. Joints and root outside the depth range become invalid."""
+    """Crop pixels and camera depth -> heatmap space: z made relative to the joint's own hand root, then encoded by
+    the config's :class:`~internet.codec.HeatmapCodec` (x, y to heatmap pixels, z and the relative root depth to
+    bins). Joints and root outside the depth range become invalid."""
+    codec = HeatmapCodec.from_config(cfg)
     joint_coord = np.array(joint_coord, dtype=np.float32)
-    input_h, input_w = cfg.input_img_shape
-    hm_d, hm_h, hm_w = cfg.output_hm_shape
-    joint_coord[:, 0] = joint_coord[:, 0] / input_w * hm_w
-    joint_coord[:, 1] = joint_coord[:, 1] / input_h * hm_h
     for hand in ("right", "left"):
         block = skeleton.joint_type[hand]
         joint_coord[block, 2] = joint_coord[block, 2] - joint_coord[skeleton.root_idx[hand], 2]
-    joint_coord[:, 2] = (joint_coord[:, 2] / (cfg.bbox_3d_size / 2) + 1) / 2.0 * hm_d
-    joint_valid = joint_valid * ((joint_coord[:, 2] >= 0) & (joint_coord[:, 2] < hm_d)).astype(np.float32)
-    root_bins = cfg.output_root_hm_shape
-    rel_root_depth = (np.asarray(rel_root_depth, dtype=np.float32) / (cfg.bbox_3d_size_root / 2) + 1) / 2.0 * root_bins
-    root_valid = root_valid * ((rel_root_depth >= 0) & (rel_root_depth < root_bins)).astype(np.float32)
+    joint_coord, in_range = codec.encode_joints(joint_coord)
+    joint_valid = joint_valid * in_range.astype(np.float32)
+    rel_root_depth, root_in_range = codec.encode_root_depth(np.asarray(rel_root_depth, dtype=np.float32))
+    root_valid = root_valid * root_in_range.astype(np.float32)
     return joint_coord, joint_valid.astype(np.float32), rel_root_depth.astype(np.float32), root_valid.astype(np.float32)
 
 

@@ -19,6 +19,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
 from internet.data.domains import check_value
@@ -267,7 +268,8 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
                              _HAND_TYPE_ARRAYS[self.ann.hand_type[r]], aug or AugParams.identity(), self.skeleton,
                              self.cfg)
         # One hand: the official target is a relative root depth of 0 mm (masked by root_valid = 0).
-        sample["rel_root_depth"] = np.full(1, self.cfg.output_root_hm_shape / 2.0, dtype=np.float32)
+        codec = HeatmapCodec.from_config(self.cfg)
+        sample["rel_root_depth"] = codec.encode_root_depth(np.zeros(1, dtype=np.float32))[0]
         sample["root_valid"] = np.zeros(1, dtype=np.float32)
         sample["hand_type_valid"] = np.asarray(1.0, dtype=np.float32)
         for key, column in self.ids.items():
