@@ -483,9 +483,12 @@ def test_evaluate_notebook_outputs(demo_run):
 def test_visualize_notebook_outputs(demo_run):
     nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "04_visualize_3d.ipynb"), as_version=4)
     assert not _errors(nb)
-    # each plotly figure is followed by its static PNG (camera space, root-aligned), then the 2D overlay
+    # each plotly figure is one output that carries its static PNG too (camera space, root-aligned); then the 2D
+    # overlay
     assert _mime_count(nb, "application/vnd.plotly.v1+json") >= 2
     assert _mime_count(nb, "image/png") >= 3
+    plotly_outputs = [o for o in _outputs(nb) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert all("image/png" in o["data"] for o in plotly_outputs)
     assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1
     figs = [out["data"]["application/vnd.plotly.v1+json"] for out in _outputs(nb)
             if "application/vnd.plotly.v1+json" in out.get("data", {})]

@@ -334,17 +334,22 @@ def test_save_figure_png_through_kaleido(tmp_path, monkeypatch):
 
 
 def test_show_displays_the_figure_and_a_png(monkeypatch):
+    import base64
+
     from IPython import display as ipd
 
     shown = []
-    monkeypatch.setattr(ipd, "display", lambda obj: shown.append(obj))
+    monkeypatch.setattr(ipd, "display", lambda *objs, **kw: shown.append((objs, kw)))
     fig = hands_figure(None, straight_hands(INTERHAND), None, INTERHAND)
     assert show(fig) is None  # nothing more printed at the end of a cell
-    assert shown[0] is fig and isinstance(shown[1], ipd.Image)
-    assert shown[1].data[:8] == PNG_MAGIC
+    assert len(shown) == 1  # one output: the interactive figure and its picture together
+    (bundle,), kw = shown[0]
+    assert kw.get("raw") is True
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == fig.data[0].type
+    assert base64.b64decode(bundle["image/png"])[:8] == PNG_MAGIC
     shown.clear()
     show(fig, static=False)
-    assert shown == [fig]
+    assert len(shown) == 1 and "image/png" not in shown[0][0][0]
     # matplotlib figures made without pyplot still display as PNG in Jupyter
     assert overlay_figure(blank(), image_points(INTERHAND))._repr_png_()[:8] == PNG_MAGIC
     assert static_fallback(fig)._repr_png_()[:8] == PNG_MAGIC
@@ -396,3 +401,4 @@ def test_sample_browser_follows_the_slider_and_toggles():
         browser.update(5)
     with pytest.raises(KeyError, match="img"):
         SampleBrowser(lambda i: {"joint_img": np.zeros((42, 2))}, 2)
+

@@ -1,4 +1,4 @@
-"""Saving figures (HTML always, PNG whenever possible) and showing them in notebooks with a static PNG beside them.
+"""Saving figures (HTML always, PNG whenever possible) and showing them in notebooks with a static PNG inside.
 
 PNG of a plotly figure: kaleido (v1 drives a headless Chrome/Chromium) when a browser is found, else the matplotlib
 rendering of :func:`internet.vis.plot3d.static_fallback`. A browser is looked for as kaleido does: the ``browser_path``
@@ -182,17 +182,28 @@ def save_figure(
 
 
 def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> None:
-    """Display ``fig`` in a notebook and, for a plotly figure, a static PNG of it right after.
+    """Display ``fig`` in a notebook as ONE output: for a plotly figure, the interactive figure with a static PNG of
+    it in the same display data, so JupyterLab shows the interactive one and viewers without JavaScript (and
+    papermill-executed notebooks read elsewhere) show the picture.
 
-    The PNG makes papermill-executed notebooks (and viewers without JavaScript) show a picture. static: True or
-    'matplotlib' (fast, no browser), 'auto' or 'kaleido' (browser rendering, see :func:`figure_png`), False (none).
-    Returns None, so a cell ending in ``show(fig)`` prints nothing more.
+    static: True or 'matplotlib' (fast, no browser), 'auto' or 'kaleido' (browser rendering, see
+    :func:`figure_png`), False (no PNG). Returns None, so a cell ending in ``show(fig)`` prints nothing more.
     """
+    import base64
+
     from IPython import display as ipd
 
-    ipd.display(fig)
-    if static is False or isinstance(fig, Figure):  # a matplotlib Figure already displays as a PNG
+    if isinstance(fig, Figure) or not isinstance(fig, BaseFigure):  # a matplotlib Figure displays as a PNG itself
+        ipd.display(fig)
         return
-    method = "matplotlib" if static is True else str(static)
-    png, _, _ = figure_png(fig, method=method)
-    ipd.display(ipd.Image(data=png, format="png"))
+    import plotly.io as pio
+
+    # what this environment's plotly renderer shows (e.g. classic Notebook HTML), plus always the plotly mimetype
+    # that JupyterLab renders interactively
+    bundle = dict(fig._repr_mimebundle_(include=None, exclude=None) or {})
+    bundle.update(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
+    if static is not False:
+        png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static))
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    bundle.setdefault("text/plain", f"<plotly figure: {fig.layout.title.text or 'untitled'}>")
+    ipd.display(bundle, raw=True)
