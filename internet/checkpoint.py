@@ -20,16 +20,13 @@ tuples, dicts); :func:`rng_state_to_plain` converts random-generator states that
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import math
-import os
 import pickle
 import pickletools
 import random
 import re
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -39,6 +36,8 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 from torch import nn
+
+from internet.atomic import atomic_open, fsync_dir
 
 PathLike = Union[str, Path]
 
@@ -324,18 +323,10 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     _check_plain(state, "state")
     if isinstance(state, Mapping) and "network" in state and "format_version" not in state:
         state = {**state, "format_version": CHECKPOINT_FORMAT}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a checkpoint gets the usual permissions
-        os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         if isinstance(e, OSError):
             why = e.strerror or str(e)
             raise (OSError(e.errno, f"could not save checkpoint {path}: {why}") if e.errno is not None
@@ -343,23 +334,8 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
         if isinstance(e, Exception):
             raise CheckpointError(f"could not save checkpoint {path}: {type(e).__name__}: {e}") from e
         raise  # KeyboardInterrupt etc.: temp file is gone, the old checkpoint untouched
-    _fsync_dir(path.parent)  # make the rename itself durable
+    fsync_dir(path.parent)  # make the rename itself durable
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not possible on every platform/file system; the data is already synced
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _check_plain(obj: Any, where: str) -> None:

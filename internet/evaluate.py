@@ -26,9 +26,8 @@ import numpy as np
 
 from internet.codec import HeatmapCodec, _as_np
 from internet.config import Config
-from internet.skeleton import INTERHAND, RHD, Skeleton, get_skeleton
+from internet.skeleton import HAND_TYPES, INTERHAND, RHD, Skeleton, get_skeleton
 
-HAND_TYPES = ("right", "left", "interacting")
 SUBSETS = ("all", "single", "interacting")
 PCK_THRESHOLDS_MM = tuple(float(t) for t in np.linspace(20.0, 50.0, 31))
 """Thresholds of the 3D PCK curve whose normalised area is reported for RHD/STB (1 mm steps)."""

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, TextIO
 
+from internet.atomic import atomic_write_bytes
+
 TEXT_LOG = "train_logs.txt"
 JSONL_LOG = "train_log.jsonl"
 
@@ -101,8 +103,6 @@ class TrainLogger:
         the checkpoint it resumed from. The file is rewritten atomically; returns how many records were removed."""
         if not self.enabled or not self.jsonl_path.is_file():
             return 0
-        from internet.results import atomic_write_bytes
-
         lines = self.jsonl_path.read_bytes().splitlines(keepends=True)
         kept = [line for line in lines if not line.strip() or json.loads(line).get("step", 0) <= step]
         if len(kept) == len(lines):

@@ -15,36 +15,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
+from internet.atomic import atomic_write_bytes
+
 PathLike = Union[str, Path]
-
-
-def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = True) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` (flushed and, with ``fsync``, synced), then rename it over
-    ``path``: an existing file stays intact until the new one is complete. Permissions follow the umask."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def result_paths(result_dir: PathLike, split: str, tag: str = "") -> Dict[str, Path]:

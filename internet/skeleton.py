@@ -13,6 +13,9 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+HAND_TYPES = ("right", "left", "interacting")
+"""The annotation's hand types, in the order of their int8 codes (``hand_type_code``): one hand, or both."""
+
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 # One colour per finger (RGB 0-255), and grey for wrist/palm; used by every 2D and 3D drawing.
 FINGER_COLORS = {

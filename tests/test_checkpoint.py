@@ -243,7 +243,9 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch, failure):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if failure == "fsync":
-        monkeypatch.setattr(ckpt_mod.os, "fsync", no_space)
+        import internet.atomic as atomic_mod  # every atomic write of the package goes through it
+
+        monkeypatch.setattr(atomic_mod.os, "fsync", no_space)
     else:
         real_save = torch.save
 

@@ -36,14 +36,14 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from internet.atomic import atomic_write_text
 from internet.data.domains import DOMAINS, check_column, check_value
 from internet.data.io import DataFileError, gc_paused, read_json
 from internet.data.json_stream import iter_members
 from internet.geometry import check_rotation
-from internet.skeleton import INTERHAND
+from internet.skeleton import HAND_TYPES, INTERHAND
 
 INDEX_VERSION = 1
-HAND_TYPES = ("right", "left", "interacting")
 """hand_type codes 0, 1, 2."""
 JOINT_NUM = 42
 _CHUNK = 1 << 16  # rows per vectorised projection step: bounds the temporaries on the full 1.36 M-row split
@@ -598,16 +598,8 @@ def _record_stats(directory: Path, meta: dict, stats: List[Optional[list]]) -> N
     if meta.get("source_stats") == stats or not _marked_writable(directory):
         return
     meta = {**meta, "source_stats": stats}
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / "meta.json")
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with contextlib.suppress(OSError):
+        atomic_write_text(directory / "meta.json", json.dumps(meta, indent=1))
 
 
 def user_cache_dir() -> Path:

@@ -27,11 +27,12 @@ from internet.data.index import _first_duplicate, _Records, _require_mapping, jo
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
 from internet.geometry import box_fault, invalid_boxes
-from internet.skeleton import Skeleton
+from internet.skeleton import HAND_TYPES, Skeleton
 
 MODES = ("train", "test")
-HAND_TYPES = ("right", "left")
-"""hand_type codes 0, 1 (the same codes as InterHand2.6M's 'right'/'left')."""
+SINGLE_HAND_TYPES = HAND_TYPES[:2]
+"""RHD and STB annotations hold one hand each: hand_type codes 0, 1, the first two of
+:data:`internet.skeleton.HAND_TYPES` (the same codes as InterHand2.6M's 'right'/'left')."""
 JOINTS_PER_HAND = 21
 _HAND_TYPE_ARRAYS = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # [right, left] presence per code
 
@@ -41,7 +42,7 @@ class SingleHandAnnotations:
 
     ann_id, image_id (N,) int64; file_name (N,) str; seq_name (N,) str or None; width, height (N,) int32;
     focal, princpt (N, 2) float32; bbox (N, 4) float32 [x, y, w, h]; joint_img (N, 21, 2), joint_cam (N, 21, 3)
-    float32; joint_valid (N, 21) float32; hand_type (N,) int8 codes of :data:`HAND_TYPES`.
+    float32; joint_valid (N, 21) float32; hand_type (N,) int8 codes of :data:`SINGLE_HAND_TYPES`.
     """
 
     def __init__(self, path: Path, arrays: Dict[str, np.ndarray]):
@@ -116,7 +117,7 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     joint_img = anns.column("joint_img", JOINTS_PER_HAND)
     joint_cam = anns.column("joint_cam", JOINTS_PER_HAND)
     joint_valid = anns.column("joint_valid", JOINTS_PER_HAND, shape=_joint_valid_shape(anns))
-    hand_type = anns.codes("hand_type", HAND_TYPES, " (single-hand data sets have one hand per annotation)")
+    hand_type = anns.codes("hand_type", SINGLE_HAND_TYPES, " (single-hand data sets have one hand per annotation)")
 
     # images, joined by id
     img_row = join_image_rows(images.column("id"), image_id, path, anns._where)
@@ -182,8 +183,8 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         n = len(self.ann)
         # the GT hand's block in the 42-joint layout: rows (N, 21) of joint indices
         codes = self.ann.hand_type.astype(np.int64)
-        self._blocks = np.stack([self.skeleton.joint_type[h] for h in HAND_TYPES])[codes]  # (N, 21)
-        root_local = np.array([self.skeleton.root_idx[h] - int(self.skeleton.joint_type[h][0]) for h in HAND_TYPES])
+        self._blocks = np.stack([self.skeleton.joint_type[h] for h in SINGLE_HAND_TYPES])[codes]  # (N, 21)
+        root_local = np.array([self.skeleton.root_idx[h] - int(self.skeleton.joint_type[h][0]) for h in SINGLE_HAND_TYPES])
         self.gt_abs_depth = self.ann.joint_cam[np.arange(n), root_local[codes], 2].astype(np.float32)
         bad = np.flatnonzero(~(self.gt_abs_depth > 0))  # the root depth places the hand: it must be in front
         if len(bad):
@@ -233,7 +234,7 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         return img, cam, valid
 
     def hand_type_name(self, i: int) -> str:
-        return HAND_TYPES[int(self.ann.hand_type[self._row(i)])]
+        return SINGLE_HAND_TYPES[int(self.ann.hand_type[self._row(i)])]
 
     def id_columns(self) -> Dict[str, np.ndarray]:
         """The sample dict's id fields for every sample, (N,) int64 each: capture (0 here; STB: the sequence),
@@ -298,7 +299,7 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         return {
             "joint_cam": joint_cam,
             "joint_valid": joint_valid,
-            "hand_type": np.asarray(HAND_TYPES)[codes],
+            "hand_type": np.asarray(SINGLE_HAND_TYPES)[codes],
             "hand_type_code": codes,
             "hand_type_valid": np.ones(n, dtype=np.float32),
             "focal": self.ann.focal.copy(),

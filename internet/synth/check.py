@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 
 from internet.geometry import check_rotation, tight_bbox
+from internet.skeleton import HAND_TYPES
 
 RULES = ("layout", "fields", "camera", "joint_3d", "valid_3d", "valid_inside", "valid_complete", "hand_type_valid",
          "bbox", "image", "rootnet", "human_ids")
-HAND_TYPES = ("right", "left", "interacting")
 _IMAGE_KEYS = {"id": int, "file_name": str, "width": int, "height": int, "capture": int, "subject": int,
                "seq_name": str, "camera": str, "frame_idx": int}
 _ANN_KEYS = ("id", "image_id", "bbox", "joint_valid", "hand_type", "hand_type_valid")

@@ -9,38 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
+from internet.atomic import atomic_open
 from internet.skeleton import INTERHAND
 
 
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
-
-
-@contextmanager
-def atomic_open(path, mode: str = "w", fsync: bool = True) -> Iterator:
-    """Open a temporary file beside ``path``; on success it is flushed (and synced to disk if ``fsync``) and renamed
-    onto ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    f = open(tmp, mode, encoding=None if "b" in mode else "utf-8")
-    try:
-        yield f
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-        f.close()
-        os.replace(tmp, path)
-    except BaseException:
-        f.close()
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path, obj) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from plotly.basedatatypes import BaseFigure
 
+from internet.atomic import atomic_write_bytes
 from internet.vis.plot3d import static_fallback
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -128,18 +128,6 @@ def figure_png(
     return png, "matplotlib", reason
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(
     fig: Union[BaseFigure, Figure],
     out_dir: Union[str, Path],
@@ -171,11 +159,11 @@ def save_figure(
     if isinstance(fig, BaseFigure):
         html = fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True)
         written["html"] = out / f"{stem}.html"
-        _atomic_write(written["html"], html.encode("utf-8"))
+        atomic_write_bytes(written["html"], html.encode("utf-8"))
     if png:
         data, via, reason = figure_png(fig, png_method, width, height, scale, browser_path)
         written["png"] = out / f"{stem}.png"
-        _atomic_write(written["png"], data)
+        atomic_write_bytes(written["png"], data)
         written["png_via"] = via
         written["png_fallback_reason"] = reason
     return written
