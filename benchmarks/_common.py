@@ -88,10 +88,10 @@ def machine_info(device: str = "cpu") -> Dict[str, object]:
 
 def set_heap(mode: str) -> str:
     """``--malloc``: 'retain' keeps freed C-heap memory in this process as the trainer and a Predictor do
-    (internet.data.allocator); 'default' leaves glibc's adaptive thresholds alone. Returns the JSON ``allocator``."""
+    (internet.runtime); 'default' leaves glibc's adaptive thresholds alone. Returns the JSON ``allocator``."""
     if mode == "default":
         return "glibc default"
-    from internet.data.allocator import retain_freed_memory
+    from internet.runtime import retain_freed_memory
 
     return "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
 

@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu"], help="the data pipeline runs on the CPU")
     p.add_argument("--malloc", default="retain", choices=["retain", "default"],
                    help="retain: glibc keeps freed buffers, as the trainer's loader processes set it "
-                        "(internet.data.allocator); default: glibc's own adaptive thresholds")
+                        "(internet.runtime); default: glibc's own adaptive thresholds")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (20 if args.quick else 100)
     args.rounds = args.rounds or (3 if args.quick else 5)

@@ -94,7 +94,7 @@ class Config:
     num_workers: int = 4
     retain_freed_memory: bool = True
     """Keep freed C-heap memory in the processes that train or run the model (``Trainer``, ``Predictor``) and in
-    the data-loader workers (glibc; see ``internet.data.allocator``), so per-sample and per-step buffers are reused
+    the data-loader workers (glibc; see ``internet.runtime``), so per-sample and per-step buffers are reused
     instead of page-faulted in again. Costs up to 256 MB of freed memory kept per process."""
     num_gpus: int = 1
     """Processes for DistributedDataParallel; 1 trains in this process."""

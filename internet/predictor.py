@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from internet.config import Config
-from internet.data.allocator import retain_freed_memory
-from internet.data.io import DataFileError, read_image
 from internet.codec import HeatmapCodec
+from internet.config import Config
+from internet.data.io import DataFileError, read_image
 from internet.device import choose_device
 from internet.geometry import check_box, generate_patch_image, process_bbox  # check_box: also notebook 05's
 from internet.inference import infer_batch
 from internet.model.load import load_model
+from internet.runtime import retain_freed_memory
 from internet.skeleton import INTERHAND, Skeleton
 
 DEFAULT_FOCAL_PER_PX = 1261.6 / 512.0

@@ -42,7 +42,7 @@ from internet.checkpoint import (capture_rng_states, checkpoint_name, latest_che
                                  parse_checkpoint_name, restore_rng_states,
                                  save_checkpoint)
 from internet.config import Config
-from internet.data.allocator import retain_freed_memory
+from internet.runtime import retain_freed_memory
 from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale
 from internet.logging_utils import TrainLogger, format_duration, progress
 
@@ -187,7 +187,7 @@ def check_output_dir(cfg: Config) -> None:
 
 
 def _init_loader_worker(worker_id: int) -> None:
-    """DataLoader worker start-up: keep freed sample buffers in the heap (internet.data.allocator)."""
+    """DataLoader worker start-up: keep freed sample buffers in the heap (internet.runtime)."""
     retain_freed_memory()
 
 

@@ -1,13 +1,10 @@
-"""Keep the C heap's freed memory in the processes that load data or run the model, so that their buffers do not
-page-fault again on every sample or forward.
+"""Process-level runtime settings: keep the C heap's freed memory in the processes that load data or run the model.
 
-Every training sample allocates and frees a few large arrays (the decoded image, its float window, the warped patch:
-0.5-3 MB each). glibc serves such sizes with fresh ``mmap`` pages or trims the freed top of its heap back to the
-system, so each new buffer starts with hundreds of page faults. Depending on the order of sizes this costs from a
-few percent of a sample to three times its whole time (one frame decoded and cropped repeatedly: 0.65 ms against
-2.1 ms on this project's 2-core CPU). Raising the mmap and trim thresholds keeps such buffers in the heap, reused.
-A CPU forward of the paper's network has the same problem with its activations (1.39x slower). The cost is that a
-process keeps up to ``trim_threshold`` bytes of freed memory instead of returning it.
+Every sample and every CPU forward allocates and frees multi-megabyte buffers (decoded image, crop window, warped
+patch, activations). glibc serves them with fresh ``mmap`` pages or trims the freed top of its heap, so each new
+buffer page-faults again; raising the mmap and trim thresholds keeps them in the heap, reused, at the cost of up to
+``trim_threshold`` bytes of freed memory kept per process. What it buys is measured in benchmarks/RESULTS.md
+(sections 2 and 6, ``--malloc retain|default``).
 """
 from __future__ import annotations
 
