@@ -16,12 +16,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from internet.config import SPLITS, Config
-from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
+from internet.data.index import AnnotationIndex, load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
 from internet.evaluate import EvalResult, SingleHandEvalResult
-from internet.skeleton import INTERHAND, Skeleton
+from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -28,7 +28,7 @@ from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data.io import DataFileError, read_image
 from internet.device import choose_device
-from internet.geometry import check_box, generate_patch_image, process_bbox  # check_box: also notebook 05's
+from internet.geometry import check_box, generate_patch_image, process_bboxes  # check_box: also notebook 05's
 from internet.inference import infer_batch
 from internet.model.load import load_model
 from internet.runtime import retain_freed_memory
@@ -106,7 +106,7 @@ class Predictor:
     def crop(self, image: np.ndarray, bbox: Sequence[float]):
         """(processed box, float32 crop (h, w, 3) in [0, 255], inv_trans (2, 3) crop -> image)."""
         in_h, in_w = (int(v) for v in self.cfg.input_img_shape)
-        box = process_bbox(bbox, aspect_ratio=in_w / in_h)
+        box = process_bboxes(bbox, aspect_ratio=in_w / in_h)
         patch, _, inv_trans = generate_patch_image(image, box, False, 1.0, 0.0, (in_h, in_w))  # converts the window
         return box, patch, inv_trans
 

@@ -16,7 +16,7 @@ from internet.data import InterHand26M, build_dataset
 from internet.data import index as index_mod
 from internet.data.augment import AugParams, crop_inv_trans, make_sample, process_bboxes, sample_aug_params
 from internet.evaluate import evaluate_interhand
-from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bbox, world2cam
+from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bboxes, world2cam
 from internet.skeleton import RHD
 
 from vendored import INTERHAND_SAMPLE as SAMPLE
@@ -287,7 +287,7 @@ def test_vectorised_boxes_and_inverse_affine_match_per_sample_geometry():
     boxes[:5, 2] = boxes[:5, 3]  # square boxes too
     processed = process_bboxes(boxes)
     for b, p in zip(boxes, processed):
-        np.testing.assert_allclose(p, process_bbox(b), rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(p, process_bboxes(b), rtol=1e-6, atol=1e-4)
     for aspect in (1.0, 0.75, 4 / 3):  # the one-box fast path takes the same float32 steps: bit-identical
         many = process_bboxes(boxes, aspect)
         assert all(np.array_equal(process_bboxes(b, aspect), p) for b, p in zip(boxes, many))

@@ -26,8 +26,6 @@ ROT_PROB = 0.6
 FLIP_PROB = 0.5
 COLOR_FACTOR = 0.2
 
-BOX_SCALE = 1.25
-"""process_bbox enlargement of the (made square) GT box."""
 
 
 @dataclass(frozen=True)
@@ -91,29 +89,6 @@ def sample_aug_params(rng: np.random.Generator) -> AugParams:
 
 
 # ----------------------------------------------------------------------------------------------------- boxes
-def process_bboxes(bbox: np.ndarray, aspect_ratio: float = 1.0) -> np.ndarray:
-    """Official GT-box processing for (N, 4) or (4,) [x, y, w, h] boxes, vectorised: keep the centre, widen the short
-    side to ``aspect_ratio`` (w / h), multiply both sides by 1.25. float32 steps as the official code (it works on
-    float32 arrays in place); the input is not modified. Same result as ``geometry.process_bbox`` up to rounding."""
-    b = np.asarray(bbox, dtype=np.float32)
-    if b.shape == (4,):  # one box (a training sample): the same float32 steps on scalars, 3x cheaper
-        x, y, w, h = b
-        new_h = w / aspect_ratio if w > aspect_ratio * h else h
-        new_w = h * aspect_ratio if w < aspect_ratio * h else w
-        out_w, out_h = new_w * BOX_SCALE, new_h * BOX_SCALE
-        return np.array([x + w / 2.0 - out_w / 2.0, y + h / 2.0 - out_h / 2.0, out_w, out_h], dtype=np.float32)
-    w, h = b[..., 2], b[..., 3]
-    c_x = b[..., 0] + w / 2.0
-    c_y = b[..., 1] + h / 2.0
-    wider = w > aspect_ratio * h
-    taller = w < aspect_ratio * h
-    new_h = np.where(wider, w / aspect_ratio, h)
-    new_w = np.where(taller, h * aspect_ratio, w)
-    out_w = new_w * BOX_SCALE
-    out_h = new_h * BOX_SCALE
-    return np.stack([c_x - out_w / 2.0, c_y - out_h / 2.0, out_w, out_h], axis=-1).astype(np.float32)
-
-
 def crop_inv_trans(bbox: np.ndarray, input_img_shape: Tuple[int, int]) -> np.ndarray:
     """The test-mode (no shift, scale 1, no rotation, no flip) crop -> image affine for (N, 4) boxes, vectorised:
     (N, 2, 3) float32. Built from the same float32 point triplets as ``geometry.gen_trans_from_patch_cv`` and solved

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from internet.config import SPLITS, Config
-from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
-from internet.data.index import HAND_TYPES, AnnotationIndex, IndexSources, load_index
+from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
+from internet.data.index import AnnotationIndex, IndexSources, load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
-from internet.geometry import box_fault, invalid_boxes
-from internet.skeleton import INTERHAND, Skeleton
+from internet.geometry import box_fault, invalid_boxes, process_bboxes
+from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
 
 MODES = ("train", "test")
 _V0_SUBSET_DIRS = {"all": "all", "human": "human_annot", "machine": "machine_annot"}

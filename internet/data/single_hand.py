@@ -21,12 +21,12 @@ import torch
 
 from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample, process_bboxes
+from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
 from internet.data.domains import check_value
 from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
-from internet.geometry import box_fault, invalid_boxes
+from internet.geometry import box_fault, invalid_boxes, process_bboxes
 from internet.skeleton import HAND_TYPES, Skeleton
 
 MODES = ("train", "test")
