@@ -120,6 +120,12 @@ class EpochBatchSampler(Sampler):
         mine = self.epoch_order(epoch)[self.rank::self.num_replicas]
         return [mine[b * self.batch_size:(b + 1) * self.batch_size].tolist() for b in range(self.batches_per_epoch)]
 
+    def data_order(self) -> dict:
+        """What fixes the batches (saved in checkpoints: a run stopped inside an epoch resumes only with the same)."""
+        return {"seed": self.seed, "num_samples": self.num_samples,
+                "global_batch_size": self.batch_size * self.num_replicas, "world_size": self.num_replicas,
+                "batches_per_epoch": self.batches_per_epoch}
+
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Iterate ``epoch`` from batch ``start_batch`` (the batches before it were seen before a resume)."""
         if not 0 <= start_batch <= self.batches_per_epoch:
@@ -201,6 +207,11 @@ def _dist_context(cfg: Config) -> tuple:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), local_rank
     return 0, 1, 0
+
+
+def _sum_of_terms(losses: Mapping[str, Any]) -> Any:
+    """The total of a loss function without a ``total`` of its own."""
+    return sum(losses.values())
 
 
 def _process_device(cfg: Config, world_size: int, local_rank: int) -> torch.device:
@@ -286,6 +297,58 @@ class _LogWindow:
         return out
 
 
+class _Clock:
+    """Times this run's iterations, each from the end of the previous one (after its checkpoint and callbacks) to
+    the end of its step; their mean gives the ETA."""
+
+    def __init__(self) -> None:
+        self.total, self.laps = 0.0, 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.t_prev = time.perf_counter()
+
+    def lap(self, t_data: float, images: int) -> dict:
+        """The record's times for the iteration that just ended (its data arrived at ``t_data``)."""
+        elapsed = time.perf_counter() - self.t_prev
+        self.total, self.laps = self.total + elapsed, self.laps + 1
+        return {"time": elapsed, "data_time": t_data - self.t_prev, "images_per_s": images / max(elapsed, 1e-9)}
+
+    def eta(self, iterations_left: int) -> float:
+        return self.total / self.laps * iterations_left
+
+
+def _train_loader(train_set: Dataset, sampler: EpochBatchSampler, cfg: Config, device: torch.device,
+                  worker_init: Optional[Callable[[int], None]]) -> DataLoader:
+    """The training DataLoader: ``sampler``'s batches, each sample tagged with its epoch (persistent workers)."""
+    workers = cfg.num_workers
+    return DataLoader(
+        _EpochIndexed(train_set), batch_sampler=_EpochTagged(sampler), num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None, worker_init_fn=worker_init,
+        generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
+    )
+
+
+def run_test(model: nn.Module, test_set: Dataset, cfg: Config, split: str, *, device: torch.device,
+               amp_dtype: Optional[torch.dtype] = None, checkpoint: Optional[Path] = None, tag: str = "",
+               write: bool = True, **predict_kwargs: Any) -> tuple:
+    """Predict ``test_set`` with :func:`internet.inference.predict`, score it with the data set's official
+    protocol and (``write``) write ``result/pred_{split}{tag}.npz`` and ``eval_{split}{tag}.json``
+    (:mod:`internet.results`); returns ``(EvalResult, path of the eval file or None)``."""
+    pred = predict(model, test_set, cfg, device=device, amp_dtype=amp_dtype, **predict_kwargs)
+    gt = test_set.eval_targets()
+    result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
+    if not write:
+        return result, None
+    if "ann_id" in gt:
+        pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
+    meta = {"dataset": cfg.dataset, "split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
+            "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
+            "flip_test": cfg.flip_test, "amp": amp_dtype is not None}
+    return result, write_results(cfg.result_dir, split, pred, result, meta, tag=tag)["eval"]
+
+
 # ----------------------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Trains and tests a model with the official recipe; builds from ``cfg`` whatever is not given.
@@ -314,7 +377,7 @@ class Trainer:
         if cfg.retain_freed_memory:
             retain_freed_memory()  # this process runs the steps (and loads the data when num_workers=0)
         self.rank, self.world_size, self.local_rank = _dist_context(cfg)
-        self.is_main = self.rank == 0
+        self.is_main, self.global_batch_size = self.rank == 0, cfg.train_batch_size * self.world_size
         if self.is_main:
             check_output_dir(cfg)  # fail before anything is built or trained
         self.loss_fn = InterNetLoss.from_config(cfg) if loss_fn is None else loss_fn
@@ -326,12 +389,17 @@ class Trainer:
         self.model, self.net = _place_model(model, cfg, self.device, self.world_size, sync_bn)
         if isinstance(self.loss_fn, nn.Module):
             self.loss_fn = self.loss_fn.to(self.device)
+        # the loss's weighted total of its terms (tensors, or the log's floats), else their sum
+        self.total_loss = getattr(self.loss_fn, "total", _sum_of_terms)
         # fused Adam on CUDA: one kernel for all parameters (same update rule as the official Adam)
         self._adam_flags = {"fused": True if self.device.type == "cuda" else None, "foreach": None}
         groups = param_groups(self.model, cfg.linear_lr_max)
         self.lr_max = [group.pop("lr_max") for group in groups]  # per group: the schedule's rate is capped at it
         self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, **self._adam_flags)
         self.train_set, self.test_set = train_set, test_set
+        # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
+        # changed them since) need their own call
+        self._worker_init = _init_loader_worker if cfg.retain_freed_memory else None
         self.callbacks, self.progress_bar = list(callbacks), progress_bar
         self.logger = TrainLogger(cfg.log_dir, enabled=self.is_main, echo=echo)
         if cfg.device == "auto" and self.device.type == "cpu" and is_paper_scale(cfg):
@@ -340,16 +408,6 @@ class Trainer:
         self.sampler: Optional[EpochBatchSampler] = None
         self.loader: Optional[DataLoader] = None
         self.last_checkpoint: Optional[Path] = None
-
-    @property
-    def global_batch_size(self) -> int:
-        return self.cfg.train_batch_size * self.world_size
-
-    @property
-    def _worker_init(self) -> Optional[Callable[[int], None]]:
-        # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
-        # changed them since) need their own call
-        return _init_loader_worker if self.cfg.retain_freed_memory else None
 
     def _prepare_data(self) -> None:
         if self.loader is not None:
@@ -360,13 +418,7 @@ class Trainer:
         self.sampler = EpochBatchSampler(len(self.train_set), cfg.train_batch_size, seed=cfg.seed, shuffle=True,
                                          num_replicas=self.world_size, rank=self.rank,
                                          max_batches=cfg.max_iters_per_epoch)
-        workers = cfg.num_workers
-        self.loader = DataLoader(
-            _EpochIndexed(self.train_set), batch_sampler=_EpochTagged(self.sampler), num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None, worker_init_fn=self._worker_init,
-            generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
-        )
+        self.loader = _train_loader(self.train_set, self.sampler, cfg, self.device, self._worker_init)
 
     def set_lr(self, epoch: int) -> float:
         """Set every group's rate for ``epoch`` (the schedule's, capped at the group's ``lr_max``); returns it."""
@@ -374,11 +426,6 @@ class Trainer:
         for group, lr_max in zip(self.optimizer.param_groups, self.lr_max):
             group["lr"] = lr if lr_max is None else min(lr, lr_max)
         return lr
-
-    def total_loss(self, losses: Mapping[str, Any]) -> Any:
-        """The loss's weighted total of ``losses`` (tensors, or the log's floats), else their sum."""
-        total = getattr(self.loss_fn, "total", None)
-        return total(losses) if total is not None else sum(losses.values())
 
     # ------------------------------------------------------------------------------------------- training
     def train(self) -> dict:
@@ -398,8 +445,7 @@ class Trainer:
             self.logger.info(f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
                              "internet.train.launch(cfg) or torchrun for DistributedDataParallel")
         last: dict = {}
-        run_time, run_iters = 0.0, 0
-        window = _LogWindow()
+        window, clock = _LogWindow(), _Clock()
         while self.epoch < cfg.end_epoch:
             epoch = self.epoch
             lr = self.set_lr(epoch)
@@ -407,34 +453,27 @@ class Trainer:
             self.net.train()
             bar = progress(self.loader, total=per_epoch, initial=self.iter, desc=f"epoch {epoch}",
                            enabled=self.progress_bar if self.is_main else False)
-            t_prev = time.perf_counter()
+            clock.restart()
             for batch in bar:
                 t_data = time.perf_counter()
                 losses = self._step(batch)
                 self.iter += 1
                 self.global_step += 1
-                t_now = time.perf_counter()
-                run_time += t_now - t_prev
-                run_iters += 1
-                remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
-                record = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
-                          "loss_total": self.total_loss(losses), "time": t_now - t_prev,
-                          "data_time": t_data - t_prev,
-                          "images_per_s": self.global_batch_size / max(t_now - t_prev, 1e-9)}
-                window.add(record)
+                last = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
+                        "loss_total": self.total_loss(losses), **clock.lap(t_data, self.global_batch_size)}
+                window.add(last)
                 if self.global_step % cfg.log_every_iters == 0 or self.iter == per_epoch:
-                    self.logger.iteration(window.pop(), cfg.end_epoch, per_epoch,
-                                          eta_s=run_time / run_iters * remaining)
-                last = record
+                    remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
+                    self.logger.iteration(window.pop(), cfg.end_epoch, per_epoch, eta_s=clock.eta(remaining))
                 if cfg.ckpt_every_iters and self.global_step % cfg.ckpt_every_iters == 0 and self.iter < per_epoch:
                     self.save_checkpoint()
                 for callback in self.callbacks:  # after the checkpoint: callbacks see what is on disk
-                    callback(self, record)
-                t_prev = time.perf_counter()
+                    callback(self, last)
+                clock.restart()
             self.epoch, self.iter = epoch + 1, 0
             self.save_checkpoint(epoch_end=epoch)
         self.logger.info(f"training done: epoch {cfg.end_epoch - 1}, step {self.global_step}, "
-                         f"{format_duration(run_time)} for {run_iters} iterations")
+                         f"{format_duration(clock.total)} for {clock.laps} iterations")
         return {"epoch": self.epoch - 1, "global_step": self.global_step, "checkpoint": self.last_checkpoint,
                 "losses": {k: v for k, v in last.items() if k.startswith("loss_")}}
 
@@ -470,11 +509,6 @@ class Trainer:
         return dict(zip(names, values))
 
     # ------------------------------------------------------------------------------------------- checkpoints
-    def _data_order(self) -> dict:
-        return {"seed": self.cfg.seed, "num_samples": self.sampler.num_samples if self.sampler else None,
-                "global_batch_size": self.global_batch_size, "world_size": self.world_size,
-                "batches_per_epoch": self.sampler.batches_per_epoch if self.sampler else None}
-
     def save_checkpoint(self, epoch_end: Optional[int] = None) -> Optional[Path]:
         """Write ``snapshot_{epoch}.pth.tar`` (``epoch_end`` given: that epoch finished) or the iteration checkpoint
         ``snapshot_{epoch}_iter{n}.pth.tar``; then delete the iteration checkpoints it supersedes. Rank 0 only."""
@@ -482,7 +516,7 @@ class Trainer:
             return None
         folder = self.cfg.model_dump_dir
         name = checkpoint_name(epoch_end) if epoch_end is not None else checkpoint_name(self.epoch, self.iter)
-        state = training_checkpoint(self.model, self.optimizer, self.cfg, data_order=self._data_order(),
+        state = training_checkpoint(self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
                                     epoch=self.epoch if epoch_end is None else epoch_end,
                                     position=(self.epoch, self.iter, self.global_step))
         path = save_checkpoint(folder / name, state)  # atomic: old files intact until here
@@ -510,7 +544,7 @@ class Trainer:
         self._prepare_data()  # the position is counted in batches of this run's data order
         try:
             self.epoch, self.iter, self.global_step = resume_training(
-                path, self.model, self.optimizer, self.cfg, data_order=self._data_order(),
+                path, self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
                 optimizer_flags=self._adam_flags, log=self.logger.info)
         except ResumeError as e:
             raise TrainingError(str(e)) from e
@@ -540,20 +574,13 @@ class Trainer:
             if self.test_set is None or getattr(self.test_set, "split", split) != split:
                 self.test_set = build_dataset(cfg, split, "test")
             test_set = self.test_set
-        pred = predict(model, test_set, cfg, device=self.device, amp_dtype=self.amp_dtype if amp else None,
-                       progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
-        gt = test_set.eval_targets()
-        result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
-        if self.is_main:
-            if "ann_id" in gt:
-                pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
-            meta = {"dataset": cfg.dataset, "split": split, "checkpoint": None if path is None else str(path),
-                    "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
-                    "flip_test": cfg.flip_test, "amp": bool(amp and self.amp_dtype is not None)}
-            paths = write_results(cfg.result_dir, split, pred, result, meta, tag=tag)
+        result, written = run_test(model, test_set, cfg, split, device=self.device, checkpoint=path, tag=tag,
+                                     amp_dtype=self.amp_dtype if amp else None, write=self.is_main,
+                                     progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
+        if written is not None:
             metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
             self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-                             + f"; written to {paths['eval']}")
+                             + f"; written to {written}")
         return result
 
     def close(self) -> None:
