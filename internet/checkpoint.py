@@ -14,6 +14,10 @@ Every checkpoint that :func:`save_checkpoint` writes with a ``network`` entry ca
 (:data:`CHECKPOINT_FORMAT`); loading refuses a larger version (written by a newer version of this code) and network
 weights that are not finite (naming the tensor), before any of them reaches the model.
 
+A training run's checkpoint (:func:`training_checkpoint`) adds ``train_state``, plain data for exact resumption
+(position, learning rate and schedule, data order, RNG states, the flat config); :func:`resume_training` restores
+it into a model and optimizer. The trainer calls both.
+
 Loading always uses ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is refused
 before anything in it runs. Everything saved must therefore be plain data (tensors, numbers, strings, bytes, lists,
 tuples, dicts); :func:`rng_state_to_plain` converts random-generator states that hold numpy arrays.

@@ -26,7 +26,8 @@ class ConfigError(ValueError):
 GROUPS = ("data", "model", "training", "test", "runtime")
 """The config's groups: which samples (data), the network and its heatmap space (model: a checkpoint's saved values
 of these rebuild it), the optimisation recipe (training), test-time options (test), and how and where a run executes
-(runtime: speed, processes, logs, checkpoints). Every field belongs to one; access stays flat (``cfg.sigma``)."""
+(runtime: device, precision, speed, processes, logs, checkpoints). Every field belongs to one; access stays flat
+(``cfg.sigma``, ``Config(sigma=...)``, ``cfg.to_dict()``)."""
 
 
 def _in(group: str, default: Any) -> Any:
@@ -97,7 +98,7 @@ class Config:
     subvoxel: bool = _in("test", False)
     flip_test: bool = _in("test", False)
 
-    # --- runtime: speed, processes, logs, checkpoints (none of them changes what is computed) ---
+    # --- runtime: how and where a run executes (device, precision, speed, processes, logs, checkpoints) ---
     device: str = _in("runtime", "auto")
     """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     amp: bool = _in("runtime", True)

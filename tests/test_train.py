@@ -304,7 +304,6 @@ class NaNAt:
     """The real loss, with one term made NaN from the n-th call on."""
 
     def __init__(self, call: int, term: str):
-        from internet.losses import InterNetLoss
         self.loss, self.call, self.term, self.calls = InterNetLoss(), call, term, 0
 
     def __call__(self, outputs, batch):
