@@ -8,15 +8,13 @@ files load unchanged (after removing their ``module.`` prefix, see :mod:`interne
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from internet.config import Config
 from internet.model.resnet import ResNet
-
-if TYPE_CHECKING:  # only for the type hint of from_config
-    from internet.config import Config
 
 HEAD_CHANNELS = 256  # width of the deconv upsampler (official)
 FC_CHANNELS = 512  # hidden width of the root-depth and hand-type MLPs (official)
@@ -154,7 +152,7 @@ class InterNet(nn.Module):
             self.backbone_net.resnet.load_torchvision(pretrained_backbone)
 
     @classmethod
-    def from_config(cls, cfg: "Config") -> "InterNet":
+    def from_config(cls, cfg: Config) -> "InterNet":
         """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options, pretrained_backbone)."""
         return cls(resnet_type=cfg.resnet_type, joint_num=cfg.joint_num, output_hm_shape=tuple(cfg.output_hm_shape),
                    output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
