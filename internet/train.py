@@ -331,8 +331,8 @@ def _train_loader(train_set: Dataset, sampler: EpochBatchSampler, cfg: Config, d
 
 
 def run_test(model: nn.Module, test_set: Dataset, cfg: Config, split: str, *, device: torch.device,
-               amp_dtype: Optional[torch.dtype] = None, checkpoint: Optional[Path] = None, tag: str = "",
-               write: bool = True, **predict_kwargs: Any) -> tuple:
+             amp_dtype: Optional[torch.dtype] = None, checkpoint: Optional[Path] = None, tag: str = "",
+             write: bool = True, **predict_kwargs: Any) -> tuple:
     """Predict ``test_set`` with :func:`internet.inference.predict`, score it with the data set's official
     protocol and (``write``) write ``result/pred_{split}{tag}.npz`` and ``eval_{split}{tag}.json``
     (:mod:`internet.results`); returns ``(EvalResult, path of the eval file or None)``."""
