@@ -66,7 +66,7 @@ def test_the_loss_owns_its_terms_and_weights():
     want = 2.0 * terms["joint_heatmap"] + 0.5 * terms["rel_root_depth"] + 3.0 * terms["hand_type"]
     assert torch.equal(loss.total(terms), want)
     logged = {f"loss_{k}": float(v.detach()) for k, v in terms.items()}
-    assert loss.total(logged) == pytest.approx(float(want))
+    assert loss.total(logged) == pytest.approx(float(want.detach()))
     for bad in ((1.0, 1.0), (1.0, -1.0, 1.0), (1.0, float("nan"), 1.0), ("a", 1.0, 1.0)):
         with pytest.raises(ConfigError, match="loss_weights.*joint_heatmap, rel_root_depth, hand_type"):
             InterNetLoss(weights=bad)
