@@ -46,7 +46,8 @@ def make_case(n: int, seed: int = 0):
     import numpy as np
 
     from internet.config import Config
-    from internet.data.augment import crop_inv_trans, process_bboxes
+    from internet.data.augment import crop_inv_trans
+    from internet.geometry import process_bboxes
 
     cfg = Config()
     g = np.random.default_rng(seed)

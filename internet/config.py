@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 DATASETS = ("InterHand2.6M", "RHD", "STB")
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
@@ -23,98 +23,118 @@ class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
+GROUPS = ("data", "model", "training", "test", "runtime")
+"""The config's groups: which samples (data), the network and its heatmap space (model: a checkpoint's saved values
+of these rebuild it), the optimisation recipe (training), test-time options (test), and how and where a run executes
+(runtime: device, precision, speed, processes, logs, checkpoints). Every field belongs to one; access stays flat
+(``cfg.sigma``, ``Config(sigma=...)``, ``cfg.to_dict()``)."""
+
+
+def _in(group: str, default: Any) -> Any:
+    """A config field in ``group`` (one of :data:`GROUPS`), tagged in its metadata."""
+    return field(default=default, metadata={"group": group})
+
+
 @dataclass
 class Config:
-    """Every setting of the project. Field names follow the official code where it has one."""
+    """Every setting of the project, flat (``cfg.resnet_type``), each field tagged with its group (:data:`GROUPS`,
+    :meth:`group_fields`). Field names follow the official code where it has one."""
 
     # --- data ---
-    dataset: str = "InterHand2.6M"
+    dataset: str = _in("data", "InterHand2.6M")
     """'InterHand2.6M', 'RHD' or 'STB'."""
-    data_root: str = "data/InterHand2.6M"
+    data_root: str = _in("data", "data/InterHand2.6M")
     """Root of the data set in its official layout (``annotations/``, ``images/``, ``rootnet_output/``)."""
-    annot_subset: str = "all"
+    annot_subset: str = _in("data", "all")
     """'all' (H+M), 'human' (H) or 'machine' (M)."""
-    human_annot_ids: Optional[str] = None
+    human_annot_ids: Optional[str] = _in("data", None)
     """v1.0 only: a text file of human-annotated annotation ids, one per line (defines H and M)."""
-    trans_test: str = "gt"
+    trans_test: str = _in("data", "gt")
     """Test-time box and root depth: 'gt' (ground truth) or 'rootnet' (a RootNet output JSON)."""
-    rootnet_path: Optional[str] = None
+    rootnet_path: Optional[str] = _in("data", None)
     """RootNet output JSON for val/test; default ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
-    train_split: str = "train"
-    test_split: str = "test"
+    train_split: str = _in("data", "train")
+    test_split: str = _in("data", "test")
 
-    # --- geometry and targets (official values) ---
-    input_img_shape: tuple = (256, 256)
-    output_hm_shape: tuple = (64, 64, 64)
+    # --- model: the network and its heatmap space (official values) ---
+    input_img_shape: tuple = _in("model", (256, 256))
+    output_hm_shape: tuple = _in("model", (64, 64, 64))
     """(depth, height, width) of each joint's heatmap volume."""
-    sigma: float = 2.5
-    bbox_3d_size: float = 400.0
-    bbox_3d_size_root: float = 400.0
-    output_root_hm_shape: int = 64
-
-    # --- model ---
-    resnet_type: int = 50
-    head_channels: int = 256
+    sigma: float = _in("model", 2.5)
+    bbox_3d_size: float = _in("model", 400.0)
+    bbox_3d_size_root: float = _in("model", 400.0)
+    output_root_hm_shape: int = _in("model", 64)
+    resnet_type: int = _in("model", 50)
+    head_channels: int = _in("model", 256)
     """Channels of the deconvolution heads (official: 256; the CPU preset uses fewer)."""
-    fc_input_norm: bool = False
+    fc_input_norm: bool = _in("model", False)
     """LayerNorm on the pooled feature that feeds the root-depth and hand-type heads (not in the official network,
     which feeds them the raw non-negative pooled feature; adds ``pose_net.fc_input_norm.{weight,bias}``, so a
     checkpoint says which it was trained with). The CPU preset turns it on: see ``cpu_demo``."""
-    pretrained_backbone: Optional[str] = None
-    """Path to a torchvision ImageNet ResNet ``.pth`` (state dict) used to initialise the backbone."""
 
-    # --- optimisation (official recipe) ---
-    lr: float = 1e-4
-    lr_dec_epoch: tuple = (15, 17)
-    lr_dec_factor: float = 10.0
-    linear_lr_max: Optional[float] = None
+    # --- training: the optimisation recipe (official values) ---
+    pretrained_backbone: Optional[str] = _in("training", None)
+    """Path to a torchvision ImageNet ResNet ``.pth`` (state dict) used to initialise the backbone."""
+    lr: float = _in("training", 1e-4)
+    lr_dec_epoch: tuple = _in("training", (15, 17))
+    lr_dec_factor: float = _in("training", 10.0)
+    linear_lr_max: Optional[float] = _in("training", None)
     """Upper bound on the learning rate of the ``nn.Linear`` layers (InterNet's root-depth and hand-type heads);
     None: no bound (official). Their inputs are non-negative pooled features and nothing normalises them, so an Adam
     step moves all of a hidden unit's weights the same way: at a rate that suits the BatchNorm'd convolutions (the
     CPU preset's 1e-2) most of their ReLU units die in the first epoch and the heads stop learning."""
-    end_epoch: int = 20
-    train_batch_size: int = 16
+    end_epoch: int = _in("training", 20)
+    train_batch_size: int = _in("training", 16)
     """Per process (per GPU), as in the official code."""
-    loss_weights: tuple = (1.0, 1.0, 1.0)
-    """Weights of the (joint_heatmap, rel_root_depth, hand_type) loss terms in the total (official: 1, 1, 1)."""
-    test_batch_size: int = 32
-    max_iters_per_epoch: Optional[int] = None
+    loss_weights: tuple = _in("training", (1.0, 1.0, 1.0))
+    """Weight of each loss term in the total, in the order of ``InterNetLoss.TERMS`` (joint_heatmap,
+    rel_root_depth, hand_type; official: 1, 1, 1). The loss checks them (:class:`internet.losses.InterNetLoss`)."""
+    max_iters_per_epoch: Optional[int] = _in("training", None)
     """Cap on iterations per epoch (demos and tests); None runs the whole epoch."""
-    seed: int = 0
+    seed: int = _in("training", 0)
 
-    # --- speed ---
-    device: str = "auto"
+    # --- test: test-time options (off by default: the official protocol) ---
+    test_batch_size: int = _in("test", 32)
+    subvoxel: bool = _in("test", False)
+    flip_test: bool = _in("test", False)
+
+    # --- runtime: how and where a run executes (device, precision, speed, processes, logs, checkpoints) ---
+    device: str = _in("runtime", "auto")
     """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
-    amp: bool = True
+    amp: bool = _in("runtime", True)
     """bf16 autocast where the device supports it."""
-    channels_last: bool = True
-    fast_loss: bool = True
+    channels_last: bool = _in("runtime", True)
+    fast_loss: bool = _in("runtime", True)
     """Heatmap loss from the separable Gaussian, without building the dense target volume (same value)."""
-    compile: bool = False
-    num_workers: int = 4
-    retain_freed_memory: bool = True
+    compile: bool = _in("runtime", False)
+    num_workers: int = _in("runtime", 4)
+    retain_freed_memory: bool = _in("runtime", True)
     """Keep freed C-heap memory in the processes that train or run the model (``Trainer``, ``Predictor``) and in
     the data-loader workers (glibc; see ``internet.runtime``), so per-sample and per-step buffers are reused
     instead of page-faulted in again. Costs up to 256 MB of freed memory kept per process."""
-    num_gpus: int = 1
+    num_gpus: int = _in("runtime", 1)
     """Processes for DistributedDataParallel; 1 trains in this process."""
-
-    log_every_iters: int = 1
+    log_every_iters: int = _in("runtime", 1)
     """One ``train_log.jsonl`` record per this many iterations (means over them; every epoch's last iteration is
     logged too). The paper preset logs every 20: 85k records for its 1.7 million iterations instead of all."""
-
-    # --- reliability ---
-    ckpt_every_iters: int = 0
+    ckpt_every_iters: int = _in("runtime", 0)
     """Also write a checkpoint every N iterations (0: only at the end of each epoch)."""
-    continue_train: bool = False
+    continue_train: bool = _in("runtime", False)
     """Resume from the latest checkpoint in ``output_dir/model_dump``."""
+    output_dir: str = _in("runtime", "output")
 
-    # --- test-time options (off by default: the official protocol) ---
-    subvoxel: bool = False
-    flip_test: bool = False
+    # ------------------------------------------------------------------ groups
+    @classmethod
+    def group_fields(cls, group: str) -> Tuple[str, ...]:
+        """The names of the fields in ``group`` (one of :data:`GROUPS`), in declaration order."""
+        if group not in GROUPS:
+            raise ValueError(f"unknown config group {group!r}; groups: {', '.join(GROUPS)}")
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["group"] == group)
 
-    # --- output ---
-    output_dir: str = "output"
+    def group(self, group: str) -> dict:
+        """``{name: value}`` of the fields in ``group`` (as :meth:`to_dict`: tuples as lists)."""
+        values = self.to_dict()
+        return {name: values[name] for name in self.group_fields(group)}
 
     # ------------------------------------------------------------------ derived paths
     @property
@@ -153,19 +173,7 @@ class Config:
     @classmethod
     def cpu_demo(cls, **overrides: Any) -> "Config":
         """A small recipe that trains in minutes on a laptop CPU (ResNet-18 from scratch, small input and heads)."""
-        # Measured on the synthetic set (benchmarks/RESULTS.md section 7), for a network that starts from scratch
-        # and has about 2000 iterations:
-        # - half the paper's input (same field of view), 16 depth bins (25 mm) and 64-channel heads: the heads,
-        #   not the backbone, dominate a CPU step; this cuts it by 40% (2000 iterations in about 8 minutes);
-        # - the Gaussian keeps the paper's 2.5 voxels (at 1.25 the heatmap loss did not move in 240 iterations);
-        # - Adam at 1e-2, /10 at epochs 7 and 9: at 1e-3 the heatmaps stay at the mean for ~800 iterations and the
-        #   run ends 21% below the mean pose; at 1e-2 it leaves the mean within 200 and ends 33% below;
-        # - the fully connected root-depth and hand-type heads capped at 1e-3: at 1e-2, 92% of the hand-type head's
-        #   ReLU units were dead after the first epoch and 99% at the end (handedness 0.54; 0.58 with the cap);
-        # - a LayerNorm in front of those heads (fc_input_norm) keeps their units alive, so the hand-type loss
-        #   reaches the backbone through them; weighting that loss x10 then makes the backbone learn which hand is
-        #   which (handedness 0.58 -> 0.73-0.75, MPJPE 1-2 mm lower). Each alone gave less: the norm 0.61, the
-        #   weight 0.65.
+        # Each setting, and the runs that chose it: benchmarks/RESULTS.md section 7 ("Why each setting").
         base = dict(
             resnet_type=18, input_img_shape=(128, 128), output_hm_shape=(16, 32, 32), sigma=2.5,
             head_channels=64, fc_input_norm=True, train_batch_size=16, test_batch_size=32, end_epoch=10, lr=1e-2,
@@ -234,8 +242,7 @@ class Config:
             bad("max_iters_per_epoch", "must be >= 1 or None")
         if list(self.lr_dec_epoch) != sorted(self.lr_dec_epoch) or any(e < 0 for e in self.lr_dec_epoch):
             bad("lr_dec_epoch", "must be increasing non-negative epochs")
-        if len(self.loss_weights) != 3 or any(not (0 <= float(w) < float("inf")) for w in self.loss_weights):
-            bad("loss_weights", "must be three finite non-negative weights (joint_heatmap, rel_root_depth, hand_type)")
+        # loss_weights: checked by the loss, which owns its terms (internet.losses.InterNetLoss.check_weights)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             bad("device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
 

@@ -10,12 +10,14 @@ All losses are computed in float32 (autocast is switched off inside), whatever t
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence
+import math
+from typing import Any, Dict, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from internet.config import Config, ConfigError
 from internet.targets import TARGET_PEAK, gaussian_factors, render_gaussian_heatmap
 
 
@@ -149,18 +151,23 @@ def hand_type_loss_from_probs(probs: torch.Tensor, gt: torch.Tensor, hand_type_v
 
 
 class InterNetLoss(nn.Module):
-    """The official total loss's three terms from a model output dict and a batch dict (sample-contract keys).
+    """The official total loss: its terms (:attr:`TERMS`) from a model output dict and a batch dict (sample-contract
+    keys), and their weighted sum (:meth:`total`).
 
-    ``forward(outputs, batch)`` returns dict(joint_heatmap, rel_root_depth, hand_type) of float32 scalars (weights
-    1:1:1; sum them for the total). The hand-type term uses ``hand_type_logits`` when present (with-logits BCE),
-    else the ``hand_type`` probabilities (official BCE)."""
+    ``forward(outputs, batch)`` returns dict(joint_heatmap, rel_root_depth, hand_type) of unweighted float32 scalars;
+    ``total`` weights them (official weights 1:1:1). The hand-type term uses ``hand_type_logits`` when present
+    (with-logits BCE), else the ``hand_type`` probabilities (official BCE). A new term is a name in ``TERMS`` and an
+    entry of ``forward``'s dict; ``Config.loss_weights`` then takes one more weight."""
 
+    TERMS = ("joint_heatmap", "rel_root_depth", "hand_type")
+    """The loss terms, in the order of ``weights`` (``Config.loss_weights``)."""
     REQUIRED_OUTPUTS = ("joint_heatmap", "rel_root_depth")
     REQUIRED_BATCH = ("joint_coord", "joint_valid", "rel_root_depth", "root_valid", "hand_type", "hand_type_valid")
 
-    def __init__(self, sigma: float = 2.5, hm_shape: Sequence[int] = (64, 64, 64), fast: bool = True):
+    def __init__(self, sigma: float = 2.5, hm_shape: Sequence[int] = (64, 64, 64), fast: bool = True,
+                 weights: Sequence[float] = (1.0, 1.0, 1.0)):
         """sigma: Gaussian sigma in voxels; hm_shape: (depth, height, width) expected of the heatmaps;
-        fast: use the separable heatmap loss (same value, no dense target)."""
+        fast: use the separable heatmap loss (same value, no dense target); weights: one per term of ``TERMS``."""
         super().__init__()
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
@@ -169,6 +176,31 @@ class InterNetLoss(nn.Module):
         self.sigma = float(sigma)
         self.hm_shape = tuple(int(s) for s in hm_shape)
         self.fast = bool(fast)
+        self.weights = self.check_weights(weights)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "InterNetLoss":
+        """The loss of ``cfg``: its sigma, heatmap shape, ``fast_loss`` and ``loss_weights``."""
+        return cls(sigma=cfg.sigma, hm_shape=tuple(cfg.output_hm_shape), fast=cfg.fast_loss, weights=cfg.loss_weights)
+
+    @classmethod
+    def check_weights(cls, weights: Sequence[float]) -> Dict[str, float]:
+        """``{term: weight}`` from one finite non-negative weight per term of ``TERMS``, or a :class:`ConfigError`
+        naming ``loss_weights`` and the terms."""
+        try:
+            values = [float(w) for w in weights]
+        except (TypeError, ValueError):
+            values = []
+        if len(values) != len(cls.TERMS) or not all(0 <= w < math.inf for w in values):
+            raise ConfigError(f"config parameter loss_weights={weights!r}: must be {len(cls.TERMS)} finite "
+                              f"non-negative weights, one per loss term ({', '.join(cls.TERMS)})")
+        return dict(zip(cls.TERMS, values))
+
+    def total(self, losses: Mapping[str, Any]) -> Any:
+        """The weighted sum of ``losses`` (tensors or numbers; names with or without the log's ``loss_`` prefix;
+        a term not in ``TERMS`` counts once)."""
+        return sum(self.weights.get(name[len("loss_"):] if name.startswith("loss_") else name, 1.0) * value
+                   for name, value in losses.items())
 
     def forward(
         self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],

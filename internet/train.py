@@ -2,7 +2,8 @@
 
 Recipe (official ``main/train.py``): Adam, lr = ``cfg.lr / lr_dec_factor**k`` with k the number of milestones in
 ``cfg.lr_dec_epoch`` that are <= the epoch, set at the start of each epoch; ``cfg.end_epoch`` epochs; batch
-``cfg.train_batch_size`` per process; loss = the sum of the three official terms.
+``cfg.train_batch_size`` per process; loss = the loss's weighted total of its terms (official: the sum of the
+three terms, ``cfg.loss_weights`` 1:1:1).
 
 Speed: bf16 autocast for training (see :mod:`internet.device` for when it is on; :meth:`Trainer.test` runs in
 float32 unless asked), channels_last, pinned memory, non-blocking copies and fused Adam on CUDA, persistent workers,
@@ -17,10 +18,14 @@ the batches already seen and ends with the same weights as an uninterrupted one.
 with :class:`TrainingError` before the optimizer step, leaving the last checkpoint untouched.
 
 Trainer knows nothing of the model's internals: anything that maps ``img`` to the output dict of docs/design.md
-trains, with any loss that maps (outputs, batch) to a dict of scalar losses.
+trains, with any loss that maps (outputs, batch) to a dict of scalar losses (weighted by its ``total`` when it has
+one). The parameter groups come from :func:`internet.model.param_groups`, the checkpoint's resume state from
+:mod:`internet.checkpoint` (:func:`~internet.checkpoint.training_checkpoint`,
+:func:`~internet.checkpoint.resume_training`).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -34,24 +39,25 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from internet.checkpoint import (capture_rng_states, checkpoint_name, latest_checkpoint, load_checkpoint,
-                                 load_network_state, official_state_dict, optimizer_state_to_param_device,
-                                 parse_checkpoint_name, restore_rng_states,
-                                 save_checkpoint)
+from internet.checkpoint import (ResumeError, checkpoint_name, latest_checkpoint, prune_iteration_checkpoints,
+                                 remove_incomplete_writes, resume_training, save_checkpoint, training_checkpoint)
 from internet.config import Config
+from internet.data import build_dataset
 from internet.runtime import retain_freed_memory
 from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale
+from internet.evaluate import evaluate_dataset
+from internet.inference import predict
 from internet.logging_utils import TrainLogger, format_duration, progress
+from internet.losses import InterNetLoss
+from internet.model import InterNet, param_groups
+from internet.model.load import load_model
+from internet.results import write_results
 
-TRAIN_STATE_VERSION = 1
 Callback = Callable[["Trainer", dict], None]
-
-
-LOSS_TERMS = ("joint_heatmap", "rel_root_depth", "hand_type")
-"""The InterNet loss terms, in the order of ``Config.loss_weights``."""
 
 
 class TrainingError(RuntimeError):
@@ -63,16 +69,6 @@ def lr_at_epoch(epoch: int, lr: float, lr_dec_epoch: Sequence[int], lr_dec_facto
     """The official step schedule: ``lr / lr_dec_factor**k``, k = number of milestones <= ``epoch``."""
     k = sum(1 for milestone in lr_dec_epoch if epoch >= milestone)
     return lr / lr_dec_factor ** k
-
-
-def _param_groups(model: nn.Module, separate_linear: bool) -> List[dict]:
-    """Adam parameter groups: one (the official layout, so official optimizer states load), or with
-    ``separate_linear`` the ``nn.Linear`` parameters in a second group (for ``linear_lr_max``)."""
-    params = list(model.parameters())
-    linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
-    if not separate_linear or not linear:
-        return [{"params": params}]
-    return [{"params": [p for p in params if id(p) not in linear]}, {"params": [p for p in params if id(p) in linear]}]
 
 
 # ----------------------------------------------------------------------------------------------------- data order
@@ -123,6 +119,12 @@ class EpochBatchSampler(Sampler):
         """All batches of this rank in ``epoch`` (before ``start_batch`` is applied)."""
         mine = self.epoch_order(epoch)[self.rank::self.num_replicas]
         return [mine[b * self.batch_size:(b + 1) * self.batch_size].tolist() for b in range(self.batches_per_epoch)]
+
+    def data_order(self) -> dict:
+        """What fixes the batches (saved in checkpoints: a run stopped inside an epoch resumes only with the same)."""
+        return {"seed": self.seed, "num_samples": self.num_samples,
+                "global_batch_size": self.batch_size * self.num_replicas, "world_size": self.num_replicas,
+                "batches_per_epoch": self.batches_per_epoch}
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Iterate ``epoch`` from batch ``start_batch`` (the batches before it were seen before a resume)."""
@@ -207,12 +209,68 @@ def _dist_context(cfg: Config) -> tuple:
     return 0, 1, 0
 
 
-def _loss_key(name: str) -> str:
-    return name if name.startswith("loss_") else f"loss_{name}"
+def _sum_of_terms(losses: Mapping[str, Any]) -> Any:
+    """The total of a loss function without a ``total`` of its own."""
+    return sum(losses.values())
 
 
-def _plain_config(cfg: Config) -> dict:
-    return json.loads(json.dumps(cfg.to_dict()))  # plain lists/str/numbers only (weights_only-safe)
+def _process_device(cfg: Config, world_size: int, local_rank: int) -> torch.device:
+    """This process's device (``cfg.device``; in a distributed run the local rank's GPU), made current, with cudnn
+    left to pick the fastest kernels for the fixed input size."""
+    device = choose_device(cfg.device, local_rank if world_size > 1 else None, warn_cpu_fallback=is_paper_scale(cfg))
+    if world_size > 1 and device.type == "cpu" and dist.get_backend() == "nccl":
+        raise TrainingError("the process group uses nccl, which needs CUDA, but the device is CPU: use gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def _place_model(model: nn.Module, cfg: Config, device: torch.device, world_size: int, sync_bn: bool) -> tuple:
+    """(the bare network on ``device``, what the training step calls: it under DDP and/or ``torch.compile``)."""
+    if sync_bn and world_size > 1:
+        if device.type != "cuda":
+            raise TrainingError("sync_bn=True needs CUDA: torch's SyncBatchNorm does not run on CPU")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = model
+    if world_size > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    return model, net
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device, channels_last: bool) -> Dict[str, Any]:
+    """The batch's tensors on ``device`` (non-blocking; the image channels_last when the model is)."""
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            v = v.to(device, non_blocking=True)
+            if k == "img" and channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+class _ToHost:
+    """A small tensor's values for the host, copied from a GPU into pinned memory when made (so that waiting for
+    them after more work is queued leaves the GPU busy); :meth:`get` waits and returns them as a list."""
+
+    def __init__(self, values: torch.Tensor):
+        self.values, self.ready = values, None
+        if values.is_cuda:
+            self.values = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            self.values.copy_(values, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+
+    def get(self) -> list:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return self.values.tolist()
 
 
 class _LogWindow:
@@ -239,12 +297,68 @@ class _LogWindow:
         return out
 
 
+class _Clock:
+    """Times this run's iterations, each from the end of the previous one (after its checkpoint and callbacks) to
+    the end of its step; their mean gives the ETA."""
+
+    def __init__(self) -> None:
+        self.total, self.laps = 0.0, 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.t_prev = time.perf_counter()
+
+    def lap(self, t_data: float, images: int) -> dict:
+        """The record's times for the iteration that just ended (its data arrived at ``t_data``)."""
+        elapsed = time.perf_counter() - self.t_prev
+        self.total, self.laps = self.total + elapsed, self.laps + 1
+        return {"time": elapsed, "data_time": t_data - self.t_prev, "images_per_s": images / max(elapsed, 1e-9)}
+
+    def eta(self, iterations_left: int) -> float:
+        return self.total / self.laps * iterations_left
+
+
+def _train_loader(train_set: Dataset, sampler: EpochBatchSampler, cfg: Config, device: torch.device,
+                  worker_init: Optional[Callable[[int], None]]) -> DataLoader:
+    """The training DataLoader: ``sampler``'s batches, each sample tagged with its epoch (persistent workers)."""
+    workers = cfg.num_workers
+    return DataLoader(
+        _EpochIndexed(train_set), batch_sampler=_EpochTagged(sampler), num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None, worker_init_fn=worker_init,
+        generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
+    )
+
+
+def run_test(model: nn.Module, test_set: Dataset, cfg: Config, split: str, *, device: torch.device,
+             amp_dtype: Optional[torch.dtype] = None, checkpoint: Optional[Path] = None, tag: str = "",
+             write: bool = True, **predict_kwargs: Any) -> tuple:
+    """Predict ``test_set`` with :func:`internet.inference.predict`, score it with the data set's official
+    protocol and (``write``) write ``result/pred_{split}{tag}.npz`` and ``eval_{split}{tag}.json``
+    (:mod:`internet.results`); returns ``(EvalResult, path of the eval file or None)``."""
+    pred = predict(model, test_set, cfg, device=device, amp_dtype=amp_dtype, **predict_kwargs)
+    gt = test_set.eval_targets()
+    result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
+    if not write:
+        return result, None
+    if "ann_id" in gt:
+        pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
+    meta = {"dataset": cfg.dataset, "split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
+            "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
+            "flip_test": cfg.flip_test, "amp": amp_dtype is not None}
+    return result, write_results(cfg.result_dir, split, pred, result, meta, tag=tag)["eval"]
+
+
 # ----------------------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Trains and tests a model with the official recipe; builds from ``cfg`` whatever is not given.
 
-    Distributed runs (``torchrun`` or :func:`launch`): each process trains on its shard with batch
-    ``cfg.train_batch_size`` (global batch = that x world size); only rank 0 writes checkpoints and logs.
+    The Trainer runs the loop (device, data order, steps, logs, checkpoints) and knows nothing of the model's
+    internals: the model's side gives the optimizer's parameter groups (:func:`internet.model.param_groups`), the
+    loss its weighted total (``loss_fn.total``, else the sum of the terms), and :mod:`internet.checkpoint` writes
+    and restores the resume state. Distributed runs (``torchrun`` or :func:`launch`): each process trains on its
+    shard with batch ``cfg.train_batch_size`` (global batch = that x world size); only rank 0 writes checkpoints
+    and logs.
     """
 
     def __init__(self, cfg: Config, model: Optional[nn.Module] = None, train_set: Optional[Dataset] = None,
@@ -253,7 +367,8 @@ class Trainer:
                  callbacks: Sequence[Callback] = (), echo: bool = False):
         """cfg: the configuration; model: a network mapping img -> output dict (default InterNet from cfg);
         train_set / test_set: data sets of sample dicts (default ``build_dataset(cfg, split, mode)``, built when
-        first needed); loss_fn: (outputs, batch) -> dict of scalar losses (default InterNetLoss(fast=cfg.fast_loss));
+        first needed); loss_fn: (outputs, batch) -> dict of scalar losses, with an optional ``total(losses)``
+        (default ``InterNetLoss.from_config(cfg)``, which checks ``cfg.loss_weights``);
         sync_bn: SyncBatchNorm across processes (CUDA only; otherwise BN statistics are per process);
         cpu_amp: bf16 autocast on CPU (None = when cfg.amp and the CPU has native bf16, see internet.device);
         progress_bar: tqdm bars (None = when stderr is a terminal or in Jupyter); callbacks: called as
@@ -262,50 +377,30 @@ class Trainer:
         if cfg.retain_freed_memory:
             retain_freed_memory()  # this process runs the steps (and loads the data when num_workers=0)
         self.rank, self.world_size, self.local_rank = _dist_context(cfg)
-        self.is_main = self.rank == 0
+        self.is_main, self.global_batch_size = self.rank == 0, cfg.train_batch_size * self.world_size
         if self.is_main:
             check_output_dir(cfg)  # fail before anything is built or trained
-        self.device = choose_device(cfg.device, self.local_rank if self.world_size > 1 else None,
-                                    warn_cpu_fallback=is_paper_scale(cfg))
-        if self.world_size > 1:
-            backend = dist.get_backend()
-            if self.device.type == "cpu" and backend == "nccl":
-                raise TrainingError("the process group uses nccl, which needs CUDA, but the device is CPU: use gloo")
+        self.loss_fn = InterNetLoss.from_config(cfg) if loss_fn is None else loss_fn
+        self.device = _process_device(cfg, self.world_size, self.local_rank)
         self.amp_dtype = amp_dtype(self.device, cfg.amp, cpu_amp)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True  # fixed input size: let cudnn pick the fastest kernels
         if model is None:
-            from internet.model import InterNet
             torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
             model = InterNet.from_config(cfg)
-        if sync_bn and self.world_size > 1:
-            if self.device.type != "cuda":
-                raise TrainingError("sync_bn=True needs CUDA: torch's SyncBatchNorm does not run on CPU")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(self.device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model  # the bare network: checkpoints and test use it
-        self.net: nn.Module = model  # what the training step calls (DDP and/or compiled)
-        if self.world_size > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        if cfg.compile:
-            self.net = torch.compile(self.net)
-        if loss_fn is None:
-            from internet.losses import InterNetLoss
-            loss_fn = InterNetLoss(sigma=cfg.sigma, hm_shape=tuple(cfg.output_hm_shape), fast=cfg.fast_loss)
-        if isinstance(loss_fn, nn.Module):
-            loss_fn = loss_fn.to(self.device)
-        self.loss_fn = loss_fn
+        self.model, self.net = _place_model(model, cfg, self.device, self.world_size, sync_bn)
+        if isinstance(self.loss_fn, nn.Module):
+            self.loss_fn = self.loss_fn.to(self.device)
+        # the loss's weighted total of its terms (tensors, or the log's floats), else their sum
+        self.total_loss = getattr(self.loss_fn, "total", _sum_of_terms)
         # fused Adam on CUDA: one kernel for all parameters (same update rule as the official Adam)
-        self._adam_flags = {"fused": True, "foreach": None} if self.device.type == "cuda" else {"fused": None, "foreach": None}
-        groups = _param_groups(self.model, separate_linear=cfg.linear_lr_max is not None)
+        self._adam_flags = {"fused": True if self.device.type == "cuda" else None, "foreach": None}
+        groups = param_groups(self.model, cfg.linear_lr_max)
+        self.lr_max = [group.pop("lr_max") for group in groups]  # per group: the schedule's rate is capped at it
         self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, **self._adam_flags)
         self.train_set, self.test_set = train_set, test_set
-        self.callbacks = list(callbacks)
-        self.progress_bar = progress_bar
+        # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
+        # changed them since) need their own call
+        self._worker_init = _init_loader_worker if cfg.retain_freed_memory else None
+        self.callbacks, self.progress_bar = list(callbacks), progress_bar
         self.logger = TrainLogger(cfg.log_dir, enabled=self.is_main, echo=echo)
         if cfg.device == "auto" and self.device.type == "cpu" and is_paper_scale(cfg):
             self.logger.info("WARNING device='auto' resolved to the CPU for a paper-size network (see stderr)")
@@ -314,54 +409,22 @@ class Trainer:
         self.loader: Optional[DataLoader] = None
         self.last_checkpoint: Optional[Path] = None
 
-    # ------------------------------------------------------------------------------------------- data
-    @property
-    def global_batch_size(self) -> int:
-        return self.cfg.train_batch_size * self.world_size
-
     def _prepare_data(self) -> None:
         if self.loader is not None:
             return
         cfg = self.cfg
         if self.train_set is None:
-            from internet.data import build_dataset
             self.train_set = build_dataset(cfg, cfg.train_split, "train")
         self.sampler = EpochBatchSampler(len(self.train_set), cfg.train_batch_size, seed=cfg.seed, shuffle=True,
                                          num_replicas=self.world_size, rank=self.rank,
                                          max_batches=cfg.max_iters_per_epoch)
-        workers = cfg.num_workers
-        self.loader = DataLoader(
-            _EpochIndexed(self.train_set), batch_sampler=_EpochTagged(self.sampler), num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None, worker_init_fn=self._worker_init,
-            generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
-        )
-
-    @property
-    def _worker_init(self) -> Optional[Callable[[int], None]]:
-        # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
-        # changed them since) need their own call
-        return _init_loader_worker if self.cfg.retain_freed_memory else None
-
-    def _to_device(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
-        out = {}
-        for k, v in batch.items():
-            if torch.is_tensor(v):
-                v = v.to(self.device, non_blocking=True)
-                if k == "img" and self.cfg.channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-            out[k] = v
-        return out
-
-    # ------------------------------------------------------------------------------------------- schedule
-    def lr_for_epoch(self, epoch: int) -> float:
-        cfg = self.cfg
-        return lr_at_epoch(epoch, cfg.lr, cfg.lr_dec_epoch, cfg.lr_dec_factor)
+        self.loader = _train_loader(self.train_set, self.sampler, cfg, self.device, self._worker_init)
 
     def set_lr(self, epoch: int) -> float:
-        lr = self.lr_for_epoch(epoch)
-        for i, group in enumerate(self.optimizer.param_groups):
-            group["lr"] = lr if i == 0 else min(lr, self.cfg.linear_lr_max)  # group 1: the nn.Linear layers
+        """Set every group's rate for ``epoch`` (the schedule's, capped at the group's ``lr_max``); returns it."""
+        lr = lr_at_epoch(epoch, self.cfg.lr, self.cfg.lr_dec_epoch, self.cfg.lr_dec_factor)
+        for group, lr_max in zip(self.optimizer.param_groups, self.lr_max):
+            group["lr"] = lr if lr_max is None else min(lr, lr_max)
         return lr
 
     # ------------------------------------------------------------------------------------------- training
@@ -382,8 +445,7 @@ class Trainer:
             self.logger.info(f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
                              "internet.train.launch(cfg) or torchrun for DistributedDataParallel")
         last: dict = {}
-        run_time, run_iters = 0.0, 0
-        window = _LogWindow()
+        window, clock = _LogWindow(), _Clock()
         while self.epoch < cfg.end_epoch:
             epoch = self.epoch
             lr = self.set_lr(epoch)
@@ -391,42 +453,34 @@ class Trainer:
             self.net.train()
             bar = progress(self.loader, total=per_epoch, initial=self.iter, desc=f"epoch {epoch}",
                            enabled=self.progress_bar if self.is_main else False)
-            t_prev = time.perf_counter()
+            clock.restart()
             for batch in bar:
                 t_data = time.perf_counter()
                 losses = self._step(batch)
                 self.iter += 1
                 self.global_step += 1
-                t_now = time.perf_counter()
-                run_time += t_now - t_prev
-                run_iters += 1
-                remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
-                record = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
-                          "loss_total": self.weighted_total(losses), "time": t_now - t_prev,
-                          "data_time": t_data - t_prev,
-                          "images_per_s": self.global_batch_size / max(t_now - t_prev, 1e-9)}
-                window.add(record)
+                last = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
+                        "loss_total": self.total_loss(losses), **clock.lap(t_data, self.global_batch_size)}
+                window.add(last)
                 if self.global_step % cfg.log_every_iters == 0 or self.iter == per_epoch:
-                    self.logger.iteration(window.pop(), cfg.end_epoch, per_epoch,
-                                          eta_s=run_time / run_iters * remaining)
-                last = record
-                if (cfg.ckpt_every_iters and self.global_step % cfg.ckpt_every_iters == 0
-                        and self.iter < per_epoch):
+                    remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
+                    self.logger.iteration(window.pop(), cfg.end_epoch, per_epoch, eta_s=clock.eta(remaining))
+                if cfg.ckpt_every_iters and self.global_step % cfg.ckpt_every_iters == 0 and self.iter < per_epoch:
                     self.save_checkpoint()
                 for callback in self.callbacks:  # after the checkpoint: callbacks see what is on disk
-                    callback(self, record)
-                t_prev = time.perf_counter()
+                    callback(self, last)
+                clock.restart()
             self.epoch, self.iter = epoch + 1, 0
             self.save_checkpoint(epoch_end=epoch)
         self.logger.info(f"training done: epoch {cfg.end_epoch - 1}, step {self.global_step}, "
-                         f"{format_duration(run_time)} for {run_iters} iterations")
+                         f"{format_duration(clock.total)} for {clock.laps} iterations")
         return {"epoch": self.epoch - 1, "global_step": self.global_step, "checkpoint": self.last_checkpoint,
                 "losses": {k: v for k, v in last.items() if k.startswith("loss_")}}
 
     def _step(self, batch: Mapping[str, Any]) -> Dict[str, float]:
         """One optimisation step; returns the losses averaged over processes. Raises TrainingError (before the
         optimizer step, in every process alike) when a loss is not finite."""
-        batch = self._to_device(batch)
+        batch = _to_device(batch, self.device, self.cfg.channels_last)
         with autocast(self.device, self.amp_dtype):
             outputs = self.net(batch["img"])
         # outside autocast; InterNetLoss computes in float32/64 from bf16 heatmaps itself, without a float32 copy
@@ -434,66 +488,27 @@ class Trainer:
         losses = self.loss_fn(outputs, batch)
         if not isinstance(losses, Mapping) or not losses:
             raise TrainingError(f"the loss function must return a dict of scalar losses, got {type(losses).__name__}")
-        names = [_loss_key(k) for k in losses]
+        names = [k if k.startswith("loss_") else f"loss_{k}" for k in losses]
         values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
         if self.world_size > 1:
             dist.all_reduce(values)  # every process then sees the same values and takes the same decision
             values = values / self.world_size
-        ready = None
-        if values.is_cuda:  # copy before backward is queued, so waiting for the values leaves the GPU busy
-            host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-            host.copy_(values, non_blocking=True)
-            ready = torch.cuda.Event()
-            ready.record()
+        values = _ToHost(values)  # started before backward is queued, so waiting for it leaves the GPU busy
         self.optimizer.zero_grad(set_to_none=True)
-        total = self.weighted_total(losses)
-        total.backward()
-        if ready is not None:
-            ready.synchronize()
-            values = host
-        values = values.tolist()
+        self.total_loss(losses).backward()
+        values = values.get()
         bad = [f"{n}={v}" for n, v in zip(names, values) if not math.isfinite(v)]
         if bad:
-            where = (f"epoch {self.epoch}, iteration {self.iter} (global step {self.global_step + 1})")
             kept = self.last_checkpoint or latest_checkpoint(self.cfg.model_dump_dir)
-            msg = (f"non-finite loss at {where}: {', '.join(bad)}; training stopped before the optimizer step, "
+            msg = (f"non-finite loss at epoch {self.epoch}, iteration {self.iter} (global step "
+                   f"{self.global_step + 1}): {', '.join(bad)}; training stopped before the optimizer step, "
                    f"no checkpoint written (last good checkpoint: {kept or 'none'})")
             self.logger.info("ERROR " + msg)
             raise TrainingError(msg)
         self.optimizer.step()
         return dict(zip(names, values))
 
-    def weighted_total(self, losses: Mapping[str, Any]) -> Any:
-        """The total loss: each term times its ``cfg.loss_weights`` entry (terms the config does not name: 1); the
-        terms may be named with or without the log's ``loss_`` prefix."""
-        weights = {_loss_key(k): float(w) for k, w in zip(LOSS_TERMS, self.cfg.loss_weights)}
-        return sum(weights.get(_loss_key(k), 1.0) * v for k, v in losses.items())
-
     # ------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self, epoch_end: Optional[int] = None) -> dict:
-        """The checkpoint dict: the official entries plus ``train_state`` (plain data) for exact resumption."""
-        cfg = self.cfg
-        epoch = epoch_end if epoch_end is not None else self.epoch
-        return {
-            "epoch": epoch,
-            "network": official_state_dict(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "train_state": {
-                "version": TRAIN_STATE_VERSION,
-                "next_epoch": self.epoch,  # where a resumed run starts
-                "next_iter": self.iter,
-                "global_step": self.global_step,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "lr_schedule": {"lr": cfg.lr, "lr_dec_epoch": list(cfg.lr_dec_epoch),
-                                "lr_dec_factor": cfg.lr_dec_factor, "end_epoch": cfg.end_epoch},
-                "data_order": {"seed": cfg.seed, "num_samples": self.sampler.num_samples if self.sampler else None,
-                               "global_batch_size": self.global_batch_size, "world_size": self.world_size,
-                               "batches_per_epoch": self.sampler.batches_per_epoch if self.sampler else None},
-                "rng": capture_rng_states(),
-                "config": _plain_config(cfg),
-            },
-        }
-
     def save_checkpoint(self, epoch_end: Optional[int] = None) -> Optional[Path]:
         """Write ``snapshot_{epoch}.pth.tar`` (``epoch_end`` given: that epoch finished) or the iteration checkpoint
         ``snapshot_{epoch}_iter{n}.pth.tar``; then delete the iteration checkpoints it supersedes. Rank 0 only."""
@@ -501,13 +516,12 @@ class Trainer:
             return None
         folder = self.cfg.model_dump_dir
         name = checkpoint_name(epoch_end) if epoch_end is not None else checkpoint_name(self.epoch, self.iter)
-        path = save_checkpoint(folder / name, self.checkpoint_state(epoch_end))  # atomic: old files intact until here
+        state = training_checkpoint(self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
+                                    epoch=self.epoch if epoch_end is None else epoch_end,
+                                    position=(self.epoch, self.iter, self.global_step))
+        path = save_checkpoint(folder / name, state)  # atomic: old files intact until here
         self.last_checkpoint = path
-        for old in folder.iterdir():  # only now that the new one is complete
-            parsed = parse_checkpoint_name(old.name)
-            # iteration checkpoints of earlier positions (self.epoch/self.iter: where a resume would start)
-            if parsed is not None and parsed[1] is not None and old != path and parsed < (self.epoch, self.iter):
-                old.unlink(missing_ok=True)
+        prune_iteration_checkpoints(folder, before=(self.epoch, self.iter), keep=path)  # a resume starts there
         self.logger.info(f"saved {path}")
         return path
 
@@ -515,9 +529,8 @@ class Trainer:
         """With cfg.continue_train: load the latest checkpoint (this project's or an official snapshot)."""
         if not self.cfg.continue_train:
             return
-        if self.is_main:  # temporary files of checkpoint writes cut by a kill: never renamed, never to be used
-            for stale in self.cfg.model_dump_dir.glob(".snapshot_*.tmp"):
-                stale.unlink(missing_ok=True)
+        if self.is_main:
+            for stale in remove_incomplete_writes(self.cfg.model_dump_dir):
                 self.logger.info(f"removed {stale} (a checkpoint write that did not complete)")
         path = latest_checkpoint(self.cfg.model_dump_dir)
         if path is None:
@@ -526,55 +539,16 @@ class Trainer:
         self.resume_from(path)
 
     def resume_from(self, path: Union[str, Path]) -> None:
-        """Load weights, optimizer and training position from ``path``. An official snapshot (no ``train_state``)
-        resumes at the start of epoch ``epoch + 1``."""
-        path = Path(path)
+        """Continue from ``path`` (:func:`internet.checkpoint.resume_training`): weights, optimizer, RNG and position.
+        An official snapshot (no ``train_state``) resumes at the start of epoch ``epoch + 1``."""
         self._prepare_data()  # the position is counted in batches of this run's data order
-        ckpt = load_checkpoint(path)
-        if not isinstance(ckpt, Mapping) or "network" not in ckpt:
-            raise TrainingError(f"{path} is not a training checkpoint (no 'network' entry)")
-        load_network_state(self.model, ckpt, where=str(path))  # format version and finite weights, before the rest
-        if "optimizer" in ckpt:
-            saved = ckpt["optimizer"]
-            saved_groups = len(saved.get("param_groups", ())) if isinstance(saved, Mapping) else 0
-            if saved_groups and saved_groups != len(self.optimizer.param_groups):
-                raise TrainingError(
-                    f"{path}: its optimizer has {saved_groups} parameter group(s), this run's has "
-                    f"{len(self.optimizer.param_groups)} (linear_lr_max={self.cfg.linear_lr_max}; None gives the "
-                    f"official single group, a value a second one for the nn.Linear layers): resume with the "
-                    f"linear_lr_max setting the checkpoint was trained with")
-            try:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            except (ValueError, KeyError) as e:
-                raise TrainingError(f"{path}: the optimizer state does not fit this model ({e})") from e
-            for group in self.optimizer.param_groups:  # this device's implementation, not the saving one's
-                group.update(self._adam_flags)
-            optimizer_state_to_param_device(self.optimizer)  # e.g. a CPU-written state resumed with fused CUDA Adam
-        else:
-            self.logger.info(f"{path} has no optimizer state: Adam starts afresh")
-        state = ckpt.get("train_state")
-        if state is None:
-            if "epoch" not in ckpt:
-                raise TrainingError(f"{path} has neither 'train_state' nor 'epoch': cannot tell where to resume")
-            self.epoch, self.iter = int(ckpt["epoch"]) + 1, 0
-            self.global_step = self.epoch * self.sampler.batches_per_epoch
-        else:
-            self.epoch, self.iter = int(state["next_epoch"]), int(state["next_iter"])
-            self.global_step = int(state["global_step"])
-            order = state.get("data_order", {})
-            if self.iter:
-                now = {"seed": self.cfg.seed, "num_samples": self.sampler.num_samples,
-                       "global_batch_size": self.global_batch_size,
-                       "batches_per_epoch": self.sampler.batches_per_epoch}
-                changed = {k: (order.get(k), v) for k, v in now.items() if order.get(k) != v}
-                if changed:
-                    raise TrainingError(
-                        f"{path} stopped inside epoch {self.epoch} at iteration {self.iter}, but the data order "
-                        f"changed since ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}): the "
-                        "batches already seen cannot be skipped exactly. Resume from an end-of-epoch snapshot.")
-            if "rng" in state:
-                restore_rng_states(state["rng"])
-        self.last_checkpoint = path
+        try:
+            self.epoch, self.iter, self.global_step = resume_training(
+                path, self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
+                optimizer_flags=self._adam_flags, log=self.logger.info)
+        except ResumeError as e:
+            raise TrainingError(str(e)) from e
+        self.last_checkpoint = Path(path)
         dropped = self.logger.drop_records_after(self.global_step)  # the steps this run will do again
         self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}"
                          + (f"; {dropped} log record(s) after that step removed (they are redone)" if dropped else ""))
@@ -591,39 +565,22 @@ class Trainer:
         ``_snapshot_N``). ``test_set``: a data set instead of ``build_dataset(cfg, split, 'test')``. ``amp``: bf16
         autocast here too; off by default because bf16 heatmaps are quantised (steps of 1 between 128 and 256,
         around the peak of 255), which ties and shifts the official argmax."""
-        from internet.evaluate import evaluate_dataset
-        from internet.inference import predict
-        from internet.results import write_results
-
-        cfg, model = self.cfg, self.model
-        split = split or cfg.test_split
-        tag = ""
+        cfg, model, split, path, tag = self.cfg, self.model, split or self.cfg.test_split, None, ""
         if checkpoint is not None:
-            from internet.model.load import load_model
-
             path = cfg.model_dump_dir / checkpoint_name(checkpoint) if isinstance(checkpoint, int) else Path(checkpoint)
             model, cfg, _ = load_model(path, cfg)
-            model = model.to(self.device)
-            tag = "_" + path.name.split(".pth")[0]
+            model, tag = model.to(self.device), "_" + path.name.split(".pth")[0]
         if test_set is None:
             if self.test_set is None or getattr(self.test_set, "split", split) != split:
-                from internet.data import build_dataset
                 self.test_set = build_dataset(cfg, split, "test")
             test_set = self.test_set
-        pred = predict(model, test_set, cfg, device=self.device, amp_dtype=self.amp_dtype if amp else None,
-                       progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
-        gt = test_set.eval_targets()
-        result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
-        if self.is_main:
-            if "ann_id" in gt:
-                pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
-            meta = {"dataset": cfg.dataset, "split": split, "checkpoint": str(path) if checkpoint is not None else None,
-                    "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
-                    "flip_test": cfg.flip_test, "amp": bool(amp and self.amp_dtype is not None)}
-            paths = write_results(cfg.result_dir, split, pred, result, meta, tag=tag)
+        result, written = run_test(model, test_set, cfg, split, device=self.device, checkpoint=path, tag=tag,
+                                     amp_dtype=self.amp_dtype if amp else None, write=self.is_main,
+                                     progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
+        if written is not None:
             metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
             self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-                             + f"; written to {paths['eval']}")
+                             + f"; written to {written}")
         return result
 
     def close(self) -> None:
@@ -686,8 +643,6 @@ def launch(cfg: Config, nprocs: Optional[int] = None, **trainer_kwargs: Any) -> 
         raise TrainingError(f"launch: the Trainer arguments {sorted(trainer_kwargs)} cannot be sent to the worker "
                             f"processes ({type(e).__name__}: {e}); define models, data sets and callbacks in an "
                             "importable module, not in the notebook") from e
-    import torch.multiprocessing as mp
-
     mp.spawn(_ddp_worker, args=(nprocs, _free_port(), cfg.to_dict(), payload), nprocs=nprocs, join=True)
     return latest_checkpoint(cfg.model_dump_dir)
 
@@ -698,8 +653,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     Values are parsed as JSON where possible (``--lr 1e-4``, ``--lr_dec_epoch [15,17]``, ``--amp false``), else taken
     as strings. Under torchrun each process trains its share (DDP); otherwise ``--num_gpus N`` spawns N processes.
     """
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m internet.train", description=main.__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=("paper", "cpu"), default="paper")
     parser.add_argument("--test", action="store_true", help="after training, evaluate on cfg.test_split")

@@ -14,7 +14,7 @@ import torch
 from internet.config import Config
 from internet.data import InterHand26M, build_dataset
 from internet.data import index as index_mod
-from internet.data.augment import AugParams, crop_inv_trans, make_sample, process_bboxes, sample_aug_params
+from internet.data.augment import AugParams, crop_inv_trans, make_sample, sample_aug_params
 from internet.evaluate import evaluate_interhand
 from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bboxes, world2cam
 from internet.skeleton import RHD

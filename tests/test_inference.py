@@ -295,17 +295,17 @@ def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
 
 
 def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatch):
-    import internet.train as train_module
+    import internet.checkpoint as checkpoint_module
+    from internet.train import Trainer
 
     cfg = Config(output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1,
                  max_iters_per_epoch=1)
-    trainer = train_module.Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
+    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
     trainer.train()
     trainer.close()
     seen = []
-    monkeypatch.setattr(train_module, "optimizer_state_to_param_device", lambda opt: seen.append(opt))
-    resumed = train_module.Trainer(cfg.replace(continue_train=True, end_epoch=2), model=TinyInterNet(),
-                                   train_set=RandomHands(4))
+    monkeypatch.setattr(checkpoint_module, "optimizer_state_to_param_device", lambda opt: seen.append(opt))
+    resumed = Trainer(cfg.replace(continue_train=True, end_epoch=2), model=TinyInterNet(), train_set=RandomHands(4))
     resumed._prepare_data()
     resumed._resume()
     resumed.close()

@@ -1,5 +1,5 @@
 """The InterNet network and its ResNet backbone."""
-from internet.model.internet import BackboneNet, InterNet, PoseNet
+from internet.model.internet import BackboneNet, InterNet, PoseNet, param_groups
 from internet.model.resnet import RESNET_SPECS, BasicBlock, Bottleneck, ResNet
 
-__all__ = ["InterNet", "BackboneNet", "PoseNet", "ResNet", "BasicBlock", "Bottleneck", "RESNET_SPECS"]
+__all__ = ["InterNet", "BackboneNet", "PoseNet", "param_groups", "ResNet", "BasicBlock", "Bottleneck", "RESNET_SPECS"]

@@ -8,15 +8,13 @@ files load unchanged (after removing their ``module.`` prefix, see :mod:`interne
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from internet.config import Config
 from internet.model.resnet import ResNet
-
-if TYPE_CHECKING:  # only for the type hint of from_config
-    from internet.config import Config
 
 HEAD_CHANNELS = 256  # width of the deconv upsampler (official)
 FC_CHANNELS = 512  # hidden width of the root-depth and hand-type MLPs (official)
@@ -154,7 +152,7 @@ class InterNet(nn.Module):
             self.backbone_net.resnet.load_torchvision(pretrained_backbone)
 
     @classmethod
-    def from_config(cls, cfg: "Config") -> "InterNet":
+    def from_config(cls, cfg: Config) -> "InterNet":
         """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options, pretrained_backbone)."""
         return cls(resnet_type=cfg.resnet_type, joint_num=cfg.joint_num, output_hm_shape=tuple(cfg.output_hm_shape),
                    output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
@@ -164,3 +162,19 @@ class InterNet(nn.Module):
         if img.dim() != 4 or img.shape[1] != 3:
             raise ValueError(f"InterNet expects img of shape (B, 3, H, W), got {tuple(img.shape)}")
         return self.pose_net(self.backbone_net(img))
+
+
+def param_groups(model: nn.Module, linear_lr_max: Optional[float] = None) -> List[dict]:
+    """Adam parameter groups of ``model``, each ``{"params": [...], "lr_max": bound or None}`` (remove ``lr_max``
+    before giving them to the optimizer; the schedule's rate for a group is ``min(lr, lr_max)``).
+
+    One group by default: the official layout, so official optimizer states load. With ``linear_lr_max``, the
+    ``nn.Linear`` parameters (InterNet's root-depth and hand-type heads) form a second group capped at that rate:
+    their input is a non-negative pooled feature, and at a rate that suits the BatchNorm'd convolutions their ReLU
+    units die (``Config.linear_lr_max``)."""
+    params = list(model.parameters())
+    linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+    if linear_lr_max is None or not linear:
+        return [{"params": params, "lr_max": None}]
+    return [{"params": [p for p in params if id(p) not in linear], "lr_max": None},
+            {"params": [p for p in params if id(p) in linear], "lr_max": float(linear_lr_max)}]

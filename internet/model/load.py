@@ -13,9 +13,8 @@ from internet.checkpoint import (CheckpointError, check_format_version, infer_fc
 from internet.config import Config
 from internet.model.internet import InterNet
 
-MODEL_FIELDS = ("resnet_type", "head_channels", "fc_input_norm", "input_img_shape", "output_hm_shape", "sigma",
-                "bbox_3d_size", "bbox_3d_size_root", "output_root_hm_shape")
-"""Config fields that must match the network a checkpoint was trained as."""
+MODEL_FIELDS = Config.group_fields("model")
+"""Config fields that must match the network a checkpoint was trained as: the config's model group."""
 
 
 def load_model(checkpoint: Union[str, Path], cfg: Config) -> Tuple[InterNet, Config, Dict[str, Any]]:
