@@ -80,7 +80,7 @@ def load_official_style(data_dir: Path) -> dict:
     import numpy as np
     from pycocotools.coco import COCO
 
-    from internet.geometry import cam2pixel, process_bbox, world2cam
+    from internet.geometry import cam2pixel, process_bboxes, world2cam
 
     ann_dir = data_dir / "annotations" / "train"
     db = COCO(str(ann_dir / "InterHand2.6M_train_data.json"))
@@ -104,7 +104,7 @@ def load_official_style(data_dir: Path) -> dict:
         valid = np.array(ann["joint_valid"], dtype=np.float32).reshape(42)
         valid[:21] *= valid[20]
         valid[21:] *= valid[41]
-        bbox = process_bbox(np.array(ann["bbox"], dtype=np.float32))
+        bbox = process_bboxes(np.array(ann["bbox"], dtype=np.float32))
         entry = {
             "img_path": str(data_dir / "images" / "train" / img["file_name"]), "seq_name": img["seq_name"],
             "cam_param": {"focal": focal, "princpt": princpt}, "bbox": bbox,
