@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-DATASETS = ("InterHand2.6M", "RHD", "STB")
+DATASETS = {
+    "InterHand2.6M": "internet.data.interhand:InterHand26M",
+    "RHD": "internet.data.rhd:RHD",
+    "STB": "internet.data.stb:STB",
+}
+"""The one registry of data sets: ``cfg.dataset`` -> ``"module:Class"`` of a class ``Class(cfg, split, mode)`` that
+follows ``internet.data.HandDataset``. A new data set is its module and one entry here (imported only when used)."""
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
 TRANS_TEST = ("gt", "rootnet")
 ANNOT_SUBSETS = ("all", "human", "machine")
@@ -209,7 +215,7 @@ class Config:
             raise ConfigError(f"config parameter {name}={getattr(self, name)!r}: {why}")
 
         if self.dataset not in DATASETS:
-            bad("dataset", f"must be one of {DATASETS}")
+            bad("dataset", f"must be one of {tuple(DATASETS)}")
         if self.annot_subset not in ANNOT_SUBSETS:
             bad("annot_subset", f"must be one of {ANNOT_SUBSETS}")
         if self.trans_test not in TRANS_TEST:

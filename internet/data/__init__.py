@@ -1,40 +1,75 @@
-"""Data sets as torch Datasets of sample dicts (docs/design.md): InterHand2.6M here, RHD and STB in their modules."""
+"""Data sets as torch Datasets of sample dicts (docs/design.md): InterHand2.6M here, RHD and STB in their modules.
+
+Every data set class follows :class:`HandDataset` and is registered once, in ``internet.config.DATASETS``.
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Optional
+from pathlib import Path
+from typing import Dict, Optional, Protocol, runtime_checkable
 
-from internet.config import Config
+import numpy as np
+
+from internet.config import DATASETS, Config
 from internet.data.augment import AugParams, make_sample, sample_aug_params
 from internet.data.interhand import InterHand26M
-
-# cfg.dataset -> (module, class); RHD and STB are imported only when asked for. Their classes take
-# (cfg, split, mode) like InterHand26M.
-_DATASETS = {
-    "InterHand2.6M": ("internet.data.interhand", "InterHand26M"),
-    "RHD": ("internet.data.rhd", "RHD"),
-    "STB": ("internet.data.stb", "STB"),
-}
+from internet.skeleton import Skeleton
 
 
-def build_dataset(cfg: Config, split: Optional[str] = None, mode: str = "train", **kwargs):
-    """The data set named by ``cfg.dataset`` for ``split`` (default: cfg.train_split in train mode, else
-    cfg.test_split) in ``mode`` ('train' | 'test'); extra keyword arguments go to the data set class."""
-    if cfg.dataset not in _DATASETS:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; known: {sorted(_DATASETS)}")
-    if split is None:
-        split = cfg.train_split if mode == "train" else cfg.test_split
-    module_name, class_name = _DATASETS[cfg.dataset]
+@runtime_checkable
+class HandDataset(Protocol):
+    """What the trainer, the inference path, the evaluation and the notebooks use of a data set.
+
+    ``cfg``, ``split``, ``mode`` and ``skeleton`` (its 42-joint order); samples (``__getitem__``: the sample dict of
+    docs/design.md) with their augmentation drawn per (seed, epoch, index) (``set_epoch``); for evaluation the whole
+    split's ground truth as arrays (``eval_targets``); for figures each sample's image file, decoded image and
+    processed crop box."""
+
+    cfg: Config
+    split: str
+    mode: str
+    skeleton: Skeleton
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Dict[str, np.ndarray]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def eval_targets(self) -> Dict[str, np.ndarray]: ...
+
+    def image_path(self, i: int) -> Path: ...
+
+    def load_image(self, i: int, dtype: type = np.float32) -> np.ndarray: ...
+
+    def crop_bbox(self, i: int) -> np.ndarray: ...
+
+
+def dataset_class(name: str) -> type:
+    """The class registered for ``name`` in ``internet.config.DATASETS`` (its module imported now)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    module_name, class_name = DATASETS[name].split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise
-        raise ImportError(f"dataset {cfg.dataset!r} needs {module_name}, which is not available") from None
+        raise ImportError(f"dataset {name!r} needs {module_name}, which is not available") from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ImportError(f"{module_name} does not define {class_name}(cfg, split, mode)")
+    return cls
+
+
+def build_dataset(cfg: Config, split: Optional[str] = None, mode: str = "train", **kwargs) -> HandDataset:
+    """The data set named by ``cfg.dataset`` for ``split`` (default: cfg.train_split in train mode, else
+    cfg.test_split) in ``mode`` ('train' | 'test'); extra keyword arguments go to the data set class."""
+    cls = dataset_class(cfg.dataset)
+    if split is None:
+        split = cfg.train_split if mode == "train" else cfg.test_split
     return cls(cfg, split, mode, **kwargs)
 
 
-__all__ = ["AugParams", "InterHand26M", "build_dataset", "make_sample", "sample_aug_params"]
+__all__ = ["AugParams", "HandDataset", "InterHand26M", "build_dataset", "dataset_class", "make_sample",
+           "sample_aug_params"]
