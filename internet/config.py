@@ -159,10 +159,6 @@ class Config:
     def vis_dir(self) -> Path:
         return Path(self.output_dir) / "vis"
 
-    @property
-    def joint_num(self) -> int:
-        """Joints per hand."""
-        return 21
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -15,6 +15,7 @@ from torch import nn
 
 from internet.config import Config
 from internet.model.resnet import ResNet
+from internet.skeleton import INTERHAND
 
 HEAD_CHANNELS = 256  # width of the deconv upsampler (official)
 FC_CHANNELS = 512  # hidden width of the root-depth and hand-type MLPs (official)
@@ -154,8 +155,9 @@ class InterNet(nn.Module):
     @classmethod
     def from_config(cls, cfg: Config) -> "InterNet":
         """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options, pretrained_backbone)."""
-        return cls(resnet_type=cfg.resnet_type, joint_num=cfg.joint_num, output_hm_shape=tuple(cfg.output_hm_shape),
-                   output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
+        # joints per hand: the 42-joint two-hand skeleton the heatmap branches predict, half each
+        return cls(resnet_type=cfg.resnet_type, joint_num=INTERHAND.joint_num // 2,
+                   output_hm_shape=tuple(cfg.output_hm_shape), output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
                    head_channels=cfg.head_channels, fc_input_norm=cfg.fc_input_norm)
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
