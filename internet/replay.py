@@ -130,13 +130,14 @@ def camera_sequences(seqs: SequenceIndex, min_frames: int = 3) -> List[SequenceK
 
 
 # ============================================================================================== every camera
-def frame_views(seqs: SequenceIndex, capture: int, seq_name: str, frame: int, all_cameras: bool = True
-                ) -> Dict[str, Any]:
+def frame_views(seqs: SequenceIndex, capture: int, seq_name: str, frame: int, all_cameras: bool = True,
+                images: bool = True) -> Dict[str, Any]:
     """One frame from every camera of the capture: ``views`` (dicts for
     :func:`internet.vis.sequence.multiview_grid_figure`: the image where this split has one, the world joints
     projected with that camera's calibration), ``world`` (42, 3), ``valid`` (42,) and the ``rig``. The world joints
     are the mean over the annotated views that see each joint; every annotated view's own annotation is compared
-    with the projection (``max_px``: the largest distance in pixels between its annotated and projected joints)."""
+    with the projection (``max_px``: the largest distance in pixels between its annotated and projected joints).
+    ``images=False`` leaves the images out (annotation-only data sets)."""
     annotated = seqs.views(capture, seq_name, frame)
     rig = seqs.rig(capture)
     # Each annotated view holds the joints it sees (valid = annotated and inside its image): merge them all.
@@ -156,7 +157,7 @@ def frame_views(seqs: SequenceIndex, capture: int, seq_name: str, frame: int, al
         if name in annotated:
             row = annotated[name]
             f = seqs.frame(row)
-            view.update(img=seqs.load_image(row), width=f["width"], height=f["height"])
+            view.update(img=seqs.load_image(row) if images else None, width=f["width"], height=f["height"])
             ok = f["joint_valid"] & valid
             view["max_px"] = float(np.abs(f["joint_img"][ok] - uv[ok]).max()) if ok.any() else float("nan")
             view["note"] = f"annotated, |proj - annot| {view['max_px']:.2f} px"
