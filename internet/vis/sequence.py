@@ -225,6 +225,7 @@ class SequencePlayer:
     def __init__(self, get_frame: Callable[[int], Dict[str, Any]], n: int, fps: float = 5.0,
                  curves: Optional[Mapping[str, np.ndarray]] = None, time_axis: Optional[Sequence[float]] = None,
                  skeleton: Skeleton = INTERHAND, image_width: int = 360, figure_height: int = 420,
+                 figure_width: int = 560,
                  sources3d: Optional[Sequence[Mapping[str, Tuple[np.ndarray, np.ndarray]]]] = None) -> None:
         if not callable(get_frame):
             raise TypeError("get_frame must be a callable index -> dict")
@@ -254,8 +255,9 @@ class SequencePlayer:
         fw = _figure_widget()
         self.figure: go.Figure = fw if fw is not None else go.Figure()
         self.figure.add_traces(animation_traces(sources3d[0], skeleton))
-        self.figure.update_layout(height=figure_height, margin=dict(l=0, r=0, t=10, b=0), scene=_scene(self._ranges),
-                                  legend=dict(groupclick="togglegroup"), uirevision="player",
+        self.figure.update_layout(height=figure_height, width=figure_width, margin=dict(l=0, r=0, t=10, b=0),
+                                  scene=_scene(self._ranges), uirevision="player",
+                                  legend=dict(groupclick="togglegroup", orientation="h", y=0.0, x=0.0),
                                   meta=dict(kind="sequence_player_3d"))
         self.curve: Optional[go.Figure] = None
         if curves is not None:
