@@ -433,3 +433,46 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert pred["joint_img"].shape == (summary["frames"], 42, 2) and np.isfinite(pred["joint_img"]).all()
     assert (vis / "07_your_video_overlay.mp4").is_file() and (vis / "07_your_video_3d.html").is_file()
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
+
+
+# ============================================================================================== README and benchmark
+def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
+    import re
+
+    from internet.config import Config
+    from internet.notebook import load_model
+    from internet.predictor import Predictor
+    from internet.video import video_from_sequence
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### Sequences, cameras and video")[1].split("\n### ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    ns: dict = {}
+    exec(blocks[0].replace('"data/synthetic/InterHand2.6M"', repr(str(tiny_data))), ns)
+    seqs = SequenceIndex(tiny_data, "test")
+    assert ns["key"] == seqs.default_sequence()
+    assert ns["track"]["frame"].tolist() == seqs.frames(ns["key"].capture, ns["key"].seq_name, ns["key"].camera).tolist()
+    assert ns["key"].camera in ns["views"]
+    # the README's clip: a camera's sequence written as a video, with its first annotated box
+    clip, box = video_from_sequence(seqs, ns["key"], tmp_path / "clip.mp4")
+    model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())
+    code = (blocks[1].replace('"clip.mp4"', repr(str(clip))).replace("[69, 137, 165, 153]", repr(box.tolist()))
+            .replace('"output/vis"', repr(str(tmp_path / "vis"))))
+    ns2 = {"Predictor": Predictor, "model": model, "cfg": cfg}
+    exec(code, ns2)
+    result = ns2["result"]
+    assert result["frames"] == len(ns["track"]["frame"]) and result["one_euro"] == {"min_cutoff": 1.0, "beta": 0.05}
+    assert all(Path(result[k]).is_file() for k in ("overlay", "html", "npz"))
+
+
+def test_temporal_filter_benchmark_quick(tmp_path):
+    from test_benchmarks import run_bench
+
+    out = run_bench("bench_temporal_filter", "--quick", tmp_path=tmp_path)
+    noisy = out["noisy_gt"]
+    assert out["data"]["camera_sequences"] > 5 and noisy["raw"]["count"] > 0
+    assert noisy["raw"]["accel_error"] > 2 * noisy["raw"]["jitter_gt"]  # the noise dominates the motion
+    for f in noisy["filtered"]:
+        assert f["jitter"] < noisy["raw"]["jitter"] and f["accel_error"] < noisy["raw"]["accel_error"]
+        assert f["jitter_gt"] == noisy["raw"]["jitter_gt"] and f["count"] == noisy["raw"]["count"]
