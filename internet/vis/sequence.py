@@ -76,7 +76,8 @@ def animation_traces(sources: Mapping[str, Tuple[np.ndarray, np.ndarray]], skele
         if source not in sources:
             continue
         pts, ok = sources[source]
-        style = _STYLE[source]
+        # GT is dashed and faint only to set it apart from a prediction; alone it is drawn solid
+        style = _STYLE["pred" if source == "gt" and "pred" not in sources else source]
         for hand in hands:
             name, group = f"{_LABEL[source]} {hand}", f"{source}:{hand}"
             first = True
@@ -134,8 +135,12 @@ def scene_ranges(frames: Iterable[Mapping[str, Tuple[np.ndarray, np.ndarray]]], 
 
 
 def _scene(ranges: dict) -> dict:
-    return dict(aspectmode="cube", camera=CAMERA_VIEW, xaxis_title="x (mm, root-relative)", yaxis_title="y",
-                zaxis_title="z", **{k: dict(v, title=dict(text=k[0])) for k, v in ranges.items()})
+    # looking along the camera's axis, as the image sees the hands; the depth axis' ticks would overlap
+    camera = dict(CAMERA_VIEW, eye=dict(x=0.35, y=-0.35, z=-1.5))
+    axes = {k: dict(v, title=dict(text=f"{k[0]} (mm)")) for k, v in ranges.items()}
+    if "zaxis" in axes:
+        axes["zaxis"].update(showticklabels=False)
+    return dict(aspectmode="cube", camera=camera, **axes)
 
 
 def hands_animation_figure(frames: Sequence[Mapping[str, Any]], fps: float = 5.0, skeleton: Skeleton = INTERHAND,
