@@ -148,7 +148,8 @@ class OneEuroFilter:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise ValueError(f"beta must be a number >= 0, got {beta!r}")
-        self.fps, self.min_cutoff, self.beta, self.d_cutoff = float(fps), float(min_cutoff), float(beta), float(d_cutoff)
+        self.fps, self.min_cutoff = float(fps), float(min_cutoff)
+        self.beta, self.d_cutoff = float(beta), float(d_cutoff)
         self.reset()
 
     def reset(self) -> None:

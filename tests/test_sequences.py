@@ -452,7 +452,8 @@ def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     exec(blocks[0].replace('"data/synthetic/InterHand2.6M"', repr(str(tiny_data))), ns)
     seqs = SequenceIndex(tiny_data, "test")
     assert ns["key"] == seqs.default_sequence()
-    assert ns["track"]["frame"].tolist() == seqs.frames(ns["key"].capture, ns["key"].seq_name, ns["key"].camera).tolist()
+    key = ns["key"]
+    assert ns["track"]["frame"].tolist() == seqs.frames(key.capture, key.seq_name, key.camera).tolist()
     assert ns["key"].camera in ns["views"]
     # the README's clip: a camera's sequence written as a video, with its first annotated box
     clip, box = video_from_sequence(seqs, ns["key"], tmp_path / "clip.mp4")
