@@ -2,8 +2,8 @@
 
 1. Writes the synthetic InterHand2.6M data set once (``data/synthetic/InterHand2.6M``; skipped when its
    ``synth_info.json``, written last by the generator, records the same generator version, seed and sizes).
-2. Runs notebooks 01 to 04 with papermill in the CPU preset: explore the data, train, evaluate (the trained
-   network, the untrained one and the mean-pose baseline), visualise in 3D. Executed notebooks go to
+2. Runs notebooks 01 to 04 and 06 with papermill in the CPU preset: explore the data, train, evaluate (the trained
+   network, the untrained one and the mean-pose baseline), visualise in 3D, play sequences across cameras. Executed notebooks go to
    ``output/notebooks/``, figures to ``output/vis/``, metrics to ``output/result/``, checkpoints to
    ``output/model_dump/``.
 3. Writes ``output/result/summary.json``: MPJPE before and after training, the mean-pose baseline, handedness
@@ -24,7 +24,7 @@ from internet.cli import non_negative_int, positive_int
 from internet.notebook import project_path, project_root
 from internet.results import read_results, result_paths
 
-NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d")
+NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "06_sequences")
 DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
 QUICK_SIZES = dict(train=24, val=4, test=12)
 DEFAULT_SIZES = dict(train=3200, val=200, test=400)
@@ -186,6 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ("02_train", train_params),
         ("03_evaluate", {**common, "split": "test", "compare_baselines": True}),
         ("04_visualize_3d", {**common, "png_export": png_export, "split": "test", "n_browse": 20}),
+        ("06_sequences", {**common, "png_export": png_export, "split": "test"}),  # sequences, views, video export
     ]
 
     seconds: Dict[str, float] = {}

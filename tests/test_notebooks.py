@@ -19,7 +19,8 @@ from internet.notebook import (ParameterError, archive_previous_run, check_bbox,
                                project_root, resolve_checkpoint, training_curves_figure, zoom_to_box)
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "05_your_image")
+NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "05_your_image", "06_sequences",
+             "07_your_video")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -375,9 +376,9 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     assert demo_run.rc == 0, demo_run.summary
     s = demo_run.summary
     assert s["data"]["status"] == "reused"  # the tiny set has the quick sizes: synth_info.json says complete
-    for name in ("data", "01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "total"):
+    for name in ("data", "01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "06_sequences", "total"):
         assert s["seconds"][name] >= 0
-    assert len(s["executed_notebooks"]) == 4 and all(Path(p).is_file() for p in s["executed_notebooks"])
+    assert len(s["executed_notebooks"]) == 5 and all(Path(p).is_file() for p in s["executed_notebooks"])
     assert s["evaluated"]["checkpoint"] == str(demo_run.checkpoint)
 
     # every number of the summary, recomputed independently (see _annotations and _official_scores)

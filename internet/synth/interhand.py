@@ -16,6 +16,11 @@ more than 30 valid joints; joint_3d.json holds per frame the world joints (place
 absent or not annotated), 3D validity and hand type. Annotation gaps are simulated: a few random joints in some
 frames, and occasionally a whole hand of an interacting frame.
 
+Sequences: each ``seq_name`` of a capture is one continuous motion (``internet.synth.motion``: hands moving, touching,
+separating and articulating smoothly) recorded at ``SEQUENCE_FPS`` (5 fps: ``frame_idx`` advances by ``FRAME_STEP``
+= 6 frames of the 30 fps capture between consecutive frames, and skips a frame that no camera sees usably). The rig
+(cameras) is fixed per capture; every frame is seen by several cameras. ``synth_info.json`` records the rates.
+
 Everything depends only on the seed and the arguments (not on ``num_workers``): every random draw comes from a
 generator keyed by what it is for (capture, sequence, image id, ...).
 """
@@ -33,17 +38,22 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
+from internet.geometry import process_bboxes
 from internet.synth import writer as W
 from internet.synth.render import (
     DEFAULT_LIGHT, encode_image, finish_image, render_background, render_hands, sample_style,
 )
+from internet.synth.motion import SmoothMotionRng
 from internet.synth.rig import (
     HUMAN_FRACTION, SPLIT_CODE, Capture, plan_split, purpose, rng_for, views_per_frame,
 )
 from internet.synth.scene import FrameBatch, sample_single_frames, sample_two_hand_frames
 
-GENERATOR_VERSION = 2
-FRAME_STEP = 6              # 5 fps frames out of the 30 fps capture
+GENERATOR_VERSION = 3       # 3: each sequence is one continuous motion
+CAPTURE_FPS = 30            # frame_idx counts frames of a 30 fps capture, as the release's
+FRAME_STEP = 6              # consecutive frames of a sequence are 6 capture frames apart:
+SEQUENCE_FPS = CAPTURE_FPS / FRAME_STEP   # 5 fps, as the 5 fps release
+SMOOTH_FRAMES = 3.0         # correlation length of the motion, in sequence frames (0.6 s)
 RANDOM_GAP_PROB = 0.06      # frames with 1-3 unannotated joints
 MISSING_HAND_PROB = 0.03    # interacting frames with one hand not annotated at all
 ROOTNET_NOISE_MM = 30.0
@@ -110,6 +120,8 @@ def generate(
                       "with_images": bool(with_images), "image_format": image_format,
                       "jpeg_quality": int(jpeg_quality)},
         "complete": False, "splits": {},
+        "sequences": {"fps": SEQUENCE_FPS, "capture_fps": CAPTURE_FPS, "frame_step": FRAME_STEP,
+                      "smooth_frames": SMOOTH_FRAMES},
     }
     # Written first so that an interrupted run is recognisable (and may be overwritten by the next one).
     W.write_json(root / "synth_info.json", info)
@@ -269,16 +281,16 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
     cursor = int(rng_for(seed, purpose("capture"), code, cap.index, 1).integers(0, 3000))
     next_id = first_id
     for s_idx, seq in enumerate(cap.sequences):
-        remaining, attempt = seq.quota, 0
-        seq_frames = 0
-        while remaining > 0:
-            if attempt > 200:
-                raise RuntimeError(f"could not find enough usable views for {cap.split} Capture{cap.index} "
-                                   f"{seq.name} ({remaining} missing)")
+        if seq.quota == 0:
+            continue
+        # One continuous motion per sequence, long enough for the quota with some frames left without a usable
+        # view; a motion that still falls short is drawn again, longer.
+        n_frames = max(math.ceil(seq.quota / views_per_frame(cap.quota, C)), min(seq.quota, 8))
+        per_frame = math.ceil(seq.quota / n_frames)
+        for attempt in range(12):
             rng = rng_for(seed, purpose("frames"), code, cap.index, s_idx, attempt)
-            n_frames = max(math.ceil(remaining / views_per_frame(cap.quota, C)), min(remaining, 8))
-            per_frame = math.ceil(remaining / n_frames)
-            fb = _sample_frames(rng, cap, seq, n_frames)
+            length = math.ceil(n_frames * 1.25 * 1.5 ** attempt) + 2
+            fb = _sample_frames(SmoothMotionRng(rng, length, SMOOTH_FRAMES), cap, seq, length)
             valid3d, placeholder = _annotation_gaps(rng, fb)
             world = fb.world.astype(np.float32).astype(np.float64)  # what the JSON stores
             cam = np.einsum("cij,fckj->fcki", R, world[:, None] - T[None, :, None])   # (F, C, 42, 3)
@@ -297,78 +309,74 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
             need = np.maximum(MIN_VALID_JOINTS, np.ceil(0.5 * valid3d.sum(-1)))[:, None]
             with np.errstate(invalid="ignore"):
                 usable = (n_valid >= need) & (u_max - u_min >= 4.0) & (v_max - v_min >= 4.0)
-            # Spread the quota over frames: each frame takes up to per_frame usable cameras in a random order.
-            order = np.argsort(rng.random((n_frames, C)), axis=1)
+            # Frames in time order each take up to per_frame usable cameras until the quota is met; the motion ends
+            # there. The cameras are preferred in one random order per sequence, so a camera that sees the hands keeps
+            # seeing them (a camera's view of a sequence is a video). A frame without a usable view is a gap in
+            # frame_idx, as in the release.
+            order = np.broadcast_to(np.argsort(rng.random(C)), (length, C))
             usable_perm = np.take_along_axis(usable, order, axis=1)
             rank = np.cumsum(usable_perm, axis=1) - 1
             take = np.zeros_like(usable)
             np.put_along_axis(take, order, usable_perm & (rank < per_frame), axis=1)
-            f_idx, c_idx = np.nonzero(take)
-            f_idx, c_idx = f_idx[:remaining], c_idx[:remaining]
-            attempt += 1
-            if len(f_idx) == 0:
-                continue
-            remaining -= len(f_idx)
-            kept_frames, f_local = np.unique(f_idx, return_inverse=True)
-            frame_ids = cursor + FRAME_STEP * (seq_frames + np.arange(len(kept_frames)))
-            seq_frames += len(kept_frames)
-            n_ann = len(f_idx)
-            ids = np.arange(next_id, next_id + n_ann)
-            next_id += n_ann
-            # --- data.json
-            vsel = valid[f_idx, c_idx]
-            cx = (u_min[f_idx, c_idx] + u_max[f_idx, c_idx]) / 2
-            cy = (v_min[f_idx, c_idx] + v_max[f_idx, c_idx]) / 2
-            bw = (u_max[f_idx, c_idx] - u_min[f_idx, c_idx]) * 1.2
-            bh = (v_max[f_idx, c_idx] - v_min[f_idx, c_idx]) * 1.2
-            bbox = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], axis=1)
-            hand_type = fb.hand_type[f_idx]
-            htv = np.where(hand_type == "interacting", vsel.sum(1) > 30, True).astype(int)
-            frames_of_ann = frame_ids[f_local]
-            cam_names = [cams[c].name for c in c_idx]
-            file_names = [f"Capture{cap.index}/{seq.name}/cam{cn}/image{fr}.{ext}"
-                          for cn, fr in zip(cam_names, frames_of_ann.tolist())]
-            out.images += W.image_records(ids.tolist(), file_names, width[c_idx].tolist(), height[c_idx].tolist(),
-                                          cap.index, cap.subject, [seq.name] * n_ann, cam_names,
-                                          frames_of_ann.tolist())
-            out.annotations += W.annotation_records(ids.tolist(), bbox, vsel, hand_type.tolist(), htv.tolist(), jv_int)
-            for ht in ("right", "left", "interacting"):
-                out.hand_types[ht] += int(np.sum(hand_type == ht))
-            # --- joint_3d.json (frames with at least one annotation)
-            wc = np.where(placeholder[kept_frames][..., None], 1.0, world[kept_frames])
-            v3 = valid3d[kept_frames]
-            ht3 = fb.hand_type[kept_frames]
-            htv3 = np.where(ht3 == "interacting", v3.sum(1) > 30, True)
-            out.joint_3d += W.joint_3d_records(frame_ids.tolist(), wc, v3, ht3.tolist(), htv3.tolist(), jv_bool)
-            out.frames += len(kept_frames)
-            # --- human-annotated frames
-            human = rng.random(len(kept_frames)) < HUMAN_FRACTION[cap.split]
-            out.human_ids += ids[human[f_local]].tolist()
-            # --- RootNet output: the processed GT box and noisy root depths
-            root_z = cam[f_idx, c_idx][:, [20, 41], 2]
-            if with_rootnet:
-                noisy = root_z + rng.normal(0.0, ROOTNET_NOISE_MM, size=root_z.shape)
-                for h in (0, 1):  # an absent hand gets the other hand's depth (RootNet always answers both)
-                    absent = ~np.isfinite(noisy[:, h])
-                    noisy[absent, h] = noisy[absent, 1 - h] + rng.normal(0.0, 40.0, size=int(absent.sum()))
-                out.rootnet += W.rootnet_records(ids.tolist(), _process_bbox(bbox), noisy)
-            # --- rendering work
-            elbow_cam = np.einsum("cij,fchj->fchi", R, fb.elbow[:, None] - T[None, :, None])[f_idx, c_idx]
-            out.render.append(dict(
-                ids=ids, cam=c_idx, joint_cam=cam[f_idx, c_idx].astype(np.float32),
-                elbow_cam=elbow_cam.astype(np.float32), present=fb.present[f_idx], file_names=file_names,
-            ))
-        cursor += FRAME_STEP * seq_frames + int(rng_for(seed, purpose("capture"), code, cap.index, 2, s_idx)
-                                                 .integers(300, 3000))
+            if take.sum() >= seq.quota:
+                break
+        else:
+            raise RuntimeError(f"could not find enough usable views for {cap.split} Capture{cap.index} "
+                               f"{seq.name} ({seq.quota - int(take.sum())} missing)")
+        f_idx, c_idx = np.nonzero(take)  # row-major: frames in time order
+        f_idx, c_idx = f_idx[:seq.quota], c_idx[:seq.quota]
+        motion_frames = int(f_idx[-1]) + 1
+        kept_frames, f_local = np.unique(f_idx, return_inverse=True)
+        frame_ids = cursor + FRAME_STEP * kept_frames  # the motion's time: frame_idx counts capture frames
+        n_ann = len(f_idx)
+        ids = np.arange(next_id, next_id + n_ann)
+        next_id += n_ann
+        # --- data.json
+        vsel = valid[f_idx, c_idx]
+        cx = (u_min[f_idx, c_idx] + u_max[f_idx, c_idx]) / 2
+        cy = (v_min[f_idx, c_idx] + v_max[f_idx, c_idx]) / 2
+        bw = (u_max[f_idx, c_idx] - u_min[f_idx, c_idx]) * 1.2
+        bh = (v_max[f_idx, c_idx] - v_min[f_idx, c_idx]) * 1.2
+        bbox = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], axis=1)
+        hand_type = fb.hand_type[f_idx]
+        htv = np.where(hand_type == "interacting", vsel.sum(1) > 30, True).astype(int)
+        frames_of_ann = frame_ids[f_local]
+        cam_names = [cams[c].name for c in c_idx]
+        file_names = [f"Capture{cap.index}/{seq.name}/cam{cn}/image{fr}.{ext}"
+                      for cn, fr in zip(cam_names, frames_of_ann.tolist())]
+        out.images += W.image_records(ids.tolist(), file_names, width[c_idx].tolist(), height[c_idx].tolist(),
+                                      cap.index, cap.subject, [seq.name] * n_ann, cam_names,
+                                      frames_of_ann.tolist())
+        out.annotations += W.annotation_records(ids.tolist(), bbox, vsel, hand_type.tolist(), htv.tolist(), jv_int)
+        for ht in ("right", "left", "interacting"):
+            out.hand_types[ht] += int(np.sum(hand_type == ht))
+        # --- joint_3d.json (frames with at least one annotation)
+        wc = np.where(placeholder[kept_frames][..., None], 1.0, world[kept_frames])
+        v3 = valid3d[kept_frames]
+        ht3 = fb.hand_type[kept_frames]
+        htv3 = np.where(ht3 == "interacting", v3.sum(1) > 30, True)
+        out.joint_3d += W.joint_3d_records(frame_ids.tolist(), wc, v3, ht3.tolist(), htv3.tolist(), jv_bool)
+        out.frames += len(kept_frames)
+        # --- human-annotated frames
+        human = rng.random(len(kept_frames)) < HUMAN_FRACTION[cap.split]
+        out.human_ids += ids[human[f_local]].tolist()
+        # --- RootNet output: the processed GT box and noisy root depths
+        root_z = cam[f_idx, c_idx][:, [20, 41], 2]
+        if with_rootnet:
+            noisy = root_z + rng.normal(0.0, ROOTNET_NOISE_MM, size=root_z.shape)
+            for h in (0, 1):  # an absent hand gets the other hand's depth (RootNet always answers both)
+                absent = ~np.isfinite(noisy[:, h])
+                noisy[absent, h] = noisy[absent, 1 - h] + rng.normal(0.0, 40.0, size=int(absent.sum()))
+            out.rootnet += W.rootnet_records(ids.tolist(), process_bboxes(bbox), noisy)
+        # --- rendering work
+        elbow_cam = np.einsum("cij,fchj->fchi", R, fb.elbow[:, None] - T[None, :, None])[f_idx, c_idx]
+        out.render.append(dict(
+            ids=ids, cam=c_idx, joint_cam=cam[f_idx, c_idx].astype(np.float32),
+            elbow_cam=elbow_cam.astype(np.float32), present=fb.present[f_idx], file_names=file_names,
+        ))
+        cursor += FRAME_STEP * motion_frames + int(rng_for(seed, purpose("capture"), code, cap.index, 2, s_idx)
+                                                   .integers(300, 3000))
     return out
-
-
-def _process_bbox(bbox: np.ndarray) -> np.ndarray:
-    """Vectorised ``geometry.process_bbox`` (aspect 1, x1.25): the box RootNet's file stores."""
-    w, h = bbox[:, 2], bbox[:, 3]
-    cx, cy = bbox[:, 0] + w / 2.0, bbox[:, 1] + h / 2.0
-    side = np.maximum(w, h) * 1.25
-    return np.stack([cx - side / 2.0, cy - side / 2.0, side, side], axis=1)
 
 
 # ============================================================================================== images

@@ -1,0 +1,129 @@
+"""06_sequences.ipynb in a real browser (JupyterLab + headless Chromium through Playwright, as test_browser.py):
+run all cells, press the sequence player's play button and see the 3D figure and the frame slider change.
+Skipped where no Chromium is installed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from test_browser import (CHROMIUM, CHROMIUM_ARGS, LAB_CONFIG, REPO, _PLOT_DATA_JS, _free_port, _plot_data,
+                          _wait_http)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def lab06(tmp_path, tiny_data, trained_checkpoint):
+    """A JupyterLab server whose root holds 06_sequences.ipynb with tiny parameters injected."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium; `make test` tries)")
+    pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    root = tmp_path / "lab"
+    root.mkdir()
+    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / "06_sequences.ipynb")), {
+        "data_root": str(tiny_data), "output_dir": str(tmp_path / "output"), "checkpoint": str(trained_checkpoint),
+        "png_export": "matplotlib", "export": False, "temporal_sequences": 0,
+    })
+    nbformat.write(nb, str(root / "06_sequences.ipynb"))
+    config_dir = tmp_path / "jupyter_config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
+    settings = tmp_path / "lab_settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
+                                                                           "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"), "IPYTHONDIR": str(tmp_path / "ipython"),
+           "JUPYTER_PLATFORM_DIRS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    port = _free_port()
+    log = tmp_path / "jupyterlab.log"
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
+           f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/api/status", proc, log)
+        yield {"url": f"http://127.0.0.1:{port}", "root": root, "log": log, "out": tmp_path}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def test_sequence_player_plays_in_jupyterlab(lab06):
+    from playwright.sync_api import sync_playwright
+
+    plot = ".jupyter-widgets .js-plotly-plot"  # the player's 3D FigureWidget comes first in the widget box
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{lab06['url']}/lab/tree/06_sequences.ipynb")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+            page.wait_for_function("() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')"
+                                   "?.textContent || '')", timeout=120_000)
+            for _ in range(3):
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+                try:
+                    page.wait_for_function("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                                           ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=20_000)
+                    break
+                except Exception:
+                    page.keyboard.press("Escape")
+            try:
+                page.wait_for_function("""() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""", timeout=180_000)
+            except Exception:
+                failed = lab06["out"] / "failed.png"
+                page.screenshot(path=str(failed), full_page=True)
+                pytest.fail(f"the cells did not all run; screenshot {failed}; log:\n{lab06['log'].read_text()[-4000:]}")
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+            assert not tracebacks, tracebacks[0][:2000]
+            page.wait_for_selector(".jupyter-widgets .widget-play", state="visible")
+            page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
+            # JupyterLab renders only the cells in view: bring the player there
+            page.locator(".jupyter-widgets .widget-play").first.scroll_into_view_if_needed()
+            title = page.locator(".jupyter-widgets .widget-html-content", has=page.locator("b")).first
+            before_title = title.text_content()
+            assert "(1 / " in before_title, before_title
+            before = _plot_data(page, plot)
+            before_sig = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", plot)
+            assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
+
+            page.locator(".jupyter-widgets .widget-play button").first.click()  # ▶
+            page.wait_for_function(f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old",
+                                   arg=[plot, before_sig], timeout=30_000)
+            after = _plot_data(page, plot)
+            assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
+            assert len(after) == len(before)  # coordinates updated in place, same traces
+            page.wait_for_function("(old) => [...document.querySelectorAll('.jupyter-widgets .widget-html-content')]"
+                                   ".some(e => e.querySelector('b') && e.textContent !== old)", arg=before_title,
+                                   timeout=30_000)  # the frame moved on
+            shot = lab06["out"] / "vis" / "browser_06_sequences.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
