@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install browser clean-output
+.PHONY: test lint demo install browser clean-output
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q tests
+
+# House style: ruff's lint rules and formatter (pyproject.toml [tool.ruff]); `ruff format` and `ruff check --fix` mend.
+lint: install
+	$(VENV)/bin/ruff check internet tests benchmarks
+	$(VENV)/bin/ruff format --check internet tests benchmarks
 
 demo: install browser
 	$(PY) -m internet.demo

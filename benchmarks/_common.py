@@ -3,6 +3,7 @@
 Each ``benchmarks/bench_*.py`` is run as a script (``python benchmarks/NAME.py``), so this module is imported by its
 plain name from the scripts' own folder.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -29,8 +30,13 @@ GPU_GOAL_IMAGES_PER_S = 3000.0
 def limit_threads(n: int) -> None:
     """Ask every numeric library for ``n`` threads. Call before numpy/torch/cv2 are imported for the environment
     variables to take effect; the torch and OpenCV calls are made here when they are already imported."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    ):
         os.environ[var] = str(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
@@ -54,7 +60,7 @@ def _ram_gib() -> Optional[float]:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) / 1024 ** 2, 1)
+                    return round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
     return None
@@ -111,8 +117,9 @@ def median(values: List[float]) -> float:
     return float(statistics.median(values))
 
 
-def time_repeats(fn: Callable[[], object], repeats: int, warmup: int = 0,
-                 sync: Optional[Callable[[], None]] = None) -> List[float]:
+def time_repeats(
+    fn: Callable[[], object], repeats: int, warmup: int = 0, sync: Optional[Callable[[], None]] = None
+) -> List[float]:
     """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` waits for
     asynchronous work, e.g. ``torch.cuda.synchronize``)."""
     for _ in range(warmup):

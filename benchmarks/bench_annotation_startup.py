@@ -19,6 +19,7 @@ train annotations (official Train H+M: 1,361,062; quick: 50,000), generated once
    time set back), the next load must rebuild the index (a new cache directory, the old one removed).
 Goals: later loads within 5 s and 2 GB peak RSS; the touch reuses the cache, the same-size same-time edit rebuilds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,15 +42,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="50,000 annotations, 2 later loads")
     p.add_argument("--n", type=int, default=None, help=f"train annotations (default {OFFICIAL_TRAIN}; quick 50000)")
-    p.add_argument("--data-dir", default=None, help="an existing data set root (InterHand2.6M layout) to load "
-                   "instead of generating one")
-    p.add_argument("--work-dir", default=None, help="where generated sets and caches live "
-                   "(default: $TMPDIR/internet_bench)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="an existing data set root (InterHand2.6M layout) to load instead of generating one",
+    )
+    p.add_argument(
+        "--work-dir", default=None, help="where generated sets and caches live (default: $TMPDIR/internet_bench)"
+    )
     p.add_argument("--later", type=int, default=None, help="cached loads to time (default 3; quick 2)")
-    p.add_argument("--official-n", type=int, default=None,
-                   help="annotations for the official-style loader when the full size does not fit (default 200000)")
-    p.add_argument("--official-full", action="store_true", help="run the official-style loader at --n whatever the "
-                   "memory estimate says")
+    p.add_argument(
+        "--official-n",
+        type=int,
+        default=None,
+        help="annotations for the official-style loader when the full size does not fit (default 200000)",
+    )
+    p.add_argument(
+        "--official-full",
+        action="store_true",
+        help="run the official-style loader at --n whatever the memory estimate says",
+    )
     p.add_argument("--keep", action="store_true", help="keep the index caches afterwards (default: removed)")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="annotation loading runs on the CPU")
     p.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # internal: one load in this process
@@ -71,8 +83,12 @@ def load_ours(data_dir: Path, cache_dir: Path) -> dict:
     from internet.data import InterHand26M
 
     ds = InterHand26M(Config(data_root=str(data_dir)), "train", "train", cache_dir=cache_dir)
-    return {"samples": len(ds), "memory_mapped": bool(ds.index.is_memory_mapped),
-            "cache_dirs": sorted(p.name for p in Path(cache_dir).iterdir() if p.is_dir()), "_keep": ds}
+    return {
+        "samples": len(ds),
+        "memory_mapped": bool(ds.index.is_memory_mapped),
+        "cache_dirs": sorted(p.name for p in Path(cache_dir).iterdir() if p.is_dir()),
+        "_keep": ds,
+    }
 
 
 def load_official_style(data_dir: Path) -> dict:
@@ -106,22 +122,32 @@ def load_official_style(data_dir: Path) -> dict:
         valid[21:] *= valid[41]
         bbox = process_bboxes(np.array(ann["bbox"], dtype=np.float32))
         entry = {
-            "img_path": str(data_dir / "images" / "train" / img["file_name"]), "seq_name": img["seq_name"],
-            "cam_param": {"focal": focal, "princpt": princpt}, "bbox": bbox,
+            "img_path": str(data_dir / "images" / "train" / img["file_name"]),
+            "seq_name": img["seq_name"],
+            "cam_param": {"focal": focal, "princpt": princpt},
+            "bbox": bbox,
             "joint": {"cam_coord": joint_cam, "img_coord": joint_img, "valid": valid},
-            "hand_type": ann["hand_type"], "hand_type_valid": ann["hand_type_valid"],
+            "hand_type": ann["hand_type"],
+            "hand_type_valid": ann["hand_type_valid"],
             "abs_depth": {"right": joint_cam[20, 2], "left": joint_cam[41, 2]},
-            "file_name": img["file_name"], "capture": capture, "cam": cam, "frame": frame,
+            "file_name": img["file_name"],
+            "capture": capture,
+            "cam": cam,
+            "frame": frame,
         }
         (interacting if ann["hand_type"] == "interacting" else single).append(entry)
     datalist = single + interacting
-    return {"samples": len(datalist), "keeps": "COCO db + datalist of dicts (as the official data set object)",
-            "_keep": (db, datalist)}
+    return {
+        "samples": len(datalist),
+        "keeps": "COCO db + datalist of dicts (as the official data set object)",
+        "_keep": (db, datalist),
+    }
 
 
 def measure(args) -> dict:
     """One load in this process: seconds to a ready data set, peak RSS and RSS kept afterwards."""
     import numpy  # noqa: F401  (imported before timing: its import is not part of either loader)
+
     if args.measure == "ours":
         import internet.data  # noqa: F401
     else:
@@ -135,9 +161,12 @@ def measure(args) -> dict:
     else:
         out = load_official_style(Path(args.data_dir))
     seconds = time.perf_counter() - t0
-    out.update(seconds=round(seconds, 3), peak_rss_mib=round(C.peak_rss_mib(), 1),
-               rss_after_load_mib=round(C.rss_mib(), 1),  # the data set object still alive
-               rss_before_load_mib=round(rss_start, 1))
+    out.update(
+        seconds=round(seconds, 3),
+        peak_rss_mib=round(C.peak_rss_mib(), 1),
+        rss_after_load_mib=round(C.rss_mib(), 1),  # the data set object still alive
+        rss_before_load_mib=round(rss_start, 1),
+    )
     out.pop("_keep")
     return out
 
@@ -188,10 +217,10 @@ def _edit_keeping_size_and_mtime(path: Path) -> None:
             offset += len(text) - 64
             tail = text[-64:]
         pos = found + len(key)
-        while text[pos:pos + 1] == b" ":
+        while text[pos : pos + 1] == b" ":
             pos += 1
         f.seek(offset + pos)
-        f.write(b"0" if text[pos:pos + 1] == b"1" else b"1")
+        f.write(b"0" if text[pos : pos + 1] == b"1" else b"1")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
@@ -208,7 +237,7 @@ def _available_mib() -> float:
 
 def _file_sizes(root: Path) -> dict:
     ann = root / "annotations" / "train"
-    return {p.name: round(p.stat().st_size / 2 ** 20, 1) for p in sorted(ann.glob("*.json"))}
+    return {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(ann.glob("*.json"))}
 
 
 def main(argv=None) -> dict:
@@ -247,13 +276,17 @@ def main(argv=None) -> dict:
         os.utime(data_json)
         touched = _subprocess(args, "ours", data_dir, cache_dir)
         figures["after_touch (re-hash, reuse)"] = {
-            "seconds": touched["seconds"], "peak_rss_mib": touched["peak_rss_mib"],
-            "reused": touched["cache_dirs"] == first["cache_dirs"]}
+            "seconds": touched["seconds"],
+            "peak_rss_mib": touched["peak_rss_mib"],
+            "reused": touched["cache_dirs"] == first["cache_dirs"],
+        }
         _edit_keeping_size_and_mtime(data_json)
         rebuilt = _subprocess(args, "ours", data_dir, cache_dir)
         figures["after_same_size_same_mtime_edit (rebuild)"] = {
-            "seconds": rebuilt["seconds"], "peak_rss_mib": rebuilt["peak_rss_mib"],
-            "rebuilt": rebuilt["cache_dirs"] != first["cache_dirs"], "cache_dirs_now": rebuilt["cache_dirs"],
+            "seconds": rebuilt["seconds"],
+            "peak_rss_mib": rebuilt["peak_rss_mib"],
+            "rebuilt": rebuilt["cache_dirs"] != first["cache_dirs"],
+            "cache_dirs_now": rebuilt["cache_dirs"],
             "old_cache_removed": not set(first["cache_dirs"]) & set(rebuilt["cache_dirs"]),
         }
         _edit_keeping_size_and_mtime(data_json)  # flip the flag back: the generated set stays reusable
@@ -276,14 +309,18 @@ def main(argv=None) -> dict:
             off = _subprocess(args, "official", data_dir, cache_dir)
             off["scale"] = "measured at full size"
         else:
-            off = {"scale": (f"MEASURED at {n1} and {n2} annotations and EXTRAPOLATED along the line through them "
-                             f"to {args.n} (the full size would need about {estimate / 1024:.1f} GiB, more than "
-                             f"{MEMORY_MARGIN:.0%} of the memory available now)"),
-                   "measured": smaller,
-                   "seconds_extrapolated": round(s2 + slope_s * (args.n - n2), 1),
-                   "peak_rss_mib_extrapolated": round(estimate, 0),
-                   "seconds_per_1000_annotations": round(1000 * slope_s, 3),
-                   "peak_rss_kib_per_annotation": round(1024 * slope_m, 2)}
+            off = {
+                "scale": (
+                    f"MEASURED at {n1} and {n2} annotations and EXTRAPOLATED along the line through them "
+                    f"to {args.n} (the full size would need about {estimate / 1024:.1f} GiB, more than "
+                    f"{MEMORY_MARGIN:.0%} of the memory available now)"
+                ),
+                "measured": smaller,
+                "seconds_extrapolated": round(s2 + slope_s * (args.n - n2), 1),
+                "peak_rss_mib_extrapolated": round(estimate, 0),
+                "seconds_per_1000_annotations": round(1000 * slope_s, 3),
+                "peak_rss_kib_per_annotation": round(1024 * slope_m, 2),
+            }
         figures["official_style_loader"] = off
         off_s = off["seconds_extrapolated"] if "seconds_extrapolated" in off else off["seconds"]
         off_rss = off["peak_rss_mib_extrapolated"] if "peak_rss_mib_extrapolated" in off else off["peak_rss_mib"]
@@ -306,14 +343,19 @@ def main(argv=None) -> dict:
         "annotations": n,
         "data_dir": str(data_dir),
         "figures": figures,
-        "goals": {"later loads within 5 s": lat["seconds_median"] <= 5.0,
-                  "later loads within 2 GB peak RSS": lat["peak_rss_mib_median"] <= 2048.0,
-                  "cache reused after touch": figures["after_touch (re-hash, reuse)"]["reused"],
-                  "cache rebuilt after a same-size same-mtime edit":
-                      figures["after_same_size_same_mtime_edit (rebuild)"]["rebuilt"]},
-        "notes": ["seconds = from the first loader call to a ready data set, after imports, in a fresh process; "
-                  "peak RSS = that process's high-water mark (interpreter and imports included)",
-                  "warm page cache: the files were just written or read"],
+        "goals": {
+            "later loads within 5 s": lat["seconds_median"] <= 5.0,
+            "later loads within 2 GB peak RSS": lat["peak_rss_mib_median"] <= 2048.0,
+            "cache reused after touch": figures["after_touch (re-hash, reuse)"]["reused"],
+            "cache rebuilt after a same-size same-mtime edit": figures["after_same_size_same_mtime_edit (rebuild)"][
+                "rebuilt"
+            ],
+        },
+        "notes": [
+            "seconds = from the first loader call to a ready data set, after imports, in a fresh process; "
+            "peak RSS = that process's high-water mark (interpreter and imports included)",
+            "warm page cache: the files were just written or read",
+        ],
     }
 
 

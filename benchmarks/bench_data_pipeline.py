@@ -14,6 +14,7 @@ and the loader workers needed to feed a GPU step rate: ``3000 img/s / per-core r
 training-throughput goal of bench_train_step, not measured on a GPU). The process keeps freed heap memory as the
 trainer's loader processes do (``--malloc default`` measures glibc's own policy instead).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="20 passes over the 3 frames per round, 3 rounds")
     p.add_argument("--repeats", type=int, default=None, help="passes over the 3 frames per round (default 100)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved measurement rounds (default 5)")
-    p.add_argument("--gpu-rate", type=float, default=C.GPU_GOAL_IMAGES_PER_S,
-                   help="training images/s to feed, for the worker count (default: the H100 goal, 3000)")
+    p.add_argument(
+        "--gpu-rate",
+        type=float,
+        default=C.GPU_GOAL_IMAGES_PER_S,
+        help="training images/s to feed, for the worker count (default: the H100 goal, 3000)",
+    )
     p.add_argument("--device", default="cpu", choices=["cpu"], help="the data pipeline runs on the CPU")
-    p.add_argument("--malloc", default="retain", choices=["retain", "default"],
-                   help="retain: glibc keeps freed buffers, as the trainer's loader processes set it "
-                        "(internet.runtime); default: glibc's own adaptive thresholds")
+    p.add_argument(
+        "--malloc",
+        default="retain",
+        choices=["retain", "default"],
+        help="retain: glibc keeps freed buffers, as the trainer's loader processes set it "
+        "(internet.runtime); default: glibc's own adaptive thresholds",
+    )
     args = p.parse_args(argv)
     args.repeats = args.repeats or (20 if args.quick else 100)
     args.rounds = args.rounds or (3 if args.quick else 5)
@@ -144,9 +153,11 @@ def main(argv=None) -> dict:
             "padded_floor_rates_per_round": [round(r, 1) for r in padded_rates],
             f"workers_to_feed_{int(args.gpu_rate)}_img_per_s (derived)": round(workers, 1),
         },
-        "notes": [f"workers = {args.gpu_rate:g} img/s (the H100 training goal of bench_train_step, not a GPU "
-                  "measurement) / the per-core pipeline rate; assumes one core per worker and linear scaling",
-                  "the real frames are 334x512 JPEGs of the released (downsampled) data set"],
+        "notes": [
+            f"workers = {args.gpu_rate:g} img/s (the H100 training goal of bench_train_step, not a GPU "
+            "measurement) / the per-core pipeline rate; assumes one core per worker and linear scaling",
+            "the real frames are 334x512 JPEGs of the released (downsampled) data set",
+        ],
     }
 
 

@@ -13,6 +13,7 @@
    (``64 - d``, ours) vs negated (``-d``, mmpose); and the x mirror constant of a tensor flip (63.75) vs 64.
 Goal: sub-voxel refinement cuts the MPJPE floor >= 5x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _official(result, err_2d_px=None) -> dict:
-    out = {"mpjpe_all_mm": result.mpjpe_all, "mpjpe_single_mm": result.mpjpe_single,
-           "mpjpe_interacting_mm": result.mpjpe_interacting, "mrrpe_mm": result.mrrpe}
+    out = {
+        "mpjpe_all_mm": result.mpjpe_all,
+        "mpjpe_single_mm": result.mpjpe_single,
+        "mpjpe_interacting_mm": result.mpjpe_interacting,
+        "mrrpe_mm": result.mrrpe,
+    }
     if err_2d_px is not None:
         out["mean_2d_error_px (image, valid joints)"] = err_2d_px
     return out
@@ -79,13 +84,12 @@ def main(argv=None) -> dict:
     def decode(c: torch.Tensor, subvoxel: bool, batch: int = 4) -> np.ndarray:
         out = []
         for s in range(0, len(c), batch):
-            hm = render_gaussian_heatmap(c[s:s + batch], cfg.output_hm_shape, cfg.sigma)
+            hm = render_gaussian_heatmap(c[s : s + batch], cfg.output_hm_shape, cfg.sigma)
             out.append(decode_heatmaps(hm, subvoxel=subvoxel).cpu().numpy())
         return np.concatenate(out)
 
     def score(joint_coord, gt_dict, root=rel_root, probs=hand_type):
-        return evaluate_interhand(dict(joint_coord=joint_coord, rel_root_depth=root, hand_type=probs), gt_dict,
-                                  cfg=cfg)
+        return evaluate_interhand(dict(joint_coord=joint_coord, rel_root_depth=root, hand_type=probs), gt_dict, cfg=cfg)
 
     def error_2d(joint_coord, exact, gt_dict) -> float:
         """Mean image-pixel distance of the valid joints (root alignment hides a shift common to all joints)."""
@@ -98,10 +102,12 @@ def main(argv=None) -> dict:
     for name, sub in (("hard_argmax (official)", False), ("subvoxel", True)):
         dec = decode(coord, sub)
         real[name] = _official(score(dec, gt), error_2d(dec, tm["joint_coord"], gt))
-    real["ratio_hard_over_subvoxel_mpjpe_all"] = _ratio(real["hard_argmax (official)"]["mpjpe_all_mm"],
-                                                        real["subvoxel"]["mpjpe_all_mm"])
-    real["ratio_hard_over_subvoxel_mrrpe"] = _ratio(real["hard_argmax (official)"]["mrrpe_mm"],
-                                                    real["subvoxel"]["mrrpe_mm"])
+    real["ratio_hard_over_subvoxel_mpjpe_all"] = _ratio(
+        real["hard_argmax (official)"]["mpjpe_all_mm"], real["subvoxel"]["mpjpe_all_mm"]
+    )
+    real["ratio_hard_over_subvoxel_mrrpe"] = _ratio(
+        real["hard_argmax (official)"]["mrrpe_mm"], real["subvoxel"]["mrrpe_mm"]
+    )
 
     # 2. jittered copies: GT = exact back-projection of the moved coordinates
     g = np.random.default_rng(args.seed)
@@ -122,39 +128,46 @@ def main(argv=None) -> dict:
     for name, sub in (("hard_argmax, noisy heatmaps (sd 5.1)", False), ("subvoxel, noisy heatmaps (sd 5.1)", True)):
         dec = []
         for s in range(0, len(jt), 4):
-            hm = render_gaussian_heatmap(jt[s:s + 4], cfg.output_hm_shape, cfg.sigma)
+            hm = render_gaussian_heatmap(jt[s : s + 4], cfg.output_hm_shape, cfg.sigma)
             hm += torch.randn(hm.shape, generator=noise, device=dev) * (0.02 * 255)
             dec.append(decode_heatmaps(hm, subvoxel=sub).cpu().numpy())
         dec = np.concatenate(dec)
         jittered[name] = _official(score(dec, rep, jroot, jprobs), error_2d(dec, jc, rep))
     jittered["ratio_hard_over_subvoxel_mpjpe_all (noisy)"] = _ratio(
         jittered["hard_argmax, noisy heatmaps (sd 5.1)"]["mpjpe_all_mm"],
-        jittered["subvoxel, noisy heatmaps (sd 5.1)"]["mpjpe_all_mm"])
-    jittered["ratio_hard_over_subvoxel_mpjpe_all"] = _ratio(jittered["hard_argmax (official)"]["mpjpe_all_mm"],
-                                                            jittered["subvoxel"]["mpjpe_all_mm"])
+        jittered["subvoxel, noisy heatmaps (sd 5.1)"]["mpjpe_all_mm"],
+    )
+    jittered["ratio_hard_over_subvoxel_mpjpe_all"] = _ratio(
+        jittered["hard_argmax (official)"]["mpjpe_all_mm"], jittered["subvoxel"]["mpjpe_all_mm"]
+    )
     jittered["samples"] = int(len(jc))
 
     # 3. flip test on the interacting frame (perfect outputs for both views)
     i = int(np.flatnonzero(gt["hand_type"] == "interacting")[0])
-    one = {key: np.asarray(v)[i:i + 1] for key, v in gt.items()}
+    one = {key: np.asarray(v)[i : i + 1] for key, v in gt.items()}
     flipped = ds.get_sample(i, AugParams(do_flip=True))  # the official flip augmentation's targets
-    hm = render_gaussian_heatmap(coord[i:i + 1], cfg.output_hm_shape, cfg.sigma)
+    hm = render_gaussian_heatmap(coord[i : i + 1], cfg.output_hm_shape, cfg.sigma)
     d = torch.tensor([[float(rel_root[i])]])
-    probs = torch.tensor(hand_type[i:i + 1])
+    probs = torch.tensor(hand_type[i : i + 1])
     out = dict(joint_heatmap=hm, rel_root_depth=d, hand_type=probs)
     fc = torch.from_numpy(flipped["joint_coord"][None]).to(dev)
-    out_crop = dict(joint_heatmap=render_gaussian_heatmap(fc, cfg.output_hm_shape, cfg.sigma),
-                    rel_root_depth=torch.tensor([[float(flipped["rel_root_depth"][0])]]),
-                    hand_type=torch.tensor(flipped["hand_type"][None]))
+    out_crop = dict(
+        joint_heatmap=render_gaussian_heatmap(fc, cfg.output_hm_shape, cfg.sigma),
+        rel_root_depth=torch.tensor([[float(flipped["rel_root_depth"][0])]]),
+        hand_type=torch.tensor(flipped["hand_type"][None]),
+    )
     bins = cfg.output_root_hm_shape
-    flip = {"frame": int(gt["frame"][i]), "rel_root_depth_bin_gt": float(rel_root[i]),
-            "rel_root_depth_bin_of_flipped_view": float(flipped["rel_root_depth"][0])}
+    flip = {
+        "frame": int(gt["frame"][i]),
+        "rel_root_depth_bin_gt": float(rel_root[i]),
+        "rel_root_depth_bin_of_flipped_view": float(flipped["rel_root_depth"][0]),
+    }
 
     def merged_score(merged, root_bins):
         for sub in (False, True):
             coords = decode_heatmaps(merged["joint_heatmap"], subvoxel=sub).cpu().numpy()
             res = score(coords, one, np.asarray(root_bins).reshape(1), merged["hand_type"].cpu().numpy())
-            yield ("subvoxel" if sub else "hard_argmax"), res, error_2d(coords, tm["joint_coord"][i:i + 1], one)
+            yield ("subvoxel" if sub else "hard_argmax"), res, error_2d(coords, tm["joint_coord"][i : i + 1], one)
 
     merged = merge_flip(out, out_crop, INTERHAND, cfg=codec, flipped_by="crop")
     d_f = float(out_crop["rel_root_depth"][0, 0])
@@ -163,8 +176,9 @@ def main(argv=None) -> dict:
         "mmpose: negated (-d_flipped)": (float(d[0, 0]) + (-d_f)) / 2,
     }
     flip["merged_root_bin"] = roots
-    flip["merged_root_error_mm"] = {k: abs(v - float(rel_root[i])) * cfg.bbox_3d_size_root / bins
-                                    for k, v in roots.items()}
+    flip["merged_root_error_mm"] = {
+        k: abs(v - float(rel_root[i])) * cfg.bbox_3d_size_root / bins for k, v in roots.items()
+    }
     flip["flipped_view_alone_root_error_mm"] = {
         "ours (bins - d_flipped)": abs((bins - d_f) - float(rel_root[i])) * cfg.bbox_3d_size_root / bins,
         "mmpose (-d_flipped)": abs(-d_f - float(rel_root[i])) * cfg.bbox_3d_size_root / bins,
@@ -173,20 +187,26 @@ def main(argv=None) -> dict:
     for root_name, root_bin in roots.items():
         for dec, res, _ in merged_score(merged, root_bin):
             flip["merged_official_metrics (crop flip, c=64)"][f"{dec} / root {root_name}"] = {
-                "mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe}
+                "mpjpe_all_mm": res.mpjpe_all,
+                "mrrpe_mm": res.mrrpe,
+            }
     # tensor flip (img.flip(-1)): the ideal outputs have x' = 63.75 - x; merging with the wrong constant shifts x
     c_tensor = codec.flip_mirror_constant("tensor")
-    tc = coord[i:i + 1][:, INTERHAND.flip_perm].clone()
+    tc = coord[i : i + 1][:, INTERHAND.flip_perm].clone()
     tc[..., 0] = c_tensor - tc[..., 0]
-    out_tensor = dict(joint_heatmap=render_gaussian_heatmap(tc, cfg.output_hm_shape, cfg.sigma),
-                      rel_root_depth=torch.tensor([[bins - float(d[0, 0])]]), hand_type=probs.flip(-1))
+    out_tensor = dict(
+        joint_heatmap=render_gaussian_heatmap(tc, cfg.output_hm_shape, cfg.sigma),
+        rel_root_depth=torch.tensor([[bins - float(d[0, 0])]]),
+        hand_type=probs.flip(-1),
+    )
     tensor = {}
-    for label, flipped_by in (("right constant 63.75 (flipped_by='tensor')", "tensor"),
-                              ("wrong constant 64 (flipped_by='crop')", "crop")):
+    for label, flipped_by in (
+        ("right constant 63.75 (flipped_by='tensor')", "tensor"),
+        ("wrong constant 64 (flipped_by='crop')", "crop"),
+    ):
         m = merge_flip(out, out_tensor, INTERHAND, cfg=codec, flipped_by=flipped_by)
         for dec, res, e2d in merged_score(m, m["rel_root_depth"].numpy()):
-            tensor[f"{dec} / {label}"] = {"mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe,
-                                          "mean_2d_error_px": e2d}
+            tensor[f"{dec} / {label}"] = {"mpjpe_all_mm": res.mpjpe_all, "mrrpe_mm": res.mrrpe, "mean_2d_error_px": e2d}
     flip["tensor_flip_mirror_constant"] = tensor
 
     ratio = real["ratio_hard_over_subvoxel_mpjpe_all"]
@@ -196,10 +216,16 @@ def main(argv=None) -> dict:
         "machine": C.machine_info(args.device),
         "command": C.command("bench_decode_floor.py", sys.argv[1:] if argv is None else argv),
         "quick": args.quick,
-        "figures": {"real_frames": real, "jittered": jittered, "flip_test": flip,
-                    "seconds": round(time.perf_counter() - t_start, 2)},
-        "goals": {"subvoxel cuts the MPJPE floor >= 5x (real frames)": bool(ratio is not None and ratio >= 5),
-                  "subvoxel cuts the MPJPE floor >= 5x (jittered)": bool(jratio is not None and jratio >= 5)},
+        "figures": {
+            "real_frames": real,
+            "jittered": jittered,
+            "flip_test": flip,
+            "seconds": round(time.perf_counter() - t_start, 2),
+        },
+        "goals": {
+            "subvoxel cuts the MPJPE floor >= 5x (real frames)": bool(ratio is not None and ratio >= 5),
+            "subvoxel cuts the MPJPE floor >= 5x (jittered)": bool(jratio is not None and jratio >= 5),
+        },
     }
 
 

@@ -9,6 +9,7 @@ mapped to heatmap space plus noise of about one voxel. The vectorised evaluator 
 (labelled). Both are run on the same subset and must agree to 1e-6 on every official number.
 Goals: vectorised >= 50x the loop, and < 15 s for 849,160 samples on one core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,16 +19,25 @@ import time
 import _common as C
 
 TEST_SIZE = 849_160  # InterHand2.6M v1.0 test (H+M) annotations
-METRICS = ("handedness_accuracy", "mrrpe", "mpjpe_all", "mpjpe_single", "mpjpe_interacting",
-           "mpjpe_pooled_all", "mpjpe_pooled_single", "mpjpe_pooled_interacting")
+METRICS = (
+    "handedness_accuracy",
+    "mrrpe",
+    "mpjpe_all",
+    "mpjpe_single",
+    "mpjpe_interacting",
+    "mpjpe_pooled_all",
+    "mpjpe_pooled_single",
+    "mpjpe_pooled_interacting",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="100k samples, 5k in the loop, 1 repeat")
     p.add_argument("--n", type=int, default=None, help=f"samples (default {TEST_SIZE}; quick 100000)")
-    p.add_argument("--loop-n", type=int, default=None, help="samples for the loop reference (default 20000; "
-                   "quick 5000)")
+    p.add_argument(
+        "--loop-n", type=int, default=None, help="samples for the loop reference (default 20000; quick 5000)"
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed runs of the vectorised evaluator (default 3)")
     p.add_argument("--threads", type=int, default=1, help="numpy/torch threads (default 1: the goal is per core)")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="evaluation runs on arrays on the CPU")
@@ -76,9 +86,16 @@ def make_case(n: int, seed: int = 0):
     bbox = process_bboxes(bbox)
     inv_trans = crop_inv_trans(bbox, cfg.input_img_shape)
     abs_depth = joint_cam[:, [20, 41], 2].copy()
-    gt = dict(joint_cam=joint_cam, joint_valid=valid, hand_type=hand_type,
-              hand_type_valid=(g.random(n) > 0.02).astype(np.float32), focal=focal, princpt=princpt,
-              abs_depth=abs_depth, inv_trans=inv_trans)
+    gt = dict(
+        joint_cam=joint_cam,
+        joint_valid=valid,
+        hand_type=hand_type,
+        hand_type_valid=(g.random(n) > 0.02).astype(np.float32),
+        focal=focal,
+        princpt=princpt,
+        abs_depth=abs_depth,
+        inv_trans=inv_trans,
+    )
     # predictions: the GT in heatmap space (inverse of the test-mode crop) plus noise of about one voxel
     scale = inv_trans[:, 0, 0][:, None]  # crop px -> image px (no rotation at test time)
     x_hm = (uv[..., 0] - inv_trans[:, 0, 2][:, None]) / scale / 4
@@ -88,8 +105,11 @@ def make_case(n: int, seed: int = 0):
     coord = np.stack([x_hm, y_hm, z_hm], axis=-1) + g.normal(0, 1.0, (n, 42, 3))
     root_bin = (abs_depth[:, 1] - abs_depth[:, 0] + 200) / 400 * 64 + g.normal(0, 1.0, n)
     probs = np.clip(np.stack([(codes != 1), (codes != 0)], axis=1) * 0.9 + g.normal(0.05, 0.12, (n, 2)), 0, 1)
-    pred = dict(joint_coord=coord.astype(np.float32), rel_root_depth=root_bin.astype(np.float32),
-                hand_type=probs.astype(np.float32))
+    pred = dict(
+        joint_coord=coord.astype(np.float32),
+        rel_root_depth=root_bin.astype(np.float32),
+        hand_type=probs.astype(np.float32),
+    )
     return pred, gt
 
 
@@ -174,7 +194,8 @@ def main(argv=None) -> dict:
             "speedup >= 50x": loop_extrapolated / vec_s >= 50,
             # judged only at the test-set size on one thread (None: not measured here)
             "vectorised < 15 s for 849,160 samples on one core": (
-                vec_s < 15.0 if args.n >= TEST_SIZE and args.threads == 1 else None),
+                vec_s < 15.0 if args.n >= TEST_SIZE and args.threads == 1 else None
+            ),
             "identical to 1e-6": diff <= 1e-6,
         },
     }

@@ -12,6 +12,7 @@ The process keeps freed heap memory from the start, as a ``Predictor`` does by d
 on CPU glibc's adaptive thresholds can page-fault a forward's buffers in again on every call); ``--malloc default``
 leaves glibc's policy alone (and builds the Predictor with ``retain_freed_memory=False``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 3; quick 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--models", default="paper,cpu_preset", help="comma list of: paper, cpu_preset")
-    p.add_argument("--malloc", default="retain", choices=["retain", "default"],
-                   help="retain: keep freed heap memory, as a Predictor does by default (cfg.retain_freed_memory); "
-                        "default: glibc's own adaptive heap thresholds (retain_freed_memory=False)")
+    p.add_argument(
+        "--malloc",
+        default="retain",
+        choices=["retain", "default"],
+        help="retain: keep freed heap memory, as a Predictor does by default (cfg.retain_freed_memory); "
+        "default: glibc's own adaptive heap thresholds (retain_freed_memory=False)",
+    )
     args = p.parse_args(argv)
     args.repeats = args.repeats or (5 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -64,8 +69,9 @@ def main(argv=None) -> dict:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     demo = C.SAMPLE / "unannotated" / "facebookresearch_demo_input.jpg"
-    image = load_rgb(demo) if demo.is_file() else (np.random.default_rng(0).random((512, 334, 3)) * 255).astype(
-        np.uint8)
+    image = (
+        load_rgb(demo) if demo.is_file() else (np.random.default_rng(0).random((512, 334, 3)) * 255).astype(np.uint8)
+    )
     figures = {}
     for name in args.models:
         cfg = Config.paper() if name == "paper" else Config.cpu_demo()
@@ -74,23 +80,27 @@ def main(argv=None) -> dict:
         model = InterNet.from_config(cfg).to(dev).eval()
         h, w = cfg.input_img_shape
         x = torch.rand(1, 3, h, w, device=dev)
-        row = {"resnet": cfg.resnet_type, "input": f"{w}x{h}", "heatmap": "x".join(map(str, cfg.output_hm_shape)),
-               "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+        row = {
+            "resnet": cfg.resnet_type,
+            "input": f"{w}x{h}",
+            "heatmap": "x".join(map(str, cfg.output_hm_shape)),
+            "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        }
 
         predictor = Predictor(model, cfg, device=args.device)
 
-        def forward_bf16():
+        def forward_bf16(model=model, x=x):
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
                 return model(x)
 
         with torch.inference_mode():
             hm = model(x)["joint_heatmap"].float()
         tasks = {
-            "forward_fp32_ms": lambda: model(x),
+            "forward_fp32_ms": lambda model=model, x=x: model(x),
             "forward_bf16_autocast_ms": forward_bf16,
-            "decode_argmax_ms": lambda: decode_heatmaps(hm),
-            "decode_subvoxel_ms": lambda: decode_heatmaps(hm, subvoxel=True),
-            "predict_end_to_end_ms": lambda: predictor.predict(image, DEMO_BOX),
+            "decode_argmax_ms": lambda hm=hm: decode_heatmaps(hm),
+            "decode_subvoxel_ms": lambda hm=hm: decode_heatmaps(hm, subvoxel=True),
+            "predict_end_to_end_ms": lambda predictor=predictor: predictor.predict(image, DEMO_BOX),
         }
         if not (dev.type == "cpu" or torch.cuda.is_bf16_supported()):
             del tasks["forward_bf16_autocast_ms"]
@@ -121,8 +131,10 @@ def main(argv=None) -> dict:
         "batch_size": 1,
         "allocator": allocator,
         "figures": figures,
-        "notes": ["medians over repeats; random weights; predict = read-free crop + forward (float32, as the "
-                  "Predictor runs) + argmax + back-projection on the 334x512 demo image"],
+        "notes": [
+            "medians over repeats; random weights; predict = read-free crop + forward (float32, as the "
+            "Predictor runs) + argmax + back-projection on the 334x512 demo image"
+        ],
     }
 
 

@@ -16,6 +16,7 @@ the data side of a full pass on a 16-core machine whose GPU is not the bottlenec
 Goals: the rate grows >= 1.8x from 1 to 2 workers (on a 2-core machine); the projection <= 120 s; memory does not
 grow with the samples beyond the index and the predictions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", default="0,1,2", help="loader worker counts to measure (default 0,1,2)")
     p.add_argument("--batch-size", type=int, default=32, help="inference batch (default 32, cfg.test_batch_size)")
     p.add_argument("--data-dir", default=None, help="an existing data root to use (default: generated)")
-    p.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "internet_bench"),
-                   help="where the generated split is kept between runs")
+    p.add_argument(
+        "--work-dir",
+        default=str(Path(tempfile.gettempdir()) / "internet_bench"),
+        help="where the generated split is kept between runs",
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one measurement
     args = p.parse_args(argv)
@@ -65,9 +69,27 @@ def data_root(args) -> Path:
     root = Path(args.work_dir) / f"inference_test_{args.n}_pool{args.pool}"
     marker = root / "annotations" / "test" / "InterHand2.6M_test_data.json"
     if not marker.is_file():
-        subprocess.run([sys.executable, "-m", "internet.synth", "--out", str(root), "--train", "0", "--val", "0",
-                        "--test", str(args.n), "--image-pool", str(args.pool), "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL, cwd=C.REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "internet.synth",
+                "--out",
+                str(root),
+                "--train",
+                "0",
+                "--val",
+                "0",
+                "--test",
+                str(args.n),
+                "--image-pool",
+                str(args.pool),
+                "--quiet",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=C.REPO,
+        )
     return root
 
 
@@ -93,11 +115,20 @@ def measure(args, workers: int, samples: int) -> dict:
             f = torch.relu(self.conv(img))
             hm = nn.functional.adaptive_avg_pool2d(self.heatmap(f), 8).reshape(len(img), 42, 8, 8, 8)
             pooled = f.mean(dim=(2, 3))
-            return {"joint_heatmap": hm, "rel_root_depth": pooled[:, :1],
-                    "hand_type": torch.sigmoid(pooled[:, :2]), "hand_type_logits": pooled[:, :2]}
+            return {
+                "joint_heatmap": hm,
+                "rel_root_depth": pooled[:, :1],
+                "hand_type": torch.sigmoid(pooled[:, :2]),
+                "hand_type_logits": pooled[:, :2],
+            }
 
-    cfg = Config.paper(data_root=str(args.root), device=args.device, num_workers=workers,
-                       test_batch_size=args.batch_size, channels_last=False)
+    cfg = Config.paper(
+        data_root=str(args.root),
+        device=args.device,
+        num_workers=workers,
+        test_batch_size=args.batch_size,
+        channels_last=False,
+    )
     t0 = time.perf_counter()
     dataset = InterHand26M(cfg, "test", "test")
     build_s = time.perf_counter() - t0
@@ -105,18 +136,25 @@ def measure(args, workers: int, samples: int) -> dict:
     device = torch.device(args.device)
     model = StandIn().to(device).eval()
     idx = np.linspace(0, len(dataset) - 1, samples + args.batch_size).astype(np.int64)
-    predict(model, dataset, cfg, indices=idx[:args.batch_size], device=device)  # warm-up: first batch, start-up
+    predict(model, dataset, cfg, indices=idx[: args.batch_size], device=device)  # warm-up: first batch, start-up
     t0 = time.perf_counter()
-    pred = predict(model, dataset, cfg, indices=idx[args.batch_size:], device=device)
+    pred = predict(model, dataset, cfg, indices=idx[args.batch_size :], device=device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     assert len(pred["index"]) == samples and np.isfinite(pred["joint_coord"]).all()
-    return {"workers": workers, "samples": samples, "seconds": round(seconds, 3),
-            "samples_per_s": round(samples / seconds, 1), "dataset_ready_s": round(build_s, 2),
-            "rss_after_dataset_mib": round(rss_ready, 1), "peak_rss_mib": round(C.peak_rss_mib(), 1),
-            "workers_peak_rss_mib": round(C.children_peak_rss_mib(), 1),
-            "prediction_bytes": int(sum(v.nbytes for v in pred.values())), "annotations": len(dataset)}
+    return {
+        "workers": workers,
+        "samples": samples,
+        "seconds": round(seconds, 3),
+        "samples_per_s": round(samples / seconds, 1),
+        "dataset_ready_s": round(build_s, 2),
+        "rss_after_dataset_mib": round(rss_ready, 1),
+        "peak_rss_mib": round(C.peak_rss_mib(), 1),
+        "workers_peak_rss_mib": round(C.children_peak_rss_mib(), 1),
+        "prediction_bytes": int(sum(v.nbytes for v in pred.values())),
+        "annotations": len(dataset),
+    }
 
 
 def run_worker(args, workers: int, samples: int) -> dict:
@@ -142,24 +180,38 @@ def main(argv=None) -> dict:
     projection = round(args.n / (per_worker * GPU_BOX_CORES), 2) if per_worker else None
     growth = round(bigger["peak_rss_mib"] - small["peak_rss_mib"], 1)
     extra_predictions = round((bigger["prediction_bytes"] - small["prediction_bytes"]) / 2**20, 1)
-    figures.update({
-        "speedup_1_to_2_workers": (round(runs[2]["samples_per_s"] / runs[1]["samples_per_s"], 2)
-                                   if {1, 2} <= set(runs) else None),
-        "projected_full_pass_data_side_s_on_16_cores": projection,
-        "memory_check": {"samples": [small["samples"], bigger["samples"]],
-                         "peak_rss_mib": [small["peak_rss_mib"], bigger["peak_rss_mib"]],
-                         "peak_rss_growth_mib": growth, "extra_prediction_mib": extra_predictions},
-    })
+    figures.update(
+        {
+            "speedup_1_to_2_workers": (
+                round(runs[2]["samples_per_s"] / runs[1]["samples_per_s"], 2) if {1, 2} <= set(runs) else None
+            ),
+            "projected_full_pass_data_side_s_on_16_cores": projection,
+            "memory_check": {
+                "samples": [small["samples"], bigger["samples"]],
+                "peak_rss_mib": [small["peak_rss_mib"], bigger["peak_rss_mib"]],
+                "peak_rss_growth_mib": growth,
+                "extra_prediction_mib": extra_predictions,
+            },
+        }
+    )
     goals = {
-        "rate grows >= 1.8x from 1 to 2 workers": (figures["speedup_1_to_2_workers"] >= 1.8
-                                                    if figures["speedup_1_to_2_workers"] else None),
+        "rate grows >= 1.8x from 1 to 2 workers": (
+            figures["speedup_1_to_2_workers"] >= 1.8 if figures["speedup_1_to_2_workers"] else None
+        ),
         "data side of a full pass <= 120 s on 16 cores": projection <= 120 if projection else None,
     }
-    result = {"benchmark": "inference_scale", "machine": C.machine_info(args.device),
-              "command": C.command(Path(__file__).name, args.argv), "annotations": runs[args.workers[0]]["annotations"],
-              "image_pool": args.pool, "batch_size": args.batch_size, "crop": "256x256 (paper)",
-              "model": "stand-in (one strided conv + pooling): the data side of the path", "figures": figures,
-              "goals": goals}
+    result = {
+        "benchmark": "inference_scale",
+        "machine": C.machine_info(args.device),
+        "command": C.command(Path(__file__).name, args.argv),
+        "annotations": runs[args.workers[0]]["annotations"],
+        "image_pool": args.pool,
+        "batch_size": args.batch_size,
+        "crop": "256x256 (paper)",
+        "model": "stand-in (one strided conv + pooling): the data side of the path",
+        "figures": figures,
+        "goals": goals,
+    }
     C.emit(result)
     return result
 

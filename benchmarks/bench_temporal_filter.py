@@ -13,6 +13,7 @@ raw and filtered, with the metrics of ``internet.temporal`` (root-aligned per ha
 
 Without ``--data-root`` a synthetic test split is generated (``--quick``: 120 annotations; else the demo's 400).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="synthetic InterHand2.6M set (default: generate its test split)")
     p.add_argument("--checkpoint", default=None, help="also score this checkpoint's predictions")
     p.add_argument("--noise-mm", type=float, default=8.0, help="noise of the controlled case (mm per coordinate)")
-    p.add_argument("--settings", default="0.5:0,1:0,2:0,1:0.05",
-                   help="One-Euro settings min_cutoff:beta, comma separated")
+    p.add_argument(
+        "--settings", default="0.5:0,1:0,2:0,1:0.05", help="One-Euro settings min_cutoff:beta, comma separated"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -62,8 +64,14 @@ def score(tracks, preds, fps, settings):
         filt = [one_euro_filter(p, fps, t["frame"], min_cutoff=min_cutoff, beta=beta) for t, p in zip(tracks, preds)]
         te = pool([temporal_errors(f, t["joint_cam"], t["joint_valid"], t["frame"]) for t, f in zip(tracks, filt)])
         m = float(np.concatenate([mpjpe(f, t) for t, f in zip(tracks, filt)]).mean())
-        out["filtered"].append({"min_cutoff_hz": min_cutoff, "beta": beta, "mpjpe_mm": round(m, 3),
-                                **{k: round(v, 3) for k, v in te.items()}})
+        out["filtered"].append(
+            {
+                "min_cutoff_hz": min_cutoff,
+                "beta": beta,
+                "mpjpe_mm": round(m, 3),
+                **{k: round(v, 3) for k, v in te.items()},
+            }
+        )
     return out
 
 
@@ -83,8 +91,14 @@ def main(argv=None) -> int:
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_temporal_")
         root = Path(tmp.name) / "InterHand2.6M"
-        generate(root, seed=args.seed, n_train=0, n_val=0, n_test=120 if args.quick else 400,
-                 with_images=args.checkpoint is not None)
+        generate(
+            root,
+            seed=args.seed,
+            n_train=0,
+            n_val=0,
+            n_test=120 if args.quick else 400,
+            with_images=args.checkpoint is not None,
+        )
     seqs = SequenceIndex(root, "test")
     keys = camera_sequences(seqs, min_frames=3)
     tracks = [seqs.track(k.capture, k.seq_name, k.camera) for k in keys]
@@ -94,8 +108,12 @@ def main(argv=None) -> int:
         "benchmark": "temporal_filter",
         "command": C.command("bench_temporal_filter.py", sys.argv[1:] if argv is None else list(argv)),
         "machine": C.machine_info("cpu"),
-        "data": {"data_root": str(root) if tmp is None else "generated", "camera_sequences": len(keys),
-                 "frames": int(sum(len(t["rows"]) for t in tracks)), "fps": seqs.fps},
+        "data": {
+            "data_root": str(root) if tmp is None else "generated",
+            "camera_sequences": len(keys),
+            "frames": int(sum(len(t["rows"]) for t in tracks)),
+            "fps": seqs.fps,
+        },
         "noisy_gt": {"noise_mm_per_coordinate": args.noise_mm, **score(tracks, noisy, seqs.fps, args.settings)},
     }
     if args.checkpoint:

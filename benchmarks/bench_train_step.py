@@ -10,7 +10,8 @@ official formulation and in the trainer's fast default, measured in the same run
   ``torch.compile`` (``--compile``); cudnn.benchmark on CUDA.
 Both run ``Trainer._step`` (the trainer's own step) on a batch of real sample frames with the official training
 augmentation, from the same initial weights. Models: the paper's (ResNet-50, 256 px, 64^3 heatmaps) and the CPU
-preset (ResNet-18, 128 px, 16x32x32 heatmaps). Batch: the paper's 16 on CUDA; on CPU 2 for the paper model and 16 for the preset
+preset (ResNet-18, 128 px, 16x32x32 heatmaps). Batch: the paper's 16 on CUDA; on CPU 2 for the paper model and 16
+for the preset
 (``--batch-size`` overrides both). Each formulation runs in a fresh subprocess, so its memory is its own: CUDA
 ``max_memory_allocated``; on CPU the peak RSS of that process (and its rise above the RSS once the model and batch
 are built). The loss check compares the two formulations' losses on the same batch and weights: the loss functions
@@ -20,6 +21,7 @@ Both formulations keep freed heap memory as the Trainer does by default (``cfg.r
 steps) unless ``--models`` is given: with two subprocesses per model, each loading torch and the model, the paper
 model alone takes about a minute on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,25 +38,42 @@ import _common as C
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="CPU preset only (unless --models), batch 4, 1 warm-up + "
-                   "2 timed steps")
+    p.add_argument(
+        "--quick", action="store_true", help="CPU preset only (unless --models), batch 4, 1 warm-up + 2 timed steps"
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=None, help="batch for every model (default: see above)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per formulation (default 5; quick 2)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps first, the first step included, so at "
-                   "least 1 (default 2; quick 1)")
-    p.add_argument("--rounds", type=int, default=None, help="alternating subprocess runs of each formulation "
-                   "(default 2; quick 1): a busy shared machine then slows both alike")
-    p.add_argument("--models", default=None, help="comma list of: paper, cpu_preset (default both; quick: "
-                   "cpu_preset)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps first, the first step included, so at least 1 (default 2; quick 1)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternating subprocess runs of each formulation "
+        "(default 2; quick 1): a busy shared machine then slows both alike",
+    )
+    p.add_argument("--models", default=None, help="comma list of: paper, cpu_preset (default both; quick: cpu_preset)")
     p.add_argument("--formulations", default="official,fast", help="comma list of: official, fast")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast formulation")
-    p.add_argument("--cpu-amp", choices=["auto", "on", "off"], default="auto",
-                   help="bf16 autocast on CPU for the fast formulation (auto: if the CPU has native bf16)")
+    p.add_argument(
+        "--cpu-amp",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="bf16 autocast on CPU for the fast formulation (auto: if the CPU has native bf16)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--malloc", default="retain", choices=["retain", "default"],
-                   help="retain: the Trainer's default (cfg.retain_freed_memory, both formulations); default: "
-                        "glibc's own adaptive heap thresholds")
+    p.add_argument(
+        "--malloc",
+        default="retain",
+        choices=["retain", "default"],
+        help="retain: the Trainer's default (cfg.retain_freed_memory, both formulations); default: "
+        "glibc's own adaptive heap thresholds",
+    )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: MODEL:FORMULATION in a subprocess
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -127,7 +146,8 @@ def loss_check(cfg, model, batch, device, amp_dtype) -> dict:
         (grad,) = torch.autograd.grad(losses[name]["joint_heatmap"], hm)
         losses[name + "_grad"] = grad
     res["same_outputs_rel_diff (fast vs dense loss)"] = {
-        k: _rel(float(losses["fast"][k].detach()), float(losses["dense"][k].detach())) for k in losses["dense"]}
+        k: _rel(float(losses["fast"][k].detach()), float(losses["dense"][k].detach())) for k in losses["dense"]
+    }
     g_d, g_f = losses["dense_grad"], losses["fast_grad"]
     res["same_outputs_heatmap_grad_max_rel_diff"] = float((g_f - g_d).abs().max() / g_d.abs().max())
     res["official_losses"] = {k: float(v.detach()) for k, v in losses["dense"].items()}
@@ -141,7 +161,8 @@ def loss_check(cfg, model, batch, device, amp_dtype) -> dict:
         fast_losses = fast(out_fast, b)
         dense_losses = dense(out32, b)
     res["formulation_rel_diff (fast vs official, includes the bf16 forward)"] = {
-        k: _rel(float(fast_losses[k]), float(dense_losses[k])) for k in dense_losses}
+        k: _rel(float(fast_losses[k]), float(dense_losses[k])) for k in dense_losses
+    }
     res["fast_formulation_dtype"] = str(amp_dtype).replace("torch.", "") if amp_dtype else "float32"
     del net, net_cl, out32, out_fast
     return res
@@ -170,9 +191,16 @@ def run_formulation(name: str, formulation: str, args) -> dict:
     cfg, _, batch, model = setup(name, args)
     fast = formulation == "fast"
     out_dir = tempfile.mkdtemp(prefix="bench_train_step_")
-    fcfg = cfg.replace(amp=fast, channels_last=fast, fast_loss=fast, compile=bool(fast and args.compile),
-                       device=args.device, output_dir=out_dir, num_workers=0,
-                       retain_freed_memory=args.malloc == "retain")
+    fcfg = cfg.replace(
+        amp=fast,
+        channels_last=fast,
+        fast_loss=fast,
+        compile=bool(fast and args.compile),
+        device=args.device,
+        output_dir=out_dir,
+        num_workers=0,
+        retain_freed_memory=args.malloc == "retain",
+    )
     cpu_amp = {"auto": None, "on": True, "off": False}[args.cpu_amp] if fast else False
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -208,7 +236,7 @@ def run_formulation(name: str, formulation: str, args) -> dict:
         "losses_after_steps": {k: round(v, 4) for k, v in losses.items()},
     }
     if dev.type == "cuda":
-        row["peak_cuda_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 20, 1)
+        row["peak_cuda_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     else:
         row["peak_rss_mib"] = round(C.peak_rss_mib(), 1)
         row["rss_with_model_and_batch_mib"] = round(rss_before, 1)
@@ -245,9 +273,15 @@ def main(argv=None) -> dict:
     figures = {}
     for name in args.models:
         cfg, bs, batch, model = setup(name, args)
-        row = {"resnet": cfg.resnet_type, "input": "x".join(map(str, cfg.input_img_shape)),
-               "heatmap": "x".join(map(str, cfg.output_hm_shape)), "batch_size": bs,
-               "timed_steps": args.steps, "warmup_steps": args.warmup, "rounds": args.rounds}
+        row = {
+            "resnet": cfg.resnet_type,
+            "input": "x".join(map(str, cfg.input_img_shape)),
+            "heatmap": "x".join(map(str, cfg.output_hm_shape)),
+            "batch_size": bs,
+            "timed_steps": args.steps,
+            "warmup_steps": args.warmup,
+            "rounds": args.rounds,
+        }
         fast_dtype = amp_dtype(dev, True, {"auto": None, "on": True, "off": False}[args.cpu_amp])
         row["loss_check"] = loss_check(cfg, model, batch, dev, fast_dtype)
         del model, batch
@@ -258,10 +292,16 @@ def main(argv=None) -> dict:
         for formulation, rs in runs.items():
             steps = [t for r in rs for t in r["step_s_all"]]
             merged = dict(rs[-1])
-            merged.update(images_per_s=round(bs / C.median(steps), 3), step_s_median=round(C.median(steps), 3),
-                          step_s_median_per_round=[round(C.median(r["step_s_all"]), 3) for r in rs],
-                          step_s_min=round(min(steps), 3), images_per_s_at_min_step=round(bs / min(steps), 3),
-                          step_s_all=steps, first_step_s=[r["first_step_s"] for r in rs], rounds=len(rs))
+            merged.update(
+                images_per_s=round(bs / C.median(steps), 3),
+                step_s_median=round(C.median(steps), 3),
+                step_s_median_per_round=[round(C.median(r["step_s_all"]), 3) for r in rs],
+                step_s_min=round(min(steps), 3),
+                images_per_s_at_min_step=round(bs / min(steps), 3),
+                step_s_all=steps,
+                first_step_s=[r["first_step_s"] for r in rs],
+                rounds=len(rs),
+            )
             cpu_steps = [t for r in rs for t in r["step_cpu_s_all"]]
             merged.update(step_cpu_s_median=round(C.median(cpu_steps), 3), step_cpu_s_all=cpu_steps)
             for key in ("peak_rss_mib", "peak_rss_above_model_and_batch_mib", "peak_cuda_memory_allocated_mib"):
@@ -275,13 +315,14 @@ def main(argv=None) -> dict:
             # per-round ratios (each round runs official then fast, back to back) show what the medians blur
             row["speedup_fast_over_official (fastest steps)"] = round(off["step_s_min"] / fst["step_s_min"], 2)
             row["speedup_fast_over_official (per round medians)"] = [
-                round(a / b, 2) for a, b in zip(off["step_s_median_per_round"], fst["step_s_median_per_round"])]
+                round(a / b, 2) for a, b in zip(off["step_s_median_per_round"], fst["step_s_median_per_round"])
+            ]
             row["cpu_time_ratio_official_over_fast (median CPU s per step)"] = round(
-                off["step_cpu_s_median"] / fst["step_cpu_s_median"], 2)
-            key = ("peak_cuda_memory_allocated_mib" if dev.type == "cuda" else "peak_rss_above_model_and_batch_mib")
+                off["step_cpu_s_median"] / fst["step_cpu_s_median"], 2
+            )
+            key = "peak_cuda_memory_allocated_mib" if dev.type == "cuda" else "peak_rss_above_model_and_batch_mib"
             if key in row["official"] and key in row["fast"]:
-                row["memory_ratio_official_over_fast"] = round(
-                    row["official"][key] / max(row["fast"][key], 1e-9), 2)
+                row["memory_ratio_official_over_fast"] = round(row["official"][key] / max(row["fast"][key], 1e-9), 2)
         figures[name] = row
     return {
         "benchmark": "train_step",
@@ -290,9 +331,11 @@ def main(argv=None) -> dict:
         "quick": args.quick,
         "allocator": "retain_freed_memory" if args.malloc == "retain" else "glibc default",
         "figures": figures,
-        "notes": ["images/s = batch / median step time over all rounds (Trainer._step: forward, losses, backward, "
-                  "Adam step); images_per_s_at_min_step = batch / fastest step",
-                  "CPU runs use a small batch and few steps (the machine has 2 cores); GPU: batch 16"],
+        "notes": [
+            "images/s = batch / median step time over all rounds (Trainer._step: forward, losses, backward, "
+            "Adam step); images_per_s_at_min_step = batch / fastest step",
+            "CPU runs use a small batch and few steps (the machine has 2 cores); GPU: batch 16",
+        ],
     }
 
 

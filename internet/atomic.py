@@ -5,6 +5,7 @@ A temporary file beside the target is written, flushed and (with ``fsync``) sync
 ``open`` would give (the umask's; ``mkstemp`` alone makes 0600 files), and renamed onto the target: a reader sees the
 old file or the new one, never half of one, and an error leaves the old file untouched and no temporary behind.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,7 @@ pose of each hand, a floor that a trained model must beat (notebook 03, the demo
 The predictions are written in heatmap space (the evaluation's input) with the data set's
 :class:`~internet.codec.HeatmapCodec`, then scored by :mod:`internet.evaluate` like any model's.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Mapping, Optional, Union
@@ -25,15 +26,18 @@ def mean_root_relative_pose(gt: Dict[str, np.ndarray], skeleton: Skeleton = INTE
     mean = np.zeros((skeleton.joint_num, 3))
     for hand in ("right", "left"):
         jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
-        ok = valid[:, jt] & valid[:, root:root + 1]
-        rel = cam[:, jt] - cam[:, root:root + 1]
+        ok = valid[:, jt] & valid[:, root : root + 1]
+        rel = cam[:, jt] - cam[:, root : root + 1]
         cnt = ok.sum(axis=0)
         mean[jt] = np.where(cnt[:, None] > 0, np.where(ok[..., None], rel, 0).sum(0) / np.maximum(cnt, 1)[:, None], 0)
     return mean
 
 
 def mean_pose_predictions(
-    train_gt: Mapping, test_gt: Mapping, cfg: Union[Config, HeatmapCodec], skeleton: Skeleton = INTERHAND,
+    train_gt: Mapping,
+    test_gt: Mapping,
+    cfg: Union[Config, HeatmapCodec],
+    skeleton: Skeleton = INTERHAND,
 ) -> Dict[str, np.ndarray]:
     """Heatmap-space predictions (the evaluation's input format) of the mean-pose predictor.
 
@@ -81,13 +85,24 @@ def mean_pose_predictions(
     inter = (train_types == "interacting") & train_valid[:, r] & train_valid[:, l]
     rel_mm = float(np.mean(train_cam[inter, l, 2] - train_cam[inter, r, 2])) if inter.any() else 0.0
     rel_bin = float(codec.encode_root_depth(rel_mm)[0])
-    present = np.array([np.mean(np.isin(train_types, ("right", "interacting"))),
-                        np.mean(np.isin(train_types, ("left", "interacting")))]) if len(train_types) else np.full(2, .5)
+    present = (
+        np.array(
+            [
+                np.mean(np.isin(train_types, ("right", "interacting"))),
+                np.mean(np.isin(train_types, ("left", "interacting"))),
+            ]
+        )
+        if len(train_types)
+        else np.full(2, 0.5)
+    )
     return {"joint_coord": coord, "rel_root_depth": np.full(n, rel_bin), "hand_type": np.tile(present, (n, 1))}
 
 
-def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None,
-                       ) -> Union[EvalResult, SingleHandEvalResult]:
+def mean_pose_baseline(
+    train_set,
+    test_set,
+    skeleton: Optional[Skeleton] = None,
+) -> Union[EvalResult, SingleHandEvalResult]:
     """The official-protocol metrics of always predicting the training set's mean root-relative pose per hand.
 
     ``train_set``, ``test_set``: data sets with ``eval_targets()`` (InterHand26M, RHD or STB); the test set's config
@@ -96,13 +111,15 @@ def mean_pose_baseline(train_set, test_set, skeleton: Optional[Skeleton] = None,
     with :func:`~internet.evaluate.evaluate_interhand`."""
     for name, ds in (("train_set", train_set), ("test_set", test_set)):
         if not hasattr(ds, "eval_targets"):
-            raise TypeError(f"{name} must have eval_targets() (an InterHand26M, RHD or STB data set), got "
-                            f"{type(ds).__name__}")
+            raise TypeError(
+                f"{name} must have eval_targets() (an InterHand26M, RHD or STB data set), got {type(ds).__name__}"
+            )
     skeleton = skeleton or getattr(test_set, "skeleton", INTERHAND)
     cfg = getattr(test_set, "cfg", None)
     if not isinstance(cfg, Config):
-        raise TypeError(f"test_set must carry its Config as .cfg (the crop and heatmap geometry), got "
-                        f"{type(cfg).__name__}")
+        raise TypeError(
+            f"test_set must carry its Config as .cfg (the crop and heatmap geometry), got {type(cfg).__name__}"
+        )
     test_gt = test_set.eval_targets()
     pred = mean_pose_predictions(train_set.eval_targets(), test_gt, cfg, skeleton)
     evaluate = evaluate_single_hand if isinstance(test_set, SingleHandDataset) else evaluate_interhand

@@ -22,6 +22,7 @@ Loading always uses ``torch.load(..., weights_only=True)``: a file that would ru
 before anything in it runs. Everything saved must therefore be plain data (tensors, numbers, strings, bytes, lists,
 tuples, dicts); :func:`rng_state_to_plain` converts random-generator states that hold numpy arrays.
 """
+
 from __future__ import annotations
 
 import errno
@@ -87,7 +88,9 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Any:
                 "weights_only=True loading refused it and nothing in it was run. Only if you trust where it came "
                 "from, load it yourself with weights_only=False and save its plain tensors."
             ) from None
-        raise CheckpointError(f"could not read checkpoint {p}: the file is truncated or corrupt ({_describe(e)})") from e
+        raise CheckpointError(
+            f"could not read checkpoint {p}: the file is truncated or corrupt ({_describe(e)})"
+        ) from e
     except (PermissionError, IsADirectoryError, MemoryError):
         raise
     except Exception as e:  # zip reader, EOF, bad storage offsets...: all mean the bytes are not a valid checkpoint
@@ -101,10 +104,13 @@ def _unsafe_detail(message: str) -> Optional[str]:
     m = re.search(r"GLOBAL (\S+) (?:was not an allowed global|whose module)", message)
     if m:
         return f"it references {m.group(1)}"
-    for marker in ("Trying to call reduce for unrecognized function", "Can only create new object",
-                   "must be imported to load"):
+    for marker in (
+        "Trying to call reduce for unrecognized function",
+        "Can only create new object",
+        "must be imported to load",
+    ):
         if marker in message:
-            return _first_line(message[message.index(marker):])
+            return _first_line(message[message.index(marker) :])
     return None
 
 
@@ -148,8 +154,15 @@ def _scan_pickle(path: Path) -> Optional[str]:
 def _first_line(message: Any) -> str:
     """The informative line of an error message (torch's weights-only errors wrap it in advice paragraphs)."""
     lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
-    advice = ("Weights only load failed", "(1)", "(2)", "Please file an issue", "Check the documentation",
-              "In PyTorch", "WeightsUnpickler error:")
+    advice = (
+        "Weights only load failed",
+        "(1)",
+        "(2)",
+        "Please file an issue",
+        "Check the documentation",
+        "In PyTorch",
+        "WeightsUnpickler error:",
+    )
     useful = [ln for ln in lines if not ln.startswith(advice)]
     return useful[-1] if useful else (lines[0] if lines else "")
 
@@ -189,13 +202,18 @@ def strip_wrapper_prefixes(state: Mapping[str, Any]) -> "OrderedDict[str, Any]":
             changed = False
             for prefix in _WRAPPER_PREFIXES:
                 if k.startswith(prefix):
-                    k, changed = k[len(prefix):], True
+                    k, changed = k[len(prefix) :], True
         out[k] = v
     return out
 
 
-def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], where: str = "checkpoint",
-                           model_name: str = "model", strict: bool = True) -> None:
+def check_state_compatible(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, Any],
+    where: str = "checkpoint",
+    model_name: str = "model",
+    strict: bool = True,
+) -> None:
     """Raise :class:`CheckpointError` when ``given`` does not fit ``expected`` (a model's ``state_dict()``).
 
     Lists missing and unexpected keys (only with ``strict``) and shape mismatches (always), a few of each with the
@@ -204,8 +222,9 @@ def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[
     bad_values = [k for k, v in given.items() if not isinstance(v, torch.Tensor)]
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
-    mismatched = [k for k in expected if k in given and k not in bad_values
-                  and tuple(given[k].shape) != tuple(expected[k].shape)]
+    mismatched = [
+        k for k in expected if k in given and k not in bad_values and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
     if not (mismatched or bad_values or (strict and (missing or unexpected))):
         return
     lines = [f"cannot load {where} into the {model_name}:"]
@@ -213,18 +232,25 @@ def check_state_compatible(expected: Mapping[str, torch.Tensor], given: Mapping[
     if have is not None and want is not None and have != want:
         lines.append(f"  checkpoint is ResNet-{have}, model is ResNet-{want} (set resnet_type={have} to load it)")
     if bad_values:
-        lines.append(f"  {len(bad_values)} entries are not tensors: " + _few(bad_values, lambda k: f"{k} ({type(given[k]).__name__})"))
+        lines.append(
+            f"  {len(bad_values)} entries are not tensors: "
+            + _few(bad_values, lambda k: f"{k} ({type(given[k]).__name__})")
+        )
     if strict and missing:
         lines.append(f"  {len(missing)} missing keys (in the model, not in the checkpoint): " + _few(missing))
     if strict and unexpected:
         lines.append(f"  {len(unexpected)} unexpected keys (in the checkpoint, not in the model): " + _few(unexpected))
     if mismatched:
-        lines.append(f"  {len(mismatched)} shape mismatches: " + _few(
-            mismatched, lambda k: f"{k} checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"))
+        lines.append(
+            f"  {len(mismatched)} shape mismatches: "
+            + _few(mismatched, lambda k: f"{k} checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}")
+        )
     if strict and infer_fc_input_norm(missing + unexpected):
         trained_with = infer_fc_input_norm(given)
-        lines.append(f"  the checkpoint was trained with fc_input_norm={trained_with}, the model has "
-                     f"fc_input_norm={not trained_with} (set fc_input_norm={trained_with} to load it)")
+        lines.append(
+            f"  the checkpoint was trained with fc_input_norm={trained_with}, the model has "
+            f"fc_input_norm={not trained_with} (set fc_input_norm={trained_with} to load it)"
+        )
     if strict and "conv1.weight" in given and "fc.weight" in given and "conv1.weight" not in expected:
         lines.append("  this looks like a torchvision ImageNet ResNet: load it with pretrained_backbone=... instead")
     raise CheckpointError("\n".join(lines))
@@ -246,8 +272,12 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any], PathLike], strict: bool = True,
-                       where: Optional[str] = None) -> Any:
+def load_network_state(
+    model: nn.Module,
+    state_or_ckpt: Union[Mapping[str, Any], PathLike],
+    strict: bool = True,
+    where: Optional[str] = None,
+) -> Any:
     """Load network weights into ``model`` after checking names and shapes.
 
     ``state_or_ckpt``: a checkpoint dict with a ``network`` entry (the official format), a bare state dict, or a
@@ -262,7 +292,9 @@ def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any],
         where = str(state_or_ckpt)
         state_or_ckpt = load_checkpoint(state_or_ckpt)
     if not isinstance(state_or_ckpt, Mapping):
-        raise CheckpointError(f"{where}: expected a checkpoint dict or a state dict, got {type(state_or_ckpt).__name__}")
+        raise CheckpointError(
+            f"{where}: expected a checkpoint dict or a state dict, got {type(state_or_ckpt).__name__}"
+        )
     if "network" in state_or_ckpt:
         check_format_version(state_or_ckpt, where)
         state = state_or_ckpt["network"]
@@ -274,7 +306,8 @@ def load_network_state(model: nn.Module, state_or_ckpt: Union[Mapping[str, Any],
     else:
         raise CheckpointError(
             f"{where} is neither a checkpoint with a 'network' entry nor a state dict of tensors; "
-            f"its keys: {_few(list(state_or_ckpt))}")
+            f"its keys: {_few(list(state_or_ckpt))}"
+        )
     state = strip_wrapper_prefixes(state)
     target = unwrap_model(model)
     expected = target.state_dict()
@@ -292,22 +325,33 @@ def check_format_version(ckpt: Mapping[str, Any], where: str = "checkpoint") -> 
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise CheckpointError(f"{where}: 'format_version' must be a non-negative integer, got {version!r}")
     if version > CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{where} has checkpoint format {version}; this code reads formats up to "
-                              f"{CHECKPOINT_FORMAT}: it was written by a newer version of this project, update it")
+        raise CheckpointError(
+            f"{where} has checkpoint format {version}; this code reads formats up to "
+            f"{CHECKPOINT_FORMAT}: it was written by a newer version of this project, update it"
+        )
     return version
 
 
 def check_finite_state(state: Mapping[str, Any], where: str = "checkpoint") -> None:
     """:class:`CheckpointError` naming the floating-point tensors of ``state`` that hold NaN or Inf (a model with
     them predicts NaN or garbage and is evaluated into believable-looking numbers)."""
-    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())
-           and not bool(torch.isfinite(v).all())]
+    bad = [
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+        and (v.is_floating_point() or v.is_complex())
+        and not bool(torch.isfinite(v).all())
+    ]
     if bad:
+
         def count(k: str) -> str:
             t = state[k]
             return f"{k} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
-        raise CheckpointError(f"{where}: {len(bad)} tensor(s) hold NaN or Inf: {_few(bad, count)}; the weights are "
-                              "corrupt (a diverged run or a damaged file): use an earlier checkpoint")
+
+        raise CheckpointError(
+            f"{where}: {len(bad)} tensor(s) hold NaN or Inf: {_few(bad, count)}; the weights are "
+            "corrupt (a diverged run or a damaged file): use an earlier checkpoint"
+        )
 
 
 def official_state_dict(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
@@ -335,8 +379,11 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     except BaseException as e:
         if isinstance(e, OSError):
             why = e.strerror or str(e)
-            raise (OSError(e.errno, f"could not save checkpoint {path}: {why}") if e.errno is not None
-                   else OSError(f"could not save checkpoint {path}: {why}")) from e
+            raise (
+                OSError(e.errno, f"could not save checkpoint {path}: {why}")
+                if e.errno is not None
+                else OSError(f"could not save checkpoint {path}: {why}")
+            ) from e
         if isinstance(e, Exception):
             raise CheckpointError(f"could not save checkpoint {path}: {type(e).__name__}: {e}") from e
         raise  # KeyboardInterrupt etc.: temp file is gone, the old checkpoint untouched
@@ -359,8 +406,10 @@ def _check_plain(obj: Any, where: str) -> None:
             _check_plain(v, f"{where}[{i}]")
         return
     hint = " (convert it with rng_state_to_plain or .tolist())" if type(obj).__module__.startswith("numpy") else ""
-    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which a weights_only=True load "
-                    f"refuses; store plain numbers, strings, lists, dicts or tensors{hint}")
+    raise TypeError(
+        f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which a weights_only=True load "
+        f"refuses; store plain numbers, strings, lists, dicts or tensors{hint}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- names
@@ -466,7 +515,7 @@ def restore_cuda_rng_states(saved: Any) -> None:
     on fewer leaves the extra GPUs' generators as they are (each process of a distributed run draws from its own
     GPU's generator only)."""
     states = list(saved) if isinstance(saved, (list, tuple)) else [saved]
-    for index, state in enumerate(states[:torch.cuda.device_count()]):
+    for index, state in enumerate(states[: torch.cuda.device_count()]):
         torch.cuda.set_rng_state(state.cpu(), index)
 
 
@@ -487,11 +536,15 @@ def optimizer_state_to_param_device(optimizer: torch.optim.Optimizer) -> None:
                 if not torch.is_tensor(value):
                     continue
                 if key == "step":
-                    state[key] = (value.to(device=param.device, dtype=torch.float32) if on_device
-                                  else value.to(device="cpu", dtype=torch.float32))
+                    state[key] = (
+                        value.to(device=param.device, dtype=torch.float32)
+                        if on_device
+                        else value.to(device="cpu", dtype=torch.float32)
+                    )
                 else:
-                    state[key] = value.to(device=param.device, dtype=param.dtype if value.is_floating_point()
-                                          else value.dtype)
+                    state[key] = value.to(
+                        device=param.device, dtype=param.dtype if value.is_floating_point() else value.dtype
+                    )
 
 
 # ---------------------------------------------------------------------------------------------------- training state
@@ -505,8 +558,15 @@ class ResumeError(CheckpointError):
     """A checkpoint that loads cannot be resumed by this run (other optimizer groups, a changed data order)."""
 
 
-def training_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Config, *, epoch: int,
-                        position: Tuple[int, int, int], data_order: Mapping[str, Any]) -> dict:
+def training_checkpoint(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: Config,
+    *,
+    epoch: int,
+    position: Tuple[int, int, int],
+    data_order: Mapping[str, Any],
+) -> dict:
     """The checkpoint of a training run: the official entries (``epoch``, ``network`` with ``module.`` keys,
     ``optimizer``) plus ``train_state``, plain data for exact resumption: ``position`` = (next epoch, next iteration
     in it, iterations done) where a resumed run starts, the learning rate and schedule, ``data_order`` (seed,
@@ -522,8 +582,12 @@ def training_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, cfg:
             "next_iter": next_iter,
             "global_step": global_step,
             "lr": optimizer.param_groups[0]["lr"],
-            "lr_schedule": {"lr": cfg.lr, "lr_dec_epoch": list(cfg.lr_dec_epoch), "lr_dec_factor": cfg.lr_dec_factor,
-                            "end_epoch": cfg.end_epoch},
+            "lr_schedule": {
+                "lr": cfg.lr,
+                "lr_dec_epoch": list(cfg.lr_dec_epoch),
+                "lr_dec_factor": cfg.lr_dec_factor,
+                "end_epoch": cfg.end_epoch,
+            },
             "data_order": dict(data_order),
             "rng": capture_rng_states(),
             "config": json.loads(json.dumps(cfg.to_dict())),  # plain lists/str/numbers only (weights_only-safe)
@@ -531,9 +595,16 @@ def training_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, cfg:
     }
 
 
-def resume_training(path: PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Config, *,
-                    data_order: Mapping[str, Any], optimizer_flags: Mapping[str, Any],
-                    log: Callable[[str], None] = print) -> Tuple[int, int, int]:
+def resume_training(
+    path: PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: Config,
+    *,
+    data_order: Mapping[str, Any],
+    optimizer_flags: Mapping[str, Any],
+    log: Callable[[str], None] = print,
+) -> Tuple[int, int, int]:
     """Load the weights, optimizer state and RNG states of ``path`` (written by :func:`training_checkpoint`, or an
     official snapshot) into this run; returns its position (next epoch, next iteration, iterations done).
 
@@ -554,7 +625,8 @@ def resume_training(path: PathLike, model: nn.Module, optimizer: torch.optim.Opt
                 f"{path}: its optimizer has {saved_groups} parameter group(s), this run's has "
                 f"{len(optimizer.param_groups)} (linear_lr_max={cfg.linear_lr_max}; None gives the official single "
                 f"group, a value a second one for the nn.Linear layers): resume with the linear_lr_max setting the "
-                f"checkpoint was trained with")
+                f"checkpoint was trained with"
+            )
         try:
             optimizer.load_state_dict(saved)
         except (ValueError, KeyError) as e:
@@ -578,7 +650,8 @@ def resume_training(path: PathLike, model: nn.Module, optimizer: torch.optim.Opt
             raise ResumeError(
                 f"{path} stopped inside epoch {epoch} at iteration {iteration}, but the data order changed since "
                 f"({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}): the batches already seen "
-                "cannot be skipped exactly. Resume from an end-of-epoch snapshot.")
+                "cannot be skipped exactly. Resume from an end-of-epoch snapshot."
+            )
     if "rng" in state:
         restore_rng_states(state["rng"])
     return epoch, iteration, global_step

@@ -1,4 +1,5 @@
 """Argument types shared by the command-line entry points (``python -m internet.demo``, ``python -m internet.synth``)."""
+
 from __future__ import annotations
 
 import argparse

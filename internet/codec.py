@@ -10,6 +10,7 @@ mean-pose baseline) both go through one codec built from the config, so a change
 made once. Same idea as mmpose's ``Hand3DHeatmap`` codec; the arithmetic here is the official InterNet code's, step
 for step, so the parity tests against its fixtures hold to the last bit where they did before.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,14 +77,20 @@ class HeatmapCodec:
         object.__setattr__(self, "input_img_shape", tuple(int(v) for v in self.input_img_shape))
         object.__setattr__(self, "output_hm_shape", tuple(int(v) for v in self.output_hm_shape))
         if len(self.input_img_shape) != 2 or len(self.output_hm_shape) != 3:
-            raise ValueError(f"input_img_shape must be (height, width) and output_hm_shape (depth, height, width), "
-                             f"got {self.input_img_shape} and {self.output_hm_shape}")
+            raise ValueError(
+                f"input_img_shape must be (height, width) and output_hm_shape (depth, height, width), "
+                f"got {self.input_img_shape} and {self.output_hm_shape}"
+            )
         if min(self.input_img_shape + self.output_hm_shape) < 1 or int(self.output_root_hm_shape) < 1:
-            raise ValueError(f"heatmap shapes must be positive, got input {self.input_img_shape}, heatmap "
-                             f"{self.output_hm_shape}, root bins {self.output_root_hm_shape}")
+            raise ValueError(
+                f"heatmap shapes must be positive, got input {self.input_img_shape}, heatmap "
+                f"{self.output_hm_shape}, root bins {self.output_root_hm_shape}"
+            )
         if not (self.bbox_3d_size > 0 and self.bbox_3d_size_root > 0):
-            raise ValueError(f"depth ranges must be positive, got bbox_3d_size={self.bbox_3d_size}, "
-                             f"bbox_3d_size_root={self.bbox_3d_size_root}")
+            raise ValueError(
+                f"depth ranges must be positive, got bbox_3d_size={self.bbox_3d_size}, "
+                f"bbox_3d_size_root={self.bbox_3d_size_root}"
+            )
 
     @classmethod
     def from_config(cls, cfg: Union[Config, "HeatmapCodec"]) -> "HeatmapCodec":
@@ -93,11 +100,17 @@ class HeatmapCodec:
         if isinstance(cfg, cls):
             return cfg
         if not isinstance(cfg, Config):
-            raise TypeError("the heatmap geometry is required: pass the internet.Config the model was trained with "
-                            f"(or its HeatmapCodec), got {type(cfg).__name__}")
-        return cls(input_img_shape=cfg.input_img_shape, output_hm_shape=cfg.output_hm_shape,
-                   bbox_3d_size=float(cfg.bbox_3d_size), bbox_3d_size_root=float(cfg.bbox_3d_size_root),
-                   output_root_hm_shape=int(cfg.output_root_hm_shape))
+            raise TypeError(
+                "the heatmap geometry is required: pass the internet.Config the model was trained with "
+                f"(or its HeatmapCodec), got {type(cfg).__name__}"
+            )
+        return cls(
+            input_img_shape=cfg.input_img_shape,
+            output_hm_shape=cfg.output_hm_shape,
+            bbox_3d_size=float(cfg.bbox_3d_size),
+            bbox_3d_size_root=float(cfg.bbox_3d_size_root),
+            output_root_hm_shape=int(cfg.output_root_hm_shape),
+        )
 
     # ------------------------------------------------------------------------------------------------ encode
     def depth_mm_to_bins(self, z_mm):
@@ -175,8 +188,16 @@ class HeatmapCodec:
         out[..., 1] = t[:, 1, 0] * x + t[:, 1, 1] * y + t[:, 1, 2]
         return out
 
-    def to_camera(self, joint_coord_hm, rel_root_depth_bins: Optional[Any], inv_trans, focal, princpt, abs_depth,
-                  skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    def to_camera(
+        self,
+        joint_coord_hm,
+        rel_root_depth_bins: Optional[Any],
+        inv_trans,
+        focal,
+        princpt,
+        abs_depth,
+        skeleton: Skeleton = INTERHAND,
+    ) -> np.ndarray:
         """The official back-projection of heatmap-space joints to camera coordinates (mm), vectorised over N.
 
         x, y: heatmap -> crop pixels -> original image via ``inv_trans`` (N,2,3); z: root-relative mm from the bin,

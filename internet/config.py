@@ -4,6 +4,7 @@ Defaults are the official InterNet settings (``main/config.py`` of the paper's c
 recipe and a small CPU recipe; :meth:`Config.from_params` builds a config from papermill/notebook parameters and
 rejects unknown names, wrong types and out-of-range values with an error that names the parameter.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,7 +59,8 @@ class Config:
     trans_test: str = _in("data", "gt")
     """Test-time box and root depth: 'gt' (ground truth) or 'rootnet' (a RootNet output JSON)."""
     rootnet_path: Optional[str] = _in("data", None)
-    """RootNet output JSON for val/test; default ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
+    """RootNet output JSON for val/test; default
+    ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
     train_split: str = _in("data", "train")
     test_split: str = _in("data", "test")
 
@@ -159,7 +161,6 @@ class Config:
     def vis_dir(self) -> Path:
         return Path(self.output_dir) / "vis"
 
-
     # ------------------------------------------------------------------ presets
     @classmethod
     def paper(cls, **overrides: Any) -> "Config":
@@ -177,9 +178,21 @@ class Config:
         """A small recipe that trains in minutes on a laptop CPU (ResNet-18 from scratch, small input and heads)."""
         # Each setting, and the runs that chose it: benchmarks/RESULTS.md section 7 ("Why each setting").
         base = dict(
-            resnet_type=18, input_img_shape=(128, 128), output_hm_shape=(16, 32, 32), sigma=2.5,
-            head_channels=64, fc_input_norm=True, train_batch_size=16, test_batch_size=32, end_epoch=10, lr=1e-2,
-            lr_dec_epoch=(7, 9), linear_lr_max=1e-3, loss_weights=(1.0, 1.0, 10.0), num_workers=1, device="cpu",
+            resnet_type=18,
+            input_img_shape=(128, 128),
+            output_hm_shape=(16, 32, 32),
+            sigma=2.5,
+            head_channels=64,
+            fc_input_norm=True,
+            train_batch_size=16,
+            test_batch_size=32,
+            end_epoch=10,
+            lr=1e-2,
+            lr_dec_epoch=(7, 9),
+            linear_lr_max=1e-3,
+            loss_weights=(1.0, 1.0, 10.0),
+            num_workers=1,
+            device="cpu",
             compile=False,
         )
         base.update(overrides)
@@ -229,10 +242,20 @@ class Config:
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
         if tuple(int(v) for v in self.output_hm_shape[1:]) != tuple(int(v) // 4 for v in self.input_img_shape):
-            bad("output_hm_shape", f"height and width must be input_img_shape / 4 = "
-                f"{tuple(int(v) // 4 for v in self.input_img_shape)} (three stride-2 deconvolutions after stride 32)")
-        for name in ("output_root_hm_shape", "end_epoch", "head_channels", "train_batch_size", "test_batch_size", "num_gpus",
-                     "log_every_iters"):
+            bad(
+                "output_hm_shape",
+                f"height and width must be input_img_shape / 4 = "
+                f"{tuple(int(v) // 4 for v in self.input_img_shape)} (three stride-2 deconvolutions after stride 32)",
+            )
+        for name in (
+            "output_root_hm_shape",
+            "end_epoch",
+            "head_channels",
+            "train_batch_size",
+            "test_batch_size",
+            "num_gpus",
+            "log_every_iters",
+        ):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
         for name in ("num_workers", "ckpt_every_iters", "seed"):
@@ -274,7 +297,9 @@ def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
             return value
         raise ConfigError(f"config parameter {name}={value!r}: expected true/false, got {type(value).__name__}")
     if isinstance(default, tuple):
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
             return tuple(value)
         raise ConfigError(f"config parameter {name}={value!r}: expected a list of numbers")
     if isinstance(default, float) or str(f.type) in ("float", "Optional[float]"):

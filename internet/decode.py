@@ -5,6 +5,7 @@ camera space is :class:`internet.codec.HeatmapCodec`'s job.
 Heatmap space: x, y in heatmap pixels (voxel k sits at coordinate k, no half-pixel offset), z in depth bins.
 Volumes are (D, H, W) = (z, y, x).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Mapping, Optional, Union
@@ -151,6 +152,7 @@ def merge_flip(
         if name in outputs and name in outputs_of_flipped_img:
             merged[name] = (outputs[name] + outputs_of_flipped_img[name].flip(-1)) / 2
     if "rel_root_depth" in outputs and "rel_root_depth" in outputs_of_flipped_img:
-        merged["rel_root_depth"] = (outputs["rel_root_depth"]
-                                    + (codec.output_root_hm_shape - outputs_of_flipped_img["rel_root_depth"])) / 2
+        merged["rel_root_depth"] = (
+            outputs["rel_root_depth"] + (codec.output_root_hm_shape - outputs_of_flipped_img["rel_root_depth"])
+        ) / 2
     return merged

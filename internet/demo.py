@@ -3,7 +3,8 @@
 1. Writes the synthetic InterHand2.6M data set once (``data/synthetic/InterHand2.6M``; skipped when its
    ``synth_info.json``, written last by the generator, records the same generator version, seed and sizes).
 2. Runs notebooks 01 to 04 and 06 with papermill in the CPU preset: explore the data, train, evaluate (the trained
-   network, the untrained one and the mean-pose baseline), visualise in 3D, play sequences across cameras. Executed notebooks go to
+   network, the untrained one and the mean-pose baseline), visualise in 3D, play sequences across cameras. Executed
+   notebooks go to
    ``output/notebooks/``, figures to ``output/vis/``, metrics to ``output/result/``, checkpoints to
    ``output/model_dump/``.
 3. Writes ``output/result/summary.json``: MPJPE before and after training, the mean-pose baseline, handedness
@@ -11,6 +12,7 @@
 
 ``--quick`` shrinks everything (a few images, a tiny network, two iterations) to check the plumbing in seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +33,13 @@ DEFAULT_SIZES = dict(train=3200, val=200, test=400)
 DEFAULT_MAX_ITERS = 200
 """Iterations per epoch of the demo's training (200 = whole epochs of the 3200-image set at batch 16; x 10 epochs of
 the CPU preset = 2000 iterations, about 8 minutes on an otherwise idle 2-core CPU)."""
-QUICK_CONFIG = {"input_img_shape": [64, 64], "output_hm_shape": [16, 16, 16], "sigma": 1.0, "head_channels": 32,
-                "test_batch_size": 8}
+QUICK_CONFIG = {
+    "input_img_shape": [64, 64],
+    "output_hm_shape": [16, 16, 16],
+    "sigma": 1.0,
+    "head_channels": 32,
+    "test_batch_size": 8,
+}
 
 
 class DemoError(RuntimeError):
@@ -51,9 +58,15 @@ def synthetic_data_ready(data_root: Path, seed: int, n_train: int, n_val: int, n
         return False
     args = info.get("arguments", {}) if isinstance(info, dict) else {}
     from internet.synth.interhand import GENERATOR_VERSION  # older renderings are regenerated
-    return (info.get("version") == GENERATOR_VERSION and info.get("seed") == seed
-            and args.get("n_train") == n_train and args.get("n_val") == n_val and args.get("n_test") == n_test
-            and args.get("with_images") is True)
+
+    return (
+        info.get("version") == GENERATOR_VERSION
+        and info.get("seed") == seed
+        and args.get("n_train") == n_train
+        and args.get("n_val") == n_val
+        and args.get("n_test") == n_test
+        and args.get("with_images") is True
+    )
 
 
 def prepare_data(data_root: Path, seed: int, n_train: int, n_val: int, n_test: int, workers: int) -> str:
@@ -63,10 +76,12 @@ def prepare_data(data_root: Path, seed: int, n_train: int, n_val: int, n_test: i
         return "reused"
     from internet.synth import generate
 
-    print(f"[data] writing the synthetic data set to {data_root} ({n_train} train, {n_val} val, {n_test} test "
-          f"images, seed {seed}) ...", flush=True)
-    generate(data_root, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test, with_images=True,
-             num_workers=workers)
+    print(
+        f"[data] writing the synthetic data set to {data_root} ({n_train} train, {n_val} val, {n_test} test "
+        f"images, seed {seed}) ...",
+        flush=True,
+    )
+    generate(data_root, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test, with_images=True, num_workers=workers)
     return "generated"
 
 
@@ -84,11 +99,19 @@ def run_notebook(name: str, parameters: Dict[str, Any], out_dir: Path, echo: boo
     dst = out_dir / f"{name}.ipynb"
     print(f"[{name}] running -> {dst}", flush=True)
     try:
-        papermill.execute_notebook(str(src), str(dst), parameters=parameters, progress_bar=False,
-                                   stdout_file=sys.stdout if echo else None, cwd=str(project_root()))
+        papermill.execute_notebook(
+            str(src),
+            str(dst),
+            parameters=parameters,
+            progress_bar=False,
+            stdout_file=sys.stdout if echo else None,
+            cwd=str(project_root()),
+        )
     except PapermillExecutionError as e:
-        raise DemoError(f"notebook {name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                        f"the executed notebook with the error is {dst}") from None
+        raise DemoError(
+            f"notebook {name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+            f"the executed notebook with the error is {dst}"
+        ) from None
     return dst
 
 
@@ -96,8 +119,7 @@ def _metrics(d: Optional[dict]) -> Optional[dict]:
     if not d:
         return None
     off = d.get("official_protocol", {})
-    return {k: off.get(k) for k in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting", "mrrpe",
-                                    "handedness_accuracy")}
+    return {k: off.get(k) for k in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting", "mrrpe", "handedness_accuracy")}
 
 
 def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra: Dict[str, Any]) -> dict:
@@ -111,8 +133,10 @@ def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra
     meta = evaluation.get("meta", {})
 
     def pick(key: str) -> dict:
-        return {name: (m or {}).get(key) for name, m in
-                (("before_training", before), ("after_training", after), ("mean_pose_baseline", mean_pose))}
+        return {
+            name: (m or {}).get(key)
+            for name, m in (("before_training", before), ("after_training", after), ("mean_pose_baseline", mean_pose))
+        }
 
     return {
         "mpjpe_all_mm": pick("mpjpe_all"),
@@ -120,8 +144,13 @@ def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra
         "mpjpe_interacting_mm": pick("mpjpe_interacting"),
         "mrrpe_mm": pick("mrrpe"),
         "handedness_accuracy": pick("handedness_accuracy"),
-        "evaluated": {"split": split, "samples": meta.get("samples"), "checkpoint": meta.get("checkpoint"),
-                      "trans_test": meta.get("trans_test"), "details": str(path)},
+        "evaluated": {
+            "split": split,
+            "samples": meta.get("samples"),
+            "checkpoint": meta.get("checkpoint"),
+            "trans_test": meta.get("trans_test"),
+            "details": str(path),
+        },
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         **extra,
     }
@@ -129,25 +158,39 @@ def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra
 
 # ------------------------------------------------------------------------------------------------ command line
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m internet.demo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m internet.demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help=f"synthetic data set folder ({DEFAULT_DATA_ROOT})")
     p.add_argument("--output-dir", default="output", help="output folder (output)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="data and training seed (0)")
-    p.add_argument("--train-size", type=positive_int, default=None, help=f"synthetic training images ({DEFAULT_SIZES['train']})")
+    p.add_argument(
+        "--train-size", type=positive_int, default=None, help=f"synthetic training images ({DEFAULT_SIZES['train']})"
+    )
     p.add_argument("--val-size", type=non_negative_int, default=None, help="synthetic validation images (200)")
     p.add_argument("--test-size", type=positive_int, default=None, help="synthetic test images (400)")
     p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (the CPU preset's)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="training batch (the CPU preset's)")
-    p.add_argument("--max-iters-per-epoch", type=non_negative_int, default=None,
-                   help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: whole epochs of the default set)")
+    p.add_argument(
+        "--max-iters-per-epoch",
+        type=non_negative_int,
+        default=None,
+        help=f"cap on iterations per epoch, 0 for whole epochs ({DEFAULT_MAX_ITERS}: whole epochs of the default set)",
+    )
     p.add_argument("--num-workers", type=non_negative_int, default=None, help="data-loading processes (preset's)")
     p.add_argument("--synth-workers", type=positive_int, default=2, help="image rendering processes (2)")
-    p.add_argument("--png-export", choices=("auto", "matplotlib"), default="auto",
-                   help="PNG of 3D figures: 'auto' uses a headless Chromium when installed (auto)")
+    p.add_argument(
+        "--png-export",
+        choices=("auto", "matplotlib"),
+        default="auto",
+        help="PNG of 3D figures: 'auto' uses a headless Chromium when installed (auto)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo training run")
-    p.add_argument("--quick", action="store_true",
-                   help="a plumbing check in seconds: tiny data set and network, two iterations")
+    p.add_argument(
+        "--quick", action="store_true", help="a plumbing check in seconds: tiny data set and network, two iterations"
+    )
     return p
 
 
@@ -163,15 +206,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     nb_dir = output_dir / "notebooks"
     png_export = "matplotlib" if args.quick and args.png_export == "auto" else args.png_export
 
-    train_params: Dict[str, Any] = {"data_root": str(data_root), "output_dir": str(output_dir), "preset": "cpu",
-                                    "resume": bool(args.resume), "print_every": 2 if args.quick else 10}
+    train_params: Dict[str, Any] = {
+        "data_root": str(data_root),
+        "output_dir": str(output_dir),
+        "preset": "cpu",
+        "resume": bool(args.resume),
+        "print_every": 2 if args.quick else 10,
+    }
     if args.quick:
-        train_params.update(epochs=1, batch_size=4, max_iters_per_epoch=2, num_workers=0,
-                            config_overrides=dict(QUICK_CONFIG))
+        train_params.update(
+            epochs=1, batch_size=4, max_iters_per_epoch=2, num_workers=0, config_overrides=dict(QUICK_CONFIG)
+        )
     else:
         train_params["max_iters_per_epoch"] = DEFAULT_MAX_ITERS
-    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                       ("max_iters_per_epoch", args.max_iters_per_epoch), ("num_workers", args.num_workers)):
+    for key, value in (
+        ("epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("max_iters_per_epoch", args.max_iters_per_epoch),
+        ("num_workers", args.num_workers),
+    ):
         if value is not None:
             train_params[key] = value
     if train_params.get("max_iters_per_epoch") == 0:
@@ -199,8 +252,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     failure: Optional[str] = None
     try:
         t0 = time.perf_counter()
-        extra["data"]["status"] = prepare_data(data_root, args.seed, sizes["train"], sizes["val"], sizes["test"],
-                                               args.synth_workers)
+        extra["data"]["status"] = prepare_data(
+            data_root, args.seed, sizes["train"], sizes["val"], sizes["test"], args.synth_workers
+        )
         seconds["data"] = time.perf_counter() - t0
         for name, params in plan:
             t0 = time.perf_counter()

@@ -6,6 +6,7 @@ AMX); elsewhere it is emulated and slower than float32. So the CPU choice is ``c
 when ``cfg.amp`` is set and the CPU has those instructions, ``True`` forces it, ``False`` keeps float32. The loss is
 always computed in float32 (see :mod:`internet.train`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,21 +34,26 @@ def cpu_fallback_reason() -> str:
     """Why torch sees no GPU, in words a user can act on."""
     if torch.version.cuda is None:
         return f"this torch ({torch.__version__}) is a CPU-only build: install a CUDA build of torch"
-    return (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but torch.cuda.is_available() is "
-            "False: no GPU is visible (CUDA_VISIBLE_DEVICES?) or the NVIDIA driver is missing or too old for it")
+    return (
+        f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but torch.cuda.is_available() is "
+        "False: no GPU is visible (CUDA_VISIBLE_DEVICES?) or the NVIDIA driver is missing or too old for it"
+    )
 
 
-def choose_device(spec: str = "auto", local_rank: Optional[int] = None, warn_cpu_fallback: bool = False
-                  ) -> torch.device:
+def choose_device(
+    spec: str = "auto", local_rank: Optional[int] = None, warn_cpu_fallback: bool = False
+) -> torch.device:
     """'auto' -> CUDA when available (``cuda:local_rank`` in a multi-process run), else CPU; 'cpu', 'cuda', 'cuda:N'
     are taken as given but checked. ``warn_cpu_fallback``: when 'auto' falls back to the CPU, say so loudly (a
     :class:`DeviceFallbackWarning` and a line on stderr), for networks that need a GPU (:func:`is_paper_scale`)."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
         if spec == "cpu" and warn_cpu_fallback:
-            message = (f"device='auto' resolved to the CPU: {cpu_fallback_reason()}. The paper-size network will "
-                       "train and run on the CPU, which takes days instead of hours; set device='cpu' to do that on "
-                       "purpose, or device='cuda' to fail instead of falling back.")
+            message = (
+                f"device='auto' resolved to the CPU: {cpu_fallback_reason()}. The paper-size network will "
+                "train and run on the CPU, which takes days instead of hours; set device='cpu' to do that on "
+                "purpose, or device='cuda' to fail instead of falling back."
+            )
             print(f"WARNING: {message}", file=sys.stderr, flush=True)
             warnings.warn(message, DeviceFallbackWarning, stacklevel=2)
     if spec == "cpu":
@@ -55,8 +61,10 @@ def choose_device(spec: str = "auto", local_rank: Optional[int] = None, warn_cpu
     if not spec.startswith("cuda"):
         raise DeviceError(f"device={spec!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not torch.cuda.is_available():
-        raise DeviceError(f"device={spec!r} was asked for but CUDA is not available (torch {torch.__version__}); "
-                          "use device='cpu' or 'auto'")
+        raise DeviceError(
+            f"device={spec!r} was asked for but CUDA is not available (torch {torch.__version__}); "
+            "use device='cpu' or 'auto'"
+        )
     if spec == "cuda":
         index = local_rank if local_rank is not None else torch.cuda.current_device()
     else:
@@ -67,8 +75,10 @@ def choose_device(spec: str = "auto", local_rank: Optional[int] = None, warn_cpu
         if local_rank is not None:
             index += local_rank
     if index >= torch.cuda.device_count():
-        raise DeviceError(f"device={spec!r} (process {local_rank}): GPU {index} does not exist, "
-                          f"this machine has {torch.cuda.device_count()}")
+        raise DeviceError(
+            f"device={spec!r} (process {local_rank}): GPU {index} does not exist, "
+            f"this machine has {torch.cuda.device_count()}"
+        )
     return torch.device("cuda", index)
 
 

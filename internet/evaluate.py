@@ -16,6 +16,7 @@ Where the official code would crash (a subset with no sample, a joint with no va
 Variants (labelled, not the official printout): mmpose's pooled MPJPE (mean over all valid joints, wrists included)
 and AP_h (the paper's average precision of handedness, defined in :func:`average_precision`).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,9 @@ def hand_type_codes(hand_type, n: int, allowed: Sequence[str] = HAND_TYPES) -> n
 def handedness_correct(probs: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Official per-sample handedness test: (N,) bool. codes: 0 right, 1 left, 2 interacting."""
     r, l = probs[:, 0], probs[:, 1]
-    return np.where(codes == 0, (r > 0.5) & (l < 0.5),
-                    np.where(codes == 1, (r < 0.5) & (l > 0.5), (r > 0.5) & (l > 0.5)))
+    return np.where(
+        codes == 0, (r > 0.5) & (l < 0.5), np.where(codes == 1, (r < 0.5) & (l > 0.5), (r > 0.5) & (l > 0.5))
+    )
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> Optional[float]:
@@ -244,8 +246,9 @@ class _Inputs:
     inv_trans: np.ndarray
 
 
-def _read_inputs(pred: Mapping, gt: Mapping, allowed_types: Sequence[str], single_depth: bool,
-                 keep_dtype: bool = False) -> _Inputs:
+def _read_inputs(
+    pred: Mapping, gt: Mapping, allowed_types: Sequence[str], single_depth: bool, keep_dtype: bool = False
+) -> _Inputs:
     """Read and check every array; errors name the dict and key. The arrays may alias the inputs: nothing below
     writes into them. ``keep_dtype``: numeric arrays keep their dtype (e.g. float32) instead of being copied to
     float64 up front; the vectorised evaluator then converts chunk by chunk (1.7 GB less at the test set's size)."""
@@ -283,16 +286,23 @@ def _read_inputs(pred: Mapping, gt: Mapping, allowed_types: Sequence[str], singl
     if abs_depth.shape in ((n,), (n, 1)):
         abs_depth = np.repeat(abs_depth.reshape(n, 1), 2, axis=1)
     if abs_depth.shape != (n, 2):
-        raise ValueError(f"gt['abs_depth'] must be (N, 2) [right, left]{' or (N,)' if single_depth else ''}, "
-                         f"got {abs_depth.shape}")
+        raise ValueError(
+            f"gt['abs_depth'] must be (N, 2) [right, left]{' or (N,)' if single_depth else ''}, got {abs_depth.shape}"
+        )
     htv = need("hand_type_valid", (n,)) if "hand_type_valid" in gt else np.ones(n)
     if "hand_type" not in gt:
         raise KeyError(f"gt has no 'hand_type' (keys: {sorted(gt)})")
     inp = _Inputs(
-        joint_coord=coord, rel_root_depth=rel, hand_type_prob=prob,
-        joint_cam=need("joint_cam", (n, 42, 3)), joint_valid=need("joint_valid", (n, 42)),
-        codes=hand_type_codes(gt["hand_type"], n, allowed_types), hand_type_valid=htv,
-        focal=need("focal", (n, 2)), princpt=need("princpt", (n, 2)), abs_depth=abs_depth,
+        joint_coord=coord,
+        rel_root_depth=rel,
+        hand_type_prob=prob,
+        joint_cam=need("joint_cam", (n, 42, 3)),
+        joint_valid=need("joint_valid", (n, 42)),
+        codes=hand_type_codes(gt["hand_type"], n, allowed_types),
+        hand_type_valid=htv,
+        focal=need("focal", (n, 2)),
+        princpt=need("princpt", (n, 2)),
+        abs_depth=abs_depth,
         inv_trans=need("inv_trans", (n, 2, 3)),
     )
     for name in ("joint_coord", "joint_cam", "focal", "princpt", "abs_depth", "inv_trans"):
@@ -312,11 +322,19 @@ the CPU cache instead of being ~0.9 GB arrays at the test set's 849,160 samples,
 traffic made the whole-array version several times slower per sample (benchmarks/bench_evaluation.py)."""
 
 
-def _root_aligned_errors(inp: _Inputs, codec: HeatmapCodec, skeleton: Skeleton, rows: slice = slice(None)
-                         ) -> np.ndarray:
+def _root_aligned_errors(
+    inp: _Inputs, codec: HeatmapCodec, skeleton: Skeleton, rows: slice = slice(None)
+) -> np.ndarray:
     """Per-joint errors (n, 42) after per-hand root alignment, for the samples ``rows`` (default all)."""
-    pred_cam = codec.to_camera(inp.joint_coord[rows], None, inp.inv_trans[rows], inp.focal[rows], inp.princpt[rows],
-                               inp.abs_depth[rows], skeleton)
+    pred_cam = codec.to_camera(
+        inp.joint_coord[rows],
+        None,
+        inp.inv_trans[rows],
+        inp.focal[rows],
+        inp.princpt[rows],
+        inp.abs_depth[rows],
+        skeleton,
+    )
     gt_cam = inp.joint_cam[rows].astype(np.float64, copy=False)
     # (pred - pred_root) - (gt - gt_root), regrouped: one difference, then each hand minus its root's difference
     diff = pred_cam - gt_cam
@@ -325,7 +343,7 @@ def _root_aligned_errors(inp: _Inputs, codec: HeatmapCodec, skeleton: Skeleton, 
         contiguous = np.array_equal(block, np.arange(block[0], block[0] + len(block)))
         sel = slice(int(block[0]), int(block[0]) + len(block)) if contiguous else block  # a slice: ~3x faster
         root = int(skeleton.root_idx[h])
-        diff[:, sel] -= diff[:, root:root + 1].copy()
+        diff[:, sel] -= diff[:, root : root + 1].copy()
     return np.sqrt(np.einsum("njk,njk->nj", diff, diff))
 
 
@@ -349,7 +367,11 @@ def _means(total: np.ndarray, cnt: np.ndarray):
 
 # ----------------------------------------------------------------------------------------------------- InterHand
 def evaluate_interhand(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, *, cfg: Union[Config, HeatmapCodec],
+    pred: Mapping,
+    gt: Mapping,
+    skeleton: Skeleton = INTERHAND,
+    *,
+    cfg: Union[Config, HeatmapCodec],
 ) -> EvalResult:
     """The official InterHand2.6M evaluation, vectorised, plus the labelled variants.
 
@@ -384,8 +406,15 @@ def evaluate_interhand(
         m = mrrpe_mask[rows]
         if inp.rel_root_depth is not None and m.any():
             idx = np.flatnonzero(m) + start
-            cam = codec.to_camera(inp.joint_coord[idx], inp.rel_root_depth[idx], inp.inv_trans[idx],
-                                  inp.focal[idx], inp.princpt[idx], inp.abs_depth[idx], skeleton)
+            cam = codec.to_camera(
+                inp.joint_coord[idx],
+                inp.rel_root_depth[idx],
+                inp.inv_trans[idx],
+                inp.focal[idx],
+                inp.princpt[idx],
+                inp.abs_depth[idx],
+                skeleton,
+            )
             pred_rel = cam[:, l_root] - cam[:, r_root]
             gt_roots = inp.joint_cam[idx][:, [r_root, l_root]].astype(np.float64)
             gt_rel = gt_roots[:, 1] - gt_roots[:, 0]
@@ -432,21 +461,36 @@ def evaluate_interhand(
         ap = ap_handedness(inp.hand_type_prob, inp.codes, inp.hand_type_valid)
 
     return EvalResult(
-        handedness_accuracy=acc, mrrpe=mrrpe,
-        mpjpe_all=official["all"], mpjpe_single=official["single"], mpjpe_interacting=official["interacting"],
+        handedness_accuracy=acc,
+        mrrpe=mrrpe,
+        mpjpe_all=official["all"],
+        mpjpe_single=official["single"],
+        mpjpe_interacting=official["interacting"],
         per_joint=per_joint,
-        mpjpe_pooled_all=pooled["all"], mpjpe_pooled_single=pooled["single"],
+        mpjpe_pooled_all=pooled["all"],
+        mpjpe_pooled_single=pooled["single"],
         mpjpe_pooled_interacting=pooled["interacting"],
-        ap_h=ap["mean"], ap_h_per_class={"right": ap["right"], "left": ap["left"]},
-        counts={"samples": n, "single": int(single.sum()), "interacting": int(inter.sum()),
-                "mrrpe": int(mrrpe_mask.sum()) if inp.rel_root_depth is not None else 0,
-                "hand_type_valid": int(htv.sum()), "valid_joints": int(valid.sum())},
-        excluded_joints=excluded, notes=notes,
+        ap_h=ap["mean"],
+        ap_h_per_class={"right": ap["right"], "left": ap["left"]},
+        counts={
+            "samples": n,
+            "single": int(single.sum()),
+            "interacting": int(inter.sum()),
+            "mrrpe": int(mrrpe_mask.sum()) if inp.rel_root_depth is not None else 0,
+            "hand_type_valid": int(htv.sum()),
+            "valid_joints": int(valid.sum()),
+        },
+        excluded_joints=excluded,
+        notes=notes,
     )
 
 
 def evaluate_interhand_loop(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = INTERHAND, *, cfg: Union[Config, HeatmapCodec],
+    pred: Mapping,
+    gt: Mapping,
+    skeleton: Skeleton = INTERHAND,
+    *,
+    cfg: Union[Config, HeatmapCodec],
 ) -> EvalResult:
     """The same official numbers as :func:`evaluate_interhand`, computed sample by sample in plain Python, following
     the official loop step by step (the reference for tests and for the speed benchmark). Pooled variants included;
@@ -509,8 +553,11 @@ def evaluate_interhand_loop(
 
     names = list(skeleton.names)
     per_joint, official, pooled, excluded = {}, {}, {}, {}
-    for subset, lists in (("all", [a + b for a, b in zip(mpjpe_sh, mpjpe_ih)]), ("single", mpjpe_sh),
-                          ("interacting", mpjpe_ih)):
+    for subset, lists in (
+        ("all", [a + b for a, b in zip(mpjpe_sh, mpjpe_ih)]),
+        ("single", mpjpe_sh),
+        ("interacting", mpjpe_ih),
+    ):
         means = [sum(v) / len(v) if v else None for v in lists]
         per_joint[subset] = dict(zip(names, means))
         defined = [m for m in means if m is not None]
@@ -518,24 +565,40 @@ def evaluate_interhand_loop(
         flat = [e for v in lists for e in v]
         pooled[subset] = sum(flat) / len(flat) if flat else None
         excluded[subset] = [nm for nm, m in zip(names, means) if m is None]
-    ap = (ap_handedness(inp.hand_type_prob, inp.codes, inp.hand_type_valid)
-          if inp.hand_type_prob is not None and cnt else {"right": None, "left": None, "mean": None})
+    ap = (
+        ap_handedness(inp.hand_type_prob, inp.codes, inp.hand_type_valid)
+        if inp.hand_type_prob is not None and cnt
+        else {"right": None, "left": None, "mean": None}
+    )
     return EvalResult(
-        handedness_accuracy=acc / cnt if cnt else None, mrrpe=sum(mrrpe) / len(mrrpe) if mrrpe else None,
-        mpjpe_all=official["all"], mpjpe_single=official["single"], mpjpe_interacting=official["interacting"],
-        per_joint=per_joint, mpjpe_pooled_all=pooled["all"], mpjpe_pooled_single=pooled["single"],
-        mpjpe_pooled_interacting=pooled["interacting"], ap_h=ap["mean"],
+        handedness_accuracy=acc / cnt if cnt else None,
+        mrrpe=sum(mrrpe) / len(mrrpe) if mrrpe else None,
+        mpjpe_all=official["all"],
+        mpjpe_single=official["single"],
+        mpjpe_interacting=official["interacting"],
+        per_joint=per_joint,
+        mpjpe_pooled_all=pooled["all"],
+        mpjpe_pooled_single=pooled["single"],
+        mpjpe_pooled_interacting=pooled["interacting"],
+        ap_h=ap["mean"],
         ap_h_per_class={"right": ap["right"], "left": ap["left"]},
-        counts={"samples": n, "single": sum(1 for k in inp.codes if k < 2),
-                "interacting": sum(1 for k in inp.codes if k == 2), "mrrpe": len(mrrpe), "hand_type_valid": cnt,
-                "valid_joints": int(sum(1 for v in inp.joint_valid.reshape(-1) if v > 0))},
-        excluded_joints=excluded, notes=["computed by the per-sample reference loop"],
+        counts={
+            "samples": n,
+            "single": sum(1 for k in inp.codes if k < 2),
+            "interacting": sum(1 for k in inp.codes if k == 2),
+            "mrrpe": len(mrrpe),
+            "hand_type_valid": cnt,
+            "valid_joints": int(sum(1 for v in inp.joint_valid.reshape(-1) if v > 0)),
+        },
+        excluded_joints=excluded,
+        notes=["computed by the per-sample reference loop"],
     )
 
 
 # ----------------------------------------------------------------------------------------------------- per sample
-def per_sample_mpjpe(pred: Mapping, gt: Mapping, cfg: Union[Config, HeatmapCodec],
-                     skeleton: Skeleton = INTERHAND) -> np.ndarray:
+def per_sample_mpjpe(
+    pred: Mapping, gt: Mapping, cfg: Union[Config, HeatmapCodec], skeleton: Skeleton = INTERHAND
+) -> np.ndarray:
     """(N,) mean root-aligned joint error (mm) of each sample over its valid joints, wrists included as in the
     official averages (NaN for a sample without valid joints). ``pred`` in heatmap space (``joint_coord``); ``gt``
     from ``eval_targets()``, rows matching ``pred`` (select them with ``pred['index']`` first if needed); ``cfg``: the
@@ -556,7 +619,11 @@ def per_sample_mpjpe(pred: Mapping, gt: Mapping, cfg: Union[Config, HeatmapCodec
 
 # ----------------------------------------------------------------------------------------------------- RHD / STB
 def evaluate_single_hand(
-    pred: Mapping, gt: Mapping, skeleton: Skeleton = RHD, *, cfg: Union[Config, HeatmapCodec],
+    pred: Mapping,
+    gt: Mapping,
+    skeleton: Skeleton = RHD,
+    *,
+    cfg: Union[Config, HeatmapCodec],
     pck_thresholds: Sequence[float] = PCK_THRESHOLDS_MM,
 ) -> SingleHandEvalResult:
     """The official RHD/STB evaluation (both hands root-aligned with one absolute depth, then only the GT hand's 21
@@ -600,12 +667,21 @@ def evaluate_single_hand(
     elif n:
         acc = float(handedness_correct(inp.hand_type_prob, inp.codes).mean())
     return SingleHandEvalResult(
-        handedness_accuracy=acc, mpjpe=float(np.mean(mean[defined])) if defined.any() else None,
-        per_joint={nm: _num(v) for nm, v in zip(names, mean)}, mpjpe_pooled=pooled, auc_pck_20_50=auc,
-        pck_thresholds=[float(t) for t in thresholds], pck=pck,
-        counts={"samples": n, "right": int((inp.codes == 0).sum()), "left": int((inp.codes == 1).sum()),
-                "valid_joints": int(valid.sum())},
-        excluded_joints=excluded, notes=notes,
+        handedness_accuracy=acc,
+        mpjpe=float(np.mean(mean[defined])) if defined.any() else None,
+        per_joint={nm: _num(v) for nm, v in zip(names, mean)},
+        mpjpe_pooled=pooled,
+        auc_pck_20_50=auc,
+        pck_thresholds=[float(t) for t in thresholds],
+        pck=pck,
+        counts={
+            "samples": n,
+            "right": int((inp.codes == 0).sum()),
+            "left": int((inp.codes == 1).sum()),
+            "valid_joints": int(valid.sum()),
+        },
+        excluded_joints=excluded,
+        notes=notes,
     )
 
 

@@ -6,6 +6,7 @@ rig of a capture. RHD and STB (single-hand, no camera rig) go through :func:`loa
 and :func:`dataset_count_table`, whose arrays the same validity and box functions accept.
 The mean-pose baseline is in :mod:`internet.baselines`, the per-sample error in :mod:`internet.evaluate`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +49,8 @@ def load_split_index(data_root: Union[str, Path], split: str, annot_subset: str 
 
 # ------------------------------------------------------------------------------------------------ counts
 def count_table(
-    data_root: Union[str, Path], human_annot_ids: Optional[Union[str, Path]] = None,
+    data_root: Union[str, Path],
+    human_annot_ids: Optional[Union[str, Path]] = None,
     splits: Optional[Sequence[str]] = None,
 ) -> List[Dict[str, object]]:
     """Annotation counts per split, subset and hand type, one row per (split, subset).
@@ -79,10 +81,15 @@ def count_table(
             masks = {"human": is_h, "machine": ~is_h}
         for subset, m in masks.items():
             counts = np.bincount(codes[m], minlength=len(HAND_TYPES))
-            rows.append({"split": split, "subset": subset,
-                         **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
-                         "total": int(m.sum()),
-                         "valid_joints": float(nvalid[m].mean()) if m.any() else float("nan")})
+            rows.append(
+                {
+                    "split": split,
+                    "subset": subset,
+                    **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
+                    "total": int(m.sum()),
+                    "valid_joints": float(nvalid[m].mean()) if m.any() else float("nan"),
+                }
+            )
     return rows
 
 
@@ -110,16 +117,21 @@ def bbox_stats(index: AnnotationIndex) -> Dict[str, np.ndarray]:
     inside_h = np.clip(np.minimum(box[:, 1] + h, height) - np.maximum(box[:, 1], 0), 0, None)
     area = np.maximum(w * h, 1e-9)
     return {
-        "w": w, "h": h, "aspect": w / np.maximum(h, 1e-9),
+        "w": w,
+        "h": h,
+        "aspect": w / np.maximum(h, 1e-9),
         "rel_size": np.sqrt(area / (width * height)),
-        "center_x": (box[:, 0] + w / 2) / width, "center_y": (box[:, 1] + h / 2) / height,
+        "center_x": (box[:, 0] + w / 2) / width,
+        "center_y": (box[:, 1] + h / 2) / height,
         "outside": 1.0 - inside_w * inside_h / area,
         "hand_type": np.asarray(index["hand_type"]),
     }
 
 
-def summarize(values: Dict[str, np.ndarray], keys: Sequence[str] = ("w", "h", "aspect", "rel_size", "outside"),
-              ) -> List[Dict[str, object]]:
+def summarize(
+    values: Dict[str, np.ndarray],
+    keys: Sequence[str] = ("w", "h", "aspect", "rel_size", "outside"),
+) -> List[Dict[str, object]]:
     """Rows of count / mean / min / median / max for some entries of :func:`bbox_stats`."""
     rows = []
     for k in keys:
@@ -128,8 +140,16 @@ def summarize(values: Dict[str, np.ndarray], keys: Sequence[str] = ("w", "h", "a
         if len(v) == 0:
             rows.append({"quantity": k, "count": 0})
             continue
-        rows.append({"quantity": k, "count": int(len(v)), "mean": float(v.mean()), "min": float(v.min()),
-                     "median": float(np.median(v)), "max": float(v.max())})
+        rows.append(
+            {
+                "quantity": k,
+                "count": int(len(v)),
+                "mean": float(v.mean()),
+                "min": float(v.min()),
+                "median": float(np.median(v)),
+                "max": float(v.max()),
+            }
+        )
     return rows
 
 
@@ -163,8 +183,13 @@ def dataset_arrays(dataset: Any) -> Dict[str, np.ndarray]:
     if isinstance(dataset, SingleHandDataset):
         ann = dataset.ann
         _, _, joint_valid = dataset.joints_42()
-        return {"hand_type": ann.hand_type.astype(np.int64), "joint_valid": joint_valid, "bbox": ann.bbox.copy(),
-                "width": ann.width.copy(), "height": ann.height.copy()}
+        return {
+            "hand_type": ann.hand_type.astype(np.int64),
+            "joint_valid": joint_valid,
+            "bbox": ann.bbox.copy(),
+            "width": ann.width.copy(),
+            "height": ann.height.copy(),
+        }
     index = getattr(dataset, "index", None)
     if not isinstance(index, AnnotationIndex):
         raise TypeError(f"dataset must be an InterHand26M, RHD or STB data set, got {type(dataset).__name__}")
@@ -182,8 +207,15 @@ def dataset_count_table(datasets: Mapping[str, Any]) -> List[Dict[str, object]]:
         codes = np.asarray(arrays["hand_type"], dtype=np.int64)
         nvalid = np.asarray(arrays["joint_valid"]).sum(axis=1)
         counts = np.bincount(codes, minlength=len(HAND_TYPES))
-        rows.append({"split": split, "subset": "all", **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
-                     "total": int(len(codes)), "valid_joints": float(nvalid.mean()) if len(codes) else float("nan")})
+        rows.append(
+            {
+                "split": split,
+                "subset": "all",
+                **{name: int(c) for name, c in zip(HAND_TYPES, counts)},
+                "total": int(len(codes)),
+                "valid_joints": float(nvalid.mean()) if len(codes) else float("nan"),
+            }
+        )
     return rows
 
 
@@ -203,8 +235,10 @@ def camera_rig(data_root: Union[str, Path], split: str, capture: Optional[int] =
     entry = cams[key]
     try:
         names = sorted(entry["campos"], key=lambda k: (len(k), k))
-        out = {f: np.array([entry[f][n] for n in names], dtype=np.float64)
-               for f in ("campos", "camrot", "focal", "princpt")}
+        out = {
+            f: np.array([entry[f][n] for n in names], dtype=np.float64)
+            for f in ("campos", "camrot", "focal", "princpt")
+        }
     except (KeyError, TypeError, ValueError) as e:
         raise DataFileError(f"{sources.camera_json}: capture {key} is malformed ({type(e).__name__}: {e})") from None
     return {"capture": int(key), "names": names, **out}
@@ -279,8 +313,10 @@ def gt_joint_img(gt: Dict[str, np.ndarray]) -> np.ndarray:
     cam = np.asarray(gt["joint_cam"], dtype=np.float64)
     z = cam[..., 2:3]
     z = np.where(np.abs(z) > 1e-8, z, 1e-8)
-    return cam[..., :2] / z * np.asarray(gt["focal"], dtype=np.float64)[:, None] + \
-        np.asarray(gt["princpt"], dtype=np.float64)[:, None]
+    return (
+        cam[..., :2] / z * np.asarray(gt["focal"], dtype=np.float64)[:, None]
+        + np.asarray(gt["princpt"], dtype=np.float64)[:, None]
+    )
 
 
 def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.ndarray]:
@@ -289,8 +325,9 @@ def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.nda
     return {k: np.asarray(v)[rows] for k, v in gt.items()}
 
 
-def per_joint_figure(result: Union[EvalResult, SingleHandEvalResult],
-                     title: str = "per-joint MPJPE (official protocol)") -> Figure:
+def per_joint_figure(
+    result: Union[EvalResult, SingleHandEvalResult], title: str = "per-joint MPJPE (official protocol)"
+) -> Figure:
     """Bars of the per-joint MPJPE (matplotlib): an EvalResult's single-hand and interacting subsets, or a
     SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names)."""
     fig = Figure(figsize=(11, 3.4))

@@ -3,6 +3,7 @@
 Conventions (InterHand2.6M): ``X_cam = R @ (X_world - campos)`` with ``camrot`` = R (world -> camera), then
 ``u = X/Z * fx + cx`` and ``v = Y/Z * fy + cy``; units are mm and pixels. All functions are vectorised over joints.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence, Tuple
@@ -97,8 +98,10 @@ def box_fault(box: Sequence[float], width: float, height: float) -> str:
     if b[2] < MIN_BOX_SIDE or b[3] < MIN_BOX_SIDE:
         return f"has a side under {MIN_BOX_SIDE:g} px (width and height must be >= {MIN_BOX_SIDE:g})"
     if max(b[2], b[3]) > MAX_BOX_SCALE * max(width, height):
-        return (f"has a side over {MAX_BOX_SCALE:g} times the longer side of the {width:g}x{height:g} (WxH) image "
-                f"({MAX_BOX_SCALE * max(width, height):g} px)")
+        return (
+            f"has a side over {MAX_BOX_SCALE:g} times the longer side of the {width:g}x{height:g} (WxH) image "
+            f"({MAX_BOX_SCALE * max(width, height):g} px)"
+        )
     return f"lies entirely outside the {width:g}x{height:g} (WxH) image"
 
 
@@ -164,8 +167,15 @@ def _rotate_2d(pt: np.ndarray, rot_rad: float) -> np.ndarray:
 
 
 def gen_trans_from_patch_cv(
-    c_x: float, c_y: float, src_width: float, src_height: float,
-    dst_width: float, dst_height: float, scale: float, rot: float, inv: bool = False,
+    c_x: float,
+    c_y: float,
+    src_width: float,
+    src_height: float,
+    dst_width: float,
+    dst_height: float,
+    scale: float,
+    rot: float,
+    inv: bool = False,
 ) -> np.ndarray:
     """The 2x3 affine that maps a (scaled, rotated by ``rot`` degrees) box centred at (c_x, c_y) onto a
     dst_width x dst_height patch; ``inv=True`` gives patch -> image. Three point correspondences, float32, as the
@@ -175,8 +185,16 @@ def gen_trans_from_patch_cv(
     return trans.astype(np.float32)
 
 
-def _patch_triplets(c_x: float, c_y: float, src_width: float, src_height: float, dst_width: float,
-                    dst_height: float, scale: float, rot: float) -> Tuple[np.ndarray, np.ndarray]:
+def _patch_triplets(
+    c_x: float,
+    c_y: float,
+    src_width: float,
+    src_height: float,
+    dst_width: float,
+    dst_height: float,
+    scale: float,
+    rot: float,
+) -> Tuple[np.ndarray, np.ndarray]:
     """The three float32 point correspondences (image, patch) of ``gen_trans_from_patch_cv``: centre, centre + half
     the (scaled, rotated) height down, centre + half the width right."""
     src_w, src_h = src_width * scale, src_height * scale
@@ -186,11 +204,13 @@ def _patch_triplets(c_x: float, c_y: float, src_width: float, src_height: float,
     src_right = _rotate_2d(np.array([src_w * 0.5, 0], dtype=np.float32), rot_rad)
     dst_center = np.array([dst_width * 0.5, dst_height * 0.5], dtype=np.float32)
     src = np.stack([src_center, src_center + src_down, src_center + src_right]).astype(np.float32)
-    dst = np.stack([
-        dst_center,
-        dst_center + np.array([0, dst_height * 0.5], dtype=np.float32),
-        dst_center + np.array([dst_width * 0.5, 0], dtype=np.float32),
-    ]).astype(np.float32)
+    dst = np.stack(
+        [
+            dst_center,
+            dst_center + np.array([0, dst_height * 0.5], dtype=np.float32),
+            dst_center + np.array([dst_width * 0.5, 0], dtype=np.float32),
+        ]
+    ).astype(np.float32)
     return src, dst
 
 
@@ -202,7 +222,11 @@ def trans_points_2d(points: np.ndarray, trans: np.ndarray) -> np.ndarray:
 
 
 def generate_patch_image(
-    img: np.ndarray, bbox: Sequence[float], do_flip: bool, scale: float, rot: float,
+    img: np.ndarray,
+    bbox: Sequence[float],
+    do_flip: bool,
+    scale: float,
+    rot: float,
     out_shape: Tuple[int, int],
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop ``bbox`` (x, y, w, h) from ``img`` (H,W,C, uint8 or float32) into an ``out_shape`` (h, w) patch with
@@ -231,7 +255,7 @@ def generate_patch_image(
     if window is None:  # the patch lies wholly outside the image: all border
         return np.zeros((out_h, out_w) + tuple(img.shape[2:]), np.float32), trans, inv_trans
     x0, y0, x1, y1 = window  # in the (flipped, when do_flip) image's columns
-    src = img[y0:y1, img_width - x1:img_width - x0] if do_flip else img[y0:y1, x0:x1]
+    src = img[y0:y1, img_width - x1 : img_width - x0] if do_flip else img[y0:y1, x0:x1]
     rgb = src.ndim == 3 and src.shape[2] == 3
     if rgb:
         # OpenCV's bilinear warp is vectorised for 1 and 4 channels but not 3: a padding channel halves its time and

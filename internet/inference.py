@@ -7,6 +7,7 @@ a DataLoader (workers, pinned memory), shards the samples across the processes o
 predictions on every process. :func:`place_predictions` adds the image-pixel and camera-space joints that the
 figures and per-sample errors use.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
@@ -28,8 +29,13 @@ PREDICTION_KEYS = ("index", "joint_coord", "rel_root_depth", "hand_type", "inv_t
 
 
 @torch.inference_mode()
-def infer_batch(model: nn.Module, img: torch.Tensor, cfg: Config, skeleton: Skeleton = INTERHAND,
-                amp_dtype: Optional[torch.dtype] = None) -> Dict[str, torch.Tensor]:
+def infer_batch(
+    model: nn.Module,
+    img: torch.Tensor,
+    cfg: Config,
+    skeleton: Skeleton = INTERHAND,
+    amp_dtype: Optional[torch.dtype] = None,
+) -> Dict[str, torch.Tensor]:
     """One batch of crops (B, 3, H, W) in [0, 1] on the model's device -> decoded predictions on that device:
     ``joint_coord`` (B, J, 3) heatmap space (float32), ``rel_root_depth`` (B,) bins, ``hand_type`` (B, 2)
     probabilities. Honours ``cfg.flip_test`` (heatmaps averaged with the un-flipped prediction for the mirrored
@@ -41,17 +47,25 @@ def infer_batch(model: nn.Module, img: torch.Tensor, cfg: Config, skeleton: Skel
     heatmap = out["joint_heatmap"]
     rel_root, hand_type = out["rel_root_depth"].float(), out["hand_type"].float()
     if out_flip is not None:
-        merged = merge_flip({"joint_heatmap": heatmap.float(), "rel_root_depth": rel_root, "hand_type": hand_type},
-                            {"joint_heatmap": out_flip["joint_heatmap"].float(),
-                             "rel_root_depth": out_flip["rel_root_depth"].float(),
-                             "hand_type": out_flip["hand_type"].float()},
-                            skeleton, cfg=cfg)
+        merged = merge_flip(
+            {"joint_heatmap": heatmap.float(), "rel_root_depth": rel_root, "hand_type": hand_type},
+            {
+                "joint_heatmap": out_flip["joint_heatmap"].float(),
+                "rel_root_depth": out_flip["rel_root_depth"].float(),
+                "hand_type": out_flip["hand_type"].float(),
+            },
+            skeleton,
+            cfg=cfg,
+        )
         heatmap, rel_root, hand_type = merged["joint_heatmap"], merged["rel_root_depth"], merged["hand_type"]
     elif cfg.subvoxel:
         heatmap = heatmap.float()  # the refinement reads neighbour values: no bf16 rounding there
     # the argmax of a bf16 volume equals that of its float32 copy (every bf16 value is a float32), so no copy
-    return {"joint_coord": decode_heatmaps(heatmap, subvoxel=cfg.subvoxel), "rel_root_depth": rel_root.reshape(-1),
-            "hand_type": hand_type}
+    return {
+        "joint_coord": decode_heatmaps(heatmap, subvoxel=cfg.subvoxel),
+        "rel_root_depth": rel_root.reshape(-1),
+        "hand_type": hand_type,
+    }
 
 
 def _dist_shard() -> tuple:
@@ -87,8 +101,9 @@ def predict(
     from internet.logging_utils import progress
 
     if not isinstance(cfg, Config):
-        raise TypeError(f"cfg must be an internet.Config (the geometry of the model's outputs), got "
-                        f"{type(cfg).__name__}")
+        raise TypeError(
+            f"cfg must be an internet.Config (the geometry of the model's outputs), got {type(cfg).__name__}"
+        )
     device = device if device is not None else next(model.parameters()).device
     batch_size = cfg.test_batch_size if batch_size is None else int(batch_size)
     num_workers = cfg.num_workers if num_workers is None else int(num_workers)
@@ -103,15 +118,23 @@ def predict(
         raise IndexError(f"indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}")
     rank, world = _dist_shard()
     mine = np.arange(rank, idx.size, world)  # positions in idx this process predicts
-    loader = DataLoader(Subset(dataset, idx[mine].tolist()), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn,
-                        prefetch_factor=4 if num_workers > 0 else None, collate_fn=_collate_inputs)
+    loader = DataLoader(
+        Subset(dataset, idx[mine].tolist()),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=worker_init_fn,
+        prefetch_factor=4 if num_workers > 0 else None,
+        collate_fn=_collate_inputs,
+    )
     was_training = model.training
     model.eval()
     parts: Dict[str, list] = {k: [] for k in ("joint_coord", "rel_root_depth", "hand_type", "inv_trans")}
     try:
-        for img, inv_trans in progress(loader, total=len(loader), desc="inference",
-                                       enabled=progress_bar if rank == 0 else False):
+        for img, inv_trans in progress(
+            loader, total=len(loader), desc="inference", enabled=progress_bar if rank == 0 else False
+        ):
             img = img.to(device, non_blocking=True)
             if cfg.channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
@@ -125,8 +148,7 @@ def predict(
     local = {
         "position": mine,
         "joint_coord": torch.cat(parts["joint_coord"]).numpy() if parts["joint_coord"] else np.zeros((0, j, 3)),
-        "rel_root_depth": (torch.cat(parts["rel_root_depth"]).numpy() if parts["rel_root_depth"]
-                           else np.zeros(0)),
+        "rel_root_depth": (torch.cat(parts["rel_root_depth"]).numpy() if parts["rel_root_depth"] else np.zeros(0)),
         "hand_type": torch.cat(parts["hand_type"]).numpy() if parts["hand_type"] else np.zeros((0, 2)),
         "inv_trans": torch.cat(parts["inv_trans"]).numpy() if parts["inv_trans"] else np.zeros((0, 2, 3)),
     }
@@ -135,9 +157,13 @@ def predict(
         dist.all_gather_object(gathered, local)
         order = np.argsort(np.concatenate([g["position"] for g in gathered]), kind="stable")
         local = {k: np.concatenate([g[k] for g in gathered])[order] for k in local}
-    return {"index": idx, "joint_coord": local["joint_coord"].astype(np.float64),
-            "rel_root_depth": local["rel_root_depth"].astype(np.float64),
-            "hand_type": local["hand_type"].astype(np.float64), "inv_trans": local["inv_trans"].astype(np.float64)}
+    return {
+        "index": idx,
+        "joint_coord": local["joint_coord"].astype(np.float64),
+        "rel_root_depth": local["rel_root_depth"].astype(np.float64),
+        "hand_type": local["hand_type"].astype(np.float64),
+        "inv_trans": local["inv_trans"].astype(np.float64),
+    }
 
 
 def _collate_inputs(samples: Sequence[Mapping[str, Any]]):
@@ -149,14 +175,22 @@ def _collate_inputs(samples: Sequence[Mapping[str, Any]]):
     return img, inv_trans
 
 
-def place_predictions(pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], cfg: Config,
-                      skeleton: Skeleton = INTERHAND) -> Dict[str, np.ndarray]:
+def place_predictions(
+    pred: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray], cfg: Config, skeleton: Skeleton = INTERHAND
+) -> Dict[str, np.ndarray]:
     """``pred`` (from :func:`predict`) plus ``pred_img`` (N, J, 2) image pixels and ``pred_cam`` (N, J, 3) camera
     mm, placed with the evaluation's root depths (``abs_depth`` of ``gt``, the whole split's
     ``dataset.eval_targets()``, rows picked by ``pred['index']``), as the official evaluation does."""
     idx = np.asarray(pred["index"], dtype=np.int64)
     codec = HeatmapCodec.from_config(cfg)
     uvz = codec.heatmap_to_image(pred["joint_coord"], pred["inv_trans"])
-    cam = codec.to_camera(pred["joint_coord"], None, pred["inv_trans"], np.asarray(gt["focal"])[idx],
-                          np.asarray(gt["princpt"])[idx], np.asarray(gt["abs_depth"])[idx], skeleton=skeleton)
+    cam = codec.to_camera(
+        pred["joint_coord"],
+        None,
+        pred["inv_trans"],
+        np.asarray(gt["focal"])[idx],
+        np.asarray(gt["princpt"])[idx],
+        np.asarray(gt["abs_depth"])[idx],
+        skeleton=skeleton,
+    )
     return {**pred, "pred_img": uvz[..., :2], "pred_cam": cam}

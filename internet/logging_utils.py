@@ -6,6 +6,7 @@ written; a torn last line (no trailing newline) is cut off when the log is reope
 parses. A resumed run first removes the records of the steps it will redo (:meth:`TrainLogger.drop_records_after`);
 :func:`read_jsonl` still keeps only the last record of each step of a log written otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -146,8 +147,9 @@ def read_jsonl(path: Path, dedupe: bool = True) -> List[dict]:
     return records
 
 
-def progress(iterable: Iterable, total: Optional[int] = None, desc: str = "", enabled: Optional[bool] = None,
-             initial: int = 0) -> Iterator:
+def progress(
+    iterable: Iterable, total: Optional[int] = None, desc: str = "", enabled: Optional[bool] = None, initial: int = 0
+) -> Iterator:
     """A tqdm bar over ``iterable``; ``enabled=None`` shows it only when stderr is a terminal or inside Jupyter."""
     if enabled is None:
         enabled = sys.stderr.isatty() or "ipykernel" in sys.modules

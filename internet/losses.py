@@ -8,6 +8,7 @@ Official masking and averaging:
 
 All losses are computed in float32 (autocast is switched off inside), whatever the dtype of the model outputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,10 @@ def _clean_coord(joint_coord: torch.Tensor) -> torch.Tensor:
 
 
 def joint_heatmap_loss_dense(
-    heatmap_out: torch.Tensor, joint_coord: torch.Tensor, joint_valid: torch.Tensor, sigma: float = 2.5,
+    heatmap_out: torch.Tensor,
+    joint_coord: torch.Tensor,
+    joint_valid: torch.Tensor,
+    sigma: float = 2.5,
 ) -> torch.Tensor:
     """Reference heatmap loss: builds the dense target (B,J,D,H,W) and returns mean((P - T)^2 * valid) (float32)."""
     _check_heatmap_args(heatmap_out, joint_coord, joint_valid)
@@ -71,12 +75,12 @@ class _SeparableL2(torch.autograd.Function):
             step = max(1, _SeparableL2.CHUNK_ELEMENTS // max(1, d * h * w))
             sum_p2, cross = [], []
             for s in range(0, b * j, step):
-                p64 = flat[s:s + step].double()
+                p64 = flat[s : s + step].double()
                 sum_p2.append(torch.linalg.vector_norm(p64.reshape(p64.shape[0], -1), dim=-1) ** 2)
-                cx = torch.bmm(p64, gx64[s:s + step, :, None]).reshape(-1, d, h)  # contract x
-                cross.append(((cx * gy64[s:s + step, None, :]).sum(-1) * gz64[s:s + step]).sum(-1))
-            t2 = (gx64 ** 2).sum(-1) * (gy64 ** 2).sum(-1) * (gz64 ** 2).sum(-1)
-            sse = torch.cat(sum_p2) - 2.0 * TARGET_PEAK * torch.cat(cross) + TARGET_PEAK ** 2 * t2
+                cx = torch.bmm(p64, gx64[s : s + step, :, None]).reshape(-1, d, h)  # contract x
+                cross.append(((cx * gy64[s : s + step, None, :]).sum(-1) * gz64[s : s + step]).sum(-1))
+            t2 = (gx64**2).sum(-1) * (gy64**2).sum(-1) * (gz64**2).sum(-1)
+            sse = torch.cat(sum_p2) - 2.0 * TARGET_PEAK * torch.cat(cross) + TARGET_PEAK**2 * t2
             loss = (sse.clamp_min(0.0) * weight.reshape(-1).double()).sum()
         ctx.save_for_backward(heatmap, gx, gy, gz, weight)
         return loss.to(torch.float64 if heatmap.dtype == torch.float64 else torch.float32)
@@ -95,7 +99,10 @@ class _SeparableL2(torch.autograd.Function):
 
 
 def joint_heatmap_loss_fast(
-    heatmap_out: torch.Tensor, joint_coord: torch.Tensor, joint_valid: torch.Tensor, sigma: float = 2.5,
+    heatmap_out: torch.Tensor,
+    joint_coord: torch.Tensor,
+    joint_valid: torch.Tensor,
+    sigma: float = 2.5,
 ) -> torch.Tensor:
     """The same value as :func:`joint_heatmap_loss_dense` (float32 scalar), from the separable Gaussian factors, so
     the target volume is never stored: less memory and no 64^3 exponentials per joint. Backpropagates to
@@ -118,7 +125,8 @@ def rel_root_depth_loss(out: torch.Tensor, gt: torch.Tensor, root_valid: torch.T
     if out.shape != gt.shape or out.shape != root_valid.shape:
         raise ValueError(
             f"rel_root_depth shapes differ: out {tuple(out.shape)}, gt {tuple(gt.shape)}, "
-            f"root_valid {tuple(root_valid.shape)}")
+            f"root_valid {tuple(root_valid.shape)}"
+        )
     with _no_autocast(out):
         return (torch.abs(out.float() - gt.detach().float()) * root_valid.detach().float()).mean()
 
@@ -164,8 +172,13 @@ class InterNetLoss(nn.Module):
     REQUIRED_OUTPUTS = ("joint_heatmap", "rel_root_depth")
     REQUIRED_BATCH = ("joint_coord", "joint_valid", "rel_root_depth", "root_valid", "hand_type", "hand_type_valid")
 
-    def __init__(self, sigma: float = 2.5, hm_shape: Sequence[int] = (64, 64, 64), fast: bool = True,
-                 weights: Sequence[float] = (1.0, 1.0, 1.0)):
+    def __init__(
+        self,
+        sigma: float = 2.5,
+        hm_shape: Sequence[int] = (64, 64, 64),
+        fast: bool = True,
+        weights: Sequence[float] = (1.0, 1.0, 1.0),
+    ):
         """sigma: Gaussian sigma in voxels; hm_shape: (depth, height, width) expected of the heatmaps;
         fast: use the separable heatmap loss (same value, no dense target); weights: one per term of ``TERMS``."""
         super().__init__()
@@ -192,25 +205,32 @@ class InterNetLoss(nn.Module):
         except (TypeError, ValueError):
             values = []
         if len(values) != len(cls.TERMS) or not all(0 <= w < math.inf for w in values):
-            raise ConfigError(f"config parameter loss_weights={weights!r}: must be {len(cls.TERMS)} finite "
-                              f"non-negative weights, one per loss term ({', '.join(cls.TERMS)})")
+            raise ConfigError(
+                f"config parameter loss_weights={weights!r}: must be {len(cls.TERMS)} finite "
+                f"non-negative weights, one per loss term ({', '.join(cls.TERMS)})"
+            )
         return dict(zip(cls.TERMS, values))
 
     def total(self, losses: Mapping[str, Any]) -> Any:
         """The weighted sum of ``losses`` (tensors or numbers; names with or without the log's ``loss_`` prefix;
         a term not in ``TERMS`` counts once)."""
-        return sum(self.weights.get(name[len("loss_"):] if name.startswith("loss_") else name, 1.0) * value
-                   for name, value in losses.items())
+        return sum(
+            self.weights.get(name[len("loss_") :] if name.startswith("loss_") else name, 1.0) * value
+            for name, value in losses.items()
+        )
 
     def forward(
-        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        batch: Mapping[str, torch.Tensor],
     ) -> Dict[str, torch.Tensor]:
         for k in self.REQUIRED_OUTPUTS:
             if k not in outputs:
                 raise KeyError(f"model output dict has no {k!r} (keys: {sorted(outputs)})")
         if "hand_type_logits" not in outputs and "hand_type" not in outputs:
-            raise KeyError("model output dict has neither 'hand_type_logits' nor 'hand_type' "
-                           f"(keys: {sorted(outputs)})")
+            raise KeyError(
+                f"model output dict has neither 'hand_type_logits' nor 'hand_type' (keys: {sorted(outputs)})"
+            )
         for k in self.REQUIRED_BATCH:
             if k not in batch:
                 raise KeyError(f"batch has no {k!r} (keys: {sorted(batch)})")
@@ -229,8 +249,9 @@ class InterNetLoss(nn.Module):
         else:
             ht = hand_type_loss_from_probs(outputs["hand_type"], hand_gt, hand_valid)
         return {
-            "joint_heatmap": heatmap_loss(heatmap, batch["joint_coord"].to(dev), batch["joint_valid"].to(dev),
-                                          self.sigma),
+            "joint_heatmap": heatmap_loss(
+                heatmap, batch["joint_coord"].to(dev), batch["joint_valid"].to(dev), self.sigma
+            ),
             "rel_root_depth": rel_root_depth_loss(root_out, root_gt, root_valid),
             "hand_type": ht,
         }

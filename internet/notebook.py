@@ -5,6 +5,7 @@ Notebook parameters use a few friendlier names than :class:`internet.config.Conf
 ``Config.from_params`` reject wrong types and out-of-range values with an error naming the parameter. Parameters
 that are not configuration (a sample index, an image path, a box) are checked with :func:`check_param`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,8 +78,12 @@ def params_to_config(params: Mapping[str, Any], preset: Optional[str] = None, **
     overrides = {}
     for name, value in params.items():
         field = ALIASES.get(name, name)
-        if value is None and field not in ("max_iters_per_epoch", "rootnet_path", "human_annot_ids",
-                                           "pretrained_backbone"):
+        if value is None and field not in (
+            "max_iters_per_epoch",
+            "rootnet_path",
+            "human_annot_ids",
+            "pretrained_backbone",
+        ):
             continue
         if name == "backbone":
             value = _backbone_depth(value)
@@ -155,8 +160,7 @@ def existing_path(name: str, value: Any, kind: str = "file") -> Path:
     p = project_path(value)
     ok = p.is_file() if kind == "file" else p.is_dir()
     if not ok:
-        raise ParameterError(f"parameter {name}={str(value)!r}: no such {'file' if kind == 'file' else 'folder'} "
-                             f"({p})")
+        raise ParameterError(f"parameter {name}={str(value)!r}: no such {'file' if kind == 'file' else 'folder'} ({p})")
     return p
 
 
@@ -190,8 +194,9 @@ def show_table(rows: Sequence[Mapping[str, Any]], title: Optional[str] = None, f
     head = f"<b>{html.escape(title)}</b>" if title else ""
     if rows:
         th = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c, '')))}</td>" for c in cols) + "</tr>"
-                       for r in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in rows
+        )
         table = f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
     else:
         table = "<i>(no rows)</i>"
@@ -209,8 +214,10 @@ def resolve_checkpoint(value: Union[str, int, Path, None], cfg: Config) -> Path:
     if value is None or value == "latest":
         path = latest_checkpoint(cfg.model_dump_dir)
         if path is None:
-            raise ParameterError(f"parameter checkpoint='latest': no snapshot_*.pth.tar in {cfg.model_dump_dir}; "
-                                 "train first (02_train.ipynb) or give a checkpoint path")
+            raise ParameterError(
+                f"parameter checkpoint='latest': no snapshot_*.pth.tar in {cfg.model_dump_dir}; "
+                "train first (02_train.ipynb) or give a checkpoint path"
+            )
         return path
     if isinstance(value, bool):
         raise ParameterError(f"parameter checkpoint={value!r}: expected 'latest', an epoch number or a path")
@@ -219,8 +226,9 @@ def resolve_checkpoint(value: Union[str, int, Path, None], cfg: Config) -> Path:
     elif isinstance(value, (str, Path)):
         path = project_path(value)
     else:
-        raise ParameterError(f"parameter checkpoint={value!r}: expected 'latest', an epoch number or a path, got "
-                             f"{type(value).__name__}")
+        raise ParameterError(
+            f"parameter checkpoint={value!r}: expected 'latest', an epoch number or a path, got {type(value).__name__}"
+        )
     if not path.is_file():
         raise ParameterError(f"parameter checkpoint={value!r}: file not found ({path})")
     return path
@@ -274,9 +282,12 @@ class PrintProgress:
         if step % self.every and step != 1:
             return
         losses = "  ".join(f"{k[5:]} {v:.4g}" for k, v in record.items() if k.startswith("loss_") and k != "loss_total")
-        print(f"epoch {record.get('epoch')} iter {record.get('iter')} (step {step})  lr {record.get('lr', 0):.2e}  "
-              f"total {record.get('loss_total', float('nan')):.4g}  [{losses}]  "
-              f"{record.get('images_per_s', 0):.1f} img/s", flush=True)
+        print(
+            f"epoch {record.get('epoch')} iter {record.get('iter')} (step {step})  lr {record.get('lr', 0):.2e}  "
+            f"total {record.get('loss_total', float('nan')):.4g}  [{losses}]  "
+            f"{record.get('images_per_s', 0):.1f} img/s",
+            flush=True,
+        )
 
 
 def training_curves_figure(records: Sequence[Mapping[str, Any]], smooth: int = 1):
@@ -298,7 +309,7 @@ def training_curves_figure(records: Sequence[Mapping[str, Any]], smooth: int = 1
         v = np.array([r.get(k, np.nan) for r in records], dtype=np.float64)
         if w > 1 and len(v) >= w:
             v = np.convolve(v, np.ones(w) / w, mode="valid")
-            s = steps[w - 1:]
+            s = steps[w - 1 :]
         else:
             s = steps
         ax_loss.plot(s, v, label=k[5:], linewidth=1.2)

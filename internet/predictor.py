@@ -15,6 +15,7 @@ depth; it does not know the camera. To draw hands in 3D we need an absolute root
 X and Y of root-relative joints scale with Z / f, i.e. with ``box_mm`` / box size, so the focal guess only changes the
 (small) perspective effect; the root-relative shape is meaningful, its absolute scale is the box guess.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,10 @@ def load_rgb(path: Union[str, Path]) -> np.ndarray:
     too large, or under :data:`MIN_IMAGE_SIDE` pixels on a side)."""
     image = read_image(path, dtype=np.uint8)
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
-        raise DataFileError(f"image {path} is {image.shape[1]}x{image.shape[0]} pixels; prediction needs at least "
-                            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+        raise DataFileError(
+            f"image {path} is {image.shape[1]}x{image.shape[0]} pixels; prediction needs at least "
+            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+        )
     return image
 
 
@@ -81,8 +84,10 @@ class Predictor:
         if cfg is None and isinstance(model_or_checkpoint, (str, Path)):
             cfg = Config()  # only the test options: load_model below takes the shapes from the checkpoint
         if not isinstance(cfg, Config):
-            raise TypeError("cfg must be an internet.Config (the model's geometry: required with a module, optional "
-                            f"with a checkpoint path), got {type(cfg).__name__}")
+            raise TypeError(
+                "cfg must be an internet.Config (the model's geometry: required with a module, optional "
+                f"with a checkpoint path), got {type(cfg).__name__}"
+            )
         self.cfg = cfg
         self.device = choose_device(device if device is not None else self.cfg.device)
         if self.cfg.retain_freed_memory:
@@ -98,8 +103,10 @@ class Predictor:
             model, self.cfg, _ = load_model(path, self.cfg)  # the checkpoint's own shapes and backbone
             self.checkpoint = path
         else:
-            raise TypeError("model_or_checkpoint must be an nn.Module or a checkpoint path, got "
-                            f"{type(model_or_checkpoint).__name__}")
+            raise TypeError(
+                "model_or_checkpoint must be an nn.Module or a checkpoint path, got "
+                f"{type(model_or_checkpoint).__name__}"
+            )
         self.model = model.to(self.device).eval()
 
     # ------------------------------------------------------------------------------------------------ steps
@@ -144,8 +151,10 @@ class Predictor:
             image = load_rgb(image)
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < MIN_IMAGE_SIDE:
-            raise ValueError(f"image must be RGB of shape (H, W, 3), at least {MIN_IMAGE_SIDE} pixels on a side, "
-                             f"got shape {img.shape}")
+            raise ValueError(
+                f"image must be RGB of shape (H, W, 3), at least {MIN_IMAGE_SIDE} pixels on a side, "
+                f"got shape {img.shape}"
+            )
         if img.dtype != np.uint8:
             raise ValueError(f"image must be uint8 (0-255), got dtype {img.dtype}")
         height, width = img.shape[:2]
@@ -168,7 +177,7 @@ class Predictor:
 
         # RootNet-style depth guess for the right root; the left root follows the predicted relative depth only
         # when both hands are there (the root head is trained on interacting samples only).
-        z_right = float(np.sqrt(f[0] * f[1] * box_mm ** 2 / (float(box[2]) * float(box[3]))))
+        z_right = float(np.sqrt(f[0] * f[1] * box_mm**2 / (float(box[2]) * float(box[3]))))
         z_left = z_right + rel_root_mm if present.all() else z_right
         right, left = self.skeleton.joint_type["right"], self.skeleton.joint_type["left"]
         z = uvz[:, 2].copy()
@@ -195,8 +204,12 @@ class Predictor:
         }
 
     @staticmethod
-    def _pair(value: Optional[Sequence[float]], name: str, default: Optional[float],
-              default_pair: Optional[Sequence[float]] = None) -> np.ndarray:
+    def _pair(
+        value: Optional[Sequence[float]],
+        name: str,
+        default: Optional[float],
+        default_pair: Optional[Sequence[float]] = None,
+    ) -> np.ndarray:
         if value is None:
             return np.array(default_pair if default_pair is not None else (default, default), dtype=np.float64)
         try:

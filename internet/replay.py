@@ -2,6 +2,7 @@
 (``internet.vis.sequence``) for notebook 06: predictions of a camera's sequence, the player's frames, per-frame and
 temporal errors, one frame from every camera of the capture, and the exports.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,23 +14,38 @@ from internet.sequences import SequenceIndex, SequenceKey, frame_step
 from internet.skeleton import INTERHAND, Skeleton
 from internet.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.vis.overlay import draw_skeleton_2d
-from internet.vis.sequence import (frame_sources, hands_animation_figure, multiview_grid_figure, project,
-                                   save_animation_html, write_video)
+from internet.vis.sequence import (
+    frame_sources,
+    hands_animation_figure,
+    multiview_grid_figure,
+    project,
+    save_animation_html,
+    write_video,
+)
 
 
-def predict_track(predictor: Any, seqs: SequenceIndex, track: Dict[str, np.ndarray],
-                  progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, np.ndarray]:
+def predict_track(
+    predictor: Any,
+    seqs: SequenceIndex,
+    track: Dict[str, np.ndarray],
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Dict[str, np.ndarray]:
     """Run ``predictor`` (an ``internet.predictor.Predictor``) on every frame of ``track`` (from
     :meth:`SequenceIndex.track`) with the annotated box and the camera's intrinsics. Returns ``pred_cam`` (T, 42, 3)
     mm, ``pred_img`` (T, 42, 2) px, ``hand_type`` (T, 2) probabilities, ``pred_valid`` (T, 42) (the joints of the
     hands predicted present; both when none is)."""
     rows = track["rows"]
     n = len(rows)
-    out = {"pred_cam": np.zeros((n, 42, 3)), "pred_img": np.zeros((n, 42, 2)), "hand_type": np.zeros((n, 2)),
-           "pred_valid": np.ones((n, 42), dtype=bool)}
+    out = {
+        "pred_cam": np.zeros((n, 42, 3)),
+        "pred_img": np.zeros((n, 42, 2)),
+        "hand_type": np.zeros((n, 2)),
+        "pred_valid": np.ones((n, 42), dtype=bool),
+    }
     for t, row in enumerate(rows):
-        r = predictor.predict(seqs.load_image(int(row)), track["bbox"][t], focal=track["focal"][t],
-                              princpt=track["princpt"][t])
+        r = predictor.predict(
+            seqs.load_image(int(row)), track["bbox"][t], focal=track["focal"][t], princpt=track["princpt"][t]
+        )
         out["pred_cam"][t], out["pred_img"][t], out["hand_type"][t] = r["joint_cam"], r["joint_img"], r["hand_type"]
         present = np.asarray(r["hands_present"], dtype=bool)
         if present.any():
@@ -39,8 +55,9 @@ def predict_track(predictor: Any, seqs: SequenceIndex, track: Dict[str, np.ndarr
     return out
 
 
-def track_curves(track: Dict[str, np.ndarray], pred: Dict[str, np.ndarray], skeleton: Skeleton = INTERHAND
-                 ) -> Dict[str, np.ndarray]:
+def track_curves(
+    track: Dict[str, np.ndarray], pred: Dict[str, np.ndarray], skeleton: Skeleton = INTERHAND
+) -> Dict[str, np.ndarray]:
     """Per-frame root-aligned MPJPE (mm): 'right', 'left' (that hand's joints) and 'interacting' (all joints of the
     frames annotated as interacting; NaN on the others)."""
     m = per_frame_mpjpe(pred["pred_cam"], track["joint_cam"], track["joint_valid"], skeleton)
@@ -48,8 +65,9 @@ def track_curves(track: Dict[str, np.ndarray], pred: Dict[str, np.ndarray], skel
     return {"right": m["right"], "left": m["left"], "interacting": inter, "all": m["all"]}
 
 
-def filtered(pred: Dict[str, np.ndarray], track: Dict[str, np.ndarray], fps: float, min_cutoff: float = 1.0,
-             beta: float = 0.0) -> Dict[str, np.ndarray]:
+def filtered(
+    pred: Dict[str, np.ndarray], track: Dict[str, np.ndarray], fps: float, min_cutoff: float = 1.0, beta: float = 0.0
+) -> Dict[str, np.ndarray]:
     """``pred`` with ``pred_cam`` and ``pred_img`` smoothed over time by a One-Euro filter (``internet.temporal``)."""
     out = dict(pred)
     for key in ("pred_cam", "pred_img"):
@@ -57,15 +75,24 @@ def filtered(pred: Dict[str, np.ndarray], track: Dict[str, np.ndarray], fps: flo
     return out
 
 
-def player_frames(seqs: SequenceIndex, track: Dict[str, np.ndarray], pred: Optional[Dict[str, np.ndarray]] = None,
-                  key: Optional[SequenceKey] = None, curves: Optional[Dict[str, np.ndarray]] = None
-                  ) -> Callable[[int], Dict[str, Any]]:
+def player_frames(
+    seqs: SequenceIndex,
+    track: Dict[str, np.ndarray],
+    pred: Optional[Dict[str, np.ndarray]] = None,
+    key: Optional[SequenceKey] = None,
+    curves: Optional[Dict[str, np.ndarray]] = None,
+) -> Callable[[int], Dict[str, Any]]:
     """``get_frame(k)`` for :class:`internet.vis.sequence.SequencePlayer`: the image (read when asked), GT and, if
     given, the prediction of frame ``k`` of ``track``."""
+
     def get_frame(k: int) -> Dict[str, Any]:
         k = int(k)
-        f: Dict[str, Any] = {"joint_img": track["joint_img"][k], "joint_cam": track["joint_cam"][k],
-                             "joint_valid": track["joint_valid"][k], "label": str(int(track["frame"][k]))}
+        f: Dict[str, Any] = {
+            "joint_img": track["joint_img"][k],
+            "joint_cam": track["joint_cam"][k],
+            "joint_valid": track["joint_valid"][k],
+            "label": str(int(track["frame"][k])),
+        }
         title = f"{key or ''} frame {int(track['frame'][k])} ({track['hand_type'][k]}, t = {track['time_s'][k]:.1f} s)"
         if pred is not None:
             f.update(pred_img=pred["pred_img"][k], pred_cam=pred["pred_cam"][k], pred_valid=pred["pred_valid"][k])
@@ -78,8 +105,9 @@ def player_frames(seqs: SequenceIndex, track: Dict[str, np.ndarray], pred: Optio
     return get_frame
 
 
-def track_sources(track: Dict[str, np.ndarray], pred: Optional[Dict[str, np.ndarray]] = None,
-                  skeleton: Skeleton = INTERHAND) -> List[dict]:
+def track_sources(
+    track: Dict[str, np.ndarray], pred: Optional[Dict[str, np.ndarray]] = None, skeleton: Skeleton = INTERHAND
+) -> List[dict]:
     """The 3D sources of every frame (without reading images), for the player's fixed axis ranges."""
     out = []
     for k in range(len(track["rows"])):
@@ -90,8 +118,13 @@ def track_sources(track: Dict[str, np.ndarray], pred: Optional[Dict[str, np.ndar
     return out
 
 
-def temporal_report(seqs: SequenceIndex, predictor: Any, keys: Sequence[SequenceKey], one_euro: Optional[dict] = None,
-                    progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+def temporal_report(
+    seqs: SequenceIndex,
+    predictor: Any,
+    keys: Sequence[SequenceKey],
+    one_euro: Optional[dict] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Dict[str, Any]:
     """Acceleration error and jitter (mm/frame^2) of ``predictor`` on each camera sequence of ``keys``, with and (if
     ``one_euro`` = {'min_cutoff', 'beta'} is given) without the One-Euro filter, and MPJPE of the same frames.
     Returns ``{"per_sequence": [rows], "overall": {...}, "overall_filtered": {...}}``."""
@@ -101,14 +134,20 @@ def temporal_report(seqs: SequenceIndex, predictor: Any, keys: Sequence[Sequence
         pred = predict_track(predictor, seqs, track)
         te = temporal_errors(pred["pred_cam"], track["joint_cam"], track["joint_valid"], track["frame"])
         raw.append(te)
-        row = {"sequence": str(key), "frames": len(track["rows"]),
-               "mpjpe": float(np.nanmean(track_curves(track, pred)["all"])), **te}
+        row = {
+            "sequence": str(key),
+            "frames": len(track["rows"]),
+            "mpjpe": float(np.nanmean(track_curves(track, pred)["all"])),
+            **te,
+        }
         if one_euro is not None:
             fp = filtered(pred, track, seqs.fps, **one_euro)
             tf = temporal_errors(fp["pred_cam"], track["joint_cam"], track["joint_valid"], track["frame"])
             smooth.append(tf)
-            row.update({f"{k}_filtered": v for k, v in tf.items() if k != "count"},
-                       mpjpe_filtered=float(np.nanmean(track_curves(track, fp)["all"])))
+            row.update(
+                {f"{k}_filtered": v for k, v in tf.items() if k != "count"},
+                mpjpe_filtered=float(np.nanmean(track_curves(track, fp)["all"])),
+            )
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(keys))
@@ -130,8 +169,9 @@ def camera_sequences(seqs: SequenceIndex, min_frames: int = 3) -> List[SequenceK
 
 
 # ============================================================================================== every camera
-def frame_views(seqs: SequenceIndex, capture: int, seq_name: str, frame: int, all_cameras: bool = True,
-                images: bool = True) -> Dict[str, Any]:
+def frame_views(
+    seqs: SequenceIndex, capture: int, seq_name: str, frame: int, all_cameras: bool = True, images: bool = True
+) -> Dict[str, Any]:
     """One frame from every camera of the capture: ``views`` (dicts for
     :func:`internet.vis.sequence.multiview_grid_figure`: the image where this split has one, the world joints
     projected with that camera's calibration), ``world`` (42, 3), ``valid`` (42,) and the ``rig``. The world joints
@@ -173,21 +213,38 @@ def _image_size(princpt: np.ndarray) -> tuple:
     return (512, 334) if princpt[0] > princpt[1] else (334, 512)
 
 
-def multiview_figures(seqs: SequenceIndex, capture: int, seq_name: str, frame: int, columns: int = 4,
-                      max_views: int = 16, skeleton: Skeleton = INTERHAND):
+def multiview_figures(
+    seqs: SequenceIndex,
+    capture: int,
+    seq_name: str,
+    frame: int,
+    columns: int = 4,
+    max_views: int = 16,
+    skeleton: Skeleton = INTERHAND,
+):
     """(grid figure, rig figure, info) of one frame from every camera (annotated views first, up to
     ``max_views``)."""
     from internet.vis.plot3d import camera_rig_figure
 
     info = frame_views(seqs, capture, seq_name, frame)
     views = sorted(info["views"], key=lambda v: v.get("img") is None)[:max_views]
-    grid = multiview_grid_figure(views, skeleton, columns=columns,
-                                 title=f"Capture{capture}/{seq_name} frame {frame}: {len(info['annotated'])} annotated "
-                                       f"of {len(info['rig']['names'])} cameras")
+    grid = multiview_grid_figure(
+        views,
+        skeleton,
+        columns=columns,
+        title=f"Capture{capture}/{seq_name} frame {frame}: {len(info['annotated'])} annotated "
+        f"of {len(info['rig']['names'])} cameras",
+    )
     rig = info["rig"]
-    fig = camera_rig_figure(rig["campos"], rig["camrot"], rig["names"], hands_world=info["world"],
-                            valid=info["valid"], skeleton=skeleton,
-                            title=f"the rig of Capture{capture} with the hands of frame {frame}")
+    fig = camera_rig_figure(
+        rig["campos"],
+        rig["camrot"],
+        rig["names"],
+        hands_world=info["world"],
+        valid=info["valid"],
+        skeleton=skeleton,
+        title=f"the rig of Capture{capture} with the hands of frame {frame}",
+    )
     return grid, fig, info
 
 
@@ -198,15 +255,22 @@ def overlay_frames(get_frame: Callable[[int], Dict[str, Any]], n: int, skeleton:
         f = get_frame(k)
         img = np.asarray(f["img"])
         if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(img, f["joint_img"], f.get("joint_valid"), skeleton,
-                                   alpha=0.5 if f.get("pred_img") is not None else 1.0)
+            img = draw_skeleton_2d(
+                img, f["joint_img"], f.get("joint_valid"), skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
+            )
         if f.get("pred_img") is not None:
             img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), skeleton)
         yield img
 
 
-def export_sequence(get_frame: Callable[[int], Dict[str, Any]], n: int, fps: float, out_dir: Union[str, Path],
-                    stem: str, skeleton: Skeleton = INTERHAND) -> Dict[str, Any]:
+def export_sequence(
+    get_frame: Callable[[int], Dict[str, Any]],
+    n: int,
+    fps: float,
+    out_dir: Union[str, Path],
+    stem: str,
+    skeleton: Skeleton = INTERHAND,
+) -> Dict[str, Any]:
     """Write ``stem.mp4`` (or ``.gif``) of the 2D overlays and ``stem_3d.html`` (the 3D animation, self-contained)
     to ``out_dir``. Returns the paths and the video format."""
     out_dir = Path(out_dir)
@@ -214,8 +278,9 @@ def export_sequence(get_frame: Callable[[int], Dict[str, Any]], n: int, fps: flo
     frames3d = []
     for k in range(n):
         f = get_frame(k)
-        frames3d.append({key: f.get(key) for key in ("joint_cam", "joint_valid", "pred_cam", "pred_valid", "title",
-                                                     "label")})
+        frames3d.append(
+            {key: f.get(key) for key in ("joint_cam", "joint_valid", "pred_cam", "pred_valid", "title", "label")}
+        )
     html = save_animation_html(hands_animation_figure(frames3d, fps, skeleton), out_dir / f"{stem}_3d.html")
     return {"video": video["path"], "video_format": video["format"], "frames": video["frames"], "html": html}
 

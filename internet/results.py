@@ -11,6 +11,7 @@ For a split and a tag (``""``, or ``"_snapshot_9"`` when ``Trainer.test`` was gi
 
 Both are written to a temporary file beside the target, fsynced and renamed, so a reader never sees half a file.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,9 +32,15 @@ def result_paths(result_dir: PathLike, split: str, tag: str = "") -> Dict[str, P
     return {"pred": folder / f"pred_{split}{tag}.npz", "eval": folder / f"eval_{split}{tag}.json"}
 
 
-def write_results(result_dir: PathLike, split: str, pred: Mapping[str, np.ndarray], result: Any,
-                  meta: Mapping[str, Any], tag: str = "", baselines: Optional[Mapping[str, Any]] = None,
-                  ) -> Dict[str, Path]:
+def write_results(
+    result_dir: PathLike,
+    split: str,
+    pred: Mapping[str, np.ndarray],
+    result: Any,
+    meta: Mapping[str, Any],
+    tag: str = "",
+    baselines: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Path]:
     """Write ``pred`` (arrays) and ``result`` (an EvalResult / SingleHandEvalResult, or its ``to_dict()``) with
     ``meta`` (data set, split, checkpoint, options) and optional ``baselines`` (name -> result) atomically.
     Returns the two paths."""

@@ -6,6 +6,7 @@ buffer page-faults again; raising the mmap and trim thresholds keeps them in the
 ``trim_threshold`` bytes of freed memory kept per process. What it buys is measured in benchmarks/RESULTS.md
 (sections 2 and 6, ``--malloc retain|default``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -27,13 +28,15 @@ def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: in
     see ``cfg.retain_freed_memory``). Returns True when applied, False where the C library is not glibc (nothing
     changes there). Fixed thresholds also switch off glibc's own adaptive thresholds, which is the point."""
     if mmap_threshold <= 0 or trim_threshold <= 0:
-        raise ValueError(f"thresholds must be positive, got mmap_threshold={mmap_threshold}, "
-                         f"trim_threshold={trim_threshold}")
+        raise ValueError(
+            f"thresholds must be positive, got mmap_threshold={mmap_threshold}, trim_threshold={trim_threshold}"
+        )
     mallopt = _glibc_mallopt()
     if mallopt is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD,
-                                                                                    int(trim_threshold)))
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(
+        mallopt(_M_TRIM_THRESHOLD, int(trim_threshold))
+    )
 
 
 def _glibc_mallopt():
@@ -41,7 +44,7 @@ def _glibc_mallopt():
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # present in glibc only (musl has mallopt as a no-op stub)
+        getattr(libc, "gnu_get_libc_version")  # noqa: B009 - present in glibc only (musl: mallopt is a no-op stub)
     except (OSError, AttributeError):
         return None
     mallopt = libc.mallopt

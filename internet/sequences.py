@@ -13,6 +13,7 @@ gives that structure on top of the cached annotation index (``internet.data.inde
 
 It holds only integer arrays sorted by (capture, sequence, camera, frame); the joints stay in the memory-mapped index.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,14 @@ class SequenceIndex:
     synthetic set, else :data:`DEFAULT_FPS`).
     """
 
-    def __init__(self, data_root: Union[str, Path], split: str = "test", annot_subset: str = "all",
-                 cache: bool = True, fps: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        data_root: Union[str, Path],
+        split: str = "test",
+        annot_subset: str = "all",
+        cache: bool = True,
+        fps: Optional[float] = None,
+    ) -> None:
         self.data_root = Path(data_root)
         if not self.data_root.is_dir():
             raise FileNotFoundError(f"data_root not found: {self.data_root}")
@@ -90,8 +97,10 @@ class SequenceIndex:
         return len(self.index)
 
     def __repr__(self) -> str:
-        return (f"SequenceIndex({str(self.data_root)!r}, split={self.split!r}, captures={len(self.captures())}, "
-                f"annotations={len(self)}, fps={self.fps:g})")
+        return (
+            f"SequenceIndex({str(self.data_root)!r}, split={self.split!r}, captures={len(self.captures())}, "
+            f"annotations={len(self)}, fps={self.fps:g})"
+        )
 
     # ------------------------------------------------------------------------------------------------ structure
     def _seq_code(self, seq_name: str) -> int:
@@ -103,8 +112,9 @@ class SequenceIndex:
     def _mask(self, capture: int, seq_name: Optional[str] = None, camera: Optional[str] = None) -> np.ndarray:
         mask = self._capture == int(capture)
         if not mask.any():
-            raise KeyError(f"capture {capture} is not in {self.split} of {self.data_root} "
-                           f"(captures: {self.captures()})")
+            raise KeyError(
+                f"capture {capture} is not in {self.split} of {self.data_root} (captures: {self.captures()})"
+            )
         if seq_name is not None:
             mask &= self._seq == self._seq_code(seq_name)
             if not mask.any():
@@ -146,8 +156,10 @@ class SequenceIndex:
     def row(self, capture: int, seq_name: str, camera: str, frame: int) -> int:
         views = self.views(capture, seq_name, frame)
         if str(camera) not in views:
-            raise KeyError(f"camera {camera} has no annotation of Capture{capture}/{seq_name} frame {frame} "
-                           f"(cameras: {sorted(views)})")
+            raise KeyError(
+                f"camera {camera} has no annotation of Capture{capture}/{seq_name} frame {frame} "
+                f"(cameras: {sorted(views)})"
+            )
         return views[str(camera)]
 
     def hand_types(self, capture: int, seq_name: str) -> Dict[str, int]:
@@ -178,9 +190,16 @@ class SequenceIndex:
         for capture in self.captures():
             for seq in self.sequences(capture):
                 frames = self.frames(capture, seq)
-                rows.append({"capture": capture, "seq_name": seq, "frames": int(len(frames)),
-                             "cameras": len(self.cameras(capture, seq)),
-                             "annotations": int(self._mask(capture, seq).sum()), **self.hand_types(capture, seq)})
+                rows.append(
+                    {
+                        "capture": capture,
+                        "seq_name": seq,
+                        "frames": int(len(frames)),
+                        "cameras": len(self.cameras(capture, seq)),
+                        "annotations": int(self._mask(capture, seq).sum()),
+                        **self.hand_types(capture, seq),
+                    }
+                )
         return rows
 
     # ------------------------------------------------------------------------------------------------ contents
@@ -194,10 +213,16 @@ class SequenceIndex:
             raise IndexError(f"row {row} is outside [0, {len(idx) - 1}]")
         file_name = idx.file_name(row)
         return {
-            "row": row, "capture": int(idx["capture"][row]), "seq_name": idx.seq_name(row),
-            "camera": _camera_name(idx["camera"][row]), "frame": int(idx["frame"][row]),
-            "ann_id": int(idx["ann_id"][row]), "file_name": file_name, "image_path": self.image_root / file_name,
-            "width": int(idx["width"][row]), "height": int(idx["height"][row]),
+            "row": row,
+            "capture": int(idx["capture"][row]),
+            "seq_name": idx.seq_name(row),
+            "camera": _camera_name(idx["camera"][row]),
+            "frame": int(idx["frame"][row]),
+            "ann_id": int(idx["ann_id"][row]),
+            "file_name": file_name,
+            "image_path": self.image_root / file_name,
+            "width": int(idx["width"][row]),
+            "height": int(idx["height"][row]),
             "hand_type": HAND_TYPES[int(idx["hand_type"][row])],
             "joint_img": np.asarray(idx["joint_img"][row], dtype=np.float64),
             "joint_cam": np.asarray(idx["joint_cam"][row], dtype=np.float64),
@@ -210,8 +235,9 @@ class SequenceIndex:
     def load_image(self, row: int) -> np.ndarray:
         """The image of index row ``row`` as uint8 RGB (H, W, 3)."""
         idx = self.index
-        img = read_image(self.image_root / idx.file_name(int(row)), (int(idx["width"][row]), int(idx["height"][row])),
-                         np.uint8)
+        img = read_image(
+            self.image_root / idx.file_name(int(row)), (int(idx["width"][row]), int(idx["height"][row])), np.uint8
+        )
         return np.asarray(img, dtype=np.uint8)
 
     def track(self, capture: int, seq_name: str, camera: str) -> Dict[str, np.ndarray]:
@@ -223,7 +249,9 @@ class SequenceIndex:
         frame = np.asarray(idx["frame"][rows], dtype=np.int64)
         step = frame_step(frame)
         return {
-            "rows": rows, "frame": frame, "time_s": (frame - frame[0]) / step / self.fps,
+            "rows": rows,
+            "frame": frame,
+            "time_s": (frame - frame[0]) / step / self.fps,
             "joint_cam": np.asarray(idx["joint_cam"][rows], dtype=np.float64),
             "joint_img": np.asarray(idx["joint_img"][rows], dtype=np.float64),
             "joint_valid": np.asarray(idx["joint_valid"][rows]).astype(bool),

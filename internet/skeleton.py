@@ -6,9 +6,10 @@ thumb4 (tip), thumb3, thumb2, thumb1, index4..1, middle4..1, ring4..1, pinky4..1
 within-hand order (RHD: wrist, then each finger tip->MCP; STB: palm centre, then each finger from little to thumb,
 MCP->tip), as InterNet's parsed files do.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np

@@ -5,6 +5,7 @@ indices of a (depth, height, width) volume, over the whole volume (no truncation
 coordinates come as (x, y, z) in heatmap units. The Gaussian is separable, so the same volume is the outer product of
 three 1-D factors; :func:`gaussian_factors` gives them and the fast loss uses them without building the volume.
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Tuple
@@ -27,7 +28,9 @@ def _check_coord(joint_coord: torch.Tensor, hm_shape: Sequence[int], sigma: floa
 
 
 def gaussian_factors(
-    joint_coord: torch.Tensor, hm_shape: Sequence[int] = (64, 64, 64), sigma: float = 2.5,
+    joint_coord: torch.Tensor,
+    hm_shape: Sequence[int] = (64, 64, 64),
+    sigma: float = 2.5,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The separable factors of the target: ``gx`` (B,J,W), ``gy`` (B,J,H), ``gz`` (B,J,D), float32, each
     ``exp(-((k - c)/sigma)^2 / 2)`` at integer k, so that the target volume is
@@ -48,7 +51,9 @@ def gaussian_factors(
 
 
 def render_gaussian_heatmap(
-    joint_coord: torch.Tensor, hm_shape: Sequence[int] = (64, 64, 64), sigma: float = 2.5,
+    joint_coord: torch.Tensor,
+    hm_shape: Sequence[int] = (64, 64, 64),
+    sigma: float = 2.5,
 ) -> torch.Tensor:
     """The dense official target (B, J, D, H, W), float32 on the input's device, peak 255.
 

@@ -14,6 +14,7 @@ Triples are three frames whose ``frame_idx`` are equally spaced by the sequence'
 :func:`one_euro_filter` smooths a prediction sequence (Casiez, Roussel, Vogel, CHI 2012): a low-pass filter whose
 cut-off rises with the speed, so slow motion is smoothed strongly and fast motion follows with little lag.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,13 @@ def triples(frame: Sequence[int], step: Optional[int] = None) -> np.ndarray:
 
 
 def temporal_errors(
-    pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None, frame: Optional[Sequence[int]] = None,
-    skeleton: Skeleton = INTERHAND, root_align: bool = True, step: Optional[int] = None,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: Optional[np.ndarray] = None,
+    frame: Optional[Sequence[int]] = None,
+    skeleton: Skeleton = INTERHAND,
+    root_align: bool = True,
+    step: Optional[int] = None,
 ) -> Dict[str, float]:
     """Acceleration error and jitter of one sequence (one camera's view, in time order).
 
@@ -103,13 +109,15 @@ def pool(per_sequence: Sequence[Dict[str, float]]) -> Dict[str, float]:
     total = sum(int(r["count"]) for r in per_sequence)
     out = {"count": total}
     for key in ("accel_error", "jitter", "jitter_gt"):
-        out[key] = (float(sum(r[key] * r["count"] for r in per_sequence if r["count"]) / total) if total
-                    else float("nan"))
+        out[key] = (
+            float(sum(r[key] * r["count"] for r in per_sequence if r["count"]) / total) if total else float("nan")
+        )
     return out
 
 
-def per_frame_mpjpe(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None,
-                    skeleton: Skeleton = INTERHAND) -> Dict[str, np.ndarray]:
+def per_frame_mpjpe(
+    pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None, skeleton: Skeleton = INTERHAND
+) -> Dict[str, np.ndarray]:
     """Root-aligned MPJPE (mm) of every frame: ``right``, ``left`` (that hand's joints) and ``all`` (both hands),
     (T,) each, NaN where no joint of that set is valid (and its root valid)."""
     pred, gt, valid = _check(pred, gt, valid)
@@ -119,12 +127,14 @@ def per_frame_mpjpe(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray
         valid[:, jt] &= valid[:, [skeleton.root_idx[hand]]]
     err = np.linalg.norm(root_relative(pred, skeleton) - root_relative(gt, skeleton), axis=-1)
     out = {}
-    for name, joints in (("right", skeleton.joint_type["right"]), ("left", skeleton.joint_type["left"]),
-                         ("all", np.arange(skeleton.joint_num))):
+    for name, joints in (
+        ("right", skeleton.joint_type["right"]),
+        ("left", skeleton.joint_type["left"]),
+        ("all", np.arange(skeleton.joint_num)),
+    ):
         v = valid[:, joints]
         with np.errstate(invalid="ignore"):
-            out[name] = np.where(v.any(axis=1), (err[:, joints] * v).sum(axis=1) / np.maximum(v.sum(axis=1), 1),
-                                 np.nan)
+            out[name] = np.where(v.any(axis=1), (err[:, joints] * v).sum(axis=1) / np.maximum(v.sum(axis=1), 1), np.nan)
     return out
 
 
@@ -176,8 +186,14 @@ class OneEuroFilter:
         return x_hat
 
 
-def one_euro_filter(x: np.ndarray, fps: float, frame: Optional[Sequence[int]] = None, min_cutoff: float = 1.0,
-                    beta: float = 0.0, d_cutoff: float = 1.0) -> np.ndarray:
+def one_euro_filter(
+    x: np.ndarray,
+    fps: float,
+    frame: Optional[Sequence[int]] = None,
+    min_cutoff: float = 1.0,
+    beta: float = 0.0,
+    d_cutoff: float = 1.0,
+) -> np.ndarray:
     """Filter a sequence ``x`` (T, ...) in time order with a :class:`OneEuroFilter`; ``frame`` (T,) frame numbers:
     the time step follows their differences in units of the sequence's frame step (default consecutive)."""
     x = np.asarray(x, dtype=np.float64)

@@ -23,6 +23,7 @@ one). The parameter groups come from :func:`internet.model.param_groups`, the ch
 :mod:`internet.checkpoint` (:func:`~internet.checkpoint.training_checkpoint`,
 :func:`~internet.checkpoint.resume_training`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,11 +44,18 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from internet.checkpoint import (ResumeError, checkpoint_name, latest_checkpoint, prune_iteration_checkpoints,
-                                 remove_incomplete_writes, resume_training, save_checkpoint, training_checkpoint)
+from internet.checkpoint import (
+    ResumeError,
+    checkpoint_name,
+    latest_checkpoint,
+    prune_iteration_checkpoints,
+    remove_incomplete_writes,
+    resume_training,
+    save_checkpoint,
+    training_checkpoint,
+)
 from internet.config import Config
 from internet.data import build_dataset
-from internet.runtime import retain_freed_memory
 from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale
 from internet.evaluate import evaluate_dataset
 from internet.inference import predict
@@ -56,6 +64,7 @@ from internet.losses import InterNetLoss
 from internet.model import InterNet, param_groups
 from internet.model.load import load_model
 from internet.results import write_results
+from internet.runtime import retain_freed_memory
 
 Callback = Callable[["Trainer", dict], None]
 
@@ -68,7 +77,7 @@ class TrainingError(RuntimeError):
 def lr_at_epoch(epoch: int, lr: float, lr_dec_epoch: Sequence[int], lr_dec_factor: float) -> float:
     """The official step schedule: ``lr / lr_dec_factor**k``, k = number of milestones <= ``epoch``."""
     k = sum(1 for milestone in lr_dec_epoch if epoch >= milestone)
-    return lr / lr_dec_factor ** k
+    return lr / lr_dec_factor**k
 
 
 # ----------------------------------------------------------------------------------------------------- data order
@@ -79,8 +88,17 @@ class EpochBatchSampler(Sampler):
     a W times larger batch (same samples), and ``set_epoch(epoch, start_batch)`` resumes mid-epoch exactly.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int = 0, shuffle: bool = True,
-                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False, max_batches: Optional[int] = None):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+        max_batches: Optional[int] = None,
+    ):
         """num_samples: data set length; batch_size: per replica; seed: the data-order seed; shuffle: permute (else
         sequential); num_replicas/rank: sharding; drop_last: drop a final partial batch (official: keep it);
         max_batches: cap on batches per epoch (``cfg.max_iters_per_epoch``)."""
@@ -96,8 +114,10 @@ class EpochBatchSampler(Sampler):
         self.num_replicas, self.rank, self.drop_last, self.max_batches = num_replicas, rank, drop_last, max_batches
         self.epoch, self.start_batch = 0, 0
         if self.batches_per_epoch < 1:
-            raise ValueError(f"{num_samples} samples give no full batch of {batch_size} x {num_replicas} processes "
-                             "with drop_last=True")
+            raise ValueError(
+                f"{num_samples} samples give no full batch of {batch_size} x {num_replicas} processes "
+                "with drop_last=True"
+            )
 
     @property
     def samples_per_replica(self) -> int:
@@ -111,20 +131,27 @@ class EpochBatchSampler(Sampler):
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The epoch's order over all replicas, padded to ``samples_per_replica * num_replicas``."""
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_samples) if self.shuffle
-                 else np.arange(self.num_samples))
+        order = (
+            np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+            if self.shuffle
+            else np.arange(self.num_samples)
+        )
         return np.resize(order, self.samples_per_replica * self.num_replicas)
 
     def rank_batches(self, epoch: int) -> List[List[int]]:
         """All batches of this rank in ``epoch`` (before ``start_batch`` is applied)."""
-        mine = self.epoch_order(epoch)[self.rank::self.num_replicas]
-        return [mine[b * self.batch_size:(b + 1) * self.batch_size].tolist() for b in range(self.batches_per_epoch)]
+        mine = self.epoch_order(epoch)[self.rank :: self.num_replicas]
+        return [mine[b * self.batch_size : (b + 1) * self.batch_size].tolist() for b in range(self.batches_per_epoch)]
 
     def data_order(self) -> dict:
         """What fixes the batches (saved in checkpoints: a run stopped inside an epoch resumes only with the same)."""
-        return {"seed": self.seed, "num_samples": self.num_samples,
-                "global_batch_size": self.batch_size * self.num_replicas, "world_size": self.num_replicas,
-                "batches_per_epoch": self.batches_per_epoch}
+        return {
+            "seed": self.seed,
+            "num_samples": self.num_samples,
+            "global_batch_size": self.batch_size * self.num_replicas,
+            "world_size": self.num_replicas,
+            "batches_per_epoch": self.batches_per_epoch,
+        }
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Iterate ``epoch`` from batch ``start_batch`` (the batches before it were seen before a resume)."""
@@ -133,7 +160,7 @@ class EpochBatchSampler(Sampler):
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
     def __iter__(self) -> Iterator[List[int]]:
-        yield from self.rank_batches(self.epoch)[self.start_batch:]
+        yield from self.rank_batches(self.epoch)[self.start_batch :]
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start_batch
@@ -184,8 +211,10 @@ def check_output_dir(cfg: Config) -> None:
             os.close(fd)
             os.unlink(probe)
         except OSError as e:
-            raise TrainingError(f"output folder {folder} is not writable ({e.strerror or e}); "
-                                f"set output_dir (now {cfg.output_dir!r}) to a writable folder") from e
+            raise TrainingError(
+                f"output folder {folder} is not writable ({e.strerror or e}); "
+                f"set output_dir (now {cfg.output_dir!r}) to a writable folder"
+            ) from e
 
 
 def _init_loader_worker(worker_id: int) -> None:
@@ -318,21 +347,40 @@ class _Clock:
         return self.total / self.laps * iterations_left
 
 
-def _train_loader(train_set: Dataset, sampler: EpochBatchSampler, cfg: Config, device: torch.device,
-                  worker_init: Optional[Callable[[int], None]]) -> DataLoader:
+def _train_loader(
+    train_set: Dataset,
+    sampler: EpochBatchSampler,
+    cfg: Config,
+    device: torch.device,
+    worker_init: Optional[Callable[[int], None]],
+) -> DataLoader:
     """The training DataLoader: ``sampler``'s batches, each sample tagged with its epoch (persistent workers)."""
     workers = cfg.num_workers
     return DataLoader(
-        _EpochIndexed(train_set), batch_sampler=_EpochTagged(sampler), num_workers=workers,
-        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None, worker_init_fn=worker_init,
+        _EpochIndexed(train_set),
+        batch_sampler=_EpochTagged(sampler),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=worker_init,
         generator=torch.Generator().manual_seed(cfg.seed),  # the loader's seed draw leaves the global RNG alone
     )
 
 
-def run_test(model: nn.Module, test_set: Dataset, cfg: Config, split: str, *, device: torch.device,
-             amp_dtype: Optional[torch.dtype] = None, checkpoint: Optional[Path] = None, tag: str = "",
-             write: bool = True, **predict_kwargs: Any) -> tuple:
+def run_test(
+    model: nn.Module,
+    test_set: Dataset,
+    cfg: Config,
+    split: str,
+    *,
+    device: torch.device,
+    amp_dtype: Optional[torch.dtype] = None,
+    checkpoint: Optional[Path] = None,
+    tag: str = "",
+    write: bool = True,
+    **predict_kwargs: Any,
+) -> tuple:
     """Predict ``test_set`` with :func:`internet.inference.predict`, score it with the data set's official
     protocol and (``write``) write ``result/pred_{split}{tag}.npz`` and ``eval_{split}{tag}.json``
     (:mod:`internet.results`); returns ``(EvalResult, path of the eval file or None)``."""
@@ -343,9 +391,16 @@ def run_test(model: nn.Module, test_set: Dataset, cfg: Config, split: str, *, de
         return result, None
     if "ann_id" in gt:
         pred = {**pred, "ann_id": np.asarray(gt["ann_id"])[pred["index"]]}
-    meta = {"dataset": cfg.dataset, "split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
-            "samples": len(pred["index"]), "trans_test": cfg.trans_test, "subvoxel": cfg.subvoxel,
-            "flip_test": cfg.flip_test, "amp": amp_dtype is not None}
+    meta = {
+        "dataset": cfg.dataset,
+        "split": split,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "samples": len(pred["index"]),
+        "trans_test": cfg.trans_test,
+        "subvoxel": cfg.subvoxel,
+        "flip_test": cfg.flip_test,
+        "amp": amp_dtype is not None,
+    }
     return result, write_results(cfg.result_dir, split, pred, result, meta, tag=tag)["eval"]
 
 
@@ -361,10 +416,20 @@ class Trainer:
     and logs.
     """
 
-    def __init__(self, cfg: Config, model: Optional[nn.Module] = None, train_set: Optional[Dataset] = None,
-                 loss_fn: Optional[Callable] = None, test_set: Optional[Dataset] = None, *,
-                 sync_bn: bool = False, cpu_amp: Optional[bool] = None, progress_bar: Optional[bool] = None,
-                 callbacks: Sequence[Callback] = (), echo: bool = False):
+    def __init__(
+        self,
+        cfg: Config,
+        model: Optional[nn.Module] = None,
+        train_set: Optional[Dataset] = None,
+        loss_fn: Optional[Callable] = None,
+        test_set: Optional[Dataset] = None,
+        *,
+        sync_bn: bool = False,
+        cpu_amp: Optional[bool] = None,
+        progress_bar: Optional[bool] = None,
+        callbacks: Sequence[Callback] = (),
+        echo: bool = False,
+    ):
         """cfg: the configuration; model: a network mapping img -> output dict (default InterNet from cfg);
         train_set / test_set: data sets of sample dicts (default ``build_dataset(cfg, split, mode)``, built when
         first needed); loss_fn: (outputs, batch) -> dict of scalar losses, with an optional ``total(losses)``
@@ -415,9 +480,15 @@ class Trainer:
         cfg = self.cfg
         if self.train_set is None:
             self.train_set = build_dataset(cfg, cfg.train_split, "train")
-        self.sampler = EpochBatchSampler(len(self.train_set), cfg.train_batch_size, seed=cfg.seed, shuffle=True,
-                                         num_replicas=self.world_size, rank=self.rank,
-                                         max_batches=cfg.max_iters_per_epoch)
+        self.sampler = EpochBatchSampler(
+            len(self.train_set),
+            cfg.train_batch_size,
+            seed=cfg.seed,
+            shuffle=True,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            max_batches=cfg.max_iters_per_epoch,
+        )
         self.loader = _train_loader(self.train_set, self.sampler, cfg, self.device, self._worker_init)
 
     def set_lr(self, epoch: int) -> float:
@@ -438,12 +509,15 @@ class Trainer:
         self.logger.info(
             f"training on {describe(self.device, self.amp_dtype)}; {self.world_size} process(es), global batch "
             f"{self.global_batch_size}, {len(self.train_set)} samples, {per_epoch} iterations/epoch, epochs "
-            f"{self.epoch}..{cfg.end_epoch - 1}" + (f" from iteration {self.iter}" if self.iter else ""))
+            f"{self.epoch}..{cfg.end_epoch - 1}" + (f" from iteration {self.iter}" if self.iter else "")
+        )
         if self.epoch >= cfg.end_epoch:
             self.logger.info(f"nothing to train: the run is at epoch {self.epoch}, end_epoch is {cfg.end_epoch}")
         if cfg.num_gpus > 1 and self.world_size == 1:
-            self.logger.info(f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
-                             "internet.train.launch(cfg) or torchrun for DistributedDataParallel")
+            self.logger.info(
+                f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
+                "internet.train.launch(cfg) or torchrun for DistributedDataParallel"
+            )
         last: dict = {}
         window, clock = _LogWindow(), _Clock()
         while self.epoch < cfg.end_epoch:
@@ -451,16 +525,28 @@ class Trainer:
             lr = self.set_lr(epoch)
             self.sampler.set_epoch(epoch, start_batch=self.iter)
             self.net.train()
-            bar = progress(self.loader, total=per_epoch, initial=self.iter, desc=f"epoch {epoch}",
-                           enabled=self.progress_bar if self.is_main else False)
+            bar = progress(
+                self.loader,
+                total=per_epoch,
+                initial=self.iter,
+                desc=f"epoch {epoch}",
+                enabled=self.progress_bar if self.is_main else False,
+            )
             clock.restart()
             for batch in bar:
                 t_data = time.perf_counter()
                 losses = self._step(batch)
                 self.iter += 1
                 self.global_step += 1
-                last = {"epoch": epoch, "iter": self.iter - 1, "step": self.global_step, "lr": lr, **losses,
-                        "loss_total": self.total_loss(losses), **clock.lap(t_data, self.global_batch_size)}
+                last = {
+                    "epoch": epoch,
+                    "iter": self.iter - 1,
+                    "step": self.global_step,
+                    "lr": lr,
+                    **losses,
+                    "loss_total": self.total_loss(losses),
+                    **clock.lap(t_data, self.global_batch_size),
+                }
                 window.add(last)
                 if self.global_step % cfg.log_every_iters == 0 or self.iter == per_epoch:
                     remaining = (per_epoch - self.iter) + (cfg.end_epoch - epoch - 1) * per_epoch
@@ -472,10 +558,16 @@ class Trainer:
                 clock.restart()
             self.epoch, self.iter = epoch + 1, 0
             self.save_checkpoint(epoch_end=epoch)
-        self.logger.info(f"training done: epoch {cfg.end_epoch - 1}, step {self.global_step}, "
-                         f"{format_duration(clock.total)} for {clock.laps} iterations")
-        return {"epoch": self.epoch - 1, "global_step": self.global_step, "checkpoint": self.last_checkpoint,
-                "losses": {k: v for k, v in last.items() if k.startswith("loss_")}}
+        self.logger.info(
+            f"training done: epoch {cfg.end_epoch - 1}, step {self.global_step}, "
+            f"{format_duration(clock.total)} for {clock.laps} iterations"
+        )
+        return {
+            "epoch": self.epoch - 1,
+            "global_step": self.global_step,
+            "checkpoint": self.last_checkpoint,
+            "losses": {k: v for k, v in last.items() if k.startswith("loss_")},
+        }
 
     def _step(self, batch: Mapping[str, Any]) -> Dict[str, float]:
         """One optimisation step; returns the losses averaged over processes. Raises TrainingError (before the
@@ -500,9 +592,11 @@ class Trainer:
         bad = [f"{n}={v}" for n, v in zip(names, values) if not math.isfinite(v)]
         if bad:
             kept = self.last_checkpoint or latest_checkpoint(self.cfg.model_dump_dir)
-            msg = (f"non-finite loss at epoch {self.epoch}, iteration {self.iter} (global step "
-                   f"{self.global_step + 1}): {', '.join(bad)}; training stopped before the optimizer step, "
-                   f"no checkpoint written (last good checkpoint: {kept or 'none'})")
+            msg = (
+                f"non-finite loss at epoch {self.epoch}, iteration {self.iter} (global step "
+                f"{self.global_step + 1}): {', '.join(bad)}; training stopped before the optimizer step, "
+                f"no checkpoint written (last good checkpoint: {kept or 'none'})"
+            )
             self.logger.info("ERROR " + msg)
             raise TrainingError(msg)
         self.optimizer.step()
@@ -516,9 +610,14 @@ class Trainer:
             return None
         folder = self.cfg.model_dump_dir
         name = checkpoint_name(epoch_end) if epoch_end is not None else checkpoint_name(self.epoch, self.iter)
-        state = training_checkpoint(self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
-                                    epoch=self.epoch if epoch_end is None else epoch_end,
-                                    position=(self.epoch, self.iter, self.global_step))
+        state = training_checkpoint(
+            self.model,
+            self.optimizer,
+            self.cfg,
+            data_order=self.sampler.data_order(),
+            epoch=self.epoch if epoch_end is None else epoch_end,
+            position=(self.epoch, self.iter, self.global_step),
+        )
         path = save_checkpoint(folder / name, state)  # atomic: old files intact until here
         self.last_checkpoint = path
         prune_iteration_checkpoints(folder, before=(self.epoch, self.iter), keep=path)  # a resume starts there
@@ -544,18 +643,31 @@ class Trainer:
         self._prepare_data()  # the position is counted in batches of this run's data order
         try:
             self.epoch, self.iter, self.global_step = resume_training(
-                path, self.model, self.optimizer, self.cfg, data_order=self.sampler.data_order(),
-                optimizer_flags=self._adam_flags, log=self.logger.info)
+                path,
+                self.model,
+                self.optimizer,
+                self.cfg,
+                data_order=self.sampler.data_order(),
+                optimizer_flags=self._adam_flags,
+                log=self.logger.info,
+            )
         except ResumeError as e:
             raise TrainingError(str(e)) from e
         self.last_checkpoint = Path(path)
         dropped = self.logger.drop_records_after(self.global_step)  # the steps this run will do again
-        self.logger.info(f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}"
-                         + (f"; {dropped} log record(s) after that step removed (they are redone)" if dropped else ""))
+        self.logger.info(
+            f"resumed from {path}: epoch {self.epoch}, iteration {self.iter}, step {self.global_step}"
+            + (f"; {dropped} log record(s) after that step removed (they are redone)" if dropped else "")
+        )
 
     # ------------------------------------------------------------------------------------------- testing
-    def test(self, split: Optional[str] = None, checkpoint: Union[str, Path, int, None] = None,
-             test_set: Optional[Dataset] = None, amp: bool = False):
+    def test(
+        self,
+        split: Optional[str] = None,
+        checkpoint: Union[str, Path, int, None] = None,
+        test_set: Optional[Dataset] = None,
+        amp: bool = False,
+    ):
         """Evaluate on ``split`` (default cfg.test_split) with :func:`internet.inference.predict` (flip test and
         sub-voxel refinement as cfg says) and the data set's official protocol; writes
         ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json`` (:mod:`internet.results`, rank 0)
@@ -574,13 +686,26 @@ class Trainer:
             if self.test_set is None or getattr(self.test_set, "split", split) != split:
                 self.test_set = build_dataset(cfg, split, "test")
             test_set = self.test_set
-        result, written = run_test(model, test_set, cfg, split, device=self.device, checkpoint=path, tag=tag,
-                                     amp_dtype=self.amp_dtype if amp else None, write=self.is_main,
-                                     progress_bar=self.progress_bar, worker_init_fn=self._worker_init)
+        result, written = run_test(
+            model,
+            test_set,
+            cfg,
+            split,
+            device=self.device,
+            checkpoint=path,
+            tag=tag,
+            amp_dtype=self.amp_dtype if amp else None,
+            write=self.is_main,
+            progress_bar=self.progress_bar,
+            worker_init_fn=self._worker_init,
+        )
         if written is not None:
             metrics = {k: v for k, v in vars(result).items() if isinstance(v, float)}
-            self.logger.info(f"test {split}{tag}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-                             + f"; written to {written}")
+            self.logger.info(
+                f"test {split}{tag}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                + f"; written to {written}"
+            )
         return result
 
     def close(self) -> None:
@@ -601,15 +726,20 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg_params: dict, trainer
     # unpickled here from plain bytes: every process gets private copies of the model's tensors (torch's
     # multiprocessing pickler would share their memory between processes, and each optimizer would step them)
     kwargs = pickle.loads(trainer_kwargs)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world_size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size)
+    )
     device = choose_device(cfg.device, rank)
     if device.type == "cpu":  # share the cores instead of every process taking all of them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     else:
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
-                            rank=rank, world_size=world_size)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
+    )
     try:
         trainer = Trainer(cfg, **kwargs)
         trainer.train()
@@ -640,9 +770,11 @@ def launch(cfg: Config, nprocs: Optional[int] = None, **trainer_kwargs: Any) -> 
     try:
         payload = pickle.dumps(trainer_kwargs)
     except Exception as e:
-        raise TrainingError(f"launch: the Trainer arguments {sorted(trainer_kwargs)} cannot be sent to the worker "
-                            f"processes ({type(e).__name__}: {e}); define models, data sets and callbacks in an "
-                            "importable module, not in the notebook") from e
+        raise TrainingError(
+            f"launch: the Trainer arguments {sorted(trainer_kwargs)} cannot be sent to the worker "
+            f"processes ({type(e).__name__}: {e}); define models, data sets and callbacks in an "
+            "importable module, not in the notebook"
+        ) from e
     mp.spawn(_ddp_worker, args=(nprocs, _free_port(), cfg.to_dict(), payload), nprocs=nprocs, join=True)
     return latest_checkpoint(cfg.model_dump_dir)
 

@@ -7,6 +7,7 @@ One-Euro filter, writes the overlay video as it goes (MP4, GIF where no encoder 
 animation (self-contained HTML, at most ``max_html_frames`` frames) and the per-frame predictions (``.npz``).
 Memory holds the per-frame joints (a few hundred bytes a frame), not the frames.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,19 @@ def video_info(path: Union[str, Path]) -> Dict[str, Any]:
         if not cap.isOpened():
             raise ValueError(f"{path}: OpenCV cannot open this video (unsupported container or codec?)")
         fps = float(cap.get(cv2.CAP_PROP_FPS))
-        return {"fps": fps if fps > 0 else 30.0, "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}
+        return {
+            "fps": fps if fps > 0 else 30.0,
+            "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        }
     finally:
         cap.release()
 
 
-def iter_frames(path: Union[str, Path], every: int = 1, max_frames: Optional[int] = None
-                ) -> Iterator[Tuple[int, np.ndarray]]:
+def iter_frames(
+    path: Union[str, Path], every: int = 1, max_frames: Optional[int] = None
+) -> Iterator[Tuple[int, np.ndarray]]:
     """Yield ``(frame number, RGB uint8 image)`` of every ``every``-th frame, up to ``max_frames`` yielded, reading
     one frame at a time."""
     if every < 1:
@@ -83,8 +89,15 @@ class BoxFollower:
     by hand at any time).
     """
 
-    def __init__(self, bbox: Sequence[float], width: int, height: int, momentum: float = 0.5,
-                 adapt_size: bool = False, margin: float = 1.4) -> None:
+    def __init__(
+        self,
+        bbox: Sequence[float],
+        width: int,
+        height: int,
+        momentum: float = 0.5,
+        adapt_size: bool = False,
+        margin: float = 1.4,
+    ) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if not margin > 0:
@@ -121,10 +134,20 @@ class BoxFollower:
 
 
 def predict_video(
-    predictor: Any, path: Union[str, Path], bbox: Sequence[float], out_dir: Union[str, Path], stem: str = "video",
-    every: int = 1, max_frames: Optional[int] = None, follow: bool = True, momentum: float = 0.5,
-    adapt_size: bool = False, one_euro: Optional[Dict[str, float]] = None, focal: Optional[Sequence[float]] = None,
-    max_html_frames: int = 300, progress: Optional[Callable[[int, int, float], None]] = None,
+    predictor: Any,
+    path: Union[str, Path],
+    bbox: Sequence[float],
+    out_dir: Union[str, Path],
+    stem: str = "video",
+    every: int = 1,
+    max_frames: Optional[int] = None,
+    follow: bool = True,
+    momentum: float = 0.5,
+    adapt_size: bool = False,
+    one_euro: Optional[Dict[str, float]] = None,
+    focal: Optional[Sequence[float]] = None,
+    max_html_frames: int = 300,
+    progress: Optional[Callable[[int, int, float], None]] = None,
     skeleton: Skeleton = INTERHAND,
 ) -> Dict[str, Any]:
     """Predict both hands in every ``every``-th frame of the video at ``path`` (up to ``max_frames``) and write to
@@ -165,8 +188,13 @@ def predict_video(
             shown = [h for h, p in zip(("right", "left"), r["hands_present"]) if p] or ["right", "left"]
             canvas = draw_bbox(img, box, label="box")
             canvas = draw_skeleton_2d(canvas, joint_img, hands=shown)
-            for key, value in (("joint_img", joint_img), ("joint_cam_rel", joint_rel), ("hand_type", r["hand_type"]),
-                               ("bbox", box), ("frame", k)):
+            for key, value in (
+                ("joint_img", joint_img),
+                ("joint_cam_rel", joint_rel),
+                ("hand_type", r["hand_type"]),
+                ("bbox", box),
+                ("frame", k),
+            ):
                 record[key].append(np.asarray(value, dtype=np.float32 if key != "frame" else np.int64))
             if follow:
                 follower.update(r["joint_img"], r["hands_present"], skeleton)
@@ -191,15 +219,31 @@ def predict_video(
     for i in pick:
         present = arrays["hand_type"][i] > 0.5
         pred_valid = np.repeat(present, 21) if present.any() else np.ones(42, dtype=bool)
-        frames3d.append({"pred_cam": arrays["joint_cam_rel"][i].astype(np.float64), "pred_valid": pred_valid,
-                         "label": str(int(arrays["frame"][i])),
-                         "title": f"frame {int(arrays['frame'][i])} (t = {arrays['frame'][i] / info['fps']:.2f} s)"})
-    html = save_animation_html(hands_animation_figure(frames3d, fps * n / max(len(pick), 1), skeleton),
-                               out_dir / f"{stem}_3d.html")
-    summary = {"video": str(path), "bbox_first": [float(v) for v in bbox], "follow": follow, "every": every,
-               "frames": n, "fps": fps, "one_euro": one_euro, "overlay": str(video["path"]),
-               "overlay_format": video["format"], "html": str(html), "npz": str(npz),
-               "seconds": round(time.perf_counter() - t0, 2)}
+        frames3d.append(
+            {
+                "pred_cam": arrays["joint_cam_rel"][i].astype(np.float64),
+                "pred_valid": pred_valid,
+                "label": str(int(arrays["frame"][i])),
+                "title": f"frame {int(arrays['frame'][i])} (t = {arrays['frame'][i] / info['fps']:.2f} s)",
+            }
+        )
+    html = save_animation_html(
+        hands_animation_figure(frames3d, fps * n / max(len(pick), 1), skeleton), out_dir / f"{stem}_3d.html"
+    )
+    summary = {
+        "video": str(path),
+        "bbox_first": [float(v) for v in bbox],
+        "follow": follow,
+        "every": every,
+        "frames": n,
+        "fps": fps,
+        "one_euro": one_euro,
+        "overlay": str(video["path"]),
+        "overlay_format": video["format"],
+        "html": str(html),
+        "npz": str(npz),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1))
     return {**summary, "overlay": video["path"], "html": html, "npz": npz, **arrays}
 
@@ -217,8 +261,9 @@ class ProgressPrinter:
             print(f"frame {done}{of}  {rate:.1f} frames/s", flush=True)
 
 
-def video_from_sequence(seqs: Any, key: Any, path: Union[str, Path], fps: Optional[float] = None
-                        ) -> Tuple[Path, np.ndarray]:
+def video_from_sequence(
+    seqs: Any, key: Any, path: Union[str, Path], fps: Optional[float] = None
+) -> Tuple[Path, np.ndarray]:
     """Write one camera's view of a sequence (``internet.sequences.SequenceIndex`` and ``SequenceKey``) as a video
     (a stand-in for your own, with known ground truth); returns (the path written, the annotated box of its first
     frame). MP4, or GIF where OpenCV has no encoder."""

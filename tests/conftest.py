@@ -1,6 +1,7 @@
 """Shared test fixtures: the vendored real data and parity fixtures (tests/data/shared, a copy of ../shared), a tiny
 synthetic data set, notebook execution and one quick demo run (which trains the tiny checkpoint that the notebook,
 predictor and browser tests reuse)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any, Callable, Dict, Optional
 
 import pytest
-
 from vendored import VENDORED
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +49,14 @@ def tiny_data(tmp_path_factory) -> Path:
     from internet.synth import generate
 
     root = tmp_path_factory.mktemp("tiny_synth") / "InterHand2.6M"
-    generate(root, seed=TINY_SEED, n_train=QUICK_SIZES["train"], n_val=QUICK_SIZES["val"],
-             n_test=QUICK_SIZES["test"], with_images=True)
+    generate(
+        root,
+        seed=TINY_SEED,
+        n_train=QUICK_SIZES["train"],
+        n_val=QUICK_SIZES["val"],
+        n_test=QUICK_SIZES["test"],
+        with_images=True,
+    )
     return root
 
 
@@ -72,8 +78,14 @@ def execute_notebook() -> Callable[..., Any]:
 
     def run(name: str, out_path: Path, **parameters: Any):
         src = REPO_ROOT / "notebooks" / f"{name}.ipynb"
-        papermill.execute_notebook(str(src), str(out_path), parameters=parameters, progress_bar=False,
-                                   cwd=str(REPO_ROOT), kernel_name="python3")
+        papermill.execute_notebook(
+            str(src),
+            str(out_path),
+            parameters=parameters,
+            progress_bar=False,
+            cwd=str(REPO_ROOT),
+            kernel_name="python3",
+        )
         return nbformat.read(str(out_path), as_version=4)
 
     return run
@@ -90,8 +102,9 @@ def demo_run(tmp_path_factory, tiny_data) -> SimpleNamespace:
     rc = main(["--quick", "--data-root", str(tiny_data), "--output-dir", str(out), "--seed", str(TINY_SEED)])
     summary_path = out / "result" / "summary.json"
     summary: Optional[dict] = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    return SimpleNamespace(output_dir=out, data_root=tiny_data, rc=rc, summary=summary,
-                           checkpoint=latest_checkpoint(out / "model_dump"))
+    return SimpleNamespace(
+        output_dir=out, data_root=tiny_data, rc=rc, summary=summary, checkpoint=latest_checkpoint(out / "model_dump")
+    )
 
 
 @pytest.fixture(scope="session")

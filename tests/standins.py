@@ -2,6 +2,7 @@
 
 They live in a module (not a test file) so DDP workers and killed-and-resumed subprocesses can import them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,12 @@ class TinyInterNet(nn.Module):
         b, _, h, w = f.shape
         g = f.mean((2, 3))
         logits = self.hand(g)
-        return {"joint_heatmap": self.hm(f).reshape(b, self.joints, self.depth, h, w),
-                "rel_root_depth": (torch.softmax(self.root(g), 1) * self.bins).sum(1, keepdim=True),
-                "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
+        return {
+            "joint_heatmap": self.hm(f).reshape(b, self.joints, self.depth, h, w),
+            "rel_root_depth": (torch.softmax(self.root(g), 1) * self.bins).sum(1, keepdim=True),
+            "hand_type_logits": logits,
+            "hand_type": torch.sigmoid(logits),
+        }
 
 
 class RandomHands(Dataset):

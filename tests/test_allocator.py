@@ -1,4 +1,5 @@
 """internet.runtime: loader processes keep freed sample buffers in the heap instead of fresh mmap pages."""
+
 from __future__ import annotations
 
 import ctypes
@@ -19,9 +20,21 @@ BUFFER = 24 * 1024 * 1024  # a large buffer: above glibc's initial mmap threshol
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _libc():
@@ -51,17 +64,19 @@ def _in_fresh_process(body: str) -> dict:
     """Run ``body`` in a new interpreter (a heap without other tests' freed chunks, which could serve the probe)
     and return the dict it prints as JSON. ``body`` sees retain_freed_memory, _buffer_placement, _GLIBC_SMALL,
     Config, Trainer, Predictor, TinyInterNet and _PlacementProbe."""
-    code = "\n".join([
-        "import json, sys",
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
-        "from test_allocator import _buffer_placement, _GLIBC_SMALL, _PlacementProbe, _cfg",
-        "from internet.config import Config",
-        "from internet.runtime import retain_freed_memory",
-        "from internet.predictor import Predictor",
-        "from internet.train import Trainer",
-        "from standins import TinyInterNet",
-        body,
-    ])
+    code = "\n".join(
+        [
+            "import json, sys",
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+            "from test_allocator import _buffer_placement, _GLIBC_SMALL, _PlacementProbe, _cfg",
+            "from internet.config import Config",
+            "from internet.runtime import retain_freed_memory",
+            "from internet.predictor import Predictor",
+            "from internet.train import Trainer",
+            "from standins import TinyInterNet",
+            body,
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -75,8 +90,9 @@ def test_retained_buffers_come_from_the_heap_and_stay_there():
     again); after retain_freed_memory it is carved from the heap and stays there, free for the next sample."""
     default = _in_fresh_process("print(json.dumps(_buffer_placement()))")
     assert default["mmapped_during"] >= BUFFER
-    retained = _in_fresh_process("applied = retain_freed_memory()\n"
-                                 "print(json.dumps({'applied': applied, **_buffer_placement()}))")
+    retained = _in_fresh_process(
+        "applied = retain_freed_memory()\nprint(json.dumps({'applied': applied, **_buffer_placement()}))"
+    )
     assert retained["applied"] is True
     assert retained["mmapped_during"] < BUFFER
     assert retained["heap_free_after"] >= BUFFER
@@ -102,8 +118,16 @@ class _PlacementProbe(Dataset):
 
 
 def _cfg(tmp_path, **kw) -> Config:
-    base = dict(device="cpu", amp=False, channels_last=False, num_workers=1, train_batch_size=2, end_epoch=1,
-                output_dir=str(tmp_path), seed=0)
+    base = dict(
+        device="cpu",
+        amp=False,
+        channels_last=False,
+        num_workers=1,
+        train_batch_size=2,
+        end_epoch=1,
+        output_dir=str(tmp_path),
+        seed=0,
+    )
     base.update(kw)
     return Config.from_params(base)
 
@@ -117,7 +141,8 @@ def test_trainer_process_follows_the_config(tmp_path, retain):
         f"trainer = Trainer(_cfg({str(tmp_path)!r}, retain_freed_memory={retain}, num_workers=0), "
         "model=TinyInterNet(), train_set=_PlacementProbe(), progress_bar=False)\n"
         "trainer.close()\n"
-        "print(json.dumps(_buffer_placement()))")
+        "print(json.dumps(_buffer_placement()))"
+    )
     assert (out["mmapped_during"] < BUFFER) == retain
 
 
@@ -127,7 +152,8 @@ def test_predictor_follows_the_config(retain):
     out = _in_fresh_process(
         "retain_freed_memory(**_GLIBC_SMALL)\n"
         f"Predictor(TinyInterNet(), Config(device='cpu', retain_freed_memory={retain}))\n"
-        "print(json.dumps(_buffer_placement()))")
+        "print(json.dumps(_buffer_placement()))"
+    )
     assert (out["mmapped_during"] < BUFFER) == retain
 
 
@@ -142,5 +168,6 @@ def test_trainer_loader_workers_retain_freed_memory(tmp_path):
         "trainer._prepare_data()\n"
         "batch = next(iter(trainer.loader))\n"
         "trainer.close()\n"
-        "print(json.dumps({'mmapped_during': batch['mmapped_during'].tolist()}))")
+        "print(json.dumps({'mmapped_during': batch['mmapped_during'].tolist()}))"
+    )
     assert all(v < BUFFER for v in out["mmapped_during"]), out

@@ -1,6 +1,7 @@
 """Bad input, round two (issue 21): checkpoints with weights that are not finite or of a newer format, degenerate or
 absurd boxes and tiny or huge images given to Predictor, and notebook 05 given a 1x1 image. (The annotation-file
 cases are in test_data_errors.py.)"""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,9 @@ def write_checkpoint(path: Path, model: InterNet, **extra) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-@pytest.mark.parametrize("key,value", [("pose_net.hand_fc.2.weight", float("nan")),
-                                       ("pose_net.joint_deconv_1.1.running_var", float("inf"))])
+@pytest.mark.parametrize(
+    "key,value", [("pose_net.hand_fc.2.weight", float("nan")), ("pose_net.joint_deconv_1.1.running_var", float("inf"))]
+)
 def test_checkpoint_with_a_weight_that_is_not_finite_is_refused_naming_it(tmp_path, cfg, model, key, value):
     """One NaN weight used to load, and evaluation printed a believable MPJPE with hand probabilities of NaN."""
     state = official_state_dict(model)
@@ -63,8 +65,11 @@ def test_checkpoint_carries_a_format_version_and_a_newer_one_is_refused(tmp_path
     torch.save(raw, official)  # as the official code writes it: no version (format 0, the same layout)
     Predictor(official, cfg, "cpu")
     newer = write_checkpoint(tmp_path / "newer.pth.tar", model, format_version=CHECKPOINT_FORMAT + 1)
-    with pytest.raises(CheckpointError, match=rf"newer.pth.tar has checkpoint format {CHECKPOINT_FORMAT + 1}; this "
-                                              rf"code reads formats up to {CHECKPOINT_FORMAT}"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"newer.pth.tar has checkpoint format {CHECKPOINT_FORMAT + 1}; this "
+        rf"code reads formats up to {CHECKPOINT_FORMAT}",
+    ):
         Predictor(newer, cfg, "cpu")
     odd = write_checkpoint(tmp_path / "odd.pth.tar", model, format_version="1")
     with pytest.raises(CheckpointError, match=r"odd.pth.tar: 'format_version' must be a non-negative integer"):
@@ -72,12 +77,15 @@ def test_checkpoint_carries_a_format_version_and_a_newer_one_is_refused(tmp_path
 
 
 # ------------------------------------------------------------------------------------------------ Predictor input
-@pytest.mark.parametrize("box,words", [
-    ([10, 10, 1e-30, 1e-30], "side under 1 px"),  # used to collapse the crop onto one heatmap cell
-    ([10, 10, 0.5, 20], "side under 1 px"),
-    ([0, 0, 1e9, 1e9], "over 10 times the longer side of the 80x100 (WxH) image"),
-    ([0, 0, 1e39, 10], "not four finite numbers (in float32)"),
-])
+@pytest.mark.parametrize(
+    "box,words",
+    [
+        ([10, 10, 1e-30, 1e-30], "side under 1 px"),  # used to collapse the crop onto one heatmap cell
+        ([10, 10, 0.5, 20], "side under 1 px"),
+        ([0, 0, 1e9, 1e9], "over 10 times the longer side of the 80x100 (WxH) image"),
+        ([0, 0, 1e39, 10], "not four finite numbers (in float32)"),
+    ],
+)
 def test_degenerate_or_absurd_box_is_refused_by_predictor(cfg, model, box, words):
     predictor = Predictor(model, cfg, "cpu")
     with pytest.raises(ValueError, match=re.escape(words)):
@@ -88,8 +96,11 @@ def test_degenerate_or_absurd_box_is_refused_by_predictor(cfg, model, box, words
 def test_tiny_image_is_refused_naming_the_file(tmp_path, cfg, model):
     one = tmp_path / "one_pixel.png"
     cv2.imwrite(str(one), np.zeros((1, 1, 3), np.uint8))
-    with pytest.raises(DataFileError, match=rf"one_pixel.png is 1x1 pixels; prediction needs at least "
-                                            rf"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"):
+    with pytest.raises(
+        DataFileError,
+        match=rf"one_pixel.png is 1x1 pixels; prediction needs at least "
+        rf"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
+    ):
         load_rgb(one)
     with pytest.raises(ValueError, match=rf"at least {MIN_IMAGE_SIDE} pixels on a side"):
         Predictor(model, cfg, "cpu").predict(np.zeros((1, 1, 3), np.uint8), [0, 0, 1, 1])
@@ -100,7 +111,7 @@ def test_huge_image_given_to_predictor_is_refused_naming_the_file(tmp_path, cfg,
     ok, encoded = cv2.imencode(".jpg", np.full((16, 24, 3), 128, np.uint8))
     data = bytearray(encoded.tobytes())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = (20000).to_bytes(2, "big") * 2  # the frame header's height and width
+    data[sof + 5 : sof + 9] = (20000).to_bytes(2, "big") * 2  # the frame header's height and width
     big = tmp_path / "big.jpg"
     big.write_bytes(bytes(data))
     with pytest.raises(DataFileError, match=rf"image {re.escape(str(big))} is 20000x20000 pixels, more than"):
@@ -112,9 +123,15 @@ def test_notebook_05_names_a_one_pixel_image(execute_notebook, trained_checkpoin
     one = tmp_path / "one_pixel.png"
     cv2.imwrite(str(one), np.zeros((1, 1, 3), np.uint8))
     with pytest.raises(PapermillExecutionError) as e:
-        execute_notebook("05_your_image", tmp_path / "05.ipynb", image_path=str(one), bbox=[0, 0, 1, 1],
-                         output_dir=str(tmp_path / "out"), checkpoint=str(trained_checkpoint),
-                         png_export="matplotlib")
+        execute_notebook(
+            "05_your_image",
+            tmp_path / "05.ipynb",
+            image_path=str(one),
+            bbox=[0, 0, 1, 1],
+            output_dir=str(tmp_path / "out"),
+            checkpoint=str(trained_checkpoint),
+            png_export="matplotlib",
+        )
     assert e.value.ename == "DataFileError", e.value.ename
     assert str(one) in e.value.evalue and "1x1 pixels" in e.value.evalue
 
@@ -122,14 +139,25 @@ def test_notebook_05_names_a_one_pixel_image(execute_notebook, trained_checkpoin
 def test_box_rule_finds_one_bad_box_among_many():
     """The data sets check 1.36 M boxes at every start through a quick sufficient test; it must never hide a bad one."""
     from internet.geometry import invalid_boxes
+
     rng = np.random.default_rng(0)
     n = 1000
-    good = np.column_stack([rng.uniform(0, 300, n), rng.uniform(0, 200, n), rng.uniform(20, 200, n),
-                            rng.uniform(20, 200, n)]).astype(np.float32)
+    good = np.column_stack(
+        [rng.uniform(0, 300, n), rng.uniform(0, 200, n), rng.uniform(20, 200, n), rng.uniform(20, 200, n)]
+    ).astype(np.float32)
     width, height = np.full(n, 334, np.int32), np.full(n, 512, np.int32)
     assert not invalid_boxes(good, width, height).any()
-    for bad in ([1, 1, 0.5, 20], [1, 1, 20, 1e-30], [1, 1, 6000, 20], [400, 1, 20, 20], [1, 600, 20, 20],
-                [-50, 1, 20, 20], [1, -50, 20, 20], [np.nan, 1, 20, 20], [1, 1, np.inf, 20]):
+    for bad in (
+        [1, 1, 0.5, 20],
+        [1, 1, 20, 1e-30],
+        [1, 1, 6000, 20],
+        [400, 1, 20, 20],
+        [1, 600, 20, 20],
+        [-50, 1, 20, 20],
+        [1, -50, 20, 20],
+        [np.nan, 1, 20, 20],
+        [1, 1, np.inf, 20],
+    ):
         for at in (0, 500, n - 1):
             boxes = good.copy()
             boxes[at] = bad

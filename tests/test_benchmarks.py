@@ -1,6 +1,7 @@
 """The benchmark scripts run (tiny settings) and print one JSON line with their figures; the recorded results in
 benchmarks/RESULTS.md are complete. Speed itself is not asserted (shared CI machines are too noisy); what is asserted
 is what the figures mean: identical evaluation results, equal losses, the decoding floor, the flip-test error."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,17 @@ MACHINE_KEYS = {"cpu_model", "cpu_cores", "ram_gib", "date_utc", "device", "torc
 
 def run_bench(name: str, *args: str, tmp_path: Path = None) -> dict:
     """Run ``benchmarks/NAME.py args`` as the README says and parse its single JSON line."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     if tmp_path is not None:
         env["TMPDIR"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected one JSON line on stdout, got {len(lines)}: {proc.stdout[:500]}"
@@ -84,13 +90,13 @@ def test_data_pipeline_reports_rates_and_workers():
     assert f["workers_to_feed_3000_img_per_s (derived)"] == pytest.approx(3000 / pipe, rel=0.02)
     padded = f["padded_floor_samples_per_s_per_core (imdecode + pad to 4 channels + 1 warpAffine)"]
     assert f["ratio_padded_floor_over_pipeline (pipeline time / padded floor time)"] == pytest.approx(
-        padded / pipe, rel=0.02)
+        padded / pipe, rel=0.02
+    )
     assert out["allocator"] in ("retain_freed_memory", "default (not glibc: retain had no effect)")
 
 
 def test_inference_cpu_preset():
-    out = run_bench("bench_inference", "--models", "cpu_preset", "--repeats", "1", "--warmup", "0",
-                    "--threads", "1")
+    out = run_bench("bench_inference", "--models", "cpu_preset", "--repeats", "1", "--warmup", "0", "--threads", "1")
     row = out["figures"]["cpu_preset"]
     assert out["batch_size"] == 1 and set(out["figures"]) == {"cpu_preset"}
     assert out["allocator"] in ("retain_freed_memory", "default (not glibc: retain had no effect)")
@@ -100,8 +106,19 @@ def test_inference_cpu_preset():
 
 
 def test_train_step_formulations_compute_the_same_losses():
-    out = run_bench("bench_train_step", "--models", "cpu_preset", "--batch-size", "1", "--steps", "1",
-                    "--rounds", "1", "--threads", "1")
+    out = run_bench(
+        "bench_train_step",
+        "--models",
+        "cpu_preset",
+        "--batch-size",
+        "1",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--threads",
+        "1",
+    )
     row = out["figures"]["cpu_preset"]
     check = row["loss_check"]
     # the README: "same losses to 7e-8" (batch 16); at batch 1, at most one float32 rounding apart

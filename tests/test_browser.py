@@ -4,6 +4,7 @@ Runs all cells through the Run menu, waits for the plotly 3D figures and the wid
 browser's "next" button, checks that the 3D figure's data changed, and saves a screenshot. Skipped where no Chromium
 is installed (``make test`` installs it through the Makefile's ``browser`` target).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LAB_CONFIG = {  # no outside traffic, no stored layout: a clean, offline JupyterLab
-    "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate",
-               "extension_manager": "readonly"},
+    "LabApp": {
+        "news_url": None,
+        "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        "extension_manager": "readonly",
+    },
 }
 
 pytestmark = pytest.mark.browser
@@ -64,32 +75,57 @@ def lab(tmp_path, tiny_data, trained_checkpoint):
 
     root = tmp_path / "lab"
     root.mkdir()
-    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / "04_visualize_3d.ipynb")), {
-        "data_root": str(tiny_data), "output_dir": str(tmp_path / "output"), "checkpoint": str(trained_checkpoint),
-        "png_export": "matplotlib", "n_browse": 4, "export": False,
-    })
+    nb = parameterize_notebook(
+        load_notebook_node(str(REPO / "notebooks" / "04_visualize_3d.ipynb")),
+        {
+            "data_root": str(tiny_data),
+            "output_dir": str(tmp_path / "output"),
+            "checkpoint": str(trained_checkpoint),
+            "png_export": "matplotlib",
+            "n_browse": 4,
+            "export": False,
+        },
+    )
     nbformat.write(nb, str(root / "04_visualize_3d.ipynb"))
     config_dir = tmp_path / "jupyter_config"
     config_dir.mkdir()
     (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
     settings = tmp_path / "lab_settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)  # no "get Jupyter news?" toast over the page
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
-                                                                           "checkForUpdates": False}))
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"), "IPYTHONDIR": str(tmp_path / "ipython"),
-           "JUPYTER_PLATFORM_DIRS": "1"}
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config_dir),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
     port = _free_port()
     log = tmp_path / "jupyterlab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-           f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "w") as log_file:
         # its own process group, so the server and the kernel it starts are stopped together
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_http(f"http://127.0.0.1:{port}/api/status", proc, log)
         yield {"url": f"http://127.0.0.1:{port}", "root": root, "log": log, "out": tmp_path}
@@ -130,30 +166,41 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             page.goto(f"{lab['url']}/lab/tree/04_visualize_3d.ipynb")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
             # the kernel must be connected before "Run All" (the menu entry does nothing before)
-            page.wait_for_function("() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')"
-                                   "?.textContent || '')", timeout=120_000)
+            page.wait_for_function(
+                "() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.textContent || '')",
+                timeout=120_000,
+            )
             for _ in range(3):
                 page.click(".lm-MenuBar-itemLabel:text-is('Run')")
                 page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
                 try:  # started: some prompt shows [*] or a number
-                    page.wait_for_function("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
-                                           ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=20_000)
+                    page.wait_for_function(
+                        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                        ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                        timeout=20_000,
+                    )
                     break
                 except Exception:
                     page.keyboard.press("Escape")
             # every code cell executed (no "[*]" left, every prompt numbered)
             try:
-                page.wait_for_function("""() => {
+                page.wait_for_function(
+                    """() => {
                     const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
                     return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""", timeout=180_000)
+                }""",
+                    timeout=180_000,
+                )
             except Exception:
                 failed = lab["out"] / "failed.png"
                 page.screenshot(path=str(failed), full_page=True)
-                prompts = page.evaluate("() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
-                                        ".map(p => p.textContent)")
-                pytest.fail(f"the cells did not all run (prompts {prompts}); screenshot {failed}; JupyterLab log:\n"
-                            f"{lab['log'].read_text()[-4000:]}")
+                prompts = page.evaluate(
+                    "() => [...document.querySelectorAll('.jp-InputArea-prompt')].map(p => p.textContent)"
+                )
+                pytest.fail(
+                    f"the cells did not all run (prompts {prompts}); screenshot {failed}; JupyterLab log:\n"
+                    f"{lab['log'].read_text()[-4000:]}"
+                )
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
             assert not tracebacks, tracebacks[0][:2000]
@@ -175,11 +222,14 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
 
             page.locator(".jupyter-widgets button:has-text('next')").first.click()
-            page.wait_for_function("(old) => { const t = document.querySelector("
-                                   "'.jupyter-widgets .widget-html-content b'); return t && t.textContent !== old; }",
-                                   arg=before_title)
-            page.wait_for_function(f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old",
-                                   arg=[browser_plot, before_sig])
+            page.wait_for_function(
+                "(old) => { const t = document.querySelector("
+                "'.jupyter-widgets .widget-html-content b'); return t && t.textContent !== old; }",
+                arg=before_title,
+            )
+            page.wait_for_function(
+                f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old", arg=[browser_plot, before_sig]
+            )
             after = _plot_data(page, browser_plot)
             assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
             assert "#1" in title.inner_text() and "#0" in before_title

@@ -1,6 +1,7 @@
 """06_sequences.ipynb in a real browser (JupyterLab + headless Chromium through Playwright, as test_browser.py):
 run all cells, press the sequence player's play button and see the 3D figure and the frame slider change.
 Skipped where no Chromium is installed."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,7 @@ import sys
 
 import nbformat
 import pytest
-
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, LAB_CONFIG, REPO, _PLOT_DATA_JS, _free_port, _plot_data,
-                          _wait_http)
+from test_browser import _PLOT_DATA_JS, CHROMIUM, CHROMIUM_ARGS, LAB_CONFIG, REPO, _free_port, _plot_data, _wait_http
 
 pytestmark = pytest.mark.browser
 
@@ -29,31 +28,57 @@ def lab06(tmp_path, tiny_data, trained_checkpoint):
 
     root = tmp_path / "lab"
     root.mkdir()
-    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / "06_sequences.ipynb")), {
-        "data_root": str(tiny_data), "output_dir": str(tmp_path / "output"), "checkpoint": str(trained_checkpoint),
-        "png_export": "matplotlib", "export": False, "temporal_sequences": 0,
-    })
+    nb = parameterize_notebook(
+        load_notebook_node(str(REPO / "notebooks" / "06_sequences.ipynb")),
+        {
+            "data_root": str(tiny_data),
+            "output_dir": str(tmp_path / "output"),
+            "checkpoint": str(trained_checkpoint),
+            "png_export": "matplotlib",
+            "export": False,
+            "temporal_sequences": 0,
+        },
+    )
     nbformat.write(nb, str(root / "06_sequences.ipynb"))
     config_dir = tmp_path / "jupyter_config"
     config_dir.mkdir()
     (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
     settings = tmp_path / "lab_settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
-                                                                           "checkForUpdates": False}))
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"), "IPYTHONDIR": str(tmp_path / "ipython"),
-           "JUPYTER_PLATFORM_DIRS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config_dir),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     port = _free_port()
     log = tmp_path / "jupyterlab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-           f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "w") as log_file:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_http(f"http://127.0.0.1:{port}/api/status", proc, log)
         yield {"url": f"http://127.0.0.1:{port}", "root": root, "log": log, "out": tmp_path}
@@ -78,22 +103,30 @@ def test_sequence_player_plays_in_jupyterlab(lab06):
             page.set_default_timeout(120_000)
             page.goto(f"{lab06['url']}/lab/tree/06_sequences.ipynb")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-            page.wait_for_function("() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')"
-                                   "?.textContent || '')", timeout=120_000)
+            page.wait_for_function(
+                "() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.textContent || '')",
+                timeout=120_000,
+            )
             for _ in range(3):
                 page.click(".lm-MenuBar-itemLabel:text-is('Run')")
                 page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
                 try:
-                    page.wait_for_function("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
-                                           ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=20_000)
+                    page.wait_for_function(
+                        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                        ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                        timeout=20_000,
+                    )
                     break
                 except Exception:
                     page.keyboard.press("Escape")
             try:
-                page.wait_for_function("""() => {
+                page.wait_for_function(
+                    """() => {
                     const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
                     return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""", timeout=180_000)
+                }""",
+                    timeout=180_000,
+                )
             except Exception:
                 failed = lab06["out"] / "failed.png"
                 page.screenshot(path=str(failed), full_page=True)
@@ -113,14 +146,20 @@ def test_sequence_player_plays_in_jupyterlab(lab06):
             assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
 
             page.locator(".jupyter-widgets .widget-play button").first.click()  # ▶
-            page.wait_for_function(f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old",
-                                   arg=[plot, before_sig], timeout=30_000)
+            page.wait_for_function(
+                f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old",
+                arg=[plot, before_sig],
+                timeout=30_000,
+            )
             after = _plot_data(page, plot)
             assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
             assert len(after) == len(before)  # coordinates updated in place, same traces
-            page.wait_for_function("(old) => [...document.querySelectorAll('.jupyter-widgets .widget-html-content')]"
-                                   ".some(e => e.querySelector('b') && e.textContent !== old)", arg=before_title,
-                                   timeout=30_000)  # the frame moved on
+            page.wait_for_function(
+                "(old) => [...document.querySelectorAll('.jupyter-widgets .widget-html-content')]"
+                ".some(e => e.querySelector('b') && e.textContent !== old)",
+                arg=before_title,
+                timeout=30_000,
+            )  # the frame moved on
             shot = lab06["out"] / "vis" / "browser_06_sequences.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot))

@@ -1,5 +1,6 @@
 """Checkpoints: official format round trip, checked loading (depth, missing keys, shapes), refusal of pickles that
 run code, corrupt files, atomic saving under a failing disk, RNG state helpers and the snapshot naming."""
+
 from __future__ import annotations
 
 import errno
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vendored import OFFICIAL
 
 import internet.checkpoint as ckpt_mod
 from internet.checkpoint import (
@@ -27,8 +29,6 @@ from internet.checkpoint import (
     save_checkpoint,
 )
 from internet.model import InterNet
-
-from vendored import OFFICIAL
 
 OFFICIAL_KEYS = OFFICIAL / "state_dict_keys.tsv"
 
@@ -54,8 +54,12 @@ def perturbed_copy(model: InterNet, seed: int) -> InterNet:
     """A ResNet-18 InterNet whose every entry differs from ``model``'s."""
     other = InterNet(resnet_type=18)
     g = torch.Generator().manual_seed(seed)
-    other.load_state_dict({k: (v + 1 if v.dtype == torch.int64 else torch.randn(v.shape, generator=g))
-                           for k, v in model.state_dict().items()})
+    other.load_state_dict(
+        {
+            k: (v + 1 if v.dtype == torch.int64 else torch.randn(v.shape, generator=g))
+            for k, v in model.state_dict().items()
+        }
+    )
     return other
 
 
@@ -123,7 +127,9 @@ def test_missing_key_and_wrong_shape_are_named(r18):
         load_network_state(InterNet(resnet_type=18), {"network": missing})
     wrong = dict(state)
     wrong["module.pose_net.hand_fc.2.weight"] = torch.zeros(3, 512)
-    with pytest.raises(CheckpointError, match=r"pose_net\.hand_fc\.2\.weight checkpoint \(3, 512\) vs model \(2, 512\)"):
+    with pytest.raises(
+        CheckpointError, match=r"pose_net\.hand_fc\.2\.weight checkpoint \(3, 512\) vs model \(2, 512\)"
+    ):
         load_network_state(InterNet(resnet_type=18), {"network": wrong})
     with pytest.raises(CheckpointError, match=r"1 unexpected keys.*\b7\b"):  # a key that is not even a string
         load_network_state(InterNet(resnet_type=18), {"network": {**state, 7: torch.zeros(1)}})
@@ -327,9 +333,15 @@ def test_checkpoint_names_and_latest(tmp_path):
     assert latest_checkpoint(dump) is None  # no folder yet
     dump.mkdir()
     assert latest_checkpoint(dump) is None
-    for name in ("snapshot_2.pth.tar", "snapshot_9.pth.tar", "snapshot_10_iter50.pth.tar",
-                 "snapshot_10_iter100.pth.tar", ".snapshot_11.pth.tar.abc.tmp", "snapshot_12.pth.tar.bak",
-                 "notes.txt"):
+    for name in (
+        "snapshot_2.pth.tar",
+        "snapshot_9.pth.tar",
+        "snapshot_10_iter50.pth.tar",
+        "snapshot_10_iter100.pth.tar",
+        ".snapshot_11.pth.tar.abc.tmp",
+        "snapshot_12.pth.tar.bak",
+        "notes.txt",
+    ):
         (dump / name).write_bytes(b"x")
     assert latest_checkpoint(dump).name == "snapshot_10_iter100.pth.tar"  # numeric, not lexicographic
     (dump / "snapshot_10.pth.tar").write_bytes(b"x")

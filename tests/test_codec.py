@@ -1,4 +1,5 @@
 """HeatmapCodec: both directions of the heatmap-space mapping, its range rules, and the required geometry."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def test_decode_inverts_encode(name):
 
 def test_the_paper_numbers_and_the_range_rules():
     codec = HeatmapCodec.from_config(Config())
-    hm, in_range = codec.encode_joints(np.array([[128.0, 64.0, 0.0], [0.0, 0.0, -200.0], [4.0, 8.0, 200.0],
-                                                 [0.0, 0.0, -200.1]], dtype=np.float32))
+    hm, in_range = codec.encode_joints(
+        np.array([[128.0, 64.0, 0.0], [0.0, 0.0, -200.0], [4.0, 8.0, 200.0], [0.0, 0.0, -200.1]], dtype=np.float32)
+    )
     assert hm.dtype == np.float32  # training targets stay float32
     np.testing.assert_array_equal(hm, np.array([[32, 16, 32], [0, 0, 0], [1, 2, 64], [0, 0, hm[3, 2]]], np.float32))
     assert in_range.tolist() == [True, True, False, False]  # depth bins in [0, 64)
@@ -63,8 +65,15 @@ def test_heatmap_to_image_goes_through_inv_trans_and_to_camera_adds_the_root_dep
     inv_trans = np.array([[[2.0, 0.0, 5.0], [0.0, 3.0, 7.0]]])
     uvz = codec.heatmap_to_image(coord, inv_trans)
     np.testing.assert_allclose(uvz[0, 0], [85.0, 247.0, 100.0])
-    cam = codec.to_camera(coord, np.array([40.0]), inv_trans, np.array([[100.0, 100.0]]), np.array([[85.0, 247.0]]),
-                          np.array([[500.0, 700.0]]), INTERHAND)
+    cam = codec.to_camera(
+        coord,
+        np.array([40.0]),
+        inv_trans,
+        np.array([[100.0, 100.0]]),
+        np.array([[85.0, 247.0]]),
+        np.array([[500.0, 700.0]]),
+        INTERHAND,
+    )
     right, left = INTERHAND.joint_type["right"], INTERHAND.joint_type["left"]
     np.testing.assert_allclose(cam[0, right], np.tile([0.0, 0.0, 600.0], (21, 1)))
     np.testing.assert_allclose(cam[0, left], np.tile([0.0, 0.0, 600.0 + 50.0], (21, 1)))  # 500 + (40 bins = 50 mm)
@@ -80,12 +89,21 @@ def test_geometry_is_required(bad):
 
 def test_evaluation_and_per_sample_error_need_the_config():
     n = 2
-    pred = {"joint_coord": np.random.default_rng(1).uniform(0, 16, (n, 42, 3)), "rel_root_depth": np.full(n, 8.0),
-            "hand_type": np.full((n, 2), 0.9)}
-    gt = {"joint_cam": np.zeros((n, 42, 3)) + [0, 0, 500.0], "joint_valid": np.ones((n, 42)),
-          "hand_type": np.array(["interacting", "right"]), "hand_type_valid": np.ones(n),
-          "focal": np.full((n, 2), 500.0), "princpt": np.full((n, 2), 64.0), "abs_depth": np.full((n, 2), 500.0),
-          "inv_trans": np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (n, 1, 1))}
+    pred = {
+        "joint_coord": np.random.default_rng(1).uniform(0, 16, (n, 42, 3)),
+        "rel_root_depth": np.full(n, 8.0),
+        "hand_type": np.full((n, 2), 0.9),
+    }
+    gt = {
+        "joint_cam": np.zeros((n, 42, 3)) + [0, 0, 500.0],
+        "joint_valid": np.ones((n, 42)),
+        "hand_type": np.array(["interacting", "right"]),
+        "hand_type_valid": np.ones(n),
+        "focal": np.full((n, 2), 500.0),
+        "princpt": np.full((n, 2), 64.0),
+        "abs_depth": np.full((n, 2), 500.0),
+        "inv_trans": np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (n, 1, 1)),
+    }
     for fn in (evaluate_interhand, evaluate_interhand_loop):
         with pytest.raises(TypeError, match="cfg"):
             fn(pred, gt)

@@ -1,5 +1,6 @@
 """The grouped config behind flat access; the model group decides a checkpoint's network; the loss owns its terms
 and weights; the model's parameter groups; the resume state that internet.checkpoint writes and restores."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from standins import RandomHands, TinyInterNet
 from torch import nn
 
 from internet.checkpoint import ResumeError, resume_training, save_checkpoint, training_checkpoint
@@ -15,7 +17,6 @@ from internet.config import GROUPS, Config, ConfigError
 from internet.losses import InterNetLoss
 from internet.model import InterNet, param_groups
 from internet.model.load import MODEL_FIELDS, load_model
-from standins import RandomHands, TinyInterNet
 
 
 def test_every_field_has_one_group_and_access_stays_flat():
@@ -24,9 +25,17 @@ def test_every_field_has_one_group_and_access_stays_flat():
     assert sorted(sum(by_group.values(), ())) == sorted(names)  # each field in exactly one group
     assert MODEL_FIELDS == by_group["model"]
     # what a checkpoint must carry to be rebuilt and decoded: the network's shapes and its heatmap space
-    assert set(by_group["model"]) == {"resnet_type", "head_channels", "fc_input_norm", "input_img_shape",
-                                      "output_hm_shape", "output_root_hm_shape", "sigma", "bbox_3d_size",
-                                      "bbox_3d_size_root"}
+    assert set(by_group["model"]) == {
+        "resnet_type",
+        "head_channels",
+        "fc_input_norm",
+        "input_img_shape",
+        "output_hm_shape",
+        "output_root_hm_shape",
+        "sigma",
+        "bbox_3d_size",
+        "bbox_3d_size_root",
+    }
     cfg = Config(resnet_type=18)
     assert cfg.resnet_type == 18 and cfg.group("model")["resnet_type"] == 18
     flat = cfg.to_dict()
@@ -40,15 +49,32 @@ def test_every_field_has_one_group_and_access_stays_flat():
 def test_a_checkpoints_saved_config_decides_every_model_field_and_nothing_else(tmp_path):
     """load_model takes every model-group value from the checkpoint's saved (flat) config and keeps the given
     config's other values: a field missing from the model group would keep the given value here."""
-    trained = Config.cpu_demo(resnet_type=34, input_img_shape=(64, 64), output_hm_shape=(8, 16, 16), sigma=1.5,
-                              bbox_3d_size=300.0, bbox_3d_size_root=350.0, output_root_hm_shape=32,
-                              head_channels=8, fc_input_norm=False, lr=3e-3, flip_test=True, data_root="elsewhere")
+    trained = Config.cpu_demo(
+        resnet_type=34,
+        input_img_shape=(64, 64),
+        output_hm_shape=(8, 16, 16),
+        sigma=1.5,
+        bbox_3d_size=300.0,
+        bbox_3d_size_root=350.0,
+        output_root_hm_shape=32,
+        head_channels=8,
+        fc_input_norm=False,
+        lr=3e-3,
+        flip_test=True,
+        data_root="elsewhere",
+    )
     given = Config.cpu_demo()
     assert all(trained.group("model")[k] != given.group("model")[k] for k in MODEL_FIELDS)
     path = tmp_path / "snapshot_0.pth.tar"
     net = InterNet.from_config(trained)
-    save_checkpoint(path, {"epoch": 0, "network": {k: v for k, v in net.state_dict().items()},
-                           "train_state": {"config": trained.to_dict()}})
+    save_checkpoint(
+        path,
+        {
+            "epoch": 0,
+            "network": {k: v for k, v in net.state_dict().items()},
+            "train_state": {"config": trained.to_dict()},
+        },
+    )
     model, cfg, info = load_model(path, given)
     assert cfg.group("model") == trained.group("model")
     assert set(info["changed"]) == set(MODEL_FIELDS)
@@ -70,8 +96,11 @@ def test_the_loss_owns_its_terms_and_weights():
     for bad in ((1.0, 1.0), (1.0, -1.0, 1.0), (1.0, float("nan"), 1.0), ("a", 1.0, 1.0)):
         with pytest.raises(ConfigError, match="loss_weights.*joint_heatmap, rel_root_depth, hand_type"):
             InterNetLoss(weights=bad)
-    assert InterNetLoss.from_config(Config.cpu_demo()).weights == {"joint_heatmap": 1.0, "rel_root_depth": 1.0,
-                                                                   "hand_type": 10.0}
+    assert InterNetLoss.from_config(Config.cpu_demo()).weights == {
+        "joint_heatmap": 1.0,
+        "rel_root_depth": 1.0,
+        "hand_type": 10.0,
+    }
 
 
 def test_internet_parameter_groups_put_its_linear_heads_apart():
@@ -107,11 +136,18 @@ def test_resume_state_round_trip_through_internet_checkpoint(tmp_path):
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     fresh = nn.Linear(3, 2)
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-3)
-    assert resume_training(path, fresh, fresh_opt, cfg, data_order=_order(world_size=2),
-                           optimizer_flags={"foreach": None}) == (1, 3, 8)
+    assert resume_training(
+        path, fresh, fresh_opt, cfg, data_order=_order(world_size=2), optimizer_flags={"foreach": None}
+    ) == (1, 3, 8)
     assert torch.equal(fresh.weight, net.weight)
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     with pytest.raises(ResumeError, match=r"snapshot_1_iter3\.pth\.tar stopped inside epoch 1.*seed: 0 -> 1"):
-        resume_training(path, nn.Linear(3, 2), torch.optim.Adam(nn.Linear(3, 2).parameters()), cfg,
-                        data_order=_order(seed=1), optimizer_flags={})
+        resume_training(
+            path,
+            nn.Linear(3, 2),
+            torch.optim.Adam(nn.Linear(3, 2).parameters()),
+            cfg,
+            data_order=_order(seed=1),
+            optimizer_flags={},
+        )

@@ -4,6 +4,7 @@ The index parses the JSON itself (vectorised; pycocotools' per-annotation dicts 
 scale), so this test pins its annotation->image join and fields to pycocotools on the real sample and on a
 synthetic set with many captures and cameras.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 from pycocotools.coco import COCO
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 from internet.config import Config
 from internet.data import InterHand26M
-
-from vendored import INTERHAND_SAMPLE as SAMPLE
 
 
 def coco_view(data_json: Path) -> COCO:
@@ -25,8 +25,9 @@ def coco_view(data_json: Path) -> COCO:
 
 
 def check_against_coco(root: Path, split: str, tmp_path: Path) -> int:
-    ds = InterHand26M(Config(data_root=str(root)), split, mode="test", cache_dir=tmp_path / "cache",
-                      keep_unlabelled=True)
+    ds = InterHand26M(
+        Config(data_root=str(root)), split, mode="test", cache_dir=tmp_path / "cache", keep_unlabelled=True
+    )
     coco = coco_view(root / "annotations" / split / f"InterHand2.6M_{split}_data.json")
     assert len(ds) == len(coco.getAnnIds())
     order_single = []

@@ -1,4 +1,5 @@
 """Bad InterHand2.6M inputs give clear errors naming the file, key, annotation, capture, camera or frame."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError, read_image, read_json
-
-from vendored import INTERHAND_SAMPLE as SAMPLE
 
 ANN_DIR = Path("annotations") / "test"
 RIGHT_ID, LEFT_ID, INTER_ID = 471953, 680801, 326750
@@ -103,14 +103,17 @@ def test_annotation_missing_key_names_id_and_key(root, key):
         load(root)
 
 
-@pytest.mark.parametrize("key,value", [
-    ("bbox", [1.0, 2.0, 3.0]),
-    ("bbox", "10 10 50 50"),
-    ("joint_valid", [[1]] * 41 + [["yes"]]),
-    ("joint_valid", [[1]] * 40),
-    ("hand_type_valid", "1"),
-    ("hand_type", 3),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("bbox", [1.0, 2.0, 3.0]),
+        ("bbox", "10 10 50 50"),
+        ("joint_valid", [[1]] * 41 + [["yes"]]),
+        ("joint_valid", [[1]] * 40),
+        ("hand_type_valid", "1"),
+        ("hand_type", 3),
+    ],
+)
 def test_annotation_wrong_type_names_id_and_key(root, key, value):
     edit(root, "data", lambda d: ann(d, LEFT_ID).__setitem__(key, value))
     with pytest.raises(DataFileError, match=rf"id={LEFT_ID}.*'{key}'"):
@@ -131,6 +134,7 @@ def test_int_bool_mixes_of_the_real_files_are_accepted(root):
         for a in d["annotations"]:
             a["joint_valid"] = [[bool(v[0])] for v in a["joint_valid"]]  # as joint_3d.json stores them
             a["hand_type_valid"] = True
+
     edit(root, "data", to_bools)
     ds = load(root)
     np.testing.assert_array_equal(ds.index["joint_valid"], ref_valid)
@@ -196,10 +200,15 @@ def test_bad_world_coord_shape(root):
 
 
 # ================================================================================================ boxes, validity
-@pytest.mark.parametrize("bbox,why", [([10, 10, 0, 50], "side under 1 px"),
-                                      ([10, 10, 50, -5], "side under 1 px"),
-                                      ([600, 10, 50, 50], "entirely outside"),
-                                      ([-80, 10, 50, 50], "entirely outside")])
+@pytest.mark.parametrize(
+    "bbox,why",
+    [
+        ([10, 10, 0, 50], "side under 1 px"),
+        ([10, 10, 50, -5], "side under 1 px"),
+        ([600, 10, 50, 50], "entirely outside"),
+        ([-80, 10, 50, 50], "entirely outside"),
+    ],
+)
 def test_bad_box_names_annotation(root, bbox, why):
     edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("bbox", bbox))
     with pytest.raises(DataFileError, match=rf"id={RIGHT_ID}.*{why}"):
@@ -210,6 +219,7 @@ def test_annotations_without_valid_joints_are_skipped_with_a_count(root):
     def clear(d):
         ann(d, RIGHT_ID)["joint_valid"] = [[0]] * 42
         ann(d, LEFT_ID)["joint_valid"] = [[0]] * 21 + [[1]] * 20 + [[0]]  # an invalid root zeroes the hand
+
     edit(root, "data", clear)
     with pytest.warns(UserWarning, match=r"skipping 2 of 3 annotations"):
         ds = load(root)
@@ -269,7 +279,7 @@ def test_truncated_png_is_detected(tmp_path):
         read_image(p)
 
 
-# ================================================================================================ RootNet, subsets, args
+# ============================================================================================= RootNet, subsets, args
 def test_rootnet_file_missing_ids(root, tmp_path):
     path = tmp_path / "rootnet_output_test.json"
     path.write_text(json.dumps([{"annot_id": INTER_ID, "bbox": [0, 0, 100, 100], "abs_depth": [1000, 1050]}]))
@@ -306,21 +316,27 @@ def test_bad_id_list_and_arguments(root, tmp_path):
 
 # ================================================================================================ domains (issue 21)
 # Values of the right type but outside their field's domain used to give silent wrong results.
-@pytest.mark.parametrize("key,value,shown", [
-    ("hand_type_valid", 5, "5"),
-    ("hand_type_valid", -1, "-1"),  # would train the hand-type output the wrong way
-    ("joint_valid", [[1]] * 41 + [[2]], "2"),
-    ("bbox", [10.0, 10.0, 1e39, 50.0], "1e+39"),  # finite in float64, inf in the float32 it is stored in
-    ("bbox", [10.0, float("nan"), 50.0, 50.0], "nan"),
-    ("id", 1e30, "1e+30"),  # would wrap around in int64
-    ("id", 7.5, "7.5"),
-    ("image_id", 2 ** 63, str(2 ** 63)),
-])
+@pytest.mark.parametrize(
+    "key,value,shown",
+    [
+        ("hand_type_valid", 5, "5"),
+        ("hand_type_valid", -1, "-1"),  # would train the hand-type output the wrong way
+        ("joint_valid", [[1]] * 41 + [[2]], "2"),
+        ("bbox", [10.0, 10.0, 1e39, 50.0], "1e+39"),  # finite in float64, inf in the float32 it is stored in
+        ("bbox", [10.0, float("nan"), 50.0, 50.0], "nan"),
+        ("id", 1e30, "1e+30"),  # would wrap around in int64
+        ("id", 7.5, "7.5"),
+        ("image_id", 2**63, str(2**63)),
+    ],
+)
 def test_value_outside_its_domain_names_file_id_key_and_value(root, key, value, shown):
     edit(root, "data", lambda d: ann(d, LEFT_ID).__setitem__(key, value))
     ident = "" if key == "id" else f"id={LEFT_ID}"
-    with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_data.json: annotation {ident}.*key '{key}' must "
-                                            rf"hold .*got .*{re.escape(shown)}"):
+    with pytest.raises(
+        DataFileError,
+        match=rf"InterHand2.6M_test_data.json: annotation {ident}.*key '{key}' must "
+        rf"hold .*got .*{re.escape(shown)}",
+    ):
         load(root)
 
 
@@ -331,31 +347,45 @@ def test_image_value_outside_its_domain(root, key, value):
         load(root)
 
 
-@pytest.mark.parametrize("field,value,words", [("focal", [1e39, 1000.0], "finite in float32"),
-                                               ("focal", [0.0, 1000.0], "> 0"),
-                                               ("princpt", [float("inf"), 1.0], "finite")])
+@pytest.mark.parametrize(
+    "field,value,words",
+    [
+        ("focal", [1e39, 1000.0], "finite in float32"),
+        ("focal", [0.0, 1000.0], "> 0"),
+        ("princpt", [float("inf"), 1.0], "finite"),
+    ],
+)
 def test_camera_value_outside_its_domain(root, field, value, words):
     edit(root, "camera", lambda c: c["7"][field].__setitem__("410053", value))
-    with pytest.raises(DataFileError, match=rf"camera.json: capture 7 camera 410053: key '{field}' must hold.*"
-                                            rf"{re.escape(words)}"):
+    with pytest.raises(
+        DataFileError,
+        match=rf"camera.json: capture 7 camera 410053: key '{field}' must hold.*"
+        rf"{re.escape(words)}",
+    ):
         load(root)
 
 
 def test_every_domain_is_stated_once_and_is_checked():
     from internet.data.domains import DOMAINS, outside_domain
+
     for name, domain in DOMAINS.items():
         shape = domain.resolve_shape(3)
         good = np.ones((2,) + shape)
         assert not outside_domain(good, domain).any(), name
         bad = good.copy()
-        bad.reshape(2, -1)[1, 0] = 1e39 if np.dtype(domain.dtype).kind == "f" else 2.0 ** 70
+        bad.reshape(2, -1)[1, 0] = 1e39 if np.dtype(domain.dtype).kind == "f" else 2.0**70
         if domain.finite:
             assert outside_domain(bad, domain).tolist() == [False, True], name
 
 
-@pytest.mark.parametrize("bbox,why", [([100, 100, 1e-30, 1e-30], "side under 1 px"),
-                                      ([100, 100, 0.5, 40], "side under 1 px"),
-                                      ([0, 0, 1e6, 1e6], "over 10 times the longer side")])
+@pytest.mark.parametrize(
+    "bbox,why",
+    [
+        ([100, 100, 1e-30, 1e-30], "side under 1 px"),
+        ([100, 100, 0.5, 40], "side under 1 px"),
+        ([0, 0, 1e6, 1e6], "over 10 times the longer side"),
+    ],
+)
 def test_degenerate_or_absurd_box_names_annotation(root, bbox, why):
     """A 1e-30 box used to collapse the crop and make every joint a valid target at heatmap pixel (0, 0)."""
     edit(root, "data", lambda d: ann(d, RIGHT_ID).__setitem__("bbox", bbox))
@@ -369,12 +399,15 @@ def test_empty_split_says_so(root):
         load(root)
 
 
-@pytest.mark.parametrize("kind,text,words", [
-    ("data", '{"images": [], "annotations": [{"id": ' + "7" * 5000 + "}]}", "4300 digits"),
-    ("data", '{"images": [], "annotations": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested too deeply"),
-    ("camera", '{"7": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
-    ("joint_3d", '{"7": ' + "1" * 5000 + "}", "4300 digits"),
-])
+@pytest.mark.parametrize(
+    "kind,text,words",
+    [
+        ("data", '{"images": [], "annotations": [{"id": ' + "7" * 5000 + "}]}", "4300 digits"),
+        ("data", '{"images": [], "annotations": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested too deeply"),
+        ("camera", '{"7": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ("joint_3d", '{"7": ' + "1" * 5000 + "}", "4300 digits"),
+    ],
+)
 def test_huge_number_or_deep_nesting_names_the_file(root, kind, text, words):
     path_of(root, kind).write_text(text)
     with pytest.raises(DataFileError, match=rf"InterHand2.6M_test_{kind}.json: .*{words}"):
@@ -385,7 +418,7 @@ def zero_run(path: Path, at: float = 0.3, length: int = 200) -> None:
     """Overwrite ``length`` bytes in the middle of the entropy-coded data with zeros (end marker intact)."""
     data = bytearray(path.read_bytes())
     start = int(len(data) * at)
-    data[start:start + length] = bytes(length)
+    data[start : start + length] = bytes(length)
     path.write_bytes(bytes(data))
 
 
@@ -408,6 +441,7 @@ def test_intact_images_decode_without_a_warning_error():
 
 def test_text_on_stderr_that_is_not_a_corruption_warning_passes_through(capfd):
     from internet.data.io import _jpeg_problem
+
     assert _jpeg_problem("Warning: unknown JFIF revision number 3.01\n") is None
     assert _jpeg_problem("Corrupt JPEG data: bad ICC marker\n") is None
     assert _jpeg_problem("Corrupt JPEG data: 4 extraneous bytes before marker 0xd9\n").startswith("Corrupt JPEG")
@@ -417,10 +451,11 @@ def test_text_on_stderr_that_is_not_a_corruption_warning_passes_through(capfd):
 def test_huge_image_is_refused_from_its_header(tmp_path, monkeypatch):
     """A 20000 x 20000 JPEG used to die with a MemoryError naming no file: the frame header says the size first."""
     from internet.data import io
+
     src = next((SAMPLE / "images").rglob("*.jpg")).read_bytes()
     data = bytearray(src)
     sof = next(i for i in range(2, len(data) - 9) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
-    data[sof + 5:sof + 9] = (20000).to_bytes(2, "big") * 2
+    data[sof + 5 : sof + 9] = (20000).to_bytes(2, "big") * 2
     big = tmp_path / "big.jpg"
     big.write_bytes(bytes(data))
     assert io.encoded_image_size(np.frombuffer(bytes(data), np.uint8)) == (20000, 20000)
@@ -445,8 +480,11 @@ def flip_hand_type_valid_keeping_size_and_mtime(root: Path, ann_id: int) -> int:
     times back; returns the new value."""
     path = path_of(root, "data")
     st = path.stat()
-    edit(root, "data", lambda d: ann(d, ann_id).__setitem__("hand_type_valid",
-                                                             1 - int(ann(d, ann_id)["hand_type_valid"])))
+    edit(
+        root,
+        "data",
+        lambda d: ann(d, ann_id).__setitem__("hand_type_valid", 1 - int(ann(d, ann_id)["hand_type_valid"])),
+    )
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     return int(ann(json.loads(path.read_text()), ann_id)["hand_type_valid"])
@@ -454,6 +492,7 @@ def flip_hand_type_valid_keeping_size_and_mtime(root: Path, ann_id: int) -> int:
 
 def test_cache_follows_an_edit_that_keeps_size_and_mtime(root, monkeypatch):
     from internet.data import index as index_mod
+
     monkeypatch.setattr(index_mod, "RACY_NS", 0)  # record the stats at once (the files were written just now)
     edit(root, "data", lambda d: None)  # written as json.dumps writes it, so the edit below keeps the size
     before = cached(root)
@@ -468,6 +507,7 @@ def test_cache_follows_an_edit_that_keeps_size_and_mtime(root, monkeypatch):
 
 def test_later_loads_read_no_source_while_their_stats_are_unchanged(root, monkeypatch):
     from internet.data import index as index_mod
+
     hashed = []
     real = index_mod.fingerprint
     monkeypatch.setattr(index_mod, "fingerprint", lambda paths: hashed.append(1) or real(paths))

@@ -1,4 +1,5 @@
 """InterHand2.6M data set: parity with the official code's fixtures, the cached index, augmentation, eval targets."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vendored import INTERHAND_SAMPLE as SAMPLE
+from vendored import OFFICIAL as REF
 
 from internet.config import Config
 from internet.data import InterHand26M, build_dataset
@@ -18,9 +21,6 @@ from internet.data.augment import AugParams, crop_inv_trans, make_sample, sample
 from internet.evaluate import evaluate_interhand
 from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bboxes, world2cam
 from internet.skeleton import RHD
-
-from vendored import INTERHAND_SAMPLE as SAMPLE
-from vendored import OFFICIAL as REF
 
 ANN_DIR = Path("annotations") / "test"
 KINDS = ("data", "camera", "joint_3d")
@@ -65,10 +65,25 @@ def test_test_mode_matches_official(tmp_path):
     for i in range(3):
         s = ds[i]
         np.testing.assert_allclose(s["img"], ref["img"][i].astype(np.float32), atol=2e-3, rtol=0)
-        for key in ("joint_coord", "joint_valid", "root_valid", "rel_root_depth", "hand_type", "hand_type_valid",
-                    "inv_trans", "capture", "cam", "frame"):
-            np.testing.assert_allclose(np.asarray(s[key], np.float64), ref[key][i].astype(np.float64),
-                                       rtol=1e-6, atol=1e-5, err_msg=f"sample {i} key {key}")
+        for key in (
+            "joint_coord",
+            "joint_valid",
+            "root_valid",
+            "rel_root_depth",
+            "hand_type",
+            "hand_type_valid",
+            "inv_trans",
+            "capture",
+            "cam",
+            "frame",
+        ):
+            np.testing.assert_allclose(
+                np.asarray(s[key], np.float64),
+                ref[key][i].astype(np.float64),
+                rtol=1e-6,
+                atol=1e-5,
+                err_msg=f"sample {i} key {key}",
+            )
 
 
 def test_train_fixed_aug_matches_official(tmp_path):
@@ -80,21 +95,45 @@ def test_train_fixed_aug_matches_official(tmp_path):
     for j, (draw, idx) in enumerate(ref["aug_sample"]):
         s = ds.get_sample(int(idx), augs[int(draw)])
         np.testing.assert_allclose(s["img"], ref["img"][j].astype(np.float32), atol=2e-3, rtol=0)
-        for key in ("joint_coord", "joint_valid", "root_valid", "rel_root_depth", "hand_type", "hand_type_valid",
-                    "inv_trans", "capture", "cam", "frame"):
-            np.testing.assert_allclose(np.asarray(s[key], np.float64), ref[key][j].astype(np.float64),
-                                       rtol=1e-6, atol=1e-5, err_msg=f"fixture row {j} key {key}")
+        for key in (
+            "joint_coord",
+            "joint_valid",
+            "root_valid",
+            "rel_root_depth",
+            "hand_type",
+            "hand_type_valid",
+            "inv_trans",
+            "capture",
+            "cam",
+            "frame",
+        ):
+            np.testing.assert_allclose(
+                np.asarray(s[key], np.float64),
+                ref[key][j].astype(np.float64),
+                rtol=1e-6,
+                atol=1e-5,
+                err_msg=f"fixture row {j} key {key}",
+            )
 
 
 def test_sample_contract_dtypes_and_shapes(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="train", cache_dir=tmp_path)
     s = ds[2]
-    expect = {"img": (np.float32, (3, 256, 256)), "joint_coord": (np.float32, (42, 3)),
-              "rel_root_depth": (np.float32, (1,)), "hand_type": (np.float32, (2,)),
-              "joint_valid": (np.float32, (42,)), "root_valid": (np.float32, (1,)),
-              "hand_type_valid": (np.float32, ()), "inv_trans": (np.float32, (2, 3)),
-              "capture": (np.int64, ()), "cam": (np.int64, ()), "frame": (np.int64, ()),
-              "ann_id": (np.int64, ()), "index": (np.int64, ())}
+    expect = {
+        "img": (np.float32, (3, 256, 256)),
+        "joint_coord": (np.float32, (42, 3)),
+        "rel_root_depth": (np.float32, (1,)),
+        "hand_type": (np.float32, (2,)),
+        "joint_valid": (np.float32, (42,)),
+        "root_valid": (np.float32, (1,)),
+        "hand_type_valid": (np.float32, ()),
+        "inv_trans": (np.float32, (2, 3)),
+        "capture": (np.int64, ()),
+        "cam": (np.int64, ()),
+        "frame": (np.int64, ()),
+        "ann_id": (np.int64, ()),
+        "index": (np.int64, ()),
+    }
     assert set(s) == set(expect)
     for key, (dtype, shape) in expect.items():
         assert s[key].dtype == dtype and s[key].shape == shape, key
@@ -137,8 +176,17 @@ def test_eval_targets(tmp_path):
     ds = InterHand26M(sample_cfg(), "test", mode="test", cache_dir=tmp_path)
     gt = ds.eval_targets()
     n = len(ds)
-    shapes = {"joint_cam": (n, 42, 3), "joint_valid": (n, 42), "hand_type": (n,), "hand_type_valid": (n,),
-              "focal": (n, 2), "princpt": (n, 2), "abs_depth": (n, 2), "inv_trans": (n, 2, 3), "ann_id": (n,)}
+    shapes = {
+        "joint_cam": (n, 42, 3),
+        "joint_valid": (n, 42),
+        "hand_type": (n,),
+        "hand_type_valid": (n,),
+        "focal": (n, 2),
+        "princpt": (n, 2),
+        "abs_depth": (n, 2),
+        "inv_trans": (n, 2, 3),
+        "ann_id": (n,),
+    }
     for key, shape in shapes.items():
         assert gt[key].shape == shape, key
     np.testing.assert_array_equal(gt["abs_depth"], gt["joint_cam"][:, [20, 41], 2])
@@ -164,8 +212,11 @@ def test_eval_targets_reproduce_the_official_metrics(tmp_path):
     j = np.arange(42)
     offset = np.stack([0.8 * np.sin(1.3 * j + 0.5), 0.8 * np.cos(0.7 * j), 1.5 * np.sin(0.9 * j + 1)], axis=1)
     probs = {"right": [0.9, 0.3], "left": [0.6, 0.7], "interacting": [0.8, 0.9]}
-    pred = {"joint_coord": ref["joint_coord"] + offset, "rel_root_depth": ref["rel_root_depth"][:, 0] + 2.0,
-            "hand_type": np.array([probs[t] for t in gt["hand_type"]])}
+    pred = {
+        "joint_coord": ref["joint_coord"] + offset,
+        "rel_root_depth": ref["rel_root_depth"][:, 0] + 2.0,
+        "hand_type": np.array([probs[t] for t in gt["hand_type"]]),
+    }
     got = evaluate_interhand(pred, gt, cfg=ds.cfg).to_dict()["official_protocol"]
     assert got["handedness_accuracy"] == pytest.approx(expect["handedness_accuracy"])
     assert got["mrrpe"] == pytest.approx(expect["mrrpe"], abs=1e-3)
@@ -268,8 +319,16 @@ def test_make_sample_is_skeleton_generic():
     box = np.array([100, 100, 100, 100], np.float32)
     plain = make_sample(img, box, joint_coord, joint_valid, np.array([0, 1], np.float32), AugParams(), RHD, cfg)
     inputs = [a.copy() for a in (img, box, joint_coord, joint_valid)]
-    flip = make_sample(img, box, joint_coord, joint_valid, np.array([0, 1], np.float32),
-                       AugParams(trans=(0.1, 0.1), do_flip=True, color=(0.9, 1.1, 1.0)), RHD, cfg)
+    flip = make_sample(
+        img,
+        box,
+        joint_coord,
+        joint_valid,
+        np.array([0, 1], np.float32),
+        AugParams(trans=(0.1, 0.1), do_flip=True, color=(0.9, 1.1, 1.0)),
+        RHD,
+        cfg,
+    )
     for before, after in zip(inputs, (img, box, joint_coord, joint_valid)):
         np.testing.assert_array_equal(before, after)  # inputs untouched (the official code shifts the box in place)
     assert plain["joint_valid"][:21].all() and not plain["joint_valid"][21:].any()
@@ -374,8 +433,9 @@ def test_workers_share_the_memory_mapped_index(tmp_path):
         info = torch.utils.data.get_worker_info()
         assert info.dataset.index.is_memory_mapped
 
-    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=1, worker_init_fn=check_worker,
-                                         multiprocessing_context="fork")
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=3, num_workers=1, worker_init_fn=check_worker, multiprocessing_context="fork"
+    )
     batch = next(iter(loader))
     assert batch["img"].shape == (3, 3, 256, 256) and batch["ann_id"].dtype == torch.int64
     np.testing.assert_array_equal(batch["joint_coord"][1].numpy(), ds[1]["joint_coord"])
@@ -385,10 +445,10 @@ def test_workers_share_the_memory_mapped_index(tmp_path):
 def test_human_and_machine_subsets_from_an_id_list(tmp_path):
     ids = tmp_path / "aid_human_annot_test.txt"
     ids.write_text("326750\n\n471953\n")
-    human = InterHand26M(sample_cfg(annot_subset="human", human_annot_ids=str(ids)), "test", "test",
-                         cache_dir=tmp_path)
-    machine = InterHand26M(sample_cfg(annot_subset="machine", human_annot_ids=str(ids)), "test", "test",
-                           cache_dir=tmp_path)
+    human = InterHand26M(sample_cfg(annot_subset="human", human_annot_ids=str(ids)), "test", "test", cache_dir=tmp_path)
+    machine = InterHand26M(
+        sample_cfg(annot_subset="machine", human_annot_ids=str(ids)), "test", "test", cache_dir=tmp_path
+    )
     assert sorted(human.eval_targets()["ann_id"].tolist()) == [326750, 471953]
     assert machine.eval_targets()["ann_id"].tolist() == [680801]
     assert [int(human[i]["ann_id"]) for i in range(2)] == [471953, 326750]  # single hand first
@@ -416,8 +476,15 @@ def test_v0_layout_with_subset_folders_and_raw_world_lists(tmp_path):
 
 def test_rootnet_boxes_and_depths(tmp_path):
     ref = InterHand26M(sample_cfg(), "test", "test", cache_dir=tmp_path).eval_targets()
-    entries = [{"annot_id": int(a), "bbox": (b + [5, -3, 10, 10]).tolist(), "abs_depth": (d + [7, -9]).tolist(),
-                "root_valid": [1, 1]} for a, b, d in zip(ref["ann_id"], ref["bbox"], ref["abs_depth"])]
+    entries = [
+        {
+            "annot_id": int(a),
+            "bbox": (b + [5, -3, 10, 10]).tolist(),
+            "abs_depth": (d + [7, -9]).tolist(),
+            "root_valid": [1, 1],
+        }
+        for a, b, d in zip(ref["ann_id"], ref["bbox"], ref["abs_depth"])
+    ]
     path = tmp_path / "rootnet.json"
     path.write_text(json.dumps(entries[::-1]))  # any order
     ds = InterHand26M(sample_cfg(trans_test="rootnet", rootnet_path=str(path)), "test", "test", cache_dir=tmp_path)
@@ -426,12 +493,22 @@ def test_rootnet_boxes_and_depths(tmp_path):
     np.testing.assert_allclose(gt["abs_depth"], ref["abs_depth"] + [7, -9], atol=1e-3)
     np.testing.assert_array_equal(gt["joint_cam"], ref["joint_cam"])
     box = gt["bbox"][2]
-    expect = gen_trans_from_patch_cv(float(box[0] + 0.5 * box[2]), float(box[1] + 0.5 * box[3]), float(box[2]),
-                                     float(box[3]), 256, 256, 1.0, 0.0, inv=True)
+    expect = gen_trans_from_patch_cv(
+        float(box[0] + 0.5 * box[2]),
+        float(box[1] + 0.5 * box[3]),
+        float(box[2]),
+        float(box[3]),
+        256,
+        256,
+        1.0,
+        0.0,
+        inv=True,
+    )
     np.testing.assert_allclose(ds[2]["inv_trans"], expect, rtol=1e-6, atol=1e-5)
     # train mode ignores RootNet
-    train = InterHand26M(sample_cfg(trans_test="rootnet", rootnet_path=str(tmp_path / "none.json")), "test",
-                         "train", cache_dir=tmp_path)
+    train = InterHand26M(
+        sample_cfg(trans_test="rootnet", rootnet_path=str(tmp_path / "none.json")), "test", "train", cache_dir=tmp_path
+    )
     assert train.rootnet_bbox is None
 
 
@@ -446,6 +523,7 @@ def test_build_dataset_dispatch(tmp_path):
 def _official_patch(img, bbox, do_flip, scale, rot, out_shape):
     """The official crop: flip and convert the whole image to float32, then one warp."""
     import cv2
+
     img = np.asarray(img, dtype=np.float32)
     c_x, c_y = bbox[0] + 0.5 * bbox[2], bbox[1] + 0.5 * bbox[3]
     if do_flip:
@@ -462,10 +540,15 @@ def test_windowed_crop_equals_the_whole_image_warp(dtype):
     The shifted sampling map changes float rounding only: 0.05 grey levels (2e-4 in [0, 1]) is 10x under the
     parity fixtures' image tolerance, and a window missing a pixel or a border would miss by whole levels."""
     from internet.geometry import generate_patch_image
+
     g = np.random.default_rng(7)
     img = (g.random((334, 512, 3)) * 255).astype(dtype)
-    cases = [([-300.0, 40.0, 120.0, 120.0], False, 1.0, 0.0), ([600.0, 400.0, 80.0, 80.0], True, 1.0, 0.0),
-             ([-40.0, -30.0, 100.0, 100.0], True, 1.2, 30.0), ([0.0, 0.0, 512.0, 334.0], False, 1.25, -90.0)]
+    cases = [
+        ([-300.0, 40.0, 120.0, 120.0], False, 1.0, 0.0),
+        ([600.0, 400.0, 80.0, 80.0], True, 1.0, 0.0),
+        ([-40.0, -30.0, 100.0, 100.0], True, 1.2, 30.0),
+        ([0.0, 0.0, 512.0, 334.0], False, 1.25, -90.0),
+    ]
     for _ in range(300):
         w = float(g.uniform(20, 400))
         bbox = [float(g.uniform(-w / 2, 512 - w / 2)), float(g.uniform(-w / 2, 334 - w / 2)), w, w]
@@ -476,5 +559,6 @@ def test_windowed_crop_equals_the_whole_image_warp(dtype):
             patch, _, _ = generate_patch_image(img, bbox, do_flip, scale, rot, out_shape)
             expected = _official_patch(img, bbox, do_flip, scale, rot, out_shape)
             assert patch.dtype == np.float32 and patch.shape == expected.shape
-            np.testing.assert_allclose(patch, expected, rtol=0, atol=0.05,
-                                       err_msg=str((bbox, do_flip, scale, rot, out_shape)))
+            np.testing.assert_allclose(
+                patch, expected, rtol=0, atol=0.05, err_msg=str((bbox, do_flip, scale, rot, out_shape))
+            )

@@ -1,5 +1,6 @@
 """One registry of data sets (internet.config.DATASETS) and one protocol they follow (internet.data.HandDataset): a new
 data set is its module and one registry entry, and the config, build_dataset and the notebooks' checks all see it."""
+
 from __future__ import annotations
 
 import sys

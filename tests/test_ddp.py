@@ -4,28 +4,35 @@ BatchNorm statistics are per process under DDP (torch's SyncBatchNorm runs on CU
 a network without BatchNorm; the stand-in here has none. The real InterNet's BN layers make multi-process training
 differ slightly from single-process training, as in the official multi-GPU (DataParallel) code.
 """
+
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from standins import RandomHands, TinyInterNet
 
 from internet.checkpoint import load_checkpoint
 from internet.config import Config
 from internet.logging_utils import read_jsonl
 from internet.train import Trainer, launch
-from standins import RandomHands, TinyInterNet
-
-
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
-    base = dict(device="cpu", amp=False, channels_last=False, num_workers=0, end_epoch=2, lr=1e-3,
-                lr_dec_epoch=(1,), output_dir=str(out), seed=0)
+    base = dict(
+        device="cpu",
+        amp=False,
+        channels_last=False,
+        num_workers=0,
+        end_epoch=2,
+        lr=1e-3,
+        lr_dec_epoch=(1,),
+        output_dir=str(out),
+        seed=0,
+    )
     base.update(kw)
     return Config.from_params(base)
 
@@ -39,8 +46,12 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:  # 1 process, batch 4: 8 samples -> 2 iterations per epoch, 2 epochs
-        single = Trainer(tiny_cfg(tmp_path / "one", train_batch_size=4), model=model, train_set=RandomHands(8, root_valid_rate=0.7),
-                         progress_bar=False)
+        single = Trainer(
+            tiny_cfg(tmp_path / "one", train_batch_size=4),
+            model=model,
+            train_set=RandomHands(8, root_valid_rate=0.7),
+            progress_bar=False,
+        )
         single.train()
         single.close()
     finally:

@@ -1,4 +1,5 @@
 """Decoding (argmax, sub-voxel, flip test, back-projection) and evaluation: parity with the official evaluate()."""
+
 from __future__ import annotations
 
 import copy
@@ -7,6 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from vendored import INTERHAND_SAMPLE as SAMPLE
+from vendored import OFFICIAL as FIXTURES
 
 from internet.codec import HeatmapCodec
 from internet.config import Config
@@ -26,9 +29,6 @@ from internet.evaluate import (
 from internet.geometry import generate_patch_image, pixel2cam, trans_points_2d, world2cam
 from internet.skeleton import INTERHAND, RHD
 from internet.targets import render_gaussian_heatmap
-
-from vendored import INTERHAND_SAMPLE as SAMPLE
-from vendored import OFFICIAL as FIXTURES
 
 PAPER = Config()
 """The official fixtures' geometry: 256x256 crops, 64x64x64 heatmaps, 400 mm depth ranges."""
@@ -63,14 +63,18 @@ def _load_gt(order):
         valid[:21] *= valid[20]
         valid[21:] *= valid[41]
         rows[im["frame_idx"]] = dict(
-            joint_cam=joint_cam, joint_valid=valid, hand_type=ann["hand_type"],
+            joint_cam=joint_cam,
+            joint_valid=valid,
+            hand_type=ann["hand_type"],
             hand_type_valid=float(ann["hand_type_valid"]),
             focal=np.array(cams[cap]["focal"][cam], dtype=np.float32),
             princpt=np.array(cams[cap]["princpt"][cam], dtype=np.float32),
             abs_depth=joint_cam[[20, 41], 2],
         )
-    gt = {k: np.stack([rows[f][k] for f in order])
-          for k in ("joint_cam", "joint_valid", "hand_type_valid", "focal", "princpt", "abs_depth")}
+    gt = {
+        k: np.stack([rows[f][k] for f in order])
+        for k in ("joint_cam", "joint_valid", "hand_type_valid", "focal", "princpt", "abs_depth")
+    }
     gt["hand_type"] = np.array([rows[f]["hand_type"] for f in order])
     return gt
 
@@ -156,8 +160,11 @@ def test_round_trip_target_argmax_evaluate(real):
     sub-voxel refinement recovers the exact coordinates."""
     tm, gt = real["test_mode"], real["gt"]
     hm = render_gaussian_heatmap(torch.from_numpy(tm["joint_coord"]))
-    exact = evaluate_interhand(dict(joint_coord=tm["joint_coord"], rel_root_depth=tm["rel_root_depth"],
-                                    hand_type=tm["hand_type"]), gt, cfg=PAPER)
+    exact = evaluate_interhand(
+        dict(joint_coord=tm["joint_coord"], rel_root_depth=tm["rel_root_depth"], hand_type=tm["hand_type"]),
+        gt,
+        cfg=PAPER,
+    )
     results, decoded = {}, {}
     for subvoxel in (False, True):
         decoded[subvoxel] = decode_heatmaps(hm, subvoxel=subvoxel).numpy()
@@ -201,8 +208,13 @@ def test_flip_mirror_constant_matches_the_crop_geometry():
 def _geometry(hm_shape, input_width) -> HeatmapCodec:
     """A codec of crops input_width wide (and as many heatmap strides high) with the paper's 400 mm and 64 root bins."""
     stride = input_width // hm_shape[2]
-    return HeatmapCodec(input_img_shape=(hm_shape[1] * stride, input_width), output_hm_shape=hm_shape,
-                        bbox_3d_size=400.0, bbox_3d_size_root=400.0, output_root_hm_shape=64)
+    return HeatmapCodec(
+        input_img_shape=(hm_shape[1] * stride, input_width),
+        output_hm_shape=hm_shape,
+        bbox_3d_size=400.0,
+        bbox_3d_size_root=400.0,
+        output_root_hm_shape=64,
+    )
 
 
 def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
@@ -215,10 +227,20 @@ def _flip_case(flipped_by: str, shape=(16, 24, 32), input_width=128):
     flipped[..., 0] = c - flipped[..., 0]
     root = torch.tensor([[20.0], [45.5]])
     probs = torch.tensor([[0.9, 0.2], [0.3, 0.8]])
-    outputs = dict(joint_heatmap=render_gaussian_heatmap(coord, shape), joint_coord=coord,
-                   rel_root_depth=root, hand_type=probs, hand_type_logits=torch.logit(probs))
-    outputs_f = dict(joint_heatmap=render_gaussian_heatmap(flipped, shape), joint_coord=flipped,
-                     rel_root_depth=64 - root, hand_type=probs.flip(-1), hand_type_logits=torch.logit(probs).flip(-1))
+    outputs = dict(
+        joint_heatmap=render_gaussian_heatmap(coord, shape),
+        joint_coord=coord,
+        rel_root_depth=root,
+        hand_type=probs,
+        hand_type_logits=torch.logit(probs),
+    )
+    outputs_f = dict(
+        joint_heatmap=render_gaussian_heatmap(flipped, shape),
+        joint_coord=flipped,
+        rel_root_depth=64 - root,
+        hand_type=probs.flip(-1),
+        hand_type_logits=torch.logit(probs).flip(-1),
+    )
     return coord, outputs, outputs_f, dict(cfg=_geometry(shape, input_width), flipped_by=flipped_by)
 
 
@@ -257,8 +279,9 @@ def test_to_camera_matches_per_joint_official_steps(real):
     pred = _documented_prediction(real)
     codec = HeatmapCodec.from_config(PAPER)
     cam = codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"])
-    rel = codec.to_camera(pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"],
-                          gt["abs_depth"])
+    rel = codec.to_camera(
+        pred["joint_coord"], pred["rel_root_depth"], tm["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"]
+    )
     for n in range(3):
         xy = trans_points_2d(pred["joint_coord"][n, :, :2] * 4, tm["inv_trans"][n])
         z = (pred["joint_coord"][n, :, 2] / 64 * 2 - 1) * 200
@@ -267,8 +290,7 @@ def test_to_camera_matches_per_joint_official_steps(real):
         np.testing.assert_allclose(cam[n], expected, rtol=1e-9, atol=1e-6)
         delta = (float(pred["rel_root_depth"][n, 0]) / 64 * 2 - 1) * 200
         left_root = float(gt["abs_depth"][n, 0]) + delta  # left anchored at the right root + predicted depth
-        np.testing.assert_allclose(rel[n, 21:, 2] - cam[n, 21:, 2], left_root - float(gt["abs_depth"][n, 1]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(rel[n, 21:, 2] - cam[n, 21:, 2], left_root - float(gt["abs_depth"][n, 1]), atol=1e-6)
         np.testing.assert_allclose(rel[n, :21], cam[n, :21])
     with pytest.raises(ValueError, match="abs_depth"):
         codec.to_camera(pred["joint_coord"], None, tm["inv_trans"], gt["focal"], gt["princpt"], np.zeros((3, 3)))
@@ -309,8 +331,9 @@ def test_evaluate_empty_subsets_are_undefined_not_a_crash(real):
     assert any("interacting" in n for n in single.notes)
     assert single.mpjpe_pooled_interacting is None
     inter = evaluate_interhand(_subset(pred, [2]), _subset(real["gt"], [2]), cfg=PAPER)
-    assert inter.mpjpe_single is None and inter.mpjpe_interacting == pytest.approx(real["metrics"]["mpjpe_interacting"],
-                                                                                   abs=0.006)
+    assert inter.mpjpe_single is None and inter.mpjpe_interacting == pytest.approx(
+        real["metrics"]["mpjpe_interacting"], abs=0.006
+    )
     for r in (single, inter):
         d = r.to_dict()
         json.dumps(d, allow_nan=False)
@@ -337,20 +360,35 @@ def _random_eval_case(n: int, seed: int):
     inv_trans[:, 0, 0] = inv_trans[:, 1, 1] = scale
     inv_trans[:, :, 2] = g.uniform(-50, 150, (n, 2))
     joint_cam = g.normal(0, 60, (n, 42, 3)) + np.array([0, 0, 1000.0])
-    pred = dict(joint_coord=g.uniform(0, 64, (n, 42, 3)), rel_root_depth=g.uniform(0, 64, n),
-                hand_type=g.random((n, 2)))
-    gt = dict(joint_cam=joint_cam, joint_valid=valid, hand_type=hand_type,
-              hand_type_valid=(g.random(n) > 0.1).astype(np.float32), focal=g.uniform(1000, 1400, (n, 2)),
-              princpt=g.uniform(100, 300, (n, 2)), abs_depth=joint_cam[:, [20, 41], 2] + g.normal(0, 5, (n, 2)),
-              inv_trans=inv_trans)
+    pred = dict(
+        joint_coord=g.uniform(0, 64, (n, 42, 3)), rel_root_depth=g.uniform(0, 64, n), hand_type=g.random((n, 2))
+    )
+    gt = dict(
+        joint_cam=joint_cam,
+        joint_valid=valid,
+        hand_type=hand_type,
+        hand_type_valid=(g.random(n) > 0.1).astype(np.float32),
+        focal=g.uniform(1000, 1400, (n, 2)),
+        princpt=g.uniform(100, 300, (n, 2)),
+        abs_depth=joint_cam[:, [20, 41], 2] + g.normal(0, 5, (n, 2)),
+        inv_trans=inv_trans,
+    )
     return pred, gt
 
 
 def test_loop_and_vectorised_evaluators_agree():
     pred, gt = _random_eval_case(300, seed=3)
     fast, loop = evaluate_interhand(pred, gt, cfg=PAPER), evaluate_interhand_loop(pred, gt, cfg=PAPER)
-    for name in ("handedness_accuracy", "mrrpe", "mpjpe_all", "mpjpe_single", "mpjpe_interacting",
-                 "mpjpe_pooled_all", "mpjpe_pooled_single", "mpjpe_pooled_interacting"):
+    for name in (
+        "handedness_accuracy",
+        "mrrpe",
+        "mpjpe_all",
+        "mpjpe_single",
+        "mpjpe_interacting",
+        "mpjpe_pooled_all",
+        "mpjpe_pooled_single",
+        "mpjpe_pooled_interacting",
+    ):
         assert getattr(fast, name) == pytest.approx(getattr(loop, name), abs=1e-6), name
     for subset in SUBSETS:
         for k, v in loop.per_joint[subset].items():
@@ -389,8 +427,7 @@ def test_average_precision_matches_its_definition():
 def test_evaluate_rejects_bad_inputs():
     pred, gt = _random_eval_case(5, seed=6)
     with pytest.raises(ValueError, match="'both'"):
-        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])},
-                           cfg=PAPER)
+        evaluate_interhand(pred, {**gt, "hand_type": np.array(["right", "left", "both", "left", "right"])}, cfg=PAPER)
     with pytest.raises(KeyError, match="focal"):
         evaluate_interhand(pred, {k: v for k, v in gt.items() if k != "focal"}, cfg=PAPER)
     with pytest.raises(ValueError, match="joint_cam"):
@@ -407,8 +444,9 @@ def test_evaluate_single_hand_rhd_layout():
     n = 4
     hand_type = np.array(["left", "right", "left", "right"])
     cfg = Config()
-    pred = dict(joint_coord=g.uniform(5, 60, (n, 42, 3)),
-                hand_type=np.array([[0.1, 0.9], [0.8, 0.3], [0.6, 0.7], [0.4, 0.6]]))
+    pred = dict(
+        joint_coord=g.uniform(5, 60, (n, 42, 3)), hand_type=np.array([[0.1, 0.9], [0.8, 0.3], [0.6, 0.7], [0.4, 0.6]])
+    )
     inv_trans = np.tile(np.array([[1.1, 0, 20.0], [0, 1.1, 10.0]]), (n, 1, 1))
     focal, princpt = np.full((n, 2), 300.0), np.full((n, 2), 160.0)
     abs_depth = g.uniform(400, 600, n)
@@ -428,8 +466,15 @@ def test_evaluate_single_hand_rhd_layout():
         assert block[0] == RHD.root_idx[h]
         joint_cam[i, block] = pred_cam[i, block] + direction[i] * length[:, None]
         valid[i, block] = 1
-    gt = dict(joint_cam=joint_cam, joint_valid=valid, hand_type=hand_type, focal=focal, princpt=princpt,
-              abs_depth=abs_depth, inv_trans=inv_trans)
+    gt = dict(
+        joint_cam=joint_cam,
+        joint_valid=valid,
+        hand_type=hand_type,
+        focal=focal,
+        princpt=princpt,
+        abs_depth=abs_depth,
+        inv_trans=inv_trans,
+    )
     r = evaluate_single_hand(pred, gt, RHD, cfg=cfg)
     assert r.mpjpe == pytest.approx(length.mean(), rel=1e-9)
     assert r.per_joint["wrist"] == pytest.approx(0.0, abs=1e-9)
@@ -444,5 +489,6 @@ def test_evaluate_single_hand_rhd_layout():
     json.dumps(r.to_dict(), allow_nan=False)
     assert "official protocol" in r.table() and "AUC" in r.table()
     with pytest.raises(ValueError, match="interacting"):
-        evaluate_single_hand(pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD,
-                             cfg=cfg)
+        evaluate_single_hand(
+            pred, {**gt, "hand_type": np.array(["left", "interacting", "left", "right"])}, RHD, cfg=cfg
+        )

@@ -2,6 +2,7 @@
 every route (data set, Trainer.test, Predictor, notebook 03), checkpoints evaluated with their own weights
 (``python -m internet.train --test``, under torchrun too), resumption across machines (CUDA RNG states, fused Adam
 state), the precision and device choice, scalable logs, and the official-size test split of the generator."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from standins import RandomHands, TinyInterNet
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -21,12 +23,12 @@ from internet.data import InterHand26M
 from internet.evaluate import evaluate_interhand
 from internet.inference import infer_batch, place_predictions, predict
 from internet.skeleton import INTERHAND
-from standins import RandomHands, TinyInterNet
 
 REPO = Path(__file__).resolve().parents[1]
 POSE_RNG = np.random.default_rng(5)
-POSE = np.stack([POSE_RNG.integers(6, 58, 42), POSE_RNG.integers(6, 58, 42), POSE_RNG.integers(6, 58, 42)],
-                axis=1).astype(np.float64)
+POSE = np.stack(
+    [POSE_RNG.integers(6, 58, 42), POSE_RNG.integers(6, 58, 42), POSE_RNG.integers(6, 58, 42)], axis=1
+).astype(np.float64)
 REL_ROOT, HAND = 40.0, np.array([0.9, 0.2])
 
 
@@ -34,7 +36,7 @@ REL_ROOT, HAND = 40.0, np.array([0.9, 0.2])
 def _gaussians(coords: torch.Tensor, size: int = 64, sigma: float = 1.5) -> torch.Tensor:
     """(B, J, 3) continuous (x, y, z) -> (B, J, size, size, size) Gaussian volumes (z, y, x)."""
     grid = torch.arange(size, dtype=torch.float32)
-    g = [torch.exp(-(grid - coords[..., a, None]) ** 2 / (2 * sigma ** 2)) for a in range(3)]
+    g = [torch.exp(-((grid - coords[..., a, None]) ** 2) / (2 * sigma**2)) for a in range(3)]
     return g[2][..., :, None, None] * g[1][..., None, :, None] * g[0][..., None, None, :]
 
 
@@ -51,21 +53,26 @@ class MirrorModel(nn.Module):
         mirrored[:, 0] = c - mirrored[:, 0]
         self.pose = torch.tensor(POSE, dtype=torch.float32)
         self.mirrored = torch.tensor(mirrored, dtype=torch.float32)
-        self.flipped_hand = torch.tensor(HAND[::-1].copy() if flipped_hand is None else flipped_hand,
-                                         dtype=torch.float32)
+        self.flipped_hand = torch.tensor(
+            HAND[::-1].copy() if flipped_hand is None else flipped_hand, dtype=torch.float32
+        )
         self.flipped_rel_root = 64 - REL_ROOT if flipped_rel_root is None else flipped_rel_root
 
     def forward(self, img):
         w = img.shape[-1]
-        flipped = img[..., : w // 2].mean((1, 2, 3)) < img[..., w // 2:].mean((1, 2, 3))
+        flipped = img[..., : w // 2].mean((1, 2, 3)) < img[..., w // 2 :].mean((1, 2, 3))
         coords = torch.where(flipped[:, None, None], self.mirrored, self.pose)
         hand = torch.where(flipped[:, None], self.flipped_hand, torch.tensor(HAND, dtype=torch.float32))
         rel = torch.where(flipped, torch.tensor(self.flipped_rel_root), torch.tensor(REL_ROOT)).float()
         # the mirrored view answers louder, so the merged peak follows its un-flipped position: a missing hand swap
         # or a wrong mirror constant moves it
         loudness = torch.where(flipped, 1.0, 0.5)[:, None, None, None, None]
-        return {"joint_heatmap": loudness * _gaussians(coords) + self.anchor, "rel_root_depth": rel[:, None],
-                "hand_type": hand, "hand_type_logits": torch.logit(hand)}
+        return {
+            "joint_heatmap": loudness * _gaussians(coords) + self.anchor,
+            "rel_root_depth": rel[:, None],
+            "hand_type": hand,
+            "hand_type_logits": torch.logit(hand),
+        }
 
 
 def _pattern() -> np.ndarray:
@@ -92,8 +99,14 @@ class PatternImages(Dataset):
 
 @pytest.fixture(scope="module")
 def paper_cfg(tiny_data, tmp_path_factory):
-    return Config.paper(data_root=str(tiny_data), device="cpu", num_workers=0, test_batch_size=4,
-                        output_dir=str(tmp_path_factory.mktemp("flip_out")), subvoxel=True)
+    return Config.paper(
+        data_root=str(tiny_data),
+        device="cpu",
+        num_workers=0,
+        test_batch_size=4,
+        output_dir=str(tmp_path_factory.mktemp("flip_out")),
+        subvoxel=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +148,9 @@ def test_trainer_test_and_predictor_use_the_same_flip_merge(paper_cfg, pattern_s
         trainer.close()
     saved = read_predictions(cfg.result_dir, "test")
     np.testing.assert_allclose(saved["joint_coord"], np.broadcast_to(POSE, saved["joint_coord"].shape), atol=0.03)
-    np.testing.assert_allclose(saved["hand_type"], np.broadcast_to((HAND + [0.6, 0.7]) / 2, (len(pattern_set), 2)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        saved["hand_type"], np.broadcast_to((HAND + [0.6, 0.7]) / 2, (len(pattern_set), 2)), atol=1e-6
+    )
     assert read_results(cfg.result_dir, "test")["meta"]["flip_test"] is True
     expected = evaluate_interhand(predict(model, pattern_set, cfg), pattern_set.eval_targets(), cfg=cfg)
     assert result.mpjpe_all == pytest.approx(expected.mpjpe_all) and result.mrrpe == pytest.approx(expected.mrrpe)
@@ -183,15 +197,23 @@ def test_notebook_03_flip_test_equals_trainer_test_with_flip(demo_run, execute_n
     from internet.train import Trainer
 
     out = tmp_path / "out"
-    nb = execute_notebook("03_evaluate", tmp_path / "03.ipynb", data_root=str(demo_run.data_root),
-                          output_dir=str(out), checkpoint=str(demo_run.checkpoint), flip_test=True,
-                          compare_baselines=False, n_show=0)
+    nb = execute_notebook(
+        "03_evaluate",
+        tmp_path / "03.ipynb",
+        data_root=str(demo_run.data_root),
+        output_dir=str(out),
+        checkpoint=str(demo_run.checkpoint),
+        flip_test=True,
+        compare_baselines=False,
+        n_show=0,
+    )
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "inference on cpu (CPU), float32" in text and "flip test True" in text
     from_nb = read_results(out / "result", "test")
     assert from_nb["meta"]["flip_test"] is True
-    cfg = Config.cpu_demo(data_root=str(demo_run.data_root), output_dir=str(tmp_path / "trainer"), flip_test=True,
-                          num_workers=0)
+    cfg = Config.cpu_demo(
+        data_root=str(demo_run.data_root), output_dir=str(tmp_path / "trainer"), flip_test=True, num_workers=0
+    )
     _, cfg, _ = load_model(demo_run.checkpoint, cfg)
     trainer = Trainer(cfg, train_set=None)
     try:
@@ -210,9 +232,30 @@ def test_notebook_03_flip_test_equals_trainer_test_with_flip(demo_run, execute_n
 
 # ------------------------------------------------------------------------------------------------ command line
 def _train_flags(data_root, out):
-    return ["--preset", "cpu", "--data_root", str(data_root), "--output_dir", str(out), "--end_epoch", "1",
-            "--max_iters_per_epoch", "2", "--num_workers", "0", "--train_batch_size", "2", "--input_img_shape",
-            "[64,64]", "--output_hm_shape", "[16,16,16]", "--sigma", "1.0", "--head_channels", "32"]
+    return [
+        "--preset",
+        "cpu",
+        "--data_root",
+        str(data_root),
+        "--output_dir",
+        str(out),
+        "--end_epoch",
+        "1",
+        "--max_iters_per_epoch",
+        "2",
+        "--num_workers",
+        "0",
+        "--train_batch_size",
+        "2",
+        "--input_img_shape",
+        "[64,64]",
+        "--output_hm_shape",
+        "[16,16,16]",
+        "--sigma",
+        "1.0",
+        "--head_channels",
+        "32",
+    ]
 
 
 def _independent_eval(checkpoint, data_root):
@@ -246,8 +289,20 @@ def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_
     prints one table, and the gathered metrics equal a single-process evaluation of the final weights."""
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "internet.train", *_train_flags(tiny_data, out), "--device", "cpu", "--test"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "internet.train",
+        *_train_flags(tiny_data, out),
+        "--device",
+        "cpu",
+        "--test",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count("== official protocol") == 1
@@ -289,8 +344,7 @@ def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
     optimizer_state_to_param_device(resumed)
     for p in meta_net.parameters():
         state = resumed.state[p]
-        assert {k: v.device.type for k, v in state.items()} == {"step": "meta", "exp_avg": "meta",
-                                                               "exp_avg_sq": "meta"}
+        assert {k: v.device.type for k, v in state.items()} == {"step": "meta", "exp_avg": "meta", "exp_avg_sq": "meta"}
         assert state["step"].dtype == torch.float32
 
 
@@ -298,8 +352,9 @@ def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatc
     import internet.checkpoint as checkpoint_module
     from internet.train import Trainer
 
-    cfg = Config(output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1,
-                 max_iters_per_epoch=1)
+    cfg = Config(
+        output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, max_iters_per_epoch=1
+    )
     trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4))
     trainer.train()
     trainer.close()
@@ -331,8 +386,9 @@ def test_a_paper_size_run_that_falls_back_to_the_cpu_says_so(tmp_path, capsys):
 
     assert choose_device("auto").type == "cpu"  # a small network: no warning
     with pytest.warns(DeviceFallbackWarning, match="resolved to the CPU"):
-        trainer = Trainer(Config.paper(output_dir=str(tmp_path), device="auto"), model=TinyInterNet(),
-                          train_set=RandomHands(2))
+        trainer = Trainer(
+            Config.paper(output_dir=str(tmp_path), device="auto"), model=TinyInterNet(), train_set=RandomHands(2)
+        )
     trainer.close()
     assert "WARNING: device='auto' resolved to the CPU" in capsys.readouterr().err
     assert "WARNING device='auto' resolved to the CPU" in (tmp_path / "log" / "train_logs.txt").read_text()
@@ -343,8 +399,9 @@ def _run(tmp_path, name, **overrides):
     from internet.logging_utils import read_jsonl
     from internet.train import Trainer
 
-    cfg = Config(output_dir=str(tmp_path / name), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1,
-                 **overrides)
+    cfg = Config(
+        output_dir=str(tmp_path / name), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, **overrides
+    )
     trainer = Trainer(cfg, model=TinyInterNet(bn=False), train_set=RandomHands(10))
     trainer.train()
     trainer.close()
@@ -368,8 +425,9 @@ def test_resume_drops_the_log_records_of_the_steps_it_redoes(tmp_path):
     from internet.logging_utils import read_jsonl
     from internet.train import Trainer
 
-    cfg = Config(output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1,
-                 max_iters_per_epoch=2)
+    cfg = Config(
+        output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, max_iters_per_epoch=2
+    )
     trainer = Trainer(cfg, model=TinyInterNet(bn=False), train_set=RandomHands(4))
     trainer.train()
     trainer.close()
@@ -377,8 +435,9 @@ def test_resume_drops_the_log_records_of_the_steps_it_redoes(tmp_path):
     with open(log, "a") as f:  # a later run, killed after two more steps and before its checkpoint
         for step in (3, 4):
             f.write(json.dumps({"step": step, "loss_total": -1.0}) + "\n")
-    resumed = Trainer(cfg.replace(continue_train=True, end_epoch=2), model=TinyInterNet(bn=False),
-                      train_set=RandomHands(4))
+    resumed = Trainer(
+        cfg.replace(continue_train=True, end_epoch=2), model=TinyInterNet(bn=False), train_set=RandomHands(4)
+    )
     resumed.train()
     resumed.close()
     records = read_jsonl(log, dedupe=False)
@@ -417,8 +476,7 @@ def test_image_pool_writes_distinct_annotations_that_reuse_rendered_images(tmp_p
     from internet.synth.__main__ import main
 
     root = tmp_path / "InterHand2.6M"
-    assert main(["--out", str(root), "--train", "0", "--val", "0", "--test", "25", "--image-pool", "6",
-                 "--quiet"]) == 0
+    assert main(["--out", str(root), "--train", "0", "--val", "0", "--test", "25", "--image-pool", "6", "--quiet"]) == 0
     data = json.loads((root / "annotations" / "test" / "InterHand2.6M_test_data.json").read_text())
     anns, images = data["annotations"], data["images"]
     assert len(anns) == len(images) == 25
@@ -438,9 +496,27 @@ def test_image_pool_writes_distinct_annotations_that_reuse_rendered_images(tmp_p
 
 def test_inference_scale_benchmark_runs(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_inference_scale.py"), "--n", "400",
-                           "--pool", "8", "--samples", "64", "--workers", "0,1", "--batch-size", "16"],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_inference_scale.py"),
+            "--n",
+            "400",
+            "--pool",
+            "8",
+            "--samples",
+            "64",
+            "--workers",
+            "0,1",
+            "--batch-size",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip())
     f = out["figures"]
@@ -449,7 +525,8 @@ def test_inference_scale_benchmark_runs(tmp_path):
     assert f["workers_1"]["workers_peak_rss_mib"] > 0 and f["workers_0"]["workers_peak_rss_mib"] == 0
     assert f["memory_check"]["samples"] == [64, 256]
     assert f["projected_full_pass_data_side_s_on_16_cores"] == pytest.approx(
-        400 / (f["workers_1"]["samples_per_s"] * 16), rel=0.01, abs=0.01)
+        400 / (f["workers_1"]["samples_per_s"] * 16), rel=0.01, abs=0.01
+    )
 
 
 # ------------------------------------------------------------------------------------------------ README recipes
@@ -468,8 +545,12 @@ def test_readme_python_recipes_for_a_checkpoint_run(trained_checkpoint, tiny_dat
     index = explore.load_split_index(tiny_data, "test")
     image = tiny_data / "images" / "test" / index.file_name(0)
     box = [round(float(v), 2) for v in index["bbox"][0]]
-    swap = {"output/model_dump/snapshot_9.pth.tar": str(trained_checkpoint), "photo.jpg": str(image),
-            "[69, 137, 165, 153]": str(box), "Config.cpu_demo()": f"Config.cpu_demo(data_root={str(tiny_data)!r})"}
+    swap = {
+        "output/model_dump/snapshot_9.pth.tar": str(trained_checkpoint),
+        "photo.jpg": str(image),
+        "[69, 137, 165, 153]": str(box),
+        "Config.cpu_demo()": f"Config.cpu_demo(data_root={str(tiny_data)!r})",
+    }
     for marker in ("predictor.predict(", "evaluate_dataset("):
         code = _readme_block(marker)
         for a, b in swap.items():

@@ -1,6 +1,7 @@
 """The joint and root validity rules of a training sample, on hand-made joints (no fixture): a joint outside the
 crop, or outside the depth range around its own hand's root, is invalid; the relative root depth is valid only with
 both hands present, both roots valid and the difference inside ``bbox_3d_size_root``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,13 @@ from internet.config import Config
 from internet.data.augment import AugParams, make_sample
 from internet.skeleton import INTERHAND as S
 
-CFG = Config(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), output_root_hm_shape=16,
-             bbox_3d_size=400.0, bbox_3d_size_root=300.0)
+CFG = Config(
+    input_img_shape=(64, 64),
+    output_hm_shape=(16, 16, 16),
+    output_root_hm_shape=16,
+    bbox_3d_size=400.0,
+    bbox_3d_size_root=300.0,
+)
 R_ROOT, L_ROOT = S.root_idx["right"], S.root_idx["left"]  # 20, 41
 R_DEPTH, L_DEPTH = 1000.0, 1100.0  # mm
 
@@ -29,8 +35,9 @@ def sample(coord: np.ndarray, valid=None, hand_type=(1.0, 1.0), box=(0.0, 0.0, 6
     """make_sample without augmentation: a square box of side s maps to the 64x64 crop with scale 64/s."""
     img = np.zeros((image_side, image_side, 3), np.uint8)
     valid = np.ones(42, np.float32) if valid is None else np.asarray(valid, np.float32)
-    return make_sample(img, np.array(box, np.float32), coord, valid, np.array(hand_type, np.float32),
-                       AugParams.identity(), S, CFG)
+    return make_sample(
+        img, np.array(box, np.float32), coord, valid, np.array(hand_type, np.float32), AugParams.identity(), S, CFG
+    )
 
 
 def test_all_joints_inside_crop_and_depth_range_stay_valid():
@@ -40,9 +47,19 @@ def test_all_joints_inside_crop_and_depth_range_stay_valid():
     assert s["rel_root_depth"][0] == pytest.approx((100 / 150 + 1) / 2 * 16, rel=1e-6)
 
 
-@pytest.mark.parametrize("u, v, inside", [(-0.25, 32, False), (0.25, 32, True), (63.75, 32, True),
-                                          (64.25, 32, False), (32, -0.25, False), (32, 0.25, True),
-                                          (32, 63.75, True), (32, 64.25, False)])
+@pytest.mark.parametrize(
+    "u, v, inside",
+    [
+        (-0.25, 32, False),
+        (0.25, 32, True),
+        (63.75, 32, True),
+        (64.25, 32, False),
+        (32, -0.25, False),
+        (32, 0.25, True),
+        (32, 63.75, True),
+        (32, 64.25, False),
+    ],
+)
 def test_a_joint_outside_the_crop_is_invalid(u, v, inside):
     coord = hands()
     coord[3, :2] = (u, v)  # a right fingertip
@@ -98,8 +115,10 @@ def test_the_depth_range_is_measured_from_the_joints_own_hand():
     assert sample(coord)["joint_valid"].tolist() == [1.0] * 42
 
 
-@pytest.mark.parametrize("left_root_mm, valid", [(R_DEPTH + 149.0, 1.0), (R_DEPTH + 151.0, 0.0),
-                                                 (R_DEPTH - 149.0, 1.0), (R_DEPTH - 151.0, 0.0)])
+@pytest.mark.parametrize(
+    "left_root_mm, valid",
+    [(R_DEPTH + 149.0, 1.0), (R_DEPTH + 151.0, 0.0), (R_DEPTH - 149.0, 1.0), (R_DEPTH - 151.0, 0.0)],
+)
 def test_the_relative_root_depth_outside_its_range_is_invalid(left_root_mm, valid):
     """bbox_3d_size_root 300: the left root within +-150 mm of the right root (root bins [0, 16))."""
     coord = hands()

@@ -1,5 +1,6 @@
 """internet.data.json_stream: the members of a big JSON object, piece by piece, equal to json.load's, with the same
 error positions."""
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,26 @@ def _document(seed: int) -> dict:
     g = np.random.default_rng(seed)
 
     def item(k):
-        return {"id": int(k), "bbox": [float(v) for v in g.normal(0, 1e3, 4)], "joint_valid": [[1]] * 3 + [[0]],
-                "name": f"Capture{k}/cam\u00e9ra \"{k}\"\\x", "flag": bool(k % 2), "none": None,
-                "big": int(g.integers(-10**12, 10**12)), "exp": float(g.normal()) * 1e-30}
+        return {
+            "id": int(k),
+            "bbox": [float(v) for v in g.normal(0, 1e3, 4)],
+            "joint_valid": [[1]] * 3 + [[0]],
+            "name": f'Capture{k}/cam\u00e9ra "{k}"\\x',
+            "flag": bool(k % 2),
+            "none": None,
+            "big": int(g.integers(-(10**12), 10**12)),
+            "exp": float(g.normal()) * 1e-30,
+        }
 
-    return {"info": {"version": "v1.0", "nested": [1, [2, [3]]]},
-            "images": [item(k) for k in range(57)],
-            "annotations": [item(k) for k in range(130)],
-            "numbers": [int(v) for v in g.integers(-10**15, 10**15, 300)] + [float(v) for v in g.normal(0, 1e9, 300)],
-            "empty": [], "text": "end", "number": 12345.678e-3}
+    return {
+        "info": {"version": "v1.0", "nested": [1, [2, [3]]]},
+        "images": [item(k) for k in range(57)],
+        "annotations": [item(k) for k in range(130)],
+        "numbers": [int(v) for v in g.integers(-(10**15), 10**15, 300)] + [float(v) for v in g.normal(0, 1e9, 300)],
+        "empty": [],
+        "text": "end",
+        "number": 12345.678e-3,
+    }
 
 
 def _collect(path, stream, batch_size):
@@ -75,7 +87,7 @@ def test_truncation_and_corruption_are_reported_where_json_load_reports_them(tmp
     text = json.dumps({"images": [{"id": 1, "v": [1.5, 2]}, {"id": 2}], "x": {"y": "z"}, "n": 10}, indent=1)
     path = tmp_path / "cut.json"
     cases = [text[:cut] for cut in range(0, len(text), 7)]
-    cases += [text[:k] + c + text[k + 1:] for k, c in ((12, "#"), (30, ","), (len(text) - 1, "]"))]
+    cases += [text[:k] + c + text[k + 1 :] for k, c in ((12, "#"), (30, ","), (len(text) - 1, "]"))]
     cases += [text + " {}", '{"a" 1}', '{"a": 1 "b": 2}', "{1: 2}"]
     for case in cases:
         path.write_text(case)
@@ -123,8 +135,9 @@ def test_index_build_holds_one_piece_of_data_json_at_a_time(tmp_path, monkeypatc
     root = tmp_path / "synth"
     generate(root, seed=0, n_train=3000, n_val=0, n_test=0, with_images=False)
     folder = root / "annotations" / "train"
-    sources = index_module.IndexSources(*(folder / f"InterHand2.6M_train_{kind}.json"
-                                          for kind in ("data", "camera", "joint_3d")), name="t")
+    sources = index_module.IndexSources(
+        *(folder / f"InterHand2.6M_train_{kind}.json" for kind in ("data", "camera", "joint_3d")), name="t"
+    )
 
     def peak(fn):
         tracemalloc.start()

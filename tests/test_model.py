@@ -1,6 +1,7 @@
 """InterNet and its ResNet backbone: official parameter names, forward parity with the official code on real
 frames (deterministic weights), output shapes for every depth, ImageNet (torchvision) weight loading, channels_last
 and bf16 autocast."""
+
 from __future__ import annotations
 
 import zlib
@@ -8,12 +9,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from vendored import OFFICIAL
 
 from internet.checkpoint import CheckpointError, infer_resnet_depth
 from internet.config import Config
 from internet.model import InterNet, ResNet
-
-from vendored import OFFICIAL
 
 
 def official_keys() -> dict[str, tuple[tuple[int, ...], str]]:
@@ -24,7 +24,7 @@ def official_keys() -> dict[str, tuple[tuple[int, ...], str]]:
     for row in rows[1:]:
         key, shape, dtype = row.split("\t")
         assert key.startswith("module.")
-        out[key[len("module."):]] = (() if shape == "scalar" else tuple(int(s) for s in shape.split("x")), dtype)
+        out[key[len("module.") :]] = (() if shape == "scalar" else tuple(int(s) for s in shape.split("x")), dtype)
     return out
 
 
@@ -134,7 +134,9 @@ def test_forward_fill_hard_argmax(filled_forward):
     for b, j in differ:
         x, y, z = official[b, j]
         gap = (hm[b, j].max() - hm[b, j, z, y, x]).item()
-        assert gap <= 1e-4 * hm[b, j].abs().max().item(), f"sample {b} joint {j}: argmax {ours[b, j]} vs {official[b, j]}"
+        assert gap <= 1e-4 * hm[b, j].abs().max().item(), (
+            f"sample {b} joint {j}: argmax {ours[b, j]} vs {official[b, j]}"
+        )
     assert len(differ) <= 2
 
 
@@ -166,16 +168,20 @@ def test_forward_fill_losses_match_official_loss_values(filled_forward):
             assert terms[name].item() == pytest.approx(ref[name], rel=1e-5), (name, fast)
     with_logits = InterNetLoss(2.5, (64, 64, 64))(out, batch)["hand_type"]
     assert with_logits.item() == pytest.approx(
-        hand_type_loss(out["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]).item(), rel=1e-6)
+        hand_type_loss(out["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]).item(), rel=1e-6
+    )
 
 
 # --------------------------------------------------------------------------------------------- every depth
-@pytest.mark.parametrize("depth, channels, size", [(18, 512, 64), (34, 512, 32), (50, 2048, 64), (101, 2048, 32),
-                                                    (152, 2048, 32)])
+@pytest.mark.parametrize(
+    "depth, channels, size", [(18, 512, 64), (34, 512, 32), (50, 2048, 64), (101, 2048, 32), (152, 2048, 32)]
+)
 def test_every_depth_builds_and_shapes(depth, channels, size):
     model = InterNet(resnet_type=depth).eval()
     assert model.backbone_net.resnet.out_channels == channels
-    assert model.pose_net.joint_deconv_1[0].in_channels == channels and model.pose_net.hand_fc[0].in_features == channels
+    assert (
+        model.pose_net.joint_deconv_1[0].in_channels == channels and model.pose_net.hand_fc[0].in_features == channels
+    )
     assert infer_resnet_depth(model.state_dict()) == depth
     root_logits = []
     model.pose_net.root_fc.register_forward_hook(lambda mod, inp, out: root_logits.append(out))
@@ -272,7 +278,7 @@ def torchvision_style_state(depth_keys: dict, seed: int = 0) -> dict[str, torch.
 
 def resnet50_official_names() -> dict:
     prefix = "backbone_net.resnet."
-    return {k[len(prefix):]: v for k, v in official_keys().items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in official_keys().items() if k.startswith(prefix)}
 
 
 def test_torchvision_state_dict_loads(tmp_path):
@@ -290,8 +296,11 @@ def test_torchvision_state_dict_loads(tmp_path):
 
 
 def test_old_torchvision_file_without_bn_counters_loads():
-    tv = {k: v for k, v in torchvision_style_state(resnet50_official_names()).items()
-          if not k.endswith("num_batches_tracked")}
+    tv = {
+        k: v
+        for k, v in torchvision_style_state(resnet50_official_names()).items()
+        if not k.endswith("num_batches_tracked")
+    }
     backbone = ResNet(50)
     backbone.load_torchvision(tv)
     assert torch.equal(backbone.layer4[2].bn3.running_var, tv["layer4.2.bn3.running_var"])
@@ -306,7 +315,9 @@ def test_torchvision_state_dict_errors_name_the_problem(tmp_path):
         ResNet(50).load_torchvision(missing)
     wrong = dict(tv)
     wrong["layer2.0.conv2.weight"] = torch.zeros(128, 128, 1, 1)
-    with pytest.raises(CheckpointError, match=r"shape mismatches: layer2\.0\.conv2\.weight checkpoint \(128, 128, 1, 1\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatches: layer2\.0\.conv2\.weight checkpoint \(128, 128, 1, 1\)"
+    ):
         ResNet(50).load_torchvision(wrong)
     path = tmp_path / "resnet50.pth"
     torch.save(tv, path)

@@ -1,6 +1,7 @@
 """The notebook suite: structure, the helpers notebooks call (internet.notebook, internet.explore), every notebook
 executed with papermill on tiny parameters (through one quick `internet.demo` run plus separate runs of 02 and 05),
 clear parameter errors, and an interrupted training run that resumes from its last checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,28 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from internet.config import Config
-from internet.notebook import (ParameterError, archive_previous_run, check_bbox, check_param, params_to_config,
-                               project_root, resolve_checkpoint, training_curves_figure, zoom_to_box)
+from internet.notebook import (
+    ParameterError,
+    archive_previous_run,
+    check_bbox,
+    check_param,
+    params_to_config,
+    project_root,
+    resolve_checkpoint,
+    training_curves_figure,
+    zoom_to_box,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "05_your_image", "06_sequences",
-             "07_your_video")
+NOTEBOOKS = (
+    "01_explore_dataset",
+    "02_train",
+    "03_evaluate",
+    "04_visualize_3d",
+    "05_your_image",
+    "06_sequences",
+    "07_your_video",
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -80,8 +97,22 @@ def test_notebook_is_committed_clean_with_one_parameters_cell(name):
 
 def test_train_notebook_exposes_the_training_parameters():
     params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train.ipynb"))
-    for name in ("data_root", "epochs", "batch_size", "backbone", "lr", "lr_schedule", "device", "num_gpus",
-                 "resume", "max_iters_per_epoch", "preset", "ckpt_every_iters", "output_dir", "dataset"):
+    for name in (
+        "data_root",
+        "epochs",
+        "batch_size",
+        "backbone",
+        "lr",
+        "lr_schedule",
+        "device",
+        "num_gpus",
+        "resume",
+        "max_iters_per_epoch",
+        "preset",
+        "ckpt_every_iters",
+        "output_dir",
+        "dataset",
+    ):
         assert name in params, name
     assert params["preset"]["default"] == '"cpu"'
 
@@ -101,8 +132,19 @@ def test_dataset_parameter_reaches_the_config(name):
 
 # ------------------------------------------------------------------------------------------------ internet.notebook
 def test_params_to_config_maps_notebook_names_and_presets():
-    cfg = params_to_config(dict(epochs=3, batch_size=5, backbone="resnet34", lr=2e-4, lr_schedule=[1, 2],
-                                resume=True, device=None, data_root="data/x", max_iters_per_epoch=None))
+    cfg = params_to_config(
+        dict(
+            epochs=3,
+            batch_size=5,
+            backbone="resnet34",
+            lr=2e-4,
+            lr_schedule=[1, 2],
+            resume=True,
+            device=None,
+            data_root="data/x",
+            max_iters_per_epoch=None,
+        )
+    )
     assert (cfg.end_epoch, cfg.train_batch_size, cfg.resnet_type, cfg.lr) == (3, 5, 34, 2e-4)
     assert tuple(cfg.lr_dec_epoch) == (1, 2) and cfg.continue_train is True
     assert cfg.device == Config.cpu_demo().device  # None keeps the preset's value
@@ -112,16 +154,19 @@ def test_params_to_config_maps_notebook_names_and_presets():
     assert params_to_config({"backbone": 18}, preset="paper").resnet_type == 18
 
 
-@pytest.mark.parametrize("params, words", [
-    (dict(epochs="three"), ["epochs", "end_epoch", "expected an integer"]),
-    (dict(lr="fast"), ["lr", "expected a number"]),
-    (dict(resume="yes"), ["resume", "true/false"]),
-    (dict(backbone="vgg16"), ["backbone", "resnet18"]),
-    (dict(backbone="resnet19"), ["resnet_type", "must be one of"]),
-    (dict(preset="gpu"), ["preset", "'cpu'"]),
-    (dict(epochs=0), ["end_epoch", ">= 1"]),
-    (dict(no_such_thing=1), ["unknown config parameter", "no_such_thing"]),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        (dict(epochs="three"), ["epochs", "end_epoch", "expected an integer"]),
+        (dict(lr="fast"), ["lr", "expected a number"]),
+        (dict(resume="yes"), ["resume", "true/false"]),
+        (dict(backbone="vgg16"), ["backbone", "resnet18"]),
+        (dict(backbone="resnet19"), ["resnet_type", "must be one of"]),
+        (dict(preset="gpu"), ["preset", "'cpu'"]),
+        (dict(epochs=0), ["end_epoch", ">= 1"]),
+        (dict(no_such_thing=1), ["unknown config parameter", "no_such_thing"]),
+    ],
+)
 def test_params_to_config_rejects_bad_values_naming_them(params, words):
     with pytest.raises(ParameterError) as e:
         params_to_config(params)
@@ -132,8 +177,12 @@ def test_params_to_config_rejects_bad_values_naming_them(params, words):
 def test_check_param_and_check_bbox():
     assert check_param("n", 3, int, minimum=1) == 3
     assert check_param("x", 2, float) == 2  # ints pass for floats
-    for value, kw, words in [(True, {}, "expected int"), (0, {"minimum": 1}, ">= 1"), ("a", {}, "expected int"),
-                             (None, {}, "required")]:
+    for value, kw, _words in [
+        (True, {}, "expected int"),
+        (0, {"minimum": 1}, ">= 1"),
+        ("a", {}, "expected int"),
+        (None, {}, "required"),
+    ]:
         with pytest.raises(ParameterError, match="parameter n="):
             check_param("n", value, int, **kw)
     with pytest.raises(ParameterError, match="must be one of"):
@@ -195,8 +244,13 @@ def test_explore_statistics_match_the_files(tiny_data):
     # H/M subsets from per-split id lists (the synthetic set writes train and test lists, val is machine-only)
     pattern = tiny_data / "annotations" / "aid_human_annot_{split}.txt"
     hm = explore.count_table(tiny_data, human_annot_ids=pattern)
-    assert [(r["split"], r["subset"]) for r in hm] == [("train", "human"), ("train", "machine"), ("val", "all"),
-                                                       ("test", "human"), ("test", "machine")]
+    assert [(r["split"], r["subset"]) for r in hm] == [
+        ("train", "human"),
+        ("train", "machine"),
+        ("val", "all"),
+        ("test", "human"),
+        ("test", "machine"),
+    ]
     for split in ("train", "test"):
         rows_h = [r for r in hm if r["split"] == split]
         assert rows_h[0]["total"] == info["splits"][split]["human_annotated"]
@@ -248,8 +302,9 @@ def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):
     single = np.isin(te["hand_type"], ("right", "left"))
     assert result.mpjpe_single == pytest.approx(np.nanmean(np.nanmean(errors[single], axis=0)), abs=1e-3)
     per_sample = per_sample_mpjpe(baselines.mean_pose_predictions(tr, te, cfg), te, cfg)
-    np.testing.assert_allclose(per_sample, np.nanmean(np.where(te["joint_valid"] > 0, np.nan_to_num(errors), np.nan),
-                                                      axis=1), atol=1e-3)
+    np.testing.assert_allclose(
+        per_sample, np.nanmean(np.where(te["joint_valid"] > 0, np.nan_to_num(errors), np.nan), axis=1), atol=1e-3
+    )
     assert result.mpjpe_all > 5.0  # the mean pose is far from every pose
 
 
@@ -264,8 +319,10 @@ ROOTS = {"right": 20, "left": 41}
 def _annotations(data_root: Path, split: str) -> dict:
     """{ann_id: dict(joint_cam, joint_valid, hand_type, hand_type_valid, focal, princpt)} from the three JSON files."""
     folder = data_root / "annotations" / split
-    data, cams, joints = (json.loads((folder / f"InterHand2.6M_{split}_{kind}.json").read_text())
-                          for kind in ("data", "camera", "joint_3d"))
+    data, cams, joints = (
+        json.loads((folder / f"InterHand2.6M_{split}_{kind}.json").read_text())
+        for kind in ("data", "camera", "joint_3d")
+    )
     images = {im["id"]: im for im in data["images"]}
     out = {}
     for ann in data["annotations"]:
@@ -277,9 +334,14 @@ def _annotations(data_root: Path, split: str) -> dict:
         valid = np.array(ann["joint_valid"], dtype=np.float64).reshape(42)
         valid[RIGHT_BLOCK] *= valid[20]  # a hand without its root counts for nothing (official)
         valid[LEFT_BLOCK] *= valid[41]
-        out[ann["id"]] = dict(joint_cam=(world - pos) @ rot.T, joint_valid=valid, hand_type=ann["hand_type"],
-                              hand_type_valid=float(ann["hand_type_valid"]), focal=np.array(cam["focal"][name]),
-                              princpt=np.array(cam["princpt"][name]))
+        out[ann["id"]] = dict(
+            joint_cam=(world - pos) @ rot.T,
+            joint_valid=valid,
+            hand_type=ann["hand_type"],
+            hand_type_valid=float(ann["hand_type_valid"]),
+            focal=np.array(cam["focal"][name]),
+            princpt=np.array(cam["princpt"][name]),
+        )
     return out
 
 
@@ -301,18 +363,26 @@ def _official_scores(gt: list, joint_cam_rel, left_root_cam, right_root_cam, han
             errors[subset][j].append(np.linalg.norm(joint_cam_rel[n, j] - cam[j]))
         if g["hand_type_valid"]:
             right, left = hand_probs[n]
-            correct.append({"right": right > 0.5 and left < 0.5, "left": right < 0.5 and left > 0.5,
-                            "interacting": right > 0.5 and left > 0.5}[g["hand_type"]])
+            correct.append(
+                {
+                    "right": right > 0.5 and left < 0.5,
+                    "left": right < 0.5 and left > 0.5,
+                    "interacting": right > 0.5 and left > 0.5,
+                }[g["hand_type"]]
+            )
 
     def average(lists):  # mean of the per-joint means, joints without any sample left out
         means = [np.mean(e) for e in lists if e]
         return float(np.mean(means)) if means else None
 
     both = [a + b for a, b in zip(errors["single"], errors["interacting"])]
-    return {"mpjpe_all_mm": average(both), "mpjpe_single_mm": average(errors["single"]),
-            "mpjpe_interacting_mm": average(errors["interacting"]),
-            "mrrpe_mm": float(np.mean(mrrpe)) if mrrpe else None,
-            "handedness_accuracy": float(np.mean(correct)) if correct else None}
+    return {
+        "mpjpe_all_mm": average(both),
+        "mpjpe_single_mm": average(errors["single"]),
+        "mpjpe_interacting_mm": average(errors["interacting"]),
+        "mrrpe_mm": float(np.mean(mrrpe)) if mrrpe else None,
+        "handedness_accuracy": float(np.mean(correct)) if correct else None,
+    }
 
 
 def _network_scores(model, crops, inv_trans, gt: list, cfg) -> dict:
@@ -330,7 +400,8 @@ def _network_scores(model, crops, inv_trans, gt: list, cfg) -> dict:
     uv = np.einsum("nij,nkj->nki", inv_trans[:, :, :2], crop_xy) + inv_trans[:, None, :, 2]
     z_mm = (z / depth * 2 - 1) * (cfg.bbox_3d_size / 2)
     rel_root_mm = (out["rel_root_depth"].double().numpy()[:, 0] / cfg.output_root_hm_shape * 2 - 1) * (
-        cfg.bbox_3d_size_root / 2)
+        cfg.bbox_3d_size_root / 2
+    )
 
     def back_project(n, u, v, depth_mm):
         (fx, fy), (cx, cy) = gt[n]["focal"], gt[n]["princpt"]
@@ -355,15 +426,22 @@ def _mean_pose_scores(train: list, gt: list) -> dict:
     mean = np.zeros((42, 3))
     for block, root in ((RIGHT_BLOCK, 20), (LEFT_BLOCK, 41)):
         for j in block:
-            rows = [t["joint_cam"][j] - t["joint_cam"][root] for t in train
-                    if t["joint_valid"][j] > 0 and t["joint_valid"][root] > 0]
+            rows = [
+                t["joint_cam"][j] - t["joint_cam"][root]
+                for t in train
+                if t["joint_valid"][j] > 0 and t["joint_valid"][root] > 0
+            ]
             mean[j] = np.mean(rows, axis=0) if rows else 0.0
-    both = [t for t in train if t["hand_type"] == "interacting" and t["joint_valid"][20] > 0 and t["joint_valid"][41] > 0]
+    both = [
+        t for t in train if t["hand_type"] == "interacting" and t["joint_valid"][20] > 0 and t["joint_valid"][41] > 0
+    ]
     rel_root = np.mean([t["joint_cam"][41, 2] - t["joint_cam"][20, 2] for t in both]) if both else 0.0
     left_roots = np.array([g["joint_cam"][41] / g["joint_cam"][41, 2] * (g["joint_cam"][20, 2] + rel_root) for g in gt])
     right_roots = np.array([g["joint_cam"][20] for g in gt])
-    present = [np.mean([t["hand_type"] in ("right", "interacting") for t in train]),
-               np.mean([t["hand_type"] in ("left", "interacting") for t in train])]
+    present = [
+        np.mean([t["hand_type"] in ("right", "interacting") for t in train]),
+        np.mean([t["hand_type"] in ("left", "interacting") for t in train]),
+    ]
     return _official_scores(gt, np.tile(mean, (len(gt), 1, 1)), left_roots, right_roots, np.tile(present, (len(gt), 1)))
 
 
@@ -396,9 +474,11 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     torch.manual_seed(cfg.seed)  # the initialisation the training run started from
     untrained = InterNet.from_config(cfg)
     train_annotations = list(_annotations(tiny_data, "train").values())
-    expected = {"after_training": _network_scores(trained, crops, inv_trans, gt, cfg),
-                "before_training": _network_scores(untrained, crops, inv_trans, gt, cfg),
-                "mean_pose_baseline": _mean_pose_scores(train_annotations, gt)}
+    expected = {
+        "after_training": _network_scores(trained, crops, inv_trans, gt, cfg),
+        "before_training": _network_scores(untrained, crops, inv_trans, gt, cfg),
+        "mean_pose_baseline": _mean_pose_scores(train_annotations, gt),
+    }
     assert expected["mean_pose_baseline"]["mrrpe_mm"] is not None  # the tiny test split has interacting hands
     for which, scores in expected.items():
         for key, value in scores.items():
@@ -438,8 +518,14 @@ def test_explore_notebook_outputs(demo_run):
     text = _text(nb)
     lines = [line.split() for line in text.splitlines()]
     for row in explore.count_table(demo_run.data_root):  # the count table shows the real counts
-        assert [row["split"], "all", str(row["right"]), str(row["left"]), str(row["interacting"]),
-                str(row["total"])] in [words[:6] for words in lines], row
+        assert [
+            row["split"],
+            "all",
+            str(row["right"]),
+            str(row["left"]),
+            str(row["interacting"]),
+            str(row["total"]),
+        ] in [words[:6] for words in lines], row
     assert "annotations (valid_joints" in text
     assert _mime_count(nb, "image/png") >= 5  # counts, rig (static), validity, boxes, first sample
     assert _mime_count(nb, "application/vnd.plotly.v1+json") >= 1
@@ -467,8 +553,18 @@ def test_evaluate_notebook_outputs(demo_run):
     nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "03_evaluate.ipynb"), as_version=4)
     assert not _errors(nb)
     text = _text(nb)
-    for words in ("== official protocol", "MPJPE all hands (mm)", "Handedness accuracy", "MRRPE",
-                  "== variants", "pooled", "untrained", "mean pose", "best: #", "worst: #"):
+    for words in (
+        "== official protocol",
+        "MPJPE all hands (mm)",
+        "Handedness accuracy",
+        "MRRPE",
+        "== variants",
+        "pooled",
+        "untrained",
+        "mean pose",
+        "best: #",
+        "worst: #",
+    ):
         assert words in text, words
     assert _mime_count(nb, "image/png") >= 1 + 2 * 3  # per-joint plot, 3 best and 3 worst overlays
     result = demo_run.output_dir / "result"
@@ -491,8 +587,11 @@ def test_visualize_notebook_outputs(demo_run):
     plotly_outputs = [o for o in _outputs(nb) if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert all("image/png" in o["data"] for o in plotly_outputs)
     assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1
-    figs = [out["data"]["application/vnd.plotly.v1+json"] for out in _outputs(nb)
-            if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    figs = [
+        out["data"]["application/vnd.plotly.v1+json"]
+        for out in _outputs(nb)
+        if "application/vnd.plotly.v1+json" in out.get("data", {})
+    ]
     sources = {t.get("meta", {}).get("source") for f in figs for t in f["data"]}
     assert {"pred", "gt"} <= sources
     vis = demo_run.output_dir / "vis"
@@ -509,8 +608,14 @@ def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_che
     from internet.predictor import Predictor
 
     out = tmp_path / "out"
-    nb = execute_notebook("05_your_image", tmp_path / "05.ipynb", data_root=str(tiny_data), output_dir=str(out),
-                          checkpoint=str(trained_checkpoint), png_export="matplotlib")
+    nb = execute_notebook(
+        "05_your_image",
+        tmp_path / "05.ipynb",
+        data_root=str(tiny_data),
+        output_dir=str(out),
+        checkpoint=str(trained_checkpoint),
+        png_export="matplotlib",
+    )
     assert not _errors(nb)
     demo_image = project_root().parent / "shared/data/interhand26m_sample/unannotated/facebookresearch_demo_input.jpg"
     if demo_image.is_file():
@@ -532,12 +637,15 @@ def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_che
 
 
 # ------------------------------------------------------------------------------------------------ parameter errors
-@pytest.mark.parametrize("name, params, words", [
-    ("02_train", {"epochs": "three"}, ["epochs (end_epoch)='three'", "expected an integer"]),
-    ("05_your_image", {"bbox": [10, 10, -5, 20]}, ["bbox=", "width and height must be > 0"]),
-    ("01_explore_dataset", {"dataset": "FreiHAND"}, ["dataset='FreiHAND'", "must be one of", "'RHD'", "'STB'"]),
-    ("03_evaluate", {"dataset": "RHD", "split": "val"}, ["split='val'", "RHD", "'test' split only"]),
-])
+@pytest.mark.parametrize(
+    "name, params, words",
+    [
+        ("02_train", {"epochs": "three"}, ["epochs (end_epoch)='three'", "expected an integer"]),
+        ("05_your_image", {"bbox": [10, 10, -5, 20]}, ["bbox=", "width and height must be > 0"]),
+        ("01_explore_dataset", {"dataset": "FreiHAND"}, ["dataset='FreiHAND'", "must be one of", "'RHD'", "'STB'"]),
+        ("03_evaluate", {"dataset": "RHD", "split": "val"}, ["split='val'", "RHD", "'test' split only"]),
+    ],
+)
 def test_wrong_parameter_fails_first_with_a_clear_message(execute_notebook, tiny_data, tmp_path, name, params, words):
     out = tmp_path / "out"
     with pytest.raises(PapermillExecutionError) as e:
@@ -555,18 +663,29 @@ def test_wrong_parameter_fails_first_with_a_clear_message(execute_notebook, tiny
 
 
 # ------------------------------------------------------------------------------------------------ crash and resume
-def test_interrupted_training_keeps_its_outputs_and_resumes(execute_notebook, tiny_data, tiny_config_overrides,
-                                                            tmp_path):
+def test_interrupted_training_keeps_its_outputs_and_resumes(
+    execute_notebook, tiny_data, tiny_config_overrides, tmp_path
+):
     from internet.data import InterHand26M
     from internet.train import EpochBatchSampler
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".cache"))
     out = tmp_path / "out"
-    params = dict(data_root=str(data), output_dir=str(out), epochs=2, batch_size=4, max_iters_per_epoch=2,
-                  ckpt_every_iters=1, num_workers=0, print_every=1, config_overrides=tiny_config_overrides)
-    cfg = params_to_config({k: v for k, v in params.items() if k not in ("print_every", "config_overrides")},
-                           **tiny_config_overrides)
+    params = dict(
+        data_root=str(data),
+        output_dir=str(out),
+        epochs=2,
+        batch_size=4,
+        max_iters_per_epoch=2,
+        ckpt_every_iters=1,
+        num_workers=0,
+        print_every=1,
+        config_overrides=tiny_config_overrides,
+    )
+    cfg = params_to_config(
+        {k: v for k, v in params.items() if k not in ("print_every", "config_overrides")}, **tiny_config_overrides
+    )
     train = InterHand26M(cfg, "train", "train")
     batches = EpochBatchSampler(len(train), 4, seed=cfg.seed, max_batches=2).rank_batches(0)
     victim = train.image_path(next(i for i in batches[1] if i not in batches[0]))
@@ -605,8 +724,9 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     torch.manual_seed(3)
     net = InterNet.from_config(Config.cpu_demo(**small))
     # official format: epoch, network (DataParallel 'module.' keys), optimizer; no config inside
-    official = save_checkpoint(tmp_path / "snapshot_20.pth.tar", {"epoch": 20, "network": official_state_dict(net),
-                                                                   "optimizer": {}})
+    official = save_checkpoint(
+        tmp_path / "snapshot_20.pth.tar", {"epoch": 20, "network": official_state_dict(net), "optimizer": {}}
+    )
     # its depth and its head-input norm come from its keys
     model, cfg, info = load_model(official, Config.cpu_demo(resnet_type=50, fc_input_norm=False, **small))
     assert cfg.resnet_type == 18 and cfg.fc_input_norm and info["epoch"] == 20
@@ -614,17 +734,24 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     for (k, a), b in zip(net.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), k
     # ours: the training config inside decides the network's shapes
-    ours = save_checkpoint(tmp_path / "snapshot_1.pth.tar", {
-        "epoch": 1, "network": official_state_dict(net),
-        "train_state": {"config": {**Config.cpu_demo(**small).to_dict(), "seed": 7}}})
+    ours = save_checkpoint(
+        tmp_path / "snapshot_1.pth.tar",
+        {
+            "epoch": 1,
+            "network": official_state_dict(net),
+            "train_state": {"config": {**Config.cpu_demo(**small).to_dict(), "seed": 7}},
+        },
+    )
     model, cfg, info = load_model(ours, Config.cpu_demo())
     assert tuple(cfg.input_img_shape) == (64, 64) and tuple(cfg.output_hm_shape) == (16, 16, 16)
     assert info["seed"] == 7
     # ours from before fc_input_norm existed: its saved config lacks it, the keys decide
     old_config = {k: v for k, v in Config.cpu_demo(**small).to_dict().items() if k != "fc_input_norm"}
     plain = InterNet.from_config(Config.cpu_demo(fc_input_norm=False, **small))
-    old = save_checkpoint(tmp_path / "snapshot_2.pth.tar", {"epoch": 2, "network": official_state_dict(plain),
-                                                           "train_state": {"config": old_config}})
+    old = save_checkpoint(
+        tmp_path / "snapshot_2.pth.tar",
+        {"epoch": 2, "network": official_state_dict(plain), "train_state": {"config": old_config}},
+    )
     model, cfg, info = load_model(old, Config.cpu_demo())
     assert not cfg.fc_input_norm and model.pose_net.fc_input_norm is None
     from internet.checkpoint import CheckpointError
@@ -657,8 +784,10 @@ def single_hand_data(tmp_path_factory):
     from internet.synth.single_hand import write_rhd, write_stb
 
     root = tmp_path_factory.mktemp("single_hand_nb")
-    return {name: (root / name, write(root / name, seed=5, **SINGLE_HAND_SIZES))
-            for name, write in (("RHD", write_rhd), ("STB", write_stb))}
+    return {
+        name: (root / name, write(root / name, seed=5, **SINGLE_HAND_SIZES))
+        for name, write in (("RHD", write_rhd), ("STB", write_stb))
+    }
 
 
 @pytest.mark.parametrize("name", ["RHD", "STB"])
@@ -674,8 +803,12 @@ def test_explore_statistics_of_single_hand_sets(single_hand_data, name):
     rows = explore.dataset_count_table(sets)
     for r in rows:
         written = summary["splits"][r["split"]]
-        assert (r["right"], r["left"], r["interacting"], r["total"]) == (written["right"], written["left"], 0,
-                                                                         written["annotations"])
+        assert (r["right"], r["left"], r["interacting"], r["total"]) == (
+            written["right"],
+            written["left"],
+            0,
+            written["annotations"],
+        )
     # arrays straight from the annotation file: one 21-joint block filled per sample, in the GT hand's block
     test = sets["test"]
     ann = parse_single_hand_file(test.annotation_path)
@@ -747,8 +880,9 @@ def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
 
 
 @pytest.mark.parametrize("name", ["RHD", "STB"])
-def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_hand_data, tiny_config_overrides,
-                                                    tmp_path, name):
+def test_notebooks_01_to_03_run_on_single_hand_sets(
+    execute_notebook, single_hand_data, tiny_config_overrides, tmp_path, name
+):
     from internet import baselines, explore
     from internet.checkpoint import latest_checkpoint, load_checkpoint
     from internet.data import build_dataset
@@ -768,8 +902,9 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
     words = [line.split() for line in text.splitlines()]
     sets = explore.load_splits(Config.cpu_demo(dataset=name, data_root=str(data_root)))
     for row in explore.dataset_count_table(sets):
-        assert [row["split"], "all", str(row["right"]), str(row["left"]), "0", str(row["total"])] in \
-            [w[:6] for w in words], row
+        assert [row["split"], "all", str(row["right"]), str(row["left"]), "0", str(row["total"])] in [
+            w[:6] for w in words
+        ], row
     assert "camera layout is skipped" in text and f"data set: {name}" in text
     assert _mime_count(nb, "application/vnd.jupyter.widget-view+json") >= 1  # the sample browser
     assert _mime_count(nb, "image/png") >= 4  # counts, validity, boxes, first sample
@@ -778,8 +913,17 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
     assert not (out / "vis" / "01_camera_rig.html").exists()
 
     # 02: one tiny iteration; the checkpoint remembers the data set
-    nb = execute_notebook("02_train", tmp_path / "02.ipynb", epochs=1, batch_size=2, max_iters_per_epoch=1,
-                          num_workers=0, print_every=1, config_overrides=tiny_config_overrides, **common)
+    nb = execute_notebook(
+        "02_train",
+        tmp_path / "02.ipynb",
+        epochs=1,
+        batch_size=2,
+        max_iters_per_epoch=1,
+        num_workers=0,
+        print_every=1,
+        config_overrides=tiny_config_overrides,
+        **common,
+    )
     assert not _errors(nb)
     assert f"data: {name} at {data_root}" in _text(nb) and "training finished" in _text(nb)
     checkpoint = latest_checkpoint(out / "model_dump")
@@ -787,12 +931,22 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(execute_notebook, single_han
     assert load_checkpoint(checkpoint)["train_state"]["config"]["dataset"] == name
 
     # 03: the single-hand protocol, labelled PCK AUC, per-joint names of the data set, best/worst samples
-    nb = execute_notebook("03_evaluate", tmp_path / "03.ipynb", n_show=1, config_overrides=tiny_config_overrides,
-                          **common)
+    nb = execute_notebook(
+        "03_evaluate", tmp_path / "03.ipynb", n_show=1, config_overrides=tiny_config_overrides, **common
+    )
     assert not _errors(nb)
     text = _text(nb)
-    for w in ("single-hand evaluation: 4 samples", "MPJPE / EPE (mm)", "AUC of 3D PCK, 20-50 mm",
-              "PCK AUC 20-50 mm (variant)", "Handedness accuracy", "untrained", "mean pose", "best: #", "worst: #"):
+    for w in (
+        "single-hand evaluation: 4 samples",
+        "MPJPE / EPE (mm)",
+        "AUC of 3D PCK, 20-50 mm",
+        "PCK AUC 20-50 mm (variant)",
+        "Handedness accuracy",
+        "untrained",
+        "mean pose",
+        "best: #",
+        "worst: #",
+    ):
         assert w in text, w
     assert "MRRPE" not in text  # no two-hand metrics for a single-hand set
     saved = json.loads((out / "result" / "eval_test.json").read_text())

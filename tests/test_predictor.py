@@ -1,4 +1,5 @@
 """internet.predictor: any image + a hand box -> 2D joints in image pixels and root-relative 3D hands."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +7,12 @@ import pytest
 import torch
 
 from internet.checkpoint import CheckpointError, official_state_dict, save_checkpoint
+from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError
-from internet.codec import HeatmapCodec
-from internet.model import InterNet
 from internet.inference import place_predictions, predict
+from internet.model import InterNet
 from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
 
 TINY = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), sigma=1.0)
@@ -52,9 +53,12 @@ def test_predict_uses_the_test_pipeline_and_maps_back_to_the_image(cfg, model, t
     batch = predict(model, test_set, cfg, indices=[i], num_workers=0)
     np.testing.assert_allclose(out["joint_coord_hm"], batch["joint_coord"][0])
     # joint_img: heatmap -> crop pixels -> inverse affine
-    crop_xy = out["joint_coord_hm"][:, :2] * (np.array(cfg.input_img_shape[::-1]) / np.array(cfg.output_hm_shape[:0:-1]))
-    np.testing.assert_allclose(out["joint_img"], crop_xy @ out["inv_trans"][:, :2].T + out["inv_trans"][:, 2],
-                               atol=1e-3)
+    crop_xy = out["joint_coord_hm"][:, :2] * (
+        np.array(cfg.input_img_shape[::-1]) / np.array(cfg.output_hm_shape[:0:-1])
+    )
+    np.testing.assert_allclose(
+        out["joint_img"], crop_xy @ out["inv_trans"][:, :2].T + out["inv_trans"][:, 2], atol=1e-3
+    )
     assert out["joint_img"].shape == (42, 2) and out["joint_cam_rel"].shape == (42, 3)
     assert out["hand_type"].shape == (2,)
     np.testing.assert_allclose(out["hand_type"], batch["hand_type"][0], rtol=1e-6)  # the data-set path's probabilities
@@ -88,8 +92,9 @@ def test_camera_guess_is_consistent(cfg, model, test_set):
 
 def test_batch_prediction_places_hands_like_the_evaluation(cfg, model, test_set):
     idx = [0, 2, 3]
-    out = place_predictions(predict(model, test_set, cfg, indices=idx, batch_size=2, num_workers=0),
-                            test_set.eval_targets(), cfg)
+    out = place_predictions(
+        predict(model, test_set, cfg, indices=idx, batch_size=2, num_workers=0), test_set.eval_targets(), cfg
+    )
     gt = {k: np.asarray(v)[idx] for k, v in test_set.eval_targets().items()}
     # the official back-projection written out here: heatmap -> crop pixels -> image (inv_trans); depth bins -> mm
     # about each hand's GT root depth; pixels -> camera with the focal length and principal point
@@ -101,8 +106,14 @@ def test_batch_prediction_places_hands_like_the_evaluation(cfg, model, test_set)
     uv = np.einsum("nij,nkj->nki", inv[:, :, :2], crop) + inv[:, None, :, 2]
     root_depth = np.where(np.arange(42) < 21, gt["abs_depth"][:, :1], gt["abs_depth"][:, 1:])
     z = (coord[..., 2] / depth * 2 - 1) * (cfg.bbox_3d_size / 2) + root_depth
-    cam = np.stack([(uv[..., 0] - gt["princpt"][:, None, 0]) / gt["focal"][:, None, 0] * z,
-                    (uv[..., 1] - gt["princpt"][:, None, 1]) / gt["focal"][:, None, 1] * z, z], axis=-1)
+    cam = np.stack(
+        [
+            (uv[..., 0] - gt["princpt"][:, None, 0]) / gt["focal"][:, None, 0] * z,
+            (uv[..., 1] - gt["princpt"][:, None, 1]) / gt["focal"][:, None, 1] * z,
+            z,
+        ],
+        axis=-1,
+    )
     np.testing.assert_allclose(out["pred_img"], uv, atol=1e-3)
     np.testing.assert_allclose(out["pred_cam"], cam, atol=1e-3)
     assert out["pred_img"].shape == (3, 42, 2) and out["rel_root_depth"].shape == (3,)
@@ -143,8 +154,12 @@ def test_bad_images_and_boxes_are_named(cfg, model, tmp_path):
         predictor.predict(image.astype(np.float32), [0, 0, 10, 10])
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         predictor.predict(image[..., 0], [0, 0, 10, 10])
-    for box, words in (([0, 0, 10], "four finite numbers"), ([0, 0, 0, 10], "must be >= 1"),
-                       ([200, 0, 10, 10], "outside the 80x100"), ([1, 2, float("inf"), 3], "finite")):
+    for box, words in (
+        ([0, 0, 10], "four finite numbers"),
+        ([0, 0, 0, 10], "must be >= 1"),
+        ([200, 0, 10, 10], "outside the 80x100"),
+        ([1, 2, float("inf"), 3], "finite"),
+    ):
         with pytest.raises(ValueError, match=words):
             predictor.predict(image, box)
     with pytest.raises(ValueError, match="focal"):

@@ -1,5 +1,6 @@
 """RHD and STB: the real RHD sample, synthetic RHD/STB sets (writer, loaders, flip, RootNet mode, errors), the
 official single-hand evaluation on the loaders' targets, and a short Trainer run + test on each format."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vendored import RHD_SAMPLE
 
 from internet.config import Config
 from internet.data import build_dataset
@@ -24,15 +26,23 @@ from internet.skeleton import STB as STB_SKELETON
 from internet.synth.__main__ import main as synth_main
 from internet.synth.single_hand import write_rhd, write_stb
 
-from vendored import RHD_SAMPLE
-
 STB_SK = {"focal": (607.92271, 607.88192), "princpt": (314.78337, 236.42484)}
 FORMATS = {"RHD": ("RHD_training.json", "RHD_evaluation.json"), "STB": ("STB_train.json", "STB_test.json")}
-KEYS = {"img": ((3, 256, 256), np.float32), "joint_coord": ((42, 3), np.float32),
-        "rel_root_depth": ((1,), np.float32), "hand_type": ((2,), np.float32), "joint_valid": ((42,), np.float32),
-        "root_valid": ((1,), np.float32), "hand_type_valid": ((), np.float32), "inv_trans": ((2, 3), np.float32),
-        "capture": ((), np.int64), "cam": ((), np.int64), "frame": ((), np.int64), "ann_id": ((), np.int64),
-        "index": ((), np.int64)}
+KEYS = {
+    "img": ((3, 256, 256), np.float32),
+    "joint_coord": ((42, 3), np.float32),
+    "rel_root_depth": ((1,), np.float32),
+    "hand_type": ((2,), np.float32),
+    "joint_valid": ((42,), np.float32),
+    "root_valid": ((1,), np.float32),
+    "hand_type_valid": ((), np.float32),
+    "inv_trans": ((2, 3), np.float32),
+    "capture": ((), np.int64),
+    "cam": ((), np.int64),
+    "frame": ((), np.int64),
+    "ann_id": ((), np.int64),
+    "index": ((), np.int64),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -119,8 +129,10 @@ def test_real_rhd_samples_blocks_and_round_trip():
         assert gt["abs_depth"][i] == pytest.approx(ann["joint_cam"][0][2])  # root = wrist, local index 0
     # the test-mode targets, decoded and evaluated officially, give back the GT: MPJPE ~ 0 (the file's joint_img is
     # its joint_cam's projection rounded to ~0.04 px, about 0.1 mm at these depths), all PCK hits
-    pred = {"joint_coord": np.stack([ds[i]["joint_coord"] for i in range(3)]),
-            "hand_type": np.array([[0.1, 0.9], [0.2, 0.7], [0.8, 0.4]])}
+    pred = {
+        "joint_coord": np.stack([ds[i]["joint_coord"] for i in range(3)]),
+        "hand_type": np.array([[0.1, 0.9], [0.2, 0.7], [0.8, 0.4]]),
+    }
     r = evaluate_single_hand(pred, gt, ds.skeleton, cfg=cfg)
     assert r.mpjpe < 0.2 and r.auc_pck_20_50 == 1.0 and r.handedness_accuracy == 1.0
     assert r.counts == {"samples": 3, "right": 1, "left": 2, "valid_joints": 63}
@@ -146,8 +158,12 @@ def test_synthetic_files_follow_the_format(synth, fmt):
             p = im["cam_param"]
             uv = cam[:, :2] / cam[:, 2:] * np.asarray(p["focal"]) + np.asarray(p["princpt"])
             assert np.abs(uv - img).max() < 0.01
-            assert valid[0] and (img[valid] >= 0).all() and (img[valid, 0] < im["width"]).all() \
+            assert (
+                valid[0]
+                and (img[valid] >= 0).all()
+                and (img[valid, 0] < im["width"]).all()
                 and (img[valid, 1] < im["height"]).all()
+            )
             np.testing.assert_allclose(ann["bbox"], tight_bbox(img, valid, 1.2), atol=1e-3)
             # the joint order follows the skeleton's names: every bone is a plausible hand bone (mm), and in each
             # digit the base segment (1-2) is longer than the last (3-4), whatever the pose
@@ -170,8 +186,11 @@ def test_synthetic_files_follow_the_format(synth, fmt):
                 assert 20 < np.linalg.norm(cam[0] - cam[skeleton.index("l_middle1")]) < 60
                 test = name.endswith("test.json")
                 seqs = {im["seq_name"] for im in data["images"]}
-                assert seqs <= ({"B1Counting", "B1Random"} if test else
-                                {f"B{b}{k}" for b in range(2, 7) for k in ("Counting", "Random")})
+                assert seqs <= (
+                    {"B1Counting", "B1Random"}
+                    if test
+                    else {f"B{b}{k}" for b in range(2, 7) for k in ("Counting", "Random")}
+                )
     assert (root / "skeleton.txt").read_text().count("\n") == 43
     rootnet = json.loads((root / "rootnet_output" / f"rootnet_{fmt.lower()}_output.json").read_text())
     assert len(rootnet) == 6 and all(np.isscalar(e["abs_depth"]) for e in rootnet)
@@ -179,8 +198,25 @@ def test_synthetic_files_follow_the_format(synth, fmt):
 
 def test_synthetic_sets_are_deterministic(tmp_path):
     write_rhd(tmp_path / "a", seed=5, n_train=3, n_test=0, with_images=False)
-    assert synth_main(["--out", str(tmp_path / "b"), "--format", "rhd", "--seed", "5", "--train", "3", "--test", "0",
-                       "--no-images", "--quiet"]) == 0
+    assert (
+        synth_main(
+            [
+                "--out",
+                str(tmp_path / "b"),
+                "--format",
+                "rhd",
+                "--seed",
+                "5",
+                "--train",
+                "3",
+                "--test",
+                "0",
+                "--no-images",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     a = (tmp_path / "a" / "RHD_training.json").read_bytes()
     assert a == (tmp_path / "b" / "RHD_training.json").read_bytes()
     assert not (tmp_path / "a" / "training").exists()  # no images asked for
@@ -251,15 +287,21 @@ def test_evaluation_on_loader_targets_matches_official_loop(synth, fmt):
         t = gt["inv_trans"][i].astype(np.float64)
         xy = coord[i, :, :2] * 4.0 @ t[:, :2].T + t[:, 2]
         z = (coord[i, :, 2] / 64 * 2 - 1) * 200 + gt["abs_depth"][i]  # one depth for all 42 joints
-        cam = np.stack([(xy[:, 0] - gt["princpt"][i, 0]) / gt["focal"][i, 0] * z,
-                        (xy[:, 1] - gt["princpt"][i, 1]) / gt["focal"][i, 1] * z, z], 1)
+        cam = np.stack(
+            [
+                (xy[:, 0] - gt["princpt"][i, 0]) / gt["focal"][i, 0] * z,
+                (xy[:, 1] - gt["princpt"][i, 1]) / gt["focal"][i, 1] * z,
+                z,
+            ],
+            1,
+        )
         pred = cam[own] - cam[own[0]]
         ref = gt["joint_cam"][i, own].astype(np.float64) - gt["joint_cam"][i, own[0]]
         for j in range(21):
             if gt["joint_valid"][i, own[j]]:
                 per_joint[j].append(np.linalg.norm(pred[j] - ref[j]))
         p = probs[i]
-        correct += (p[0] > .5 and p[1] < .5) if gt["hand_type"][i] == "right" else (p[0] < .5 and p[1] > .5)
+        correct += (p[0] > 0.5 and p[1] < 0.5) if gt["hand_type"][i] == "right" else (p[0] < 0.5 and p[1] > 0.5)
     assert r.mpjpe == pytest.approx(np.mean([np.mean(v) for v in per_joint]), rel=1e-9)
     assert r.handedness_accuracy == pytest.approx(correct / n)
     assert 0.0 <= r.auc_pck_20_50 <= 1.0
@@ -292,9 +334,18 @@ def test_rootnet_mode(synth, fmt, tmp_path):
 def test_trainer_runs_and_tests_each_format(synth, fmt, tmp_path):
     from internet.train import Trainer
 
-    cfg = Config.cpu_demo(dataset=fmt, data_root=str(synth / fmt), output_dir=str(tmp_path / "out"),
-                          max_iters_per_epoch=2, end_epoch=1, train_batch_size=2, test_batch_size=6, num_workers=0,
-                          amp=False, channels_last=False)
+    cfg = Config.cpu_demo(
+        dataset=fmt,
+        data_root=str(synth / fmt),
+        output_dir=str(tmp_path / "out"),
+        max_iters_per_epoch=2,
+        end_epoch=1,
+        train_batch_size=2,
+        test_batch_size=6,
+        num_workers=0,
+        amp=False,
+        channels_last=False,
+    )
     trainer = Trainer(cfg, progress_bar=False)
     summary = trainer.train()
     assert summary["global_step"] == 2 and all(math.isfinite(v) for v in summary["losses"].values())
@@ -340,17 +391,20 @@ def test_bad_files_give_clear_errors(synth, tmp_path):
 
     cases = [
         (lambda d: d["annotations"][1].pop("joint_cam"), rf"id={first_id} .*no key 'joint_cam'"),
-        (lambda d: d["annotations"][1].__setitem__("joint_img", d["annotations"][1]["joint_img"][:20]),
-         rf"id={first_id} .*'joint_img' must be numeric of shape \[21, 2\]"),
-        (lambda d: d["annotations"][1].__setitem__("hand_type", "interacting"),
-         rf"id={first_id} .*hand_type 'interacting'"),
+        (
+            lambda d: d["annotations"][1].__setitem__("joint_img", d["annotations"][1]["joint_img"][:20]),
+            rf"id={first_id} .*'joint_img' must be numeric of shape \[21, 2\]",
+        ),
+        (
+            lambda d: d["annotations"][1].__setitem__("hand_type", "interacting"),
+            rf"id={first_id} .*hand_type 'interacting'",
+        ),
         (lambda d: d["annotations"][1].__setitem__("image_id", 12345), r"image_id 12345 is not in 'images'"),
         (lambda d: d["images"][0]["cam_param"].pop("focal"), r"image id=0 .*'cam_param' has no key 'focal'"),
         (lambda d: d["annotations"][1].__setitem__("bbox", [1, 2, 0, 5]), rf"id={first_id} .*bbox"),
         (lambda d: d.pop("images"), r"top-level key 'images' must be a list \(missing\)"),
         (lambda d: d["annotations"][1]["joint_valid"].__setitem__(3, 2), rf"id={first_id} .*0/1 values"),
-        (lambda d: d["annotations"][1]["joint_cam"][0].__setitem__(2, -5.0),
-         rf"id={first_id} has root depth -5.0 mm"),
+        (lambda d: d["annotations"][1]["joint_cam"][0].__setitem__(2, -5.0), rf"id={first_id} has root depth -5.0 mm"),
     ]
     for edit, pattern in cases:
         path.write_text(original)

@@ -1,6 +1,7 @@
 """Hands over time and across cameras: the generator's continuous sequences, internet.sequences on the real sample's
 layout and the synthetic one, the temporal metrics and the One-Euro filter, the sequence views and exports, the video
 path, and notebooks 06 and 07 under papermill."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from internet.sequences import SequenceIndex, SequenceKey
 from internet.skeleton import INTERHAND
 from internet.synth import check_interhand, generate
 from internet.synth.motion import SmoothMotionRng
-from internet.temporal import (OneEuroFilter, one_euro_filter, per_frame_mpjpe, pool, temporal_errors, triples)
+from internet.temporal import OneEuroFilter, one_euro_filter, per_frame_mpjpe, pool, temporal_errors, triples
 
 MAX_STEP_MM = 150.0
 """Largest joint displacement allowed between consecutive frames of a synthetic sequence (5 fps): 0.75 m/s."""
@@ -146,8 +147,9 @@ def test_sequence_index_on_the_synthetic_layout(seq_data):
         np.testing.assert_allclose(track["time_s"], (np.array(frames) - frames[0]) / 6 / 5.0)
         assert track["hand_type"].tolist() == [hand_type[imgs[f]["id"]] for f in frames]
         f = frames[len(frames) // 2]
-        assert set(seqs.views(c, s, f)) == {i["camera"] for i in data["images"]
-                                            if (i["capture"], i["seq_name"], i["frame_idx"]) == (c, s, f)}
+        assert set(seqs.views(c, s, f)) == {
+            i["camera"] for i in data["images"] if (i["capture"], i["seq_name"], i["frame_idx"]) == (c, s, f)
+        }
         row = seqs.row(c, s, cam, f)
         entry = joints[str(c)][str(f)]
         ok = seqs.frame(row)["joint_valid"]
@@ -209,8 +211,12 @@ def test_temporal_metrics_are_zero_for_the_ground_truth_and_match_a_hand_computa
     assert temporal_errors(moved, gt)["accel_error"] == pytest.approx(0.0, abs=1e-9)
     assert temporal_errors(moved, gt, root_align=False)["accel_error"] > 1.0
     # pooled: weighted by the number of joint-triples
-    p = pool([{"accel_error": 1.0, "jitter": 2.0, "jitter_gt": 0.0, "count": 1},
-              {"accel_error": 4.0, "jitter": 2.0, "jitter_gt": 3.0, "count": 3}])
+    p = pool(
+        [
+            {"accel_error": 1.0, "jitter": 2.0, "jitter_gt": 0.0, "count": 1},
+            {"accel_error": 4.0, "jitter": 2.0, "jitter_gt": 3.0, "count": 3},
+        ]
+    )
     assert (p["accel_error"], p["jitter"], p["jitter_gt"], p["count"]) == (3.25, 2.0, 2.25, 4)
 
 
@@ -253,9 +259,16 @@ def _frame(k: int, n_valid: int = 42) -> dict:
     valid[:n_valid] = True
     img = np.full((60, 40, 3), 30 + 20 * k, dtype=np.uint8)
     gt = rng.normal(0.0, 30.0, size=(42, 3)) + [0.0, 0.0, 500.0]
-    return {"img": img, "joint_img": rng.uniform(0, 40, size=(42, 2)), "joint_cam": gt, "joint_valid": valid,
-            "pred_cam": gt + rng.normal(0, 5, size=(42, 3)), "pred_img": rng.uniform(0, 40, size=(42, 2)),
-            "title": f"frame {k}", "label": str(k)}
+    return {
+        "img": img,
+        "joint_img": rng.uniform(0, 40, size=(42, 2)),
+        "joint_cam": gt,
+        "joint_valid": valid,
+        "pred_cam": gt + rng.normal(0, 5, size=(42, 3)),
+        "pred_img": rng.uniform(0, 40, size=(42, 2)),
+        "title": f"frame {k}",
+        "label": str(k),
+    }
 
 
 def test_player_updates_the_3d_figure_in_place_and_controls_speed():
@@ -272,9 +285,12 @@ def test_player_updates_the_3d_figure_in_place_and_controls_speed():
     assert player.index == 1 and len(player.figure.data) == n_traces
     assert [list(t.x) for t in player.figure.data] != before and player.image_png != png0
     assert player.curve.layout.shapes[0].x0 == 1.0  # the current frame is marked
-    left_gt = [t for t in player.figure.data if t.meta["source"] == "gt" and t.meta["hand"] == "left"
-               and t.meta["part"] == "joints"][0]
-    assert all(v is None for v in left_gt.x[30 - 21:])  # invalid joints are gaps
+    left_gt = [
+        t
+        for t in player.figure.data
+        if t.meta["source"] == "gt" and t.meta["hand"] == "left" and t.meta["part"] == "joints"
+    ][0]
+    assert all(v is None for v in left_gt.x[30 - 21 :])  # invalid joints are gaps
     player.set_speed(2.0)
     assert player.play.interval == 100
     player.speed.value = 0.5
@@ -300,8 +316,9 @@ def test_animation_html_and_video_exports(tmp_path, monkeypatch):
         n += 1
     assert n == 4
     # no encoder: a GIF instead
-    monkeypatch.setattr(S.cv2, "VideoWriter", lambda *a, **k: type("W", (), {"isOpened": lambda s: False,
-                                                                               "release": lambda s: None})())
+    monkeypatch.setattr(
+        S.cv2, "VideoWriter", lambda *a, **k: type("W", (), {"isOpened": lambda s: False, "release": lambda s: None})()
+    )
     gif = S.write_video((f["img"] for f in frames), tmp_path / "g.mp4", 5.0)
     assert gif["format"] == "gif" and gif["path"] == tmp_path / "g.gif" and not (tmp_path / "g.mp4").exists()
     from PIL import Image
@@ -319,8 +336,12 @@ class _StubPredictor:
     def predict(self, image, bbox, focal=None, princpt=None):
         x, y, w, h = bbox
         joints = np.array([[x + w / 2 + 5.0, y + h / 2 + 3.0]] * 42) + np.linspace(-10, 10, 42)[:, None]
-        return {"joint_img": joints, "joint_cam_rel": np.zeros((42, 3)), "hand_type": np.array([0.9, 0.8]),
-                "hands_present": np.array([True, True])}
+        return {
+            "joint_img": joints,
+            "joint_cam_rel": np.zeros((42, 3)),
+            "hand_type": np.array([0.9, 0.8]),
+            "hands_present": np.array([True, True]),
+        }
 
 
 def test_video_is_streamed_with_a_box_that_follows(tmp_path):
@@ -335,8 +356,7 @@ def test_video_is_streamed_with_a_box_that_follows(tmp_path):
         assert video_info(src)["frames"] == n
         tracemalloc.start()
         try:
-            res = predict_video(_StubPredictor(), src, [100, 80, 60, 60], tmp_path / name, stem="v",
-                                max_html_frames=20)
+            res = predict_video(_StubPredictor(), src, [100, 80, 60, 60], tmp_path / name, stem="v", max_html_frames=20)
             return src, res, tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -353,10 +373,14 @@ def test_video_is_streamed_with_a_box_that_follows(tmp_path):
     # the box follows the predicted hands (offset +5, +3 from the centre each frame), damped
     centres = res["bbox"][:, :2] + res["bbox"][:, 2:] / 2
     assert centres[1, 0] - centres[0, 0] == pytest.approx(2.5, abs=1e-3) and centres[-1, 0] > centres[0, 0] + 100
-    fixed = predict_video(_StubPredictor(), src, [100, 80, 60, 60], tmp_path / "fixed", max_frames=5, follow=False,
-                          every=2)
-    assert fixed["frames"] == 5 and (fixed["bbox"] == fixed["bbox"][0]).all() and fixed["frame"].tolist() == [
-        0, 2, 4, 6, 8]
+    fixed = predict_video(
+        _StubPredictor(), src, [100, 80, 60, 60], tmp_path / "fixed", max_frames=5, follow=False, every=2
+    )
+    assert (
+        fixed["frames"] == 5
+        and (fixed["bbox"] == fixed["bbox"][0]).all()
+        and fixed["frame"].tolist() == [0, 2, 4, 6, 8]
+    )
     follower = BoxFollower([10, 10, 20, 20], 100, 100, momentum=0.0)
     follower.update(np.full((42, 2), 500.0), np.array([True, False]))
     assert follower.box[0] < 100 and follower.box[1] < 100  # stays within reach of the image
@@ -408,21 +432,39 @@ def test_sequences_notebook_in_the_demo(demo_run):
 
 
 def test_sequences_notebook_without_a_checkpoint_and_its_parameter_errors(execute_notebook, tiny_data, tmp_path):
-    nb = execute_notebook("06_sequences", tmp_path / "06.ipynb", data_root=str(tiny_data),
-                          output_dir=str(tmp_path / "out"), checkpoint=None, png_export="matplotlib", export=False)
+    nb = execute_notebook(
+        "06_sequences",
+        tmp_path / "06.ipynb",
+        data_root=str(tiny_data),
+        output_dir=str(tmp_path / "out"),
+        checkpoint=None,
+        png_export="matplotlib",
+        export=False,
+    )
     text = _text(nb)
     assert "no checkpoint: ground truth only" in text and "no temporal metrics" in text
     from papermill.exceptions import PapermillExecutionError
 
     with pytest.raises(PapermillExecutionError, match="seq_name"):
-        execute_notebook("06_sequences", tmp_path / "bad.ipynb", data_root=str(tiny_data), checkpoint=None,
-                         output_dir=str(tmp_path / "out"), seq_name="9999_nothing")
+        execute_notebook(
+            "06_sequences",
+            tmp_path / "bad.ipynb",
+            data_root=str(tiny_data),
+            checkpoint=None,
+            output_dir=str(tmp_path / "out"),
+            seq_name="9999_nothing",
+        )
 
 
 def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tmp_path):
-    nb = execute_notebook("07_your_video", tmp_path / "07.ipynb", data_root=str(tiny_data),
-                          output_dir=str(tmp_path / "out"), checkpoint=str(trained_checkpoint),
-                          one_euro={"min_cutoff": 1.0, "beta": 0.0})
+    nb = execute_notebook(
+        "07_your_video",
+        tmp_path / "07.ipynb",
+        data_root=str(tiny_data),
+        output_dir=str(tmp_path / "out"),
+        checkpoint=str(trained_checkpoint),
+        one_euro={"min_cutoff": 1.0, "beta": 0.0},
+    )
     assert not [o for o in _outputs(nb) if o.output_type == "error"]
     vis = tmp_path / "out" / "vis"
     summary = _json(vis / "07_your_video.json")
@@ -458,8 +500,12 @@ def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     # the README's clip: a camera's sequence written as a video, with its first annotated box
     clip, box = video_from_sequence(seqs, ns["key"], tmp_path / "clip.mp4")
     model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())
-    code = (blocks[1].replace('"clip.mp4"', repr(str(clip))).replace("[69, 137, 165, 153]", repr(box.tolist()))
-            .replace('"output/vis"', repr(str(tmp_path / "vis"))))
+    code = (
+        blocks[1]
+        .replace('"clip.mp4"', repr(str(clip)))
+        .replace("[69, 137, 165, 153]", repr(box.tolist()))
+        .replace('"output/vis"', repr(str(tmp_path / "vis")))
+    )
     ns2 = {"Predictor": Predictor, "model": model, "cfg": cfg}
     exec(code, ns2)
     result = ns2["result"]

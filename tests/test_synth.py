@@ -1,5 +1,6 @@
 """The synthetic InterHand2.6M generator: the written files obey the rules the real release obeys (checked with the
 same function on the real sample), layout, determinism, the hand model, the renderer, the CLI and atomic writing."""
+
 from __future__ import annotations
 
 import json
@@ -9,32 +10,35 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from vendored import INTERHAND_SAMPLE as REAL
 
 from internet.geometry import check_rotation
-from internet.synth import check_interhand, generate, render_hands
+from internet.synth import check_interhand, generate, render_hands, scene
 from internet.synth import hand_model as hm
-from internet.synth import scene
 from internet.synth.__main__ import main as cli_main
 from internet.synth.render import HandStyle
 from internet.synth.writer import atomic_open
-
-from vendored import INTERHAND_SAMPLE as REAL
 
 SPLITS = ("train", "val", "test")
 
 
 def _strict_json(path: Path):
     """json.load that refuses NaN/Infinity (not JSON, but json.dump would write them)."""
+
     def bad(c):
         raise ValueError(f"{path}: non-JSON constant {c}")
+
     with open(path) as f:
         return json.load(f, parse_constant=bad)
 
 
 def _ann_files(root: Path, split: str):
     d = root / "annotations" / split
-    return (_strict_json(d / f"InterHand2.6M_{split}_data.json"), _strict_json(d / f"InterHand2.6M_{split}_camera.json"),
-            _strict_json(d / f"InterHand2.6M_{split}_joint_3d.json"))
+    return (
+        _strict_json(d / f"InterHand2.6M_{split}_data.json"),
+        _strict_json(d / f"InterHand2.6M_{split}_camera.json"),
+        _strict_json(d / f"InterHand2.6M_{split}_joint_3d.json"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,7 @@ def _outside_marked_valid(data, cams, joints):
     entry = joints[str(img["capture"])][str(img["frame_idx"])]
     j = next(k for k in range(42) if ann["joint_valid"][k][0] == 1)
     cam = cams[str(img["capture"])]
-    R, T = np.array(cam["camrot"][img["camera"]]), np.array(cam["campos"][img["camera"]])
+    R = np.array(cam["camrot"][img["camera"]])
     # Move the joint 1 m sideways in camera x: far outside the image.
     entry["world_coord"][j] = (np.array(entry["world_coord"][j]) + R[0] * 1000.0).tolist()
 
@@ -112,11 +116,18 @@ def _extra_key(data, cams, joints):
     data["categories"] = []
 
 
-@pytest.mark.parametrize("mutate, rule", [
-    (_shift_bbox, "bbox"), (_improper_camrot, "camera"), (_wrong_hand_type_valid, "hand_type_valid"),
-    (_invalid_in_3d, "valid_3d"), (_outside_marked_valid, "valid_inside"), (_bool_joint_valid, "fields"),
-    (_extra_key, "layout"),
-])
+@pytest.mark.parametrize(
+    "mutate, rule",
+    [
+        (_shift_bbox, "bbox"),
+        (_improper_camrot, "camera"),
+        (_wrong_hand_type_valid, "hand_type_valid"),
+        (_invalid_in_3d, "valid_3d"),
+        (_outside_marked_valid, "valid_inside"),
+        (_bool_joint_valid, "fields"),
+        (_extra_key, "layout"),
+    ],
+)
 def test_checker_catches_each_broken_rule(synth, tmp_path, mutate, rule):
     root = _mutated_copy(synth, tmp_path / "broken", "test", mutate)
     rep = check_interhand(root, "test", check_images=False)
@@ -170,12 +181,12 @@ def test_layout_and_formats(synth):
             assert (synth / "images" / split / img["file_name"]).is_file()
             assert (img["width"], img["height"]) in ((334, 512), (512, 334))
             assert img["camera"][:3] in ("400", "410") and len(img["camera"]) == 6
-        for cap, c in cams.items():
+        for c in cams.values():
             for name in c["camrot"]:
                 check_rotation(c["camrot"][name], tol=1e-5)
                 assert 1200 <= c["focal"][name][0] <= 1300
         # Absent hands hold the [1, 1, 1] placeholder; present ones look like hands ~1 m from the cameras.
-        for cap, frames in joints.items():
+        for frames in joints.values():
             for entry in frames.values():
                 wc = np.array(entry["world_coord"])
                 v = np.array(entry["joint_valid"]).ravel()
@@ -313,11 +324,11 @@ def test_render_draws_hands_where_they_project_and_nearer_hand_wins():
     img = render_hands(blank.copy(), joints, focal, princpt, (True, True), (red, green))
     uv = joints[:, :2] / joints[:, 2:] * focal + princpt
     px = img[np.round(uv[:21, 1]).astype(int), np.round(uv[:21, 0]).astype(int)]
-    assert np.all(px.sum(1) > 60)                         # every right-hand joint is covered
-    assert np.mean(px[:, 2] > px[:, 1]) > 0.9               # ... by the (nearer) red hand
+    assert np.all(px.sum(1) > 60)  # every right-hand joint is covered
+    assert np.mean(px[:, 2] > px[:, 1]) > 0.9  # ... by the (nearer) red hand
     img2 = render_hands(blank.copy(), joints, focal, princpt, (False, True), (red, green))
     px2 = img2[np.round(uv[:21, 1]).astype(int), np.round(uv[:21, 0]).astype(int)]
-    assert np.mean(px2[:, 1] > px2[:, 2]) > 0.5             # alone, the green hand shows there
+    assert np.mean(px2[:, 1] > px2[:, 2]) > 0.5  # alone, the green hand shows there
     with pytest.raises(ValueError, match="42, 3"):
         render_hands(blank.copy(), joints[:21], focal, princpt)
 
@@ -334,9 +345,10 @@ def test_fingers_show_palm_colour_from_the_front_and_skin_from_the_back():
 
     def palm_fraction(hand: np.ndarray, is_left: bool) -> float:
         joints = np.ones((42, 3))
-        joints[21 * is_left:21 * is_left + 21] = hand
-        img = render_hands(np.zeros((512, 334, 3), np.uint8), joints, focal, princpt, (not is_left, is_left),
-                           (style, style))
+        joints[21 * is_left : 21 * is_left + 21] = hand
+        img = render_hands(
+            np.zeros((512, 334, 3), np.uint8), joints, focal, princpt, (not is_left, is_left), (style, style)
+        )
         mids = np.stack([(hand[4 * d + 2] + hand[4 * d + 1]) / 2 for d in range(1, 5)])  # middle phalanges
         uv = np.round(mids[:, :2] / mids[:, 2:] * focal + princpt).astype(int)
         px = img[uv[:, 1], uv[:, 0]].astype(int)
@@ -345,8 +357,8 @@ def test_fingers_show_palm_colour_from_the_front_and_skin_from_the_back():
 
     front = palm_fraction(right, False)
     assert front in (0.0, 1.0)
-    assert palm_fraction(turned, False) == 1.0 - front          # the other side shows the other colour
-    assert palm_fraction(hm.mirror_x(right), True) == front     # a mirror image shows the same side
+    assert palm_fraction(turned, False) == 1.0 - front  # the other side shows the other colour
+    assert palm_fraction(hm.mirror_x(right), True) == front  # a mirror image shows the same side
     assert palm_fraction(hm.mirror_x(turned), True) == 1.0 - front
 
 
@@ -364,14 +376,23 @@ def test_monochrome_cameras_write_grey_images(synth):
 # ============================================================================================== CLI, errors, atomicity
 def test_cli_writes_a_set_and_rejects_bad_arguments(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert cli_main(["--out", str(out), "--seed", "2", "--train", "6", "--val", "0", "--test", "3",
-                     "--no-images", "--quiet"]) == 0
+    assert (
+        cli_main(
+            ["--out", str(out), "--seed", "2", "--train", "6", "--val", "0", "--test", "3", "--no-images", "--quiet"]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["splits"]["train"]["annotations"] == 6 and "val" not in summary["splits"]
     assert check_interhand(out, "test", check_images=False).ok
-    for bad in (["--out", str(out), "--train", "-1"], ["--out", str(out), "--workers", "0"],
-                ["--out", str(out), "--train", "0", "--val", "0", "--test", "0"], ["--train", "5"],
-                ["--out", str(out), "--seed", "abc"], ["--out", str(out / "synth_info.json"), "--train", "1"]):
+    for bad in (
+        ["--out", str(out), "--train", "-1"],
+        ["--out", str(out), "--workers", "0"],
+        ["--out", str(out), "--train", "0", "--val", "0", "--test", "0"],
+        ["--train", "5"],
+        ["--out", str(out), "--seed", "abc"],
+        ["--out", str(out / "synth_info.json"), "--train", "1"],
+    ):
         with pytest.raises(SystemExit) as e:
             cli_main(bad)
         assert e.value.code == 2
@@ -392,6 +413,7 @@ def test_interrupted_run_leaves_no_half_written_json(tmp_path, monkeypatch):
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
     import internet.synth.interhand as gen
+
     calls = {"n": 0}
     real = gen.render_job
 
@@ -449,14 +471,21 @@ def test_project_loader_reads_the_synthetic_set(synth, tmp_path):
     assert len(train) == 60
     s = train[0]
     assert s["img"].shape == (3, 256, 256) and s["joint_coord"].shape == (42, 3) and s["joint_valid"].sum() > 0
-    test = interhand.InterHand26M(Config(data_root=str(synth), trans_test="rootnet"), "test", "test",
-                                  cache_dir=tmp_path / "cache")
+    test = interhand.InterHand26M(
+        Config(data_root=str(synth), trans_test="rootnet"), "test", "test", cache_dir=tmp_path / "cache"
+    )
     assert len(test) == 24
     sample = test[len(test) - 1]
     assert sample["hand_type"].sum() >= 1 and np.isfinite(sample["img"]).all()
     human = interhand.InterHand26M(
-        Config(data_root=str(synth), annot_subset="human",
-               human_annot_ids=str(synth / "annotations" / "aid_human_annot_train.txt")),
-        "train", "train", cache_dir=tmp_path / "cache")
+        Config(
+            data_root=str(synth),
+            annot_subset="human",
+            human_annot_ids=str(synth / "annotations" / "aid_human_annot_train.txt"),
+        ),
+        "train",
+        "train",
+        cache_dir=tmp_path / "cache",
+    )
     n_human = len((synth / "annotations" / "aid_human_annot_train.txt").read_text().split())
     assert len(human) == n_human

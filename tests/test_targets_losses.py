@@ -1,4 +1,5 @@
 """Targets and losses: parity with the official fixtures, and the fast heatmap loss against the dense reference."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from vendored import OFFICIAL as FIXTURES
 
 from internet.losses import (
     InterNetLoss,
@@ -16,8 +18,6 @@ from internet.losses import (
     rel_root_depth_loss,
 )
 from internet.targets import gaussian_factors, render_gaussian_heatmap
-
-from vendored import OFFICIAL as FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -85,8 +85,9 @@ def test_target_dtype_from_double_input_and_bad_args():
 def test_rel_root_depth_loss_matches_official(test_mode):
     ref = json.loads((FIXTURES / "loss_values.json").read_text())["rel_root_depth_given_output"]
     out = torch.tensor(ref["output_bins"], dtype=torch.float32)
-    loss = rel_root_depth_loss(out, torch.from_numpy(test_mode["rel_root_depth"]),
-                               torch.from_numpy(test_mode["root_valid"]))
+    loss = rel_root_depth_loss(
+        out, torch.from_numpy(test_mode["rel_root_depth"]), torch.from_numpy(test_mode["root_valid"])
+    )
     assert loss.item() == pytest.approx(ref["loss"], rel=1e-6)
 
 
@@ -206,8 +207,10 @@ def _outputs_and_batch(seed: int = 7, shape=(8, 8, 8)):
         "hand_type": torch.sigmoid(logits),
     }
     batch = {
-        "joint_coord": coord, "joint_valid": valid,
-        "rel_root_depth": torch.rand(3, 1, generator=g) * 64, "root_valid": torch.tensor([[1.0], [0.0], [1.0]]),
+        "joint_coord": coord,
+        "joint_valid": valid,
+        "rel_root_depth": torch.rand(3, 1, generator=g) * 64,
+        "root_valid": torch.tensor([[1.0], [0.0], [1.0]]),
         "hand_type": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
         "hand_type_valid": torch.tensor([1.0, 1.0, 0.0]),
     }
@@ -224,8 +227,9 @@ def test_each_internet_loss_term_is_the_official_function_of_its_own_batch_keys(
     terms = InterNetLoss(2.5, (8, 8, 8), fast=fast)(outputs, batch)
     assert set(terms) == {"joint_heatmap", "rel_root_depth", "hand_type"}
     expected = {
-        "joint_heatmap": joint_heatmap_loss_dense(outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"],
-                                                  2.5),
+        "joint_heatmap": joint_heatmap_loss_dense(
+            outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"], 2.5
+        ),
         "rel_root_depth": rel_root_depth_loss(outputs["rel_root_depth"], batch["rel_root_depth"], batch["root_valid"]),
         "hand_type": hand_type_loss(outputs["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]),
     }
@@ -236,11 +240,14 @@ def test_each_internet_loss_term_is_the_official_function_of_its_own_batch_keys(
     probs_only = {k: v for k, v in outputs.items() if k != "hand_type_logits"}
     official = hand_type_loss_from_probs(outputs["hand_type"], batch["hand_type"], batch["hand_type_valid"])
     assert InterNetLoss(2.5, (8, 8, 8), fast=fast)(probs_only, batch)["hand_type"].item() == pytest.approx(
-        official.item(), rel=1e-6)
+        official.item(), rel=1e-6
+    )
     # the sigma reaches the heatmap term
     wide = InterNetLoss(3.5, (8, 8, 8), fast=fast)(outputs, batch)["joint_heatmap"]
-    assert wide.item() == pytest.approx(joint_heatmap_loss_dense(
-        outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"], 3.5).item(), rel=1e-5)
+    assert wide.item() == pytest.approx(
+        joint_heatmap_loss_dense(outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"], 3.5).item(),
+        rel=1e-5,
+    )
     assert wide.item() != pytest.approx(terms["joint_heatmap"].item(), rel=1e-3)
 
 
@@ -256,13 +263,17 @@ def test_internet_loss_terms_on_a_data_set_batch(tiny_data, tmp_path):
     assert 0 < batch["root_valid"].sum() < n  # interacting and single-hand samples
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(n, 2, generator=g)
-    outputs = {"joint_heatmap": torch.randn(n, 42, 16, 16, 16, generator=g) * 50,
-               "rel_root_depth": torch.rand(n, 1, generator=g) * cfg.output_root_hm_shape,
-               "hand_type_logits": logits, "hand_type": torch.sigmoid(logits)}
+    outputs = {
+        "joint_heatmap": torch.randn(n, 42, 16, 16, 16, generator=g) * 50,
+        "rel_root_depth": torch.rand(n, 1, generator=g) * cfg.output_root_hm_shape,
+        "hand_type_logits": logits,
+        "hand_type": torch.sigmoid(logits),
+    }
     terms = InterNetLoss(cfg.sigma, cfg.output_hm_shape)(outputs, batch)
     expected = {
-        "joint_heatmap": joint_heatmap_loss_dense(outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"],
-                                                  cfg.sigma),
+        "joint_heatmap": joint_heatmap_loss_dense(
+            outputs["joint_heatmap"], batch["joint_coord"], batch["joint_valid"], cfg.sigma
+        ),
         "rel_root_depth": rel_root_depth_loss(outputs["rel_root_depth"], batch["rel_root_depth"], batch["root_valid"]),
         "hand_type": hand_type_loss(logits, batch["hand_type"], batch["hand_type_valid"]),
     }

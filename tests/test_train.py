@@ -1,5 +1,6 @@
 """Trainer: schedule, data order, an end-to-end run of the real model, logs, checkpoints, NaN guard, bad output
 folder, failed checkpoint writes, device/AMP choice."""
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from standins import RandomHands, TinyInterNet
 from torch.utils.data import DistributedSampler
+from vendored import INTERHAND_SAMPLE as SAMPLE
 
 from internet.checkpoint import latest_checkpoint, load_checkpoint
 from internet.config import Config, ConfigError
@@ -21,14 +24,21 @@ from internet.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_
 from internet.logging_utils import TrainLogger, format_duration, read_jsonl
 from internet.losses import InterNetLoss
 from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
-from standins import RandomHands, TinyInterNet
-
-from vendored import INTERHAND_SAMPLE as SAMPLE
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
-    base = dict(device="cpu", amp=False, channels_last=False, num_workers=0, train_batch_size=2, end_epoch=1,
-                lr=1e-3, lr_dec_epoch=(1,), output_dir=str(out), seed=0)
+    base = dict(
+        device="cpu",
+        amp=False,
+        channels_last=False,
+        num_workers=0,
+        train_batch_size=2,
+        end_epoch=1,
+        lr=1e-3,
+        lr_dec_epoch=(1,),
+        output_dir=str(out),
+        seed=0,
+    )
     base.update(kw)
     return Config.from_params(base)
 
@@ -72,8 +82,9 @@ def test_linear_lr_max_bounds_the_linear_layers_rate_and_resumes(tmp_path):
     official = Trainer(tiny_cfg(tmp_path / "one"), model=TinyInterNet(), train_set=RandomHands(2))
     assert len(official.optimizer.param_groups) == 1
     # lr 1e-2, /10 at epochs 1 and 2, Linear layers capped at 1e-3: (1e-2, 1e-3), (1e-3, 1e-3), (1e-4, 1e-4)
-    cfg = tiny_cfg(tmp_path / "two", lr=1e-2, end_epoch=3, lr_dec_epoch=(1, 2), max_iters_per_epoch=1,
-                   linear_lr_max=1e-3)
+    cfg = tiny_cfg(
+        tmp_path / "two", lr=1e-2, end_epoch=3, lr_dec_epoch=(1, 2), max_iters_per_epoch=1, linear_lr_max=1e-3
+    )
     torch.manual_seed(0)
     model = TinyInterNet(bn=False)
     trainer = Trainer(cfg, model=model, train_set=RandomHands(4))
@@ -97,13 +108,17 @@ def test_linear_lr_max_bounds_the_linear_layers_rate_and_resumes(tmp_path):
     assert moved["stem.weight"] == pytest.approx(1e-2, rel=0.05)
     assert moved["hand.weight"] == pytest.approx(1e-3, rel=0.05)
     # resuming: the same layout continues; the official single-group layout is refused with a clear message
-    again = Trainer(cfg.replace(end_epoch=4, continue_train=True), model=TinyInterNet(bn=False),
-                    train_set=RandomHands(4))
+    again = Trainer(
+        cfg.replace(end_epoch=4, continue_train=True), model=TinyInterNet(bn=False), train_set=RandomHands(4)
+    )
     again.train()
     again.close()
     assert [g["lr"] for g in again.optimizer.param_groups] == pytest.approx([1e-4, 1e-4])
-    single = Trainer(cfg.replace(linear_lr_max=None, end_epoch=5, continue_train=True), model=TinyInterNet(bn=False),
-                     train_set=RandomHands(4))
+    single = Trainer(
+        cfg.replace(linear_lr_max=None, end_epoch=5, continue_train=True),
+        model=TinyInterNet(bn=False),
+        train_set=RandomHands(4),
+    )
     with pytest.raises(TrainingError, match=r"snapshot_3\.pth\.tar.*2 parameter group.*linear_lr_max"):
         single.train()
     single.close()
@@ -160,8 +175,9 @@ def test_loss_weights_scale_each_term_of_the_total(tmp_path):
     assert all(r["loss_joint_heatmap"] > 0 for r in rows)  # logged unweighted
     assert all(r["loss_total"] == pytest.approx(r["loss_hand_type"]) for r in rows)
     weights = InterNetLoss.from_config(tiny_cfg(tmp_path / "w", loss_weights=(2.0, 0.5, 3.0)))
-    assert weights.total({"joint_heatmap": 1.0, "loss_rel_root_depth": 2.0, "hand_type": 1.0,
-                          "extra": 5.0}) == pytest.approx(2.0 + 1.0 + 3.0 + 5.0)
+    assert weights.total(
+        {"joint_heatmap": 1.0, "loss_rel_root_depth": 2.0, "hand_type": 1.0, "extra": 5.0}
+    ) == pytest.approx(2.0 + 1.0 + 3.0 + 5.0)
 
 
 class _InputRecorder(TinyInterNet):
@@ -183,14 +199,24 @@ def test_each_epoch_reaches_the_augmentation_through_the_loader(tiny_data, tmp_p
     epoch e's augmentation draws, which differ from epoch 0's; a resumed run continues with the next epoch's draws."""
     from internet.data import InterHand26M
 
-    cfg = tiny_cfg(tmp_path / "out", data_root=str(tiny_data), input_img_shape=(64, 64),
-                   output_hm_shape=(16, 16, 16), sigma=1.0, num_workers=workers, end_epoch=3, max_iters_per_epoch=2)
+    cfg = tiny_cfg(
+        tmp_path / "out",
+        data_root=str(tiny_data),
+        input_img_shape=(64, 64),
+        output_hm_shape=(16, 16, 16),
+        sigma=1.0,
+        num_workers=workers,
+        end_epoch=3,
+        max_iters_per_epoch=2,
+    )
     reference = InterHand26M(cfg, "train", "train", cache_dir=tmp_path / "cache")
     order = EpochBatchSampler(len(reference), cfg.train_batch_size, seed=cfg.seed, max_batches=2)
 
     def expected(epoch: int) -> list:
         reference.set_epoch(epoch)
-        return [torch.stack([torch.as_tensor(reference[i]["img"]) for i in batch]) for batch in order.rank_batches(epoch)]
+        return [
+            torch.stack([torch.as_tensor(reference[i]["img"]) for i in batch]) for batch in order.rank_batches(epoch)
+        ]
 
     first = order.rank_batches(0)[0][0]
     reference.set_epoch(0)
@@ -232,12 +258,23 @@ def synth_root(tmp_path_factory) -> Path:
 def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
     """The real InterNet (ResNet-18) and loss on a tiny InterHand2.6M-format set, with the default speed settings
     (channels_last, bf16 autocast where the CPU supports it): 2 iterations, logs, checkpoints, then Trainer.test."""
-    cfg = Config.from_params(dict(
-        data_root=str(synth_root), resnet_type=18, train_batch_size=3, test_batch_size=2, end_epoch=1,
-        num_workers=0, device="cpu", ckpt_every_iters=1, output_dir=str(tmp_path)))
+    cfg = Config.from_params(
+        dict(
+            data_root=str(synth_root),
+            resnet_type=18,
+            train_batch_size=3,
+            test_batch_size=2,
+            end_epoch=1,
+            num_workers=0,
+            device="cpu",
+            ckpt_every_iters=1,
+            output_dir=str(tmp_path),
+        )
+    )
     seen = []
-    trainer = Trainer(cfg, progress_bar=False, callbacks=[lambda t, rec: seen.append(sorted(os.listdir(
-        cfg.model_dump_dir)))])
+    trainer = Trainer(
+        cfg, progress_bar=False, callbacks=[lambda t, rec: seen.append(sorted(os.listdir(cfg.model_dump_dir)))]
+    )
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     summary = trainer.train()
 
@@ -249,19 +286,32 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
     assert ckpt["epoch"] == 0 and set(ckpt["optimizer"]) == {"state", "param_groups"}
     assert {k.removeprefix("module.") for k in ckpt["network"]} == set(trainer.model.state_dict())
     assert all(k.startswith("module.") for k in ckpt["network"])  # loadable by the official DataParallel code
-    assert any(not torch.equal(ckpt["network"]["module." + k], v) for k, v in start.items()
-               if v.is_floating_point())  # the weights moved
+    assert any(
+        not torch.equal(ckpt["network"]["module." + k], v) for k, v in start.items() if v.is_floating_point()
+    )  # the weights moved
     st = ckpt["train_state"]
     assert (st["next_epoch"], st["next_iter"], st["global_step"]) == (1, 0, 2)
     assert st["config"]["resnet_type"] == 18 and st["data_order"]["global_batch_size"] == 3
 
     recs = read_jsonl(cfg.log_dir / "train_log.jsonl")
-    keys = {"epoch", "iter", "step", "lr", "loss_joint_heatmap", "loss_rel_root_depth", "loss_hand_type",
-            "loss_total", "time", "data_time", "images_per_s"}
+    keys = {
+        "epoch",
+        "iter",
+        "step",
+        "lr",
+        "loss_joint_heatmap",
+        "loss_rel_root_depth",
+        "loss_hand_type",
+        "loss_total",
+        "time",
+        "data_time",
+        "images_per_s",
+    }
     assert [r["step"] for r in recs] == [1, 2] and all(keys <= set(r) for r in recs)
     for r in recs:
-        assert r["loss_total"] == pytest.approx(r["loss_joint_heatmap"] + r["loss_rel_root_depth"]
-                                                + r["loss_hand_type"], rel=1e-6)
+        assert r["loss_total"] == pytest.approx(
+            r["loss_joint_heatmap"] + r["loss_rel_root_depth"] + r["loss_hand_type"], rel=1e-6
+        )
         assert r["loss_joint_heatmap"] > 0 and math.isfinite(r["loss_total"]) and r["time"] >= r["data_time"] >= 0
     text = (cfg.log_dir / "train_logs.txt").read_text()
     assert "epoch 0/1 iter 2/2" in text and "ETA" in text and "lr 1.00e-04" in text
@@ -296,10 +346,21 @@ def test_real_internet_trains_logs_checkpoints_and_tests(synth_root, tmp_path):
 def test_real_frames_train_and_evaluate(tmp_path):
     """The 3 real InterHand2.6M frames as a training set (one iteration) and as the test split."""
     data_root = shutil.copytree(SAMPLE, tmp_path / "sample")  # the data set writes its annotation cache there
-    cfg = Config.from_params(dict(
-        data_root=str(data_root), train_split="test", test_split="test", resnet_type=18, train_batch_size=2,
-        test_batch_size=3, end_epoch=1, max_iters_per_epoch=1, num_workers=0, device="cpu",
-        output_dir=str(tmp_path)))
+    cfg = Config.from_params(
+        dict(
+            data_root=str(data_root),
+            train_split="test",
+            test_split="test",
+            resnet_type=18,
+            train_batch_size=2,
+            test_batch_size=3,
+            end_epoch=1,
+            max_iters_per_epoch=1,
+            num_workers=0,
+            device="cpu",
+            output_dir=str(tmp_path),
+        )
+    )
     trainer = Trainer(cfg, progress_bar=False)
     assert trainer.train()["global_step"] == 1
     result = trainer.test()
@@ -331,8 +392,13 @@ def test_nan_loss_stops_with_error_naming_term_and_keeps_checkpoint(tmp_path):
     def snapshot_files(trainer, rec):
         hashes.update({p.name: _sha(p) for p in cfg.model_dump_dir.iterdir()})
 
-    trainer = Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(10), loss_fn=NaNAt(3, "rel_root_depth"),
-                      callbacks=[snapshot_files])
+    trainer = Trainer(
+        cfg,
+        model=TinyInterNet(),
+        train_set=RandomHands(10),
+        loss_fn=NaNAt(3, "rel_root_depth"),
+        callbacks=[snapshot_files],
+    )
     with pytest.raises(TrainingError) as err:
         trainer.train()
     msg = str(err.value)
@@ -395,8 +461,9 @@ def test_failed_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkeypatch
 def test_device_and_amp_choice():
     cpu = torch.device("cpu")
     assert choose_device("cpu") == cpu
-    assert choose_device("auto") == (torch.device("cuda", torch.cuda.current_device())
-                                     if torch.cuda.is_available() else cpu)
+    assert choose_device("auto") == (
+        torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else cpu
+    )
     assert amp_dtype(cpu, amp=False) is None
     assert amp_dtype(cpu, amp=True, cpu_amp=False) is None
     assert amp_dtype(cpu, amp=False, cpu_amp=True) is torch.bfloat16  # explicit opt-in wins
@@ -411,16 +478,41 @@ def test_device_and_amp_choice():
 def test_logs_survive_a_torn_line_and_dedupe_resumed_steps(tmp_path):
     with TrainLogger(tmp_path) as log:
         for step in (1, 2):
-            log.iteration({"epoch": 0, "iter": step - 1, "step": step, "lr": 1e-4, "loss_a": 1.0 * step,
-                           "time": 0.5, "data_time": 0.1, "images_per_s": 4.0}, end_epoch=1, iters_per_epoch=9,
-                          eta_s=3725)
+            log.iteration(
+                {
+                    "epoch": 0,
+                    "iter": step - 1,
+                    "step": step,
+                    "lr": 1e-4,
+                    "loss_a": 1.0 * step,
+                    "time": 0.5,
+                    "data_time": 0.1,
+                    "images_per_s": 4.0,
+                },
+                end_epoch=1,
+                iters_per_epoch=9,
+                eta_s=3725,
+            )
     assert "ETA 01:02:05" in log.text_path.read_text() and format_duration(90061) == "1d 01:01:01"
     with open(log.jsonl_path, "a") as f:
         f.write('{"epoch": 0, "st')  # a write cut by SIGKILL
     assert [r["step"] for r in read_jsonl(log.jsonl_path)] == [1, 2]  # the torn line is skipped...
     with TrainLogger(tmp_path) as log:  # ...and cut when the log is reopened by the resumed run
-        log.iteration({"epoch": 0, "iter": 1, "step": 2, "lr": 1e-4, "loss_a": 7.0, "time": 0.5,
-                       "data_time": 0.1, "images_per_s": 4.0}, end_epoch=1, iters_per_epoch=9, eta_s=1)
+        log.iteration(
+            {
+                "epoch": 0,
+                "iter": 1,
+                "step": 2,
+                "lr": 1e-4,
+                "loss_a": 7.0,
+                "time": 0.5,
+                "data_time": 0.1,
+                "images_per_s": 4.0,
+            },
+            end_epoch=1,
+            iters_per_epoch=9,
+            eta_s=1,
+        )
     lines = log.jsonl_path.read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line) for line in lines)
     assert [r["loss_a"] for r in read_jsonl(log.jsonl_path)] == [1.0, 7.0]  # the repeated step: last one wins

@@ -1,5 +1,6 @@
 """Exact resumption: from a checkpoint in-process, from an official snapshot, and after SIGKILL (mid-epoch, and in
 the middle of a checkpoint write) in a subprocess; the resumed runs end with the weights of an uninterrupted run."""
+
 from __future__ import annotations
 
 import json
@@ -9,24 +10,32 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from standins import RandomHands, TinyInterNet
 
 from internet.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from internet.config import Config
 from internet.logging_utils import read_jsonl
 from internet.train import Trainer, TrainingError
-from standins import RandomHands, TinyInterNet
-
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
     # 10 samples, batch 2: 5 iterations per epoch; the lr drops at epoch 1, so a resume must restore the schedule
-    base = dict(device="cpu", amp=False, channels_last=False, num_workers=0, train_batch_size=2, end_epoch=2,
-                lr=1e-3, lr_dec_epoch=(1,), output_dir=str(out), seed=0)
+    base = dict(
+        device="cpu",
+        amp=False,
+        channels_last=False,
+        num_workers=0,
+        train_batch_size=2,
+        end_epoch=2,
+        lr=1e-3,
+        lr_dec_epoch=(1,),
+        output_dir=str(out),
+        seed=0,
+    )
     base.update(kw)
     return Config.from_params(base)
 
@@ -56,8 +65,11 @@ def assert_same_training(a: dict, b: dict) -> None:
     assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
     ta, tb = a.get("train_state"), b.get("train_state")
     if ta and tb:
-        assert (ta["next_epoch"], ta["next_iter"], ta["global_step"]) == (tb["next_epoch"], tb["next_iter"],
-                                                                          tb["global_step"])
+        assert (ta["next_epoch"], ta["next_iter"], ta["global_step"]) == (
+            tb["next_epoch"],
+            tb["next_iter"],
+            tb["global_step"],
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +100,9 @@ def test_resume_from_checkpoint_continues_schedule_and_matches(reference, tmp_pa
     assert_same_training(final_state(tmp_path), final_state(reference))
     recs = read_jsonl(tmp_path / "log" / "train_log.jsonl")
     ref = read_jsonl(reference / "log" / "train_log.jsonl")
-    assert [(r["epoch"], r["iter"], r["step"], r["lr"]) for r in recs] == \
-        [(r["epoch"], r["iter"], r["step"], r["lr"]) for r in ref]
+    assert [(r["epoch"], r["iter"], r["step"], r["lr"]) for r in recs] == [
+        (r["epoch"], r["iter"], r["step"], r["lr"]) for r in ref
+    ]
     assert [r["lr"] for r in recs] == [1e-3] * 5 + [1e-4] * 5
     assert [r["loss_total"] for r in recs] == [r["loss_total"] for r in ref]
     assert "resumed from" in (tmp_path / "log" / "train_logs.txt").read_text()
@@ -115,8 +128,9 @@ def test_mid_epoch_resume_refuses_a_changed_data_order(reference, tmp_path):
     ckpt["train_state"].update(next_epoch=1, next_iter=2, global_step=7)  # as if stopped inside epoch 1
     save_checkpoint(dump / "snapshot_1_iter2.pth.tar", ckpt)
     torch.manual_seed(0)
-    trainer = Trainer(tiny_cfg(tmp_path, continue_train=True, train_batch_size=5), model=TinyInterNet(),
-                      train_set=RandomHands(10))
+    trainer = Trainer(
+        tiny_cfg(tmp_path, continue_train=True, train_batch_size=5), model=TinyInterNet(), train_set=RandomHands(10)
+    )
     with pytest.raises(TrainingError, match=r"inside epoch 1 at iteration 2.*global_batch_size: 2 -> 5"):
         trainer.train()
     trainer.close()
@@ -148,10 +162,10 @@ def child_main(out: str, kill_at_step: int, kill_in_save: int, continue_train: b
 
 def spawn_child(out: Path, kill_at_step: int = -1, kill_in_save: int = -1, continue_train: bool = False) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
-    code = (f"import test_train_resume as t; "
-            f"t.child_main({str(out)!r}, {kill_at_step}, {kill_in_save}, {continue_train})")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        f"import test_train_resume as t; t.child_main({str(out)!r}, {kill_at_step}, {kill_in_save}, {continue_train})"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.returncode

@@ -1,6 +1,7 @@
 """The vendored reference data (tests/data/shared) is the original, unedited and complete: every file matches
 tests/data/shared.sha256, nothing is missing or added, git keeps every file and converts none, and, where
 ../shared exists beside the checkout, every file equals its original byte for byte."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from vendored import MANIFEST, UPSTREAM, UPSTREAM_PARTS, VENDORED
 
 
@@ -60,7 +60,8 @@ def test_vendored_files_equal_the_originals_in_shared():
         originals = _files(original)
         assert originals, f"{original} holds no file"
         copies = {rel.removeprefix(part + "/") for rel in _files(VENDORED) if rel.startswith(part + "/")}
-        assert copies == originals, f"{part}: only in the copy {copies - originals}, only in "\
-                                    f"{original} {originals - copies}"
+        assert copies == originals, (
+            f"{part}: only in the copy {copies - originals}, only in {original} {originals - copies}"
+        )
         differ = [rel for rel in sorted(originals) if _sha256(original / rel) != _sha256(VENDORED / part / rel)]
         assert not differ, f"{part}: the copy differs from {original} in {differ}"

@@ -1,5 +1,6 @@
 """internet.vis: 2D overlay pixels, plotly trace structure, root alignment, camera rig, static rendering, export and
 the sample browser, on small synthetic straight-finger hands."""
+
 from __future__ import annotations
 
 import warnings
@@ -109,7 +110,7 @@ def test_invalid_and_unselected_joints_are_skipped():
     right_cols = pts[sk.joint_type["right"]]
     x0, y0 = np.floor(right_cols.min(axis=0)).astype(int) - 3
     x1, y1 = np.ceil(right_cols.max(axis=0)).astype(int) + 3
-    assert (left_only[y0:y1, x0:min(x1, 199)] == BACKGROUND).all()  # right half untouched (hands do not overlap)
+    assert (left_only[y0:y1, x0 : min(x1, 199)] == BACKGROUND).all()  # right half untouched (hands do not overlap)
     assert (left_only[:, 200:] != BACKGROUND).any()
 
 
@@ -246,14 +247,14 @@ def test_camera_rig_figure_one_marker_per_camera():
     assert len(cams) == 1 and len(cams[0].x) == 6 and list(cams[0].text) == names
     assert np.allclose(np.stack([cams[0].x, cams[0].y, cams[0].z], 1), pos)
     frustums = [t for t in fig.data if t.meta.get("part") == "frustums"][0]
-    pts = np.array([[np.nan if v is None else v for v in (x, y, z)]
-                    for x, y, z in zip(frustums.x, frustums.y, frustums.z)])
+    pts = np.array(
+        [[np.nan if v is None else v for v in (x, y, z)] for x, y, z in zip(frustums.x, frustums.y, frustums.z)]
+    )
     # 9 segments per camera (4 edges to the corners, 4 around the image plane, the optical axis)
     assert np.isnan(pts[:, 0]).sum() == 9 * 6
     # the optical axis of camera 0 points at the rig centre
     seg = pts[~np.isnan(pts[:, 0])].reshape(-1, 2, 3)
-    axis0 = [s for s in seg if np.allclose(s[0], pos[0]) and np.allclose(
-        np.cross(s[1] - s[0], -pos[0]), 0, atol=1e-6)]
+    axis0 = [s for s in seg if np.allclose(s[0], pos[0]) and np.allclose(np.cross(s[1] - s[0], -pos[0]), 0, atol=1e-6)]
     assert axis0
     assert traces_of(fig, source="hands", hand="right")
     assert np.isclose(fig.layout.scene.camera.up.z, 1.0)
@@ -293,8 +294,10 @@ def test_save_figure_html_and_png(tmp_path, monkeypatch):
     fig = hands_figure(None, straight_hands(INTERHAND), None, INTERHAND)
     out = save_figure(fig, tmp_path / "figs", "hands", png_method="matplotlib")
     html = out["html"].read_text()
-    assert "plotly" in html.lower() and "scatter3d" in html and len(html) > 1_000_000  # plotly.js embedded: opens offline
-    assert "<script src=\"https://cdn.plot.ly" not in html
+    assert (
+        "plotly" in html.lower() and "scatter3d" in html and len(html) > 1_000_000
+    )  # plotly.js embedded: opens offline
+    assert '<script src="https://cdn.plot.ly' not in html
     assert out["png"].read_bytes()[:8] == PNG_MAGIC and out["png_via"] == "matplotlib"
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["hands.html", "hands.png"]  # no temp files
 
@@ -364,8 +367,15 @@ def test_sample_browser_follows_the_slider_and_toggles():
         calls.append(i)
         cam = base + np.array([10.0 * i, 0.0, 0.0])
         px = cam[:, :2] * 0.5 + np.array([60.0, 40.0])
-        return dict(img=np.full((100, 140, 3), 10 * i, np.uint8), joint_img=px, pred_img=px + 2,
-                    joint_cam=cam, pred_cam=cam + 3, joint_valid=np.ones(42), title=f"frame {i}")
+        return dict(
+            img=np.full((100, 140, 3), 10 * i, np.uint8),
+            joint_img=px,
+            pred_img=px + 2,
+            joint_cam=cam,
+            pred_cam=cam + 3,
+            joint_valid=np.ones(42),
+            title=f"frame {i}",
+        )
 
     browser = SampleBrowser(get_sample, 5, INTERHAND)
     assert browser.index == 0 and calls == [0]
@@ -401,4 +411,3 @@ def test_sample_browser_follows_the_slider_and_toggles():
         browser.update(5)
     with pytest.raises(KeyError, match="img"):
         SampleBrowser(lambda i: {"joint_img": np.zeros((42, 2))}, 2)
-

@@ -6,6 +6,7 @@ evidence and no test depends on a folder beside the checkout. ``tests/data/share
 test_vendored_data.py checks the files against it, and against ``../shared`` where that folder exists.
 A module (not conftest.py) so test files and benchmark subprocesses can import it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,5 +24,8 @@ MANIFEST = TESTS_DIR / "data" / "shared.sha256"
 """``sha256  relative/path`` of every vendored file (relative to VENDORED), as written by ``sha256sum``."""
 UPSTREAM = TESTS_DIR.parents[1] / "shared"
 """``../shared`` beside the checkout: the read-only originals (absent from a fresh clone)."""
-UPSTREAM_PARTS = {"data": UPSTREAM / "data", "reference/official_internet": UPSTREAM / "reference" / "official_internet"}
+UPSTREAM_PARTS = {
+    "data": UPSTREAM / "data",
+    "reference/official_internet": UPSTREAM / "reference" / "official_internet",
+}
 """Each vendored folder (relative to VENDORED) and the ``../shared`` folder it copies."""

@@ -2,6 +2,7 @@
 
 Every data set class follows :class:`HandDataset` and is registered once, in ``internet.config.DATASETS``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -71,5 +72,12 @@ def build_dataset(cfg: Config, split: Optional[str] = None, mode: str = "train",
     return cls(cfg, split, mode, **kwargs)
 
 
-__all__ = ["AugParams", "HandDataset", "InterHand26M", "build_dataset", "dataset_class", "make_sample",
-           "sample_aug_params"]
+__all__ = [
+    "AugParams",
+    "HandDataset",
+    "InterHand26M",
+    "build_dataset",
+    "dataset_class",
+    "make_sample",
+    "sample_aug_params",
+]

@@ -5,6 +5,7 @@ flip permutation) and a :class:`~internet.config.Config` (input and heatmap shap
 RHD and STB share one pipeline. Arithmetic follows the official code's float32 steps so that the parity fixtures
 match to float rounding.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,6 @@ ROT_FACTOR = 45.0
 ROT_PROB = 0.6
 FLIP_PROB = 0.5
 COLOR_FACTOR = 0.2
-
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ class AugParams:
         missing = {"trans", "scale", "rot", "do_flip", "color"} - set(d)
         if missing:
             raise KeyError(f"augmentation parameters lack {sorted(missing)}")
-        return cls(trans=tuple(d["trans"]), scale=d["scale"], rot=d["rot"], do_flip=d["do_flip"],
-                   color=tuple(d["color"]))
+        return cls(
+            trans=tuple(d["trans"]), scale=d["scale"], rot=d["rot"], do_flip=d["do_flip"], color=tuple(d["color"])
+        )
 
 
 def sample_aug_params(rng: np.random.Generator) -> AugParams:
@@ -84,8 +85,13 @@ def sample_aug_params(rng: np.random.Generator) -> AugParams:
     rot = rot_draw if rng.random() < ROT_PROB else 0.0
     do_flip = bool(rng.random() < FLIP_PROB)
     color = rng.uniform(1.0 - COLOR_FACTOR, 1.0 + COLOR_FACTOR, size=3)
-    return AugParams(trans=(float(trans[0]), float(trans[1])), scale=scale, rot=rot, do_flip=do_flip,
-                     color=tuple(float(c) for c in color))
+    return AugParams(
+        trans=(float(trans[0]), float(trans[1])),
+        scale=scale,
+        rot=rot,
+        do_flip=do_flip,
+        color=tuple(float(c) for c in color),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- boxes
@@ -111,8 +117,14 @@ def crop_inv_trans(bbox: np.ndarray, input_img_shape: Tuple[int, int]) -> np.nda
 
 # ----------------------------------------------------------------------------------------------------- joints
 def augment_joints(
-    joint_coord: np.ndarray, joint_valid: np.ndarray, hand_type: np.ndarray, img_width: int,
-    trans: np.ndarray, do_flip: bool, skeleton: Skeleton, input_img_shape: Tuple[int, int],
+    joint_coord: np.ndarray,
+    joint_valid: np.ndarray,
+    hand_type: np.ndarray,
+    img_width: int,
+    trans: np.ndarray,
+    do_flip: bool,
+    skeleton: Skeleton,
+    input_img_shape: Tuple[int, int],
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flip (u' = W - u - 1, swap the hand blocks and the hand-type bits), apply the crop affine ``trans`` to (u, v)
     and invalidate joints outside the crop. Returns new (joint_coord, joint_valid, hand_type); z is unchanged."""
@@ -128,14 +140,21 @@ def augment_joints(
     # float64 product as the official per-point np.dot with a float64 homogeneous point, stored back as float32
     joint_coord[:, :2] = trans_points_2d(joint_coord[:, :2].astype(np.float64), trans.astype(np.float64))
     input_h, input_w = input_img_shape
-    inside = ((joint_coord[:, 0] >= 0) & (joint_coord[:, 0] < input_w)
-              & (joint_coord[:, 1] >= 0) & (joint_coord[:, 1] < input_h))
+    inside = (
+        (joint_coord[:, 0] >= 0)
+        & (joint_coord[:, 0] < input_w)
+        & (joint_coord[:, 1] >= 0)
+        & (joint_coord[:, 1] < input_h)
+    )
     joint_valid = joint_valid * inside
     return joint_coord, joint_valid, hand_type
 
 
 def root_depth_target(
-    joint_coord: np.ndarray, joint_valid: np.ndarray, hand_type: np.ndarray, skeleton: Skeleton,
+    joint_coord: np.ndarray,
+    joint_valid: np.ndarray,
+    hand_type: np.ndarray,
+    skeleton: Skeleton,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Left-root minus right-root depth (mm, (1,)) and its validity (both roots valid and both hands present).
 
@@ -149,8 +168,12 @@ def root_depth_target(
 
 
 def to_output_space(
-    joint_coord: np.ndarray, joint_valid: np.ndarray, rel_root_depth: np.ndarray, root_valid: np.ndarray,
-    skeleton: Skeleton, cfg: Config,
+    joint_coord: np.ndarray,
+    joint_valid: np.ndarray,
+    rel_root_depth: np.ndarray,
+    root_valid: np.ndarray,
+    skeleton: Skeleton,
+    cfg: Config,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Crop pixels and camera depth -> heatmap space: z made relative to the joint's own hand root, then encoded by
     the config's :class:`~internet.codec.HeatmapCodec` (x, y to heatmap pixels, z and the relative root depth to
@@ -186,8 +209,14 @@ def color_to_chw(patch: np.ndarray, color: Sequence[float], in_range: bool = Fal
 
 
 def make_sample(
-    img: np.ndarray, bbox: np.ndarray, joint_coord: np.ndarray, joint_valid: np.ndarray, hand_type: np.ndarray,
-    aug: AugParams, skeleton: Skeleton, cfg: Config,
+    img: np.ndarray,
+    bbox: np.ndarray,
+    joint_coord: np.ndarray,
+    joint_valid: np.ndarray,
+    hand_type: np.ndarray,
+    aug: AugParams,
+    skeleton: Skeleton,
+    cfg: Config,
 ) -> Dict[str, np.ndarray]:
     """The network input and targets of one annotation (spec 3.4 and 1.5).
 
@@ -203,10 +232,12 @@ def make_sample(
     input_shape = (int(cfg.input_img_shape[0]), int(cfg.input_img_shape[1]))
     patch, trans, inv_trans = generate_patch_image(img, bbox, aug.do_flip, aug.scale, aug.rot, input_shape)
     joint_coord, joint_valid, hand_type = augment_joints(
-        joint_coord, joint_valid, hand_type, img.shape[1], trans, aug.do_flip, skeleton, input_shape)
+        joint_coord, joint_valid, hand_type, img.shape[1], trans, aug.do_flip, skeleton, input_shape
+    )
     rel_root_depth, root_valid = root_depth_target(joint_coord, joint_valid, hand_type, skeleton)
     joint_coord, joint_valid, rel_root_depth, root_valid = to_output_space(
-        joint_coord, joint_valid, rel_root_depth, root_valid, skeleton, cfg)
+        joint_coord, joint_valid, rel_root_depth, root_valid, skeleton, cfg
+    )
     return {
         "img": color_to_chw(patch, aug.color, in_range=img.dtype == np.uint8),
         "joint_coord": joint_coord,

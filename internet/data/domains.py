@@ -10,6 +10,7 @@ Checks that need more than one field live beside the code that has them: a box a
 (:func:`internet.geometry.check_box`, shared with :class:`internet.predictor.Predictor`), ``camrot`` being a rotation
 (:func:`internet.geometry.check_rotation`), camera coordinates of valid joints being finite after the projection.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -115,8 +116,9 @@ def outside_domain(values: np.ndarray, domain: Domain) -> np.ndarray:
     return bad
 
 
-def check_column(values: np.ndarray, domain: Domain, key: str, where: Callable[[int], str],
-                 raw: Optional[Sequence[Any]] = None) -> np.ndarray:
+def check_column(
+    values: np.ndarray, domain: Domain, key: str, where: Callable[[int], str], raw: Optional[Sequence[Any]] = None
+) -> np.ndarray:
     """``values`` ((N,) + shape, as read) converted to ``domain.dtype``, or DataFileError naming ``where(i)``, ``key``
     and the value of the first record outside the domain (``raw[i]``, the value as written, when given)."""
     bad = np.flatnonzero(outside_domain(values, domain))

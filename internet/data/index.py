@@ -20,6 +20,7 @@ recorded values differ (a touch, a copy), the files are hashed again: the same c
 content builds a new one. It is written to a temporary directory and renamed into place, so a crash never leaves a
 half-written cache.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -115,7 +116,7 @@ class AnnotationIndex:
 
     def file_name(self, row: int) -> str:
         offsets = self._arrays["file_name_offsets"]
-        return bytes(self._arrays["file_name_bytes"][offsets[row]:offsets[row + 1]]).decode("utf-8")
+        return bytes(self._arrays["file_name_bytes"][offsets[row] : offsets[row + 1]]).decode("utf-8")
 
     def seq_name(self, row: int) -> str:
         return str(self._arrays["seq_names"][self._arrays["seq_code"][row]])
@@ -149,7 +150,9 @@ class AnnotationIndex:
         for name, (dtype, shape) in FIELDS.items():
             a = arrays[name]
             if a.shape != (n,) + shape or a.dtype != np.dtype(dtype):
-                raise ValueError(f"{directory}/{name}.npy has shape {a.shape} {a.dtype}, expected {(n,) + shape} {dtype}")
+                raise ValueError(
+                    f"{directory}/{name}.npy has shape {a.shape} {a.dtype}, expected {(n,) + shape} {dtype}"
+                )
         return cls(arrays, directory)
 
     def __reduce__(self):
@@ -196,8 +199,9 @@ class _Records:
                     raise DataFileError(f"{self._where(i)} has no key {key!r}") from None
             raise
 
-    def column(self, key: str, joints: int = 0, shape: Optional[Tuple[int, ...]] = None, default=None,
-               required: bool = True) -> np.ndarray:
+    def column(
+        self, key: str, joints: int = 0, shape: Optional[Tuple[int, ...]] = None, default=None, required: bool = True
+    ) -> np.ndarray:
         """Column ``key`` as an (N,) + shape array of its domain's type (``DOMAINS[f"{what}.{key}"]``), every value
         checked against that domain. Ints, floats and bools (the real files mix them) are accepted. ``joints``: the
         joints per annotation; ``shape``: the layout in the file when it differs from the domain's (joint_valid as
@@ -280,7 +284,11 @@ def _build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     cameras = _require_mapping(read_json(sources.camera_json, "camera file"), sources.camera_json, "the top level")
     ann_cols, img_cols = _read_data_json(sources.data_json)
     ann_id, image_id, bbox = ann_cols["ann_id"], ann_cols["image_id"], ann_cols["bbox"]
-    joint_valid, hand_type, hand_type_valid = ann_cols["joint_valid"], ann_cols["hand_type"], ann_cols["hand_type_valid"]
+    joint_valid, hand_type, hand_type_valid = (
+        ann_cols["joint_valid"],
+        ann_cols["hand_type"],
+        ann_cols["hand_type_valid"],
+    )
     dup = _first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{sources.data_json}: annotation id {dup} occurs more than once")
@@ -326,8 +334,8 @@ def _build_interhand_index(sources: IndexSources) -> AnnotationIndex:
 
     # ---- root propagation, then projection (float32 as the official loader)
     right, left = INTERHAND.root_idx["right"], INTERHAND.root_idx["left"]
-    joint_valid[:, INTERHAND.joint_type["right"]] *= joint_valid[:, right:right + 1]
-    joint_valid[:, INTERHAND.joint_type["left"]] *= joint_valid[:, left:left + 1]
+    joint_valid[:, INTERHAND.joint_type["right"]] *= joint_valid[:, right : right + 1]
+    joint_valid[:, INTERHAND.joint_type["left"]] *= joint_valid[:, left : left + 1]
     n = len(ann_id)
     joint_cam = np.empty((n, JOINT_NUM, 3), np.float32)
     joint_img = np.empty((n, JOINT_NUM, 2), np.float32)
@@ -381,8 +389,9 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
     joint_valid (float32), hand_type (codes), hand_type_valid, in file order. Images: id, width, height, capture,
     frame, subject, camera (numbers), camera_names and file_names (lists of str), seq_names (sorted unique) and
     seq_code, in file order."""
-    ann_pieces: Dict[str, list] = {k: [] for k in ("ann_id", "image_id", "bbox", "joint_valid", "hand_type_valid",
-                                                   "hand_type")}
+    ann_pieces: Dict[str, list] = {
+        k: [] for k in ("ann_id", "image_id", "bbox", "joint_valid", "hand_type_valid", "hand_type")
+    }
     img_pieces: Dict[str, list] = {k: [] for k in ("id", "width", "height", "capture", "frame", "subject", "camera")}
     camera_names: List[str] = []
     file_names: List[str] = []
@@ -390,8 +399,7 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
     seq_codes: List[int] = []
     found: Dict[str, str] = {}
     nested: Optional[bool] = None
-    for key, value, first in iter_members(path, "annotation file", stream=("images", "annotations"),
-                                          batch_size=_PIECE):
+    for key, value, first in iter_members(path, "annotation file", stream=("images", "annotations"), batch_size=_PIECE):
         if key not in ("images", "annotations"):
             continue
         if first is None:  # not a list
@@ -427,9 +435,14 @@ def _read_data_json(path: Path) -> Tuple[Dict[str, np.ndarray], Dict[str, object
 
 
 def _annotation_columns(anns: _Records, nested: bool) -> Dict[str, np.ndarray]:
-    return {"ann_id": anns.column("id"), "image_id": anns.column("image_id"), "bbox": anns.column("bbox"),
-            "joint_valid": anns.column("joint_valid", JOINT_NUM, shape=(JOINT_NUM, 1) if nested else None),
-            "hand_type_valid": anns.column("hand_type_valid"), "hand_type": anns.codes("hand_type", HAND_TYPES)}
+    return {
+        "ann_id": anns.column("id"),
+        "image_id": anns.column("image_id"),
+        "bbox": anns.column("bbox"),
+        "joint_valid": anns.column("joint_valid", JOINT_NUM, shape=(JOINT_NUM, 1) if nested else None),
+        "hand_type_valid": anns.column("hand_type_valid"),
+        "hand_type": anns.codes("hand_type", HAND_TYPES),
+    }
 
 
 def _image_columns(images: _Records) -> Tuple[Dict[str, np.ndarray], Dict[str, List[str]]]:
@@ -441,11 +454,16 @@ def _image_columns(images: _Records) -> Tuple[Dict[str, np.ndarray], Dict[str, L
     except ValueError:
         i = next(i for i, c in enumerate(cams) if not c.strip().lstrip("-").isdigit())
         raise DataFileError(f"{images._where(i)}: camera {cams[i]!r} is not a numeric camera name") from None
-    numbers = {"id": img_id, "width": width, "height": height, "capture": images.column("capture"),
-               "frame": images.column("frame_idx"), "subject": images.column("subject", default=-1, required=False),
-               "camera": camera}
-    return numbers, {"camera": cams, "file_name": images.strings("file_name"),
-                     "seq_name": images.strings("seq_name")}
+    numbers = {
+        "id": img_id,
+        "width": width,
+        "height": height,
+        "capture": images.column("capture"),
+        "frame": images.column("frame_idx"),
+        "subject": images.column("subject", default=-1, required=False),
+        "camera": camera,
+    }
+    return numbers, {"camera": cams, "file_name": images.strings("file_name"), "seq_name": images.strings("seq_name")}
 
 
 def _read_world_coords(path: Path, captures: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -589,8 +607,12 @@ def _settled(stats: List[list], hashed_at_ns: int) -> List[Optional[list]]:
 
 def _stats_unchanged(meta: dict, stats: List[list]) -> bool:
     recorded = meta.get("source_stats")
-    return (isinstance(recorded, list) and len(recorded) == len(stats) and None not in recorded
-            and [list(r) for r in recorded] == stats)
+    return (
+        isinstance(recorded, list)
+        and len(recorded) == len(stats)
+        and None not in recorded
+        and [list(r) for r in recorded] == stats
+    )
 
 
 def _record_stats(directory: Path, meta: dict, stats: List[Optional[list]]) -> None:
@@ -631,7 +653,10 @@ def cache_roots(data_root: Path, cache_dir: Optional[Path]) -> List[Path]:
 
 
 def load_index(
-    sources: IndexSources, data_root: Path, cache: bool = True, cache_dir: Optional[Path] = None,
+    sources: IndexSources,
+    data_root: Path,
+    cache: bool = True,
+    cache_dir: Optional[Path] = None,
 ) -> AnnotationIndex:
     """The index of ``sources``: from a matching cache (memory-mapped) if there is one, otherwise built, saved
     atomically to the first writable cache root and re-opened memory-mapped. ``cache=False`` builds in memory."""
@@ -663,17 +688,26 @@ def load_index(
                 _record_stats(candidate, meta, settled)  # same content, new stats (a touch, a copy)
                 return index
     index = build_interhand_index(sources)
-    meta = {"version": INDEX_VERSION, "fingerprint": digest, "sources": items, "source_stats": settled,
-            "count": len(index), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {
+        "version": INDEX_VERSION,
+        "fingerprint": digest,
+        "sources": items,
+        "source_stats": settled,
+        "count": len(index),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     for root in roots:
         if not _marked_writable(root):
             continue
         try:
             return _save_atomically(index, root, dirname, sources.name, meta)
         except OSError as e:
-            warnings.warn(f"could not write the annotation cache under {root}: {e}")
-    warnings.warn(f"no writable cache directory among {[str(r) for r in roots]}: the annotation index stays in "
-                  "memory and DataLoader workers receive copies of it")
+            warnings.warn(f"could not write the annotation cache under {root}: {e}", stacklevel=2)
+    warnings.warn(
+        f"no writable cache directory among {[str(r) for r in roots]}: the annotation index stays in "
+        "memory and DataLoader workers receive copies of it",
+        stacklevel=2,
+    )
     return index
 
 
@@ -682,7 +716,7 @@ def _open_or_discard(candidate: Path) -> Optional[AnnotationIndex]:
     try:
         return AnnotationIndex.open(candidate)
     except (OSError, ValueError) as e:
-        warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it")
+        warnings.warn(f"ignoring a damaged annotation cache {candidate}: {e}; rebuilding it", stacklevel=2)
         if _marked_writable(candidate):
             shutil.rmtree(candidate, ignore_errors=True)
         return None

@@ -11,6 +11,7 @@ Annotations whose joints are all invalid (after zeroing a hand whose root is inv
 skipped with a warning that counts them (``keep_unlabelled=True`` keeps them, as the official datalist does: they
 still count for handedness).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -48,8 +49,10 @@ def resolve_sources(data_root: Path, split: str, annot_subset: str = "all") -> T
         return IndexSources(*v1, name=f"interhand26m-{split}-{split}"), "v1.0"
     if v0[0].is_file():
         return IndexSources(*v0, name=f"interhand26m-{split}-{v0_dir}"), "v0.0"
-    raise FileNotFoundError(f"InterHand2.6M annotation file not found: tried {v1[0]} (v1.0 layout) and {v0[0]} "
-                            f"(v0.0 layout); is data_root={str(data_root)!r} right?")
+    raise FileNotFoundError(
+        f"InterHand2.6M annotation file not found: tried {v1[0]} (v1.0 layout) and {v0[0]} "
+        f"(v0.0 layout); is data_root={str(data_root)!r} right?"
+    )
 
 
 def read_id_list(path: str | Path) -> np.ndarray:
@@ -81,8 +84,14 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     skeleton: Skeleton = INTERHAND
 
     def __init__(
-        self, cfg: Config, split: str, mode: str = "train", *, cache: bool = True,
-        cache_dir: Optional[str | Path] = None, keep_unlabelled: bool = False,
+        self,
+        cfg: Config,
+        split: str,
+        mode: str = "train",
+        *,
+        cache: bool = True,
+        cache_dir: Optional[str | Path] = None,
+        keep_unlabelled: bool = False,
     ):
         """cfg: data_root, annot_subset, human_annot_ids, trans_test, rootnet_path, seed and the shapes;
         split: 'train' | 'val' | 'test'; mode: 'train' (augmented) | 'test';
@@ -98,7 +107,8 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         self.image_root = self.data_root / "images" / split
         self.sources, self.layout = resolve_sources(self.data_root, split, cfg.annot_subset)
         self.index: AnnotationIndex = load_index(
-            self.sources, self.data_root, cache=cache, cache_dir=None if cache_dir is None else Path(cache_dir))
+            self.sources, self.data_root, cache=cache, cache_dir=None if cache_dir is None else Path(cache_dir)
+        )
         self.epoch = 0
         keep = self._subset_mask()
         keep &= self._labelled_mask(keep, keep_unlabelled)
@@ -119,7 +129,8 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         if not self.cfg.human_annot_ids:
             raise ValueError(
                 f"annot_subset={subset!r} needs cfg.human_annot_ids (a file of human-annotated annotation ids, one "
-                "per line, e.g. InterWild's aid_human_annot_{train,test}.txt): the v1.0 release ships only 'all'")
+                "per line, e.g. InterWild's aid_human_annot_{train,test}.txt): the v1.0 release ships only 'all'"
+            )
         human = np.isin(self.index["ann_id"], read_id_list(self.cfg.human_annot_ids))
         return human if subset == "human" else ~human
 
@@ -127,8 +138,11 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         labelled = _rows_any(np.asarray(self.index["joint_valid"]))
         dropped = int((keep & ~labelled).sum())
         if dropped and not keep_unlabelled:
-            warnings.warn(f"InterHand2.6M {self.split}: skipping {dropped} of {int(keep.sum())} annotations that "
-                          "have no valid joint (keep_unlabelled=True keeps them, as the official datalist does)")
+            warnings.warn(
+                f"InterHand2.6M {self.split}: skipping {dropped} of {int(keep.sum())} annotations that "
+                "have no valid joint (keep_unlabelled=True keeps them, as the official datalist does)",
+                stacklevel=2,
+            )
             return labelled
         return np.ones_like(labelled)
 
@@ -141,8 +155,10 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         if len(bad):
             i = int(bad[0])
             why = box_fault(bbox[i], int(width[i]), int(height[i]))
-            raise DataFileError(f"{self.sources.data_json}: annotation id={int(self._column('ann_id')[i])} has bbox "
-                                f"{bbox[i].tolist()} that {why} ({len(bad)} such annotation(s) in this split)")
+            raise DataFileError(
+                f"{self.sources.data_json}: annotation id={int(self._column('ann_id')[i])} has bbox "
+                f"{bbox[i].tolist()} that {why} ({len(bad)} such annotation(s) in this split)"
+            )
 
     def _row(self, i: int) -> int:
         n = len(self)
@@ -166,8 +182,11 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     def load_image(self, i: int, dtype: type = np.float32) -> np.ndarray:
         """The full image of sample ``i``, RGB (H, W, 3) in [0, 255], float32 (or ``dtype=np.uint8``)."""
         r = self._row(i)
-        return read_image(self.image_root / self.index.file_name(r),
-                          (int(self.index["width"][r]), int(self.index["height"][r])), dtype)
+        return read_image(
+            self.image_root / self.index.file_name(r),
+            (int(self.index["width"][r]), int(self.index["height"][r])),
+            dtype,
+        )
 
     def crop_bbox(self, i: int) -> np.ndarray:
         """The crop box of sample ``i`` before augmentation: RootNet's (test, 'rootnet') or the processed GT box."""
@@ -182,9 +201,16 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         idx = self.index
         img = self.load_image(i, np.uint8)  # the crop converts only the pixels it reads to float32
         joint_coord = np.concatenate([idx["joint_img"][r], idx["joint_cam"][r][:, 2:3]], axis=1)
-        sample = make_sample(img, self.crop_bbox(i), joint_coord, idx["joint_valid"][r].astype(np.float32),
-                             _HAND_TYPE_ARRAYS[idx["hand_type"][r]], aug or AugParams.identity(), self.skeleton,
-                             self.cfg)
+        sample = make_sample(
+            img,
+            self.crop_bbox(i),
+            joint_coord,
+            idx["joint_valid"][r].astype(np.float32),
+            _HAND_TYPE_ARRAYS[idx["hand_type"][r]],
+            aug or AugParams.identity(),
+            self.skeleton,
+            self.cfg,
+        )
         sample["hand_type_valid"] = np.asarray(idx["hand_type_valid"][r], dtype=np.float32)
         sample["capture"] = np.asarray(idx["capture"][r], dtype=np.int64)
         sample["cam"] = np.asarray(idx["camera"][r], dtype=np.int64)
@@ -204,10 +230,16 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         frame (N,) int64.
         """
         codes = self._column("hand_type").astype(np.int8)
-        bbox = (self.rootnet_bbox.copy() if self.rootnet_bbox is not None
-                else process_bboxes(self._column("bbox"), self.cfg.input_img_shape[1] / self.cfg.input_img_shape[0]))
-        abs_depth = (self.rootnet_abs_depth.copy() if self.rootnet_abs_depth is not None
-                     else self._column("abs_depth").astype(np.float32, copy=True))
+        bbox = (
+            self.rootnet_bbox.copy()
+            if self.rootnet_bbox is not None
+            else process_bboxes(self._column("bbox"), self.cfg.input_img_shape[1] / self.cfg.input_img_shape[0])
+        )
+        abs_depth = (
+            self.rootnet_abs_depth.copy()
+            if self.rootnet_abs_depth is not None
+            else self._column("abs_depth").astype(np.float32, copy=True)
+        )
         return {
             "joint_cam": self._column("joint_cam").astype(np.float32, copy=True),
             "joint_valid": self._column("joint_valid").astype(np.float32),
@@ -226,8 +258,10 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         }
 
     def __repr__(self) -> str:
-        return (f"InterHand26M(split={self.split!r}, mode={self.mode!r}, layout={self.layout}, "
-                f"subset={self.cfg.annot_subset!r}, samples={len(self)}, trans_test={self.cfg.trans_test!r})")
+        return (
+            f"InterHand26M(split={self.split!r}, mode={self.mode!r}, layout={self.layout}, "
+            f"subset={self.cfg.annot_subset!r}, samples={len(self)}, trans_test={self.cfg.trans_test!r})"
+        )
 
 
 def _rows_any(a: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ JPEG (a few system calls, microseconds against the milliseconds of the decode) a
 warnings as errors; any other text written there meanwhile is passed on to the real stderr. Corruption that libjpeg
 itself cannot see (bytes that still decode as valid Huffman codes) stays undetectable without a checksum.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,10 @@ def json_limit_error(what: str, path: Path, e: BaseException) -> DataFileError:
         why = "arrays or objects nested too deeply to decode (thousands of levels)"
     else:
         why = f"a value the JSON decoder refuses ({str(e).split(';')[0]})"
-    return DataFileError(f"malformed {what} {path}: {why}; no data file of this project holds such values, so the file "
-                         "is corrupt or not the expected file")
+    return DataFileError(
+        f"malformed {what} {path}: {why}; no data file of this project holds such values, so the file "
+        "is corrupt or not the expected file"
+    )
 
 
 def _truncation_problem(head: bytes, tail: bytes) -> Optional[str]:
@@ -127,8 +130,12 @@ def encoded_image_size(data: np.ndarray) -> Optional[Tuple[int, int]]:
 
 # libjpeg's warnings that mean the pixels are wrong (jerror.h JWRN_*); others (an unknown JFIF revision, an Adobe
 # transform code, a bad ICC profile chunk) leave the pixels right and are passed on to stderr.
-_JPEG_CORRUPT_MESSAGES = ("Corrupt JPEG data", "Premature end of JPEG file", "Inconsistent progression sequence",
-                          "Invalid SOS parameters")
+_JPEG_CORRUPT_MESSAGES = (
+    "Corrupt JPEG data",
+    "Premature end of JPEG file",
+    "Inconsistent progression sequence",
+    "Invalid SOS parameters",
+)
 _JPEG_HARMLESS_MESSAGES = ("bad ICC marker",)
 
 
@@ -183,8 +190,11 @@ if hasattr(os, "register_at_fork"):
 
 def _jpeg_problem(text: str) -> Optional[str]:
     """libjpeg's corrupt-data warning in ``text``, or None; other text goes on to the real stderr."""
-    bad = [ln.strip() for ln in text.splitlines()
-           if any(m in ln for m in _JPEG_CORRUPT_MESSAGES) and not any(m in ln for m in _JPEG_HARMLESS_MESSAGES)]
+    bad = [
+        ln.strip()
+        for ln in text.splitlines()
+        if any(m in ln for m in _JPEG_CORRUPT_MESSAGES) and not any(m in ln for m in _JPEG_HARMLESS_MESSAGES)
+    ]
     other = "".join(ln for ln in text.splitlines(keepends=True) if ln.strip() not in bad)
     if other:
         with contextlib.suppress(OSError):
@@ -199,12 +209,17 @@ _DECODE_FLAGS = (cv2.IMREAD_COLOR_RGB if _DECODES_RGB else cv2.IMREAD_COLOR) | c
 
 def _check_pixels(width: int, height: int, path: Path) -> None:
     if width * height > MAX_IMAGE_PIXELS:
-        raise DataFileError(f"image {path} is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} this "
-                            "reader decodes (internet.data.io.MAX_IMAGE_PIXELS); scale it down first")
+        raise DataFileError(
+            f"image {path} is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} this "
+            "reader decodes (internet.data.io.MAX_IMAGE_PIXELS); scale it down first"
+        )
 
 
-def read_image(path: str | Path, expected_size: Optional[Tuple[int, int]] = None, dtype: type = np.float32,
-               ) -> np.ndarray:
+def read_image(
+    path: str | Path,
+    expected_size: Optional[Tuple[int, int]] = None,
+    dtype: type = np.float32,
+) -> np.ndarray:
     """Read an image as RGB (H, W, 3) in [0, 255], ignoring EXIF orientation (as the official loader): float32 (the
     official loader's type) or, with ``dtype=np.uint8``, the decoded bytes, which the training crop converts only
     where it reads them.
@@ -234,8 +249,10 @@ def read_image(path: str | Path, expected_size: Optional[Tuple[int, int]] = None
             img, messages = _fd2_capture.decode(data, _DECODE_FLAGS)
             problem = _jpeg_problem(messages) if messages else None
             if problem is not None:
-                raise DataFileError(f"corrupt JPEG data in {path}: libjpeg says {problem!r}; the decoded pixels "
-                                    "would be wrong (re-download or re-extract the file)")
+                raise DataFileError(
+                    f"corrupt JPEG data in {path}: libjpeg says {problem!r}; the decoded pixels "
+                    "would be wrong (re-download or re-extract the file)"
+                )
         else:
             img = cv2.imdecode(data, _DECODE_FLAGS)
     except (MemoryError, cv2.error) as e:

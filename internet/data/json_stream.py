@@ -6,6 +6,7 @@ member at a time, and the members named in ``stream`` (the big arrays) in pieces
 decoded by the standard library's own decoder (``json.JSONDecoder.raw_decode``). The caller turns each piece into
 compact numpy columns and lets it go. Syntax errors name the file, line, column and character, as ``read_json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,18 +42,19 @@ class _Reader:
         try:
             text = self.f.read(max(at_least, _READ_CHARS))
         except UnicodeDecodeError:
-            raise DataFileError(f"malformed {self.what} {self.path}: not UTF-8 text after char "
-                                f"{self.base + len(self.buf)}") from None
+            raise DataFileError(
+                f"malformed {self.what} {self.path}: not UTF-8 text after char {self.base + len(self.buf)}"
+            ) from None
         if not text:
             self.eof = True
             return False
-        done = self.buf[:self.pos]
+        done = self.buf[: self.pos]
         newlines = done.count("\n")
         if newlines:
             self.base_line += newlines
             self.base_col_start = self.base + done.rfind("\n") + 1
         self.base += self.pos
-        self.buf = self.buf[self.pos:] + text
+        self.buf = self.buf[self.pos :] + text
         self.pos = 0
         return True
 
@@ -82,7 +84,7 @@ class _Reader:
                 # cut by the end of the buffer, or wrong: read more (doubling, so a bad file costs linear time)
                 if self.fill(len(self.buf)):
                     continue
-                raise self.error(e.msg, e.pos)
+                raise self.error(e.msg, e.pos) from None
             except (ValueError, RecursionError) as e:  # a number of thousands of digits, or deep nesting
                 raise json_limit_error(self.what, self.path, e) from None
             if not self.eof and _NUMBER_TAIL.fullmatch(self.buf, end) and self.fill():
@@ -97,12 +99,18 @@ class _Reader:
         newlines = before.count("\n")
         line = self.base_line + newlines
         line_start = self.base + before.rfind("\n") + 1 if newlines else self.base_col_start
-        return DataFileError(f"malformed {self.what} {self.path}: {msg} at line {line} column "
-                             f"{absolute - line_start + 1} (char {absolute}); the file may be truncated or corrupt")
+        return DataFileError(
+            f"malformed {self.what} {self.path}: {msg} at line {line} column "
+            f"{absolute - line_start + 1} (char {absolute}); the file may be truncated or corrupt"
+        )
 
 
-def iter_members(path: str | Path, what: str = "JSON file", stream: Collection[str] = (), batch_size: int = 32768,
-                 ) -> Iterator[Tuple[str, Any, Optional[int]]]:
+def iter_members(
+    path: str | Path,
+    what: str = "JSON file",
+    stream: Collection[str] = (),
+    batch_size: int = 32768,
+) -> Iterator[Tuple[str, Any, Optional[int]]]:
     """The members of the JSON object in ``path``, in file order: ``(key, value, None)`` for each, except that a
     member named in ``stream`` whose value is an array comes as pieces ``(key, items, first)``: lists of up to
     ``batch_size`` items, ``first`` the index of ``items[0]`` in the array (an empty array gives one empty piece).

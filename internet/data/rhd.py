@@ -10,6 +10,7 @@ Joints: RHD's native order per hand (wrist, then each finger tip -> MCP; root = 
 right in 21-41 (:data:`internet.skeleton.RHD`). Everything else is
 :class:`~internet.data.single_hand.SingleHandDataset`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ or with a scalar ``abs_depth`` (RHD/STB). The box is used as is: it is already t
 code looks entries up by annotation id, so a file for the other frame rate (5 fps vs 30 fps) fails there with a bare
 KeyError (issue #63); here the missing ids are named.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,13 +31,18 @@ def load_rootnet(path: str | Path, ann_ids: np.ndarray, depth_dims: int = 2) -> 
     path = Path(path)
     entries = read_json(path, "RootNet output file")
     if not isinstance(entries, list):
-        raise DataFileError(f"{path}: a RootNet output file must be a JSON list of entries, got {type(entries).__name__}")
+        raise DataFileError(
+            f"{path}: a RootNet output file must be a JSON list of entries, got {type(entries).__name__}"
+        )
     try:  # vectorised fast path; any problem re-parses entry by entry to name the bad one
         ids = np.asarray([e["annot_id"] for e in entries], dtype=np.int64).reshape(-1)
         boxes = np.asarray([e["bbox"] for e in entries], dtype=np.float32).reshape(len(entries), 4)
         depths = np.asarray([e["abs_depth"] for e in entries], dtype=np.float32).reshape(len(entries), depth_dims)
-        ok = (not outside_domain(boxes, DOMAINS["rootnet.bbox"]).any() and np.all(boxes[:, 2:] > 0)
-              and not outside_domain(depths, DOMAINS["rootnet.abs_depth"]).any())
+        ok = (
+            not outside_domain(boxes, DOMAINS["rootnet.bbox"]).any()
+            and np.all(boxes[:, 2:] > 0)
+            and not outside_domain(depths, DOMAINS["rootnet.abs_depth"]).any()
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         ok = False
     if not ok:
@@ -76,11 +82,19 @@ def _parse_entries(path: Path, entries: list, depth_dims: int) -> Tuple[np.ndarr
         except (TypeError, ValueError, OverflowError):
             raise DataFileError(f"{path}: entry #{k} (annot_id={e.get('annot_id')}) has non-numeric values") from None
         if box.shape != (4,) or depth.shape != (depth_dims,):
-            raise DataFileError(f"{path}: entry #{k} (annot_id={ids[k]}): bbox must have 4 numbers and abs_depth "
-                                f"{depth_dims}, got {box.size} and {depth.size}")
-        if (outside_domain(box[None], DOMAINS["rootnet.bbox"])[0] or box[2] <= 0 or box[3] <= 0
-                or outside_domain(depth[None], DOMAINS["rootnet.abs_depth"])[0]):
-            raise DataFileError(f"{path}: entry #{k} (annot_id={ids[k]}): bbox {box.tolist()} or abs_depth "
-                                f"{depth.tolist()} is not finite or not positive")
+            raise DataFileError(
+                f"{path}: entry #{k} (annot_id={ids[k]}): bbox must have 4 numbers and abs_depth "
+                f"{depth_dims}, got {box.size} and {depth.size}"
+            )
+        if (
+            outside_domain(box[None], DOMAINS["rootnet.bbox"])[0]
+            or box[2] <= 0
+            or box[3] <= 0
+            or outside_domain(depth[None], DOMAINS["rootnet.abs_depth"])[0]
+        ):
+            raise DataFileError(
+                f"{path}: entry #{k} (annot_id={ids[k]}): bbox {box.tolist()} or abs_depth "
+                f"{depth.tolist()} is not finite or not positive"
+            )
         boxes[k], depths[k] = box, depth
     return ids, boxes, depths

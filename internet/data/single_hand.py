@@ -11,6 +11,7 @@ absolute root depth (one scalar, used for both blocks) come from the GT ('gt') o
 The annotations are parsed once into column arrays (datalist order = file order, as the official loaders); samples
 go through the same augmentation pipeline as InterHand2.6M (:mod:`internet.data.augment`), whose flip swaps the blocks.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -101,8 +102,10 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     data = _require_mapping(read_json(path, "annotation file"), path, "the top level")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
-            raise DataFileError(f"{path}: top-level key {key!r} must be a list "
-                                f"({'missing' if key not in data else type(data[key]).__name__})")
+            raise DataFileError(
+                f"{path}: top-level key {key!r} must be a list "
+                f"({'missing' if key not in data else type(data[key]).__name__})"
+            )
     images = _Records(data["images"], "image", path)
     anns = _Records(data["annotations"], "annotation", path)
     if not anns.records:
@@ -125,15 +128,25 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     bad = np.flatnonzero(invalid_boxes(bbox, width[img_row], height[img_row]))
     if len(bad):
         i = int(bad[0])
-        raise DataFileError(f"{anns._where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
-                            f"{box_fault(bbox[i], int(width[img_row[i]]), int(height[img_row[i]]))}")
+        raise DataFileError(
+            f"{anns._where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
+            f"{box_fault(bbox[i], int(width[img_row[i]]), int(height[img_row[i]]))}"
+        )
     focal, princpt = _cam_params(images)
     file_name = np.asarray(images.strings("file_name"), dtype=object)
     arrays = {
-        "ann_id": ann_id, "image_id": image_id, "bbox": bbox, "joint_img": joint_img, "joint_cam": joint_cam,
-        "joint_valid": joint_valid, "hand_type": hand_type,
-        "file_name": file_name[img_row], "width": width[img_row], "height": height[img_row],
-        "focal": focal[img_row], "princpt": princpt[img_row],
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "bbox": bbox,
+        "joint_img": joint_img,
+        "joint_cam": joint_cam,
+        "joint_valid": joint_valid,
+        "hand_type": hand_type,
+        "file_name": file_name[img_row],
+        "width": width[img_row],
+        "height": height[img_row],
+        "focal": focal[img_row],
+        "princpt": princpt[img_row],
     }
     if need_seq_name:
         arrays["seq_name"] = np.asarray(images.strings("seq_name"), dtype=object)[img_row]
@@ -150,8 +163,10 @@ def find_rootnet_file(cfg: Config, file_name: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError(f"RootNet output file not found: tried {candidates[0]} and {candidates[1]}; set "
-                            "rootnet_path, or trans_test='gt' to use the ground-truth box and root depth")
+    raise FileNotFoundError(
+        f"RootNet output file not found: tried {candidates[0]} and {candidates[1]}; set "
+        "rootnet_path, or trans_test='gt' to use the ground-truth box and root depth"
+    )
 
 
 class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
@@ -184,12 +199,16 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         # the GT hand's block in the 42-joint layout: rows (N, 21) of joint indices
         codes = self.ann.hand_type.astype(np.int64)
         self._blocks = np.stack([self.skeleton.joint_type[h] for h in SINGLE_HAND_TYPES])[codes]  # (N, 21)
-        root_local = np.array([self.skeleton.root_idx[h] - int(self.skeleton.joint_type[h][0]) for h in SINGLE_HAND_TYPES])
+        root_local = np.array(
+            [self.skeleton.root_idx[h] - int(self.skeleton.joint_type[h][0]) for h in SINGLE_HAND_TYPES]
+        )
         self.gt_abs_depth = self.ann.joint_cam[np.arange(n), root_local[codes], 2].astype(np.float32)
         bad = np.flatnonzero(~(self.gt_abs_depth > 0))  # the root depth places the hand: it must be in front
         if len(bad):
-            raise DataFileError(f"{self.annotation_path}: annotation id={int(self.ann.ann_id[bad[0]])} has root depth "
-                                f"{float(self.gt_abs_depth[bad[0]])} mm in joint_cam, not in front of the camera")
+            raise DataFileError(
+                f"{self.annotation_path}: annotation id={int(self.ann.ann_id[bad[0]])} has root depth "
+                f"{float(self.gt_abs_depth[bad[0]])} mm in joint_cam, not in front of the camera"
+            )
         self.ids = self.id_columns()
         self.rootnet_bbox: Optional[np.ndarray] = None
         self.rootnet_abs_depth: Optional[np.ndarray] = None
@@ -240,8 +259,11 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         """The sample dict's id fields for every sample, (N,) int64 each: capture (0 here; STB: the sequence),
         cam (0: one camera) and frame (the image id)."""
         n = len(self.ann)
-        return {"capture": np.zeros(n, np.int64), "cam": np.zeros(n, np.int64),
-                "frame": self.ann.image_id.astype(np.int64, copy=True)}
+        return {
+            "capture": np.zeros(n, np.int64),
+            "cam": np.zeros(n, np.int64),
+            "frame": self.ann.image_id.astype(np.int64, copy=True),
+        }
 
     # ------------------------------------------------------------------------------------------- samples
     def __len__(self) -> int:
@@ -265,9 +287,16 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         img = self.load_image(r, np.uint8)  # the crop converts only the pixels it reads to float32
         joint_img, joint_cam, joint_valid = self.joints_42([r])
         joint_coord = np.concatenate([joint_img[0], joint_cam[0, :, 2:3]], axis=1)
-        sample = make_sample(img, self.crop_bbox(r), joint_coord, joint_valid[0],
-                             _HAND_TYPE_ARRAYS[self.ann.hand_type[r]], aug or AugParams.identity(), self.skeleton,
-                             self.cfg)
+        sample = make_sample(
+            img,
+            self.crop_bbox(r),
+            joint_coord,
+            joint_valid[0],
+            _HAND_TYPE_ARRAYS[self.ann.hand_type[r]],
+            aug or AugParams.identity(),
+            self.skeleton,
+            self.cfg,
+        )
         # One hand: the official target is a relative root depth of 0 mm (masked by root_valid = 0).
         codec = HeatmapCodec.from_config(self.cfg)
         sample["rel_root_depth"] = codec.encode_root_depth(np.zeros(1, dtype=np.float32))[0]
@@ -291,10 +320,12 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         """
         n = len(self)
         _, joint_cam, joint_valid = self.joints_42()
-        bbox = (self.rootnet_bbox.copy() if self.rootnet_bbox is not None
-                else process_bboxes(self.ann.bbox, self.cfg.input_img_shape[1] / self.cfg.input_img_shape[0]))
-        abs_depth = (self.rootnet_abs_depth.copy() if self.rootnet_abs_depth is not None
-                     else self.gt_abs_depth.copy())
+        bbox = (
+            self.rootnet_bbox.copy()
+            if self.rootnet_bbox is not None
+            else process_bboxes(self.ann.bbox, self.cfg.input_img_shape[1] / self.cfg.input_img_shape[0])
+        )
+        abs_depth = self.rootnet_abs_depth.copy() if self.rootnet_abs_depth is not None else self.gt_abs_depth.copy()
         codes = self.ann.hand_type.astype(np.int8, copy=True)
         return {
             "joint_cam": joint_cam,
@@ -313,6 +344,7 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
         }
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(split={self.split!r}, mode={self.mode!r}, samples={len(self)}, "
-                f"trans_test={self.cfg.trans_test!r}, file={str(self.annotation_path)!r})")
-
+        return (
+            f"{type(self).__name__}(split={self.split!r}, mode={self.mode!r}, samples={len(self)}, "
+            f"trans_test={self.cfg.trans_test!r}, file={str(self.annotation_path)!r})"
+        )

@@ -10,6 +10,7 @@ Joints: STB's order per hand (palm centre, then pinky, ring, middle, index, thum
 left hand in block 0-20, right in 21-41 (:data:`internet.skeleton.STB`). The sample's ``capture`` id is the
 sequence's position in :attr:`STB.seq_names`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

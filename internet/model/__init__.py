@@ -1,4 +1,5 @@
 """The InterNet network and its ResNet backbone."""
+
 from internet.model.internet import BackboneNet, InterNet, PoseNet, param_groups
 from internet.model.resnet import RESNET_SPECS, BasicBlock, Bottleneck, ResNet
 

@@ -5,6 +5,7 @@ Module names reproduce the official network (``backbone_net.resnet.*``, ``pose_n
 files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.checkpoint`). The one addition,
 ``fc_input_norm`` (off by default), brings its own keys, so a checkpoint cannot silently load into the other variant.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,11 @@ def _deconv_layers(channels: Sequence[int]) -> nn.Sequential:
     """[ConvTranspose2d k4 s2 p1 (no bias) -> BN -> ReLU] per step: doubles the resolution each time."""
     layers: list[nn.Module] = []
     for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, output_padding=0, bias=False),
-                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [
+            nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, output_padding=0, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -50,8 +54,15 @@ def _mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
 class PoseNet(nn.Module):
     """Heads on the C5 feature map: per-hand 3D heatmaps, relative root depth (1D soft-argmax), hand type."""
 
-    def __init__(self, in_channels: int = 2048, joint_num: int = 21, depth_bins: int = 64, root_bins: int = 64,
-                 head_channels: int = HEAD_CHANNELS, fc_input_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 2048,
+        joint_num: int = 21,
+        depth_bins: int = 64,
+        root_bins: int = 64,
+        head_channels: int = HEAD_CHANNELS,
+        fc_input_norm: bool = False,
+    ) -> None:
         """in_channels: backbone output channels; joint_num: joints per hand; depth_bins: heatmap depth D;
         root_bins: bins of the relative root-depth 1D heatmap; head_channels: deconv width (official 256);
         fc_input_norm: LayerNorm on the pooled feature before ``root_fc`` and ``hand_fc`` (not official)."""
@@ -99,8 +110,13 @@ class PoseNet(nn.Module):
         return (prob * bins).sum(dim=1, keepdim=True)
 
     def forward(self, img_feat: torch.Tensor) -> dict[str, torch.Tensor]:
-        heatmap = torch.cat([self._hand_heatmap(self.joint_deconv_1, self.joint_conv_1, img_feat),
-                             self._hand_heatmap(self.joint_deconv_2, self.joint_conv_2, img_feat)], dim=1)
+        heatmap = torch.cat(
+            [
+                self._hand_heatmap(self.joint_deconv_1, self.joint_conv_1, img_feat),
+                self._hand_heatmap(self.joint_deconv_2, self.joint_conv_2, img_feat),
+            ],
+            dim=1,
+        )
         feat_gap = torch.nn.functional.avg_pool2d(img_feat, img_feat.shape[2:]).flatten(1)  # GAP, as official
         if self.fc_input_norm is not None:
             feat_gap = self.fc_input_norm(feat_gap)
@@ -125,9 +141,16 @@ class InterNet(nn.Module):
     - ``hand_type_logits`` (B, 2) float32 and ``hand_type`` (B, 2) their sigmoid: [right, left] presence.
     """
 
-    def __init__(self, resnet_type: int = 50, joint_num: int = 21, output_hm_shape: Sequence[int] = (64, 64, 64),
-                 output_root_hm_shape: int = 64, pretrained_backbone: Optional[Union[str, Path]] = None,
-                 head_channels: int = HEAD_CHANNELS, fc_input_norm: bool = False) -> None:
+    def __init__(
+        self,
+        resnet_type: int = 50,
+        joint_num: int = 21,
+        output_hm_shape: Sequence[int] = (64, 64, 64),
+        output_root_hm_shape: int = 64,
+        pretrained_backbone: Optional[Union[str, Path]] = None,
+        head_channels: int = HEAD_CHANNELS,
+        fc_input_norm: bool = False,
+    ) -> None:
         """resnet_type: backbone depth (18/34/50/101/152); joint_num: joints per hand; output_hm_shape: heatmap
         (depth, height, width) (height/width follow from the input: input / 4); output_root_hm_shape: bins of the
         root-depth head; pretrained_backbone: optional torchvision ImageNet ``.pth`` loaded into the backbone;
@@ -137,7 +160,9 @@ class InterNet(nn.Module):
         if not (isinstance(joint_num, int) and joint_num >= 1):
             raise ValueError(f"joint_num must be a positive integer, got {joint_num!r}")
         if len(output_hm_shape) != 3 or any(int(v) < 1 for v in output_hm_shape):
-            raise ValueError(f"output_hm_shape must be (depth, height, width) of positive sizes, got {output_hm_shape!r}")
+            raise ValueError(
+                f"output_hm_shape must be (depth, height, width) of positive sizes, got {output_hm_shape!r}"
+            )
         if not (isinstance(output_root_hm_shape, int) and output_root_hm_shape >= 1):
             raise ValueError(f"output_root_hm_shape must be a positive integer, got {output_root_hm_shape!r}")
         self.resnet_type = resnet_type
@@ -147,18 +172,31 @@ class InterNet(nn.Module):
         self.head_channels = head_channels
         self.fc_input_norm = bool(fc_input_norm)
         self.backbone_net = BackboneNet(resnet_type)
-        self.pose_net = PoseNet(self.backbone_net.resnet.out_channels, joint_num, self.output_hm_shape[0],
-                                output_root_hm_shape, head_channels, self.fc_input_norm)
+        self.pose_net = PoseNet(
+            self.backbone_net.resnet.out_channels,
+            joint_num,
+            self.output_hm_shape[0],
+            output_root_hm_shape,
+            head_channels,
+            self.fc_input_norm,
+        )
         if pretrained_backbone is not None:
             self.backbone_net.resnet.load_torchvision(pretrained_backbone)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "InterNet":
-        """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options, pretrained_backbone)."""
+        """Build from a :class:`internet.config.Config` (backbone, heatmap shapes, head options,
+        pretrained_backbone)."""
         # joints per hand: the 42-joint two-hand skeleton the heatmap branches predict, half each
-        return cls(resnet_type=cfg.resnet_type, joint_num=INTERHAND.joint_num // 2,
-                   output_hm_shape=tuple(cfg.output_hm_shape), output_root_hm_shape=cfg.output_root_hm_shape, pretrained_backbone=cfg.pretrained_backbone,
-                   head_channels=cfg.head_channels, fc_input_norm=cfg.fc_input_norm)
+        return cls(
+            resnet_type=cfg.resnet_type,
+            joint_num=INTERHAND.joint_num // 2,
+            output_hm_shape=tuple(cfg.output_hm_shape),
+            output_root_hm_shape=cfg.output_root_hm_shape,
+            pretrained_backbone=cfg.pretrained_backbone,
+            head_channels=cfg.head_channels,
+            fc_input_norm=cfg.fc_input_norm,
+        )
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         if img.dim() != 4 or img.shape[1] != 3:
@@ -178,5 +216,7 @@ def param_groups(model: nn.Module, linear_lr_max: Optional[float] = None) -> Lis
     linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
     if linear_lr_max is None or not linear:
         return [{"params": params, "lr_max": None}]
-    return [{"params": [p for p in params if id(p) not in linear], "lr_max": None},
-            {"params": [p for p in params if id(p) in linear], "lr_max": float(linear_lr_max)}]
+    return [
+        {"params": [p for p in params if id(p) not in linear], "lr_max": None},
+        {"params": [p for p in params if id(p) in linear], "lr_max": float(linear_lr_max)},
+    ]

@@ -3,13 +3,21 @@
 Every place that loads a checkpoint to run it (``Trainer.test(checkpoint=...)``, ``Predictor(path)``, the notebooks,
 the command line) goes through :func:`load_model`, so a checkpoint's saved config always decides the network.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
-from internet.checkpoint import (CheckpointError, check_format_version, infer_fc_input_norm, infer_resnet_depth,
-                                 load_checkpoint, load_network_state, strip_wrapper_prefixes)
+from internet.checkpoint import (
+    CheckpointError,
+    check_format_version,
+    infer_fc_input_norm,
+    infer_resnet_depth,
+    load_checkpoint,
+    load_network_state,
+    strip_wrapper_prefixes,
+)
 from internet.config import Config
 from internet.model.internet import InterNet
 
@@ -43,14 +51,21 @@ def load_model(checkpoint: Union[str, Path], cfg: Config) -> Tuple[InterNet, Con
     if keys and "fc_input_norm" not in wanted:  # official snapshots, and ours from before the option existed
         wanted["fc_input_norm"] = infer_fc_input_norm(keys)
     current = cfg.to_dict()
-    changed = {k: (current.get(k), v) for k, v in wanted.items()
-               if k in current and (list(v) if isinstance(v, (list, tuple)) else v) != current[k]}
+    changed = {
+        k: (current.get(k), v)
+        for k, v in wanted.items()
+        if k in current and (list(v) if isinstance(v, (list, tuple)) else v) != current[k]
+    }
     if changed:
         cfg = cfg.replace(**{k: v for k, (_, v) in changed.items()})
     model = InterNet.from_config(cfg)
     load_network_state(model, ckpt, strict=True, where=str(path))
     model.eval()
     seed = saved.get("seed") if isinstance(saved, Mapping) else None
-    info = {"path": path, "epoch": ckpt.get("epoch"), "changed": changed,
-            "seed": seed if isinstance(seed, int) else cfg.seed}
+    info = {
+        "path": path,
+        "epoch": ckpt.get("epoch"),
+        "changed": changed,
+        "seed": seed if isinstance(seed, int) else cfg.seed,
+    }
     return model, cfg, info

@@ -4,6 +4,7 @@ The official InterNet backbone is torchvision's ResNet ("v1.5": stride in the 3x
 ``avgpool`` and ``fc``. Keeping torchvision's names (``conv1``, ``bn1``, ``layer1..4``, ``downsample.0/.1``) lets an
 ImageNet ``resnet*-*.pth`` state dict load unchanged, and keeps the official checkpoints' key names.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

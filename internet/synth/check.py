@@ -20,6 +20,7 @@ are proven on real data. Rules (each counted separately in :class:`CheckReport`)
   processed GT box (square, x1.25).
 * ``human_ids`` (if ``aid_human_annot_{split}.txt`` exists): unique ids of this split's annotations.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,31 @@ import numpy as np
 from internet.geometry import check_rotation, tight_bbox
 from internet.skeleton import HAND_TYPES
 
-RULES = ("layout", "fields", "camera", "joint_3d", "valid_3d", "valid_inside", "valid_complete", "hand_type_valid",
-         "bbox", "image", "rootnet", "human_ids")
-_IMAGE_KEYS = {"id": int, "file_name": str, "width": int, "height": int, "capture": int, "subject": int,
-               "seq_name": str, "camera": str, "frame_idx": int}
+RULES = (
+    "layout",
+    "fields",
+    "camera",
+    "joint_3d",
+    "valid_3d",
+    "valid_inside",
+    "valid_complete",
+    "hand_type_valid",
+    "bbox",
+    "image",
+    "rootnet",
+    "human_ids",
+)
+_IMAGE_KEYS = {
+    "id": int,
+    "file_name": str,
+    "width": int,
+    "height": int,
+    "capture": int,
+    "subject": int,
+    "seq_name": str,
+    "camera": str,
+    "frame_idx": int,
+}
 _ANN_KEYS = ("id", "image_id", "bbox", "joint_valid", "hand_type", "hand_type_valid")
 
 
@@ -70,8 +92,9 @@ class CheckReport:
     def raise_if_failed(self) -> "CheckReport":
         if not self.ok:
             bad = {k: v for k, v in self.violations.items() if v}
-            raise ValueError(f"{self.root} ({self.split}) breaks the InterHand2.6M rules {bad}:\n  "
-                             + "\n  ".join(self.examples))
+            raise ValueError(
+                f"{self.root} ({self.split}) breaks the InterHand2.6M rules {bad}:\n  " + "\n  ".join(self.examples)
+            )
         return self
 
 
@@ -90,8 +113,12 @@ def _load_json(path: Path):
 
 
 def check_interhand(
-    root, split: str = "test", check_images: bool = True, max_images: Optional[int] = 200,
-    bbox_tol: float = 1e-3, max_examples: int = 30,
+    root,
+    split: str = "test",
+    check_images: bool = True,
+    max_images: Optional[int] = 200,
+    bbox_tol: float = 1e-3,
+    max_examples: int = 30,
 ) -> CheckReport:
     """Check ``root`` (a data set root with ``annotations/`` and ``images/``) for one split; returns a report.
 
@@ -105,8 +132,11 @@ def check_interhand(
     cameras = _load_json(ann_dir / f"InterHand2.6M_{split}_camera.json")
     joints = _load_json(ann_dir / f"InterHand2.6M_{split}_joint_3d.json")
     if not isinstance(data, dict) or set(data) != {"images", "annotations"}:
-        rep.add("layout", f"data.json top-level keys are {sorted(data) if isinstance(data, dict) else type(data)}, "
-                          "expected exactly ['annotations', 'images']")
+        rep.add(
+            "layout",
+            f"data.json top-level keys are {sorted(data) if isinstance(data, dict) else type(data)}, "
+            "expected exactly ['annotations', 'images']",
+        )
         return rep
     images, anns = data["images"], data["annotations"]
     rep.n_images, rep.n_annotations = len(images), len(anns)
@@ -116,18 +146,28 @@ def check_interhand(
     img_by_id = {}
     for img in images:
         keys_ok = set(img) == set(_IMAGE_KEYS) and all(
-            isinstance(img[k], t) and (t is not int or _is_int(img[k])) for k, t in _IMAGE_KEYS.items())
+            isinstance(img[k], t) and (t is not int or _is_int(img[k])) for k, t in _IMAGE_KEYS.items()
+        )
         if not keys_ok:
-            rep.add("fields", f"image {img.get('id')}: fields/types {({k: type(v).__name__ for k, v in img.items()})}")
+            rep.add(
+                "fields", f"image {img.get('id')}: fields/types { ({k: type(v).__name__ for k, v in img.items()}) }"
+            )
             continue
         if img["id"] in img_by_id:
             rep.add("fields", f"duplicate image id {img['id']}")
         img_by_id[img["id"]] = img
         m = re.fullmatch(r"Capture(\d+)/([^/]+)/cam([^/]+)/image(\d+)\.(jpg|png)", img["file_name"])
         if not m or (int(m.group(1)), m.group(2), m.group(3), int(m.group(4))) != (
-                img["capture"], img["seq_name"], img["camera"], img["frame_idx"]):
-            rep.add("layout", f"image {img['id']}: file_name {img['file_name']!r} does not match "
-                              f"Capture{img['capture']}/{img['seq_name']}/cam{img['camera']}/image{img['frame_idx']}")
+            img["capture"],
+            img["seq_name"],
+            img["camera"],
+            img["frame_idx"],
+        ):
+            rep.add(
+                "layout",
+                f"image {img['id']}: file_name {img['file_name']!r} does not match "
+                f"Capture{img['capture']}/{img['seq_name']}/cam{img['camera']}/image{img['frame_idx']}",
+            )
     rows = []
     seen_ann, ann_per_image = set(), Counter()
     for ann in anns:
@@ -135,19 +175,32 @@ def check_interhand(
             rep.add("fields", f"annotation {ann.get('id')}: keys {sorted(ann)}, expected {sorted(_ANN_KEYS)}")
             continue
         jv = ann["joint_valid"]
-        if not (isinstance(jv, list) and len(jv) == 42 and all(
-                isinstance(x, list) and len(x) == 1 and _is_int(x[0]) and x[0] in (0, 1) for x in jv)):
+        if not (
+            isinstance(jv, list)
+            and len(jv) == 42
+            and all(isinstance(x, list) and len(x) == 1 and _is_int(x[0]) and x[0] in (0, 1) for x in jv)
+        ):
             rep.add("fields", f"annotation {ann['id']}: joint_valid is not 42x1 ints 0/1")
             continue
         b = ann["bbox"]
-        if not (isinstance(b, list) and len(b) == 4 and all(isinstance(x, (int, float)) for x in b)
-                and b[2] > 0 and b[3] > 0):
+        if not (
+            isinstance(b, list)
+            and len(b) == 4
+            and all(isinstance(x, (int, float)) for x in b)
+            and b[2] > 0
+            and b[3] > 0
+        ):
             rep.add("fields", f"annotation {ann['id']}: bbox {b} is not [x, y, w>0, h>0]")
             continue
-        if ann["hand_type"] not in HAND_TYPES or not _is_int(ann["hand_type_valid"]) \
-                or ann["hand_type_valid"] not in (0, 1):
-            rep.add("fields", f"annotation {ann['id']}: hand_type {ann['hand_type']!r} / hand_type_valid "
-                              f"{ann['hand_type_valid']!r}")
+        if (
+            ann["hand_type"] not in HAND_TYPES
+            or not _is_int(ann["hand_type_valid"])
+            or ann["hand_type_valid"] not in (0, 1)
+        ):
+            rep.add(
+                "fields",
+                f"annotation {ann['id']}: hand_type {ann['hand_type']!r} / hand_type_valid {ann['hand_type_valid']!r}",
+            )
             continue
         if ann["id"] in seen_ann:
             rep.add("fields", f"duplicate annotation id {ann['id']}")
@@ -190,28 +243,35 @@ def check_interhand(
             continue
         v3 = entry.get("joint_valid")
         wc = entry.get("world_coord")
-        if not (isinstance(v3, list) and len(v3) == 42 and all(
-                isinstance(x, list) and len(x) == 1 and isinstance(x[0], bool) for x in v3)
-                and isinstance(entry.get("hand_type_valid"), bool)):
+        if not (
+            isinstance(v3, list)
+            and len(v3) == 42
+            and all(isinstance(x, list) and len(x) == 1 and isinstance(x[0], bool) for x in v3)
+            and isinstance(entry.get("hand_type_valid"), bool)
+        ):
             rep.add("fields", f"joint_3d capture {cap} frame {frame}: joint_valid / hand_type_valid are not bools")
             continue
         if np.asarray(wc).shape != (42, 3):
             rep.add("fields", f"joint_3d capture {cap} frame {frame}: world_coord shape {np.asarray(wc).shape}")
             continue
         if entry.get("hand_type") != ann["hand_type"]:
-            rep.add("joint_3d", f"image {img['id']}: hand_type {ann['hand_type']!r} but joint_3d says "
-                                f"{entry.get('hand_type')!r}")
+            rep.add(
+                "joint_3d",
+                f"image {img['id']}: hand_type {ann['hand_type']!r} but joint_3d says {entry.get('hand_type')!r}",
+            )
         valid3 = np.array([x[0] for x in v3], dtype=bool)
         expect3 = entry.get("hand_type") in ("right", "left") or int(valid3.sum()) > 30
         if entry["hand_type_valid"] != expect3:
-            rep.add("joint_3d", f"capture {cap} frame {frame}: hand_type_valid {entry['hand_type_valid']} but "
-                                f"{int(valid3.sum())} valid 3D joints ({entry.get('hand_type')})")
+            rep.add(
+                "joint_3d",
+                f"capture {cap} frame {frame}: hand_type_valid {entry['hand_type_valid']} but "
+                f"{int(valid3.sum())} valid 3D joints ({entry.get('hand_type')})",
+            )
         good.append((ann, img, cdict, cam, np.asarray(wc, dtype=np.float64), valid3))
     rep.checked.append("cameras+joint_3d")
 
     # ---- geometry rules, vectorised over annotations
     if good:
-        n = len(good)
         world = np.stack([g[4] for g in good])
         valid3 = np.stack([g[5] for g in good])
         valid = np.array([[x[0] for x in g[0]["joint_valid"]] for g in good], dtype=bool)
@@ -228,19 +288,28 @@ def check_interhand(
         inside = (z > 0) & (u >= -tol) & (v >= -tol) & (u < wh[:, None, 0] + tol) & (v < wh[:, None, 1] + tol)
         margin = (z > 0) & (u >= 1) & (v >= 1) & (u < wh[:, None, 0] - 1) & (v < wh[:, None, 1] - 1)
         ids = [g[0]["id"] for g in good]
-        for rule, bad in (("valid_3d", valid & ~valid3), ("valid_inside", valid & ~inside),
-                          ("valid_complete", valid3 & margin & ~valid)):
+        for rule, bad in (
+            ("valid_3d", valid & ~valid3),
+            ("valid_inside", valid & ~inside),
+            ("valid_complete", valid3 & margin & ~valid),
+        ):
             rows_bad = np.nonzero(bad.any(1))[0]
             if len(rows_bad):
                 i = rows_bad[0]
-                rep.add(rule, f"{len(rows_bad)} annotations, e.g. id {ids[i]} joints "
-                              f"{np.nonzero(bad[i])[0].tolist()}", len(rows_bad))
-        for i, (ann, img, *_rest) in enumerate(good):
+                rep.add(
+                    rule,
+                    f"{len(rows_bad)} annotations, e.g. id {ids[i]} joints {np.nonzero(bad[i])[0].tolist()}",
+                    len(rows_bad),
+                )
+        for i, (ann, _img, *_rest) in enumerate(good):
             ht = ann["hand_type"]
             expect = 1 if ht in ("right", "left") else int(valid[i].sum() > 30)
             if ann["hand_type_valid"] != expect:
-                rep.add("hand_type_valid", f"annotation {ann['id']} ({ht}, {int(valid[i].sum())} valid joints): "
-                                           f"hand_type_valid {ann['hand_type_valid']}, expected {expect}")
+                rep.add(
+                    "hand_type_valid",
+                    f"annotation {ann['id']} ({ht}, {int(valid[i].sum())} valid joints): "
+                    f"hand_type_valid {ann['hand_type_valid']}, expected {expect}",
+                )
             if not valid[i].any():
                 rep.add("bbox", f"annotation {ann['id']}: no valid joint to define the box")
                 continue
@@ -248,14 +317,20 @@ def check_interhand(
             err = float(np.max(np.abs(tight - np.asarray(ann["bbox"], dtype=np.float64))))
             rep.max_bbox_error = max(rep.max_bbox_error, err)
             if err > bbox_tol:
-                rep.add("bbox", f"annotation {ann['id']}: bbox {ann['bbox']} vs 1.2x tight box {tight.tolist()} "
-                                f"(max error {err:.4g} px)")
+                rep.add(
+                    "bbox",
+                    f"annotation {ann['id']}: bbox {ann['bbox']} vs 1.2x tight box {tight.tolist()} "
+                    f"(max error {err:.4g} px)",
+                )
         rep.checked.append("geometry")
 
     # ---- images
     if check_images and rows:
-        picks = range(len(rows)) if max_images is None or max_images >= len(rows) else \
-            np.unique(np.linspace(0, len(rows) - 1, max_images).round().astype(int))
+        picks = (
+            range(len(rows))
+            if max_images is None or max_images >= len(rows)
+            else np.unique(np.linspace(0, len(rows) - 1, max_images).round().astype(int))
+        )
         for i in picks:
             ann, img = rows[int(i)]
             path = root / "images" / split / img["file_name"]
@@ -269,8 +344,9 @@ def check_interhand(
                 continue
             if (im.shape[1], im.shape[0]) != (img["width"], img["height"]):
                 rep.add("image", f"{path} is {im.shape[1]}x{im.shape[0]}, JSON says {img['width']}x{img['height']}")
-            if img["camera"].startswith("41") and not (np.array_equal(im[..., 0], im[..., 1])
-                                                       and np.array_equal(im[..., 1], im[..., 2])):
+            if img["camera"].startswith("41") and not (
+                np.array_equal(im[..., 0], im[..., 1]) and np.array_equal(im[..., 1], im[..., 2])
+            ):
                 rep.add("image", f"{path}: monochrome camera {img['camera']} but the channels differ")
         rep.checked.append("images")
 
@@ -284,8 +360,12 @@ def check_interhand(
             rep.add("rootnet", f"{rootnet_path} is not a JSON list")
             entries = []
         for e in entries:
-            if not (isinstance(e, dict) and {"annot_id", "bbox", "abs_depth"} <= set(e)
-                    and np.asarray(e["abs_depth"]).shape == (2,) and np.asarray(e["bbox"]).shape == (4,)):
+            if not (
+                isinstance(e, dict)
+                and {"annot_id", "bbox", "abs_depth"} <= set(e)
+                and np.asarray(e["abs_depth"]).shape == (2,)
+                and np.asarray(e["bbox"]).shape == (4,)
+            ):
                 rep.add("rootnet", f"malformed RootNet entry {str(e)[:120]}")
                 continue
             by_id[e["annot_id"]] = e
@@ -300,8 +380,10 @@ def check_interhand(
             side = max(w, h) * 1.25
             expect = np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side, side])
             if np.max(np.abs(expect - np.asarray(e["bbox"], dtype=np.float64))) > 1e-2:
-                rep.add("rootnet", f"annotation {ann['id']}: RootNet bbox {e['bbox']} is not the processed GT box "
-                                   f"{expect.tolist()}")
+                rep.add(
+                    "rootnet",
+                    f"annotation {ann['id']}: RootNet bbox {e['bbox']} is not the processed GT box {expect.tolist()}",
+                )
     human_path = root / "annotations" / f"aid_human_annot_{split}.txt"
     if human_path.is_file():
         rep.checked.append("human_ids")
@@ -315,6 +397,9 @@ def check_interhand(
             rep.add("human_ids", f"{human_path} has duplicate ids")
         unknown = set(hids) - seen_ann
         if unknown:
-            rep.add("human_ids", f"{len(unknown)} ids in {human_path} are not {split} annotations, e.g. "
-                                 f"{sorted(unknown)[:5]}", len(unknown))
+            rep.add(
+                "human_ids",
+                f"{len(unknown)} ids in {human_path} are not {split} annotations, e.g. {sorted(unknown)[:5]}",
+                len(unknown),
+            )
     return rep

@@ -10,6 +10,7 @@ A pose is ``angles`` (..., 5, 4) in radians, per digit (thumb, index, middle, ri
 digit within the palm plane (positive = towards the thumb side); flexion bends it towards the palm, cumulatively.
 Joints come out in the InterHand2.6M order of one hand: thumb4..1, index4..1, middle4..1, ring4..1, pinky4..1, wrist.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,20 +22,24 @@ DIGITS = ("thumb", "index", "middle", "ring", "pinky")
 
 # Rest geometry of a medium right hand (wrist -> middle MCP 85 mm), calibrated on the real InterHand2.6M sample:
 # wrist->MCP 79-92 mm, MCP spacing 20-28 mm, wrist->thumb1 33-44 mm, phalanges as below.
-_BASE_POS = np.array([
-    [22.0, 25.0, 16.0],   # thumb CMC (thumb1)
-    [25.0, 80.0, 3.0],    # index MCP
-    [0.0, 85.0, 0.0],     # middle MCP
-    [-22.0, 79.0, 1.0],   # ring MCP
-    [-41.0, 68.0, 5.0],   # pinky MCP
-])
-_SEG_LEN = np.array([
-    [40.0, 32.0, 28.0],   # thumb: CMC->MCP, MCP->IP, IP->tip
-    [42.0, 25.0, 21.0],   # index: MCP->PIP, PIP->DIP, DIP->tip
-    [44.0, 29.0, 21.5],
-    [38.0, 27.0, 20.5],
-    [30.0, 20.0, 18.0],
-])
+_BASE_POS = np.array(
+    [
+        [22.0, 25.0, 16.0],  # thumb CMC (thumb1)
+        [25.0, 80.0, 3.0],  # index MCP
+        [0.0, 85.0, 0.0],  # middle MCP
+        [-22.0, 79.0, 1.0],  # ring MCP
+        [-41.0, 68.0, 5.0],  # pinky MCP
+    ]
+)
+_SEG_LEN = np.array(
+    [
+        [40.0, 32.0, 28.0],  # thumb: CMC->MCP, MCP->IP, IP->tip
+        [42.0, 25.0, 21.0],  # index: MCP->PIP, PIP->DIP, DIP->tip
+        [44.0, 29.0, 21.5],
+        [38.0, 27.0, 20.5],
+        [30.0, 20.0, 18.0],
+    ]
+)
 # Fingers fan out slightly from the middle finger (rotation of the rest direction about z, + towards the thumb).
 _FAN_DEG = np.array([0.0, 6.0, 0.0, -5.0, -12.0])
 # Thumb rest direction and the direction its flexion bends it (across the palm), in the hand frame.
@@ -42,13 +47,16 @@ _THUMB_ALONG = np.array([0.62, 0.70, 0.35])
 _THUMB_PALMAR = np.array([-0.75, 0.0, 0.65])
 
 # Anatomical limits in degrees, per digit and angle [abduction, base flexion, middle flexion, last flexion].
-ANGLE_LIMITS_DEG = np.array([
-    [[-40, 25], [-20, 55], [-20, 80], [-20, 90]],   # thumb
-    [[-15, 25], [-25, 90], [0, 110], [-5, 80]],     # index
-    [[-15, 15], [-25, 90], [0, 110], [-5, 80]],     # middle
-    [[-20, 12], [-25, 90], [0, 110], [-5, 80]],     # ring
-    [[-30, 10], [-25, 90], [0, 110], [-5, 80]],     # pinky
-], dtype=np.float64)
+ANGLE_LIMITS_DEG = np.array(
+    [
+        [[-40, 25], [-20, 55], [-20, 80], [-20, 90]],  # thumb
+        [[-15, 25], [-25, 90], [0, 110], [-5, 80]],  # index
+        [[-15, 15], [-25, 90], [0, 110], [-5, 80]],  # middle
+        [[-20, 12], [-25, 90], [0, 110], [-5, 80]],  # ring
+        [[-30, 10], [-25, 90], [0, 110], [-5, 80]],  # pinky
+    ],
+    dtype=np.float64,
+)
 
 _OPEN = [[-10, 10, -15, -15], [3, 5, 5, 3], [0, 5, 5, 3], [-3, 5, 5, 3], [-6, 5, 5, 3]]
 _FIST_FINGER = [0, 85, 100, 60]
@@ -64,23 +72,26 @@ def _fist_with(**fingers) -> list:
 
 
 # Named key poses (degrees). Sequences draw around one of these; 'random' draws uniformly within the limits.
-POSE_LIBRARY_DEG: Dict[str, np.ndarray] = {k: np.array(v, dtype=np.float64) for k, v in {
-    "open": _OPEN,
-    "spread": [[-5, -5, -20, -20], [14, 0, 0, 0], [0, 0, 0, 0], [-10, 0, 0, 0], [-22, 0, 0, 0]],
-    "relaxed": [[-10, 10, 10, 10], [2, 25, 35, 20], [0, 30, 40, 22], [-3, 32, 42, 25], [-6, 35, 45, 25]],
-    "fist": _fist_with(),
-    "point": _fist_with(index=_EXT),
-    "peace": _fist_with(index=[10, 0, 5, 3], middle=[-8, 0, 5, 3]),
-    "three": _fist_with(index=[8, 0, 5, 3], middle=[0, 0, 5, 3], ring=[-8, 0, 5, 3]),
-    "four": [[-40, 0, 80, 70], [8, 0, 5, 3], [0, 0, 5, 3], [-6, 0, 5, 3], [-14, 0, 5, 3]],
-    "thumbup": _fist_with(thumb=[-10, 5, 0, -15]),
-    "ok": [[-5, -5, 55, 50], [0, 55, 60, 35], [0, 15, 10, 5], [-6, 20, 10, 5], [-14, 25, 10, 5]],
-    "pinch": [[-10, 15, 35, 0], [0, 45, 45, 30], [0, 40, 45, 25], [-3, 45, 50, 25], [-6, 50, 50, 25]],
-    "rock": _fist_with(index=[5, 0, 5, 3], pinky=[-12, 0, 5, 3]),
-    "claw": [[-10, 10, 30, 30], [3, 10, 85, 65], [0, 10, 85, 65], [-3, 10, 85, 65], [-6, 10, 85, 65]],
-    "grasp": [[-15, 20, 15, 10], [2, 35, 45, 30], [0, 35, 45, 30], [-3, 35, 45, 30], [-6, 35, 45, 30]],
-    "interlock": [[-10, 10, 0, 0], [4, 60, 45, 25], [0, 60, 45, 25], [-4, 60, 45, 25], [-8, 60, 45, 25]],
-}.items()}
+POSE_LIBRARY_DEG: Dict[str, np.ndarray] = {
+    k: np.array(v, dtype=np.float64)
+    for k, v in {
+        "open": _OPEN,
+        "spread": [[-5, -5, -20, -20], [14, 0, 0, 0], [0, 0, 0, 0], [-10, 0, 0, 0], [-22, 0, 0, 0]],
+        "relaxed": [[-10, 10, 10, 10], [2, 25, 35, 20], [0, 30, 40, 22], [-3, 32, 42, 25], [-6, 35, 45, 25]],
+        "fist": _fist_with(),
+        "point": _fist_with(index=_EXT),
+        "peace": _fist_with(index=[10, 0, 5, 3], middle=[-8, 0, 5, 3]),
+        "three": _fist_with(index=[8, 0, 5, 3], middle=[0, 0, 5, 3], ring=[-8, 0, 5, 3]),
+        "four": [[-40, 0, 80, 70], [8, 0, 5, 3], [0, 0, 5, 3], [-6, 0, 5, 3], [-14, 0, 5, 3]],
+        "thumbup": _fist_with(thumb=[-10, 5, 0, -15]),
+        "ok": [[-5, -5, 55, 50], [0, 55, 60, 35], [0, 15, 10, 5], [-6, 20, 10, 5], [-14, 25, 10, 5]],
+        "pinch": [[-10, 15, 35, 0], [0, 45, 45, 30], [0, 40, 45, 25], [-3, 45, 50, 25], [-6, 50, 50, 25]],
+        "rock": _fist_with(index=[5, 0, 5, 3], pinky=[-12, 0, 5, 3]),
+        "claw": [[-10, 10, 30, 30], [3, 10, 85, 65], [0, 10, 85, 65], [-3, 10, 85, 65], [-6, 10, 85, 65]],
+        "grasp": [[-15, 20, 15, 10], [2, 35, 45, 30], [0, 35, 45, 30], [-3, 35, 45, 30], [-6, 35, 45, 30]],
+        "interlock": [[-10, 10, 0, 0], [4, 60, 45, 25], [0, 60, 45, 25], [-4, 60, 45, 25], [-8, 60, 45, 25]],
+    }.items()
+}
 POSE_FAMILIES = tuple(POSE_LIBRARY_DEG) + ("random",)
 
 
@@ -149,8 +160,11 @@ def pose_angles(name: str) -> np.ndarray:
 
 
 def sample_poses(
-    rng: np.random.Generator, family: Union[str, Sequence[str]], n: int,
-    noise_deg: float = 9.0, blend_prob: float = 0.35,
+    rng: np.random.Generator,
+    family: Union[str, Sequence[str]],
+    n: int,
+    noise_deg: float = 9.0,
+    blend_prob: float = 0.35,
 ) -> np.ndarray:
     """``n`` poses (n, 5, 4) radians around a key pose family (or one family per pose when a sequence is given).
 
@@ -187,8 +201,8 @@ def hand_joints(shape: HandShape, angles: np.ndarray) -> np.ndarray:
     angles = np.asarray(angles, dtype=np.float64)
     if angles.ndim != 3 or angles.shape[1:] != (5, 4):
         raise ValueError(f"angles must be (N, 5, 4), got {angles.shape}")
-    abd = angles[:, :, 0:1]                          # (N, 5, 1)
-    phi = np.cumsum(angles[:, :, 1:], axis=2)        # (N, 5, 3) cumulative flexion per segment
+    abd = angles[:, :, 0:1]  # (N, 5, 1)
+    phi = np.cumsum(angles[:, :, 1:], axis=2)  # (N, 5, 3) cumulative flexion per segment
     # Segment direction in the digit frame (lateral, along, palmar).
     d_local = np.stack([np.sin(abd) * np.cos(phi), np.cos(abd) * np.cos(phi), np.sin(phi)], axis=-1)  # (N,5,3,3)
     d_hand = np.einsum("dij,ndsj->ndsi", shape.base_frame, d_local)
@@ -227,10 +241,13 @@ def random_rotations(rng: np.random.Generator, n: int, max_deg: Optional[float] 
         q = rng.normal(size=(n, 4))
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         w, x, y, z = q.T
-        return np.stack([
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-        ], -2)
+        return np.stack(
+            [
+                np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+                np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+                np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+            ],
+            -2,
+        )
     axis = rng.normal(size=(n, 3))
     return axis_angle_matrix(axis, np.deg2rad(rng.uniform(0, max_deg, size=n)))

@@ -24,6 +24,7 @@ separating and articulating smoothly) recorded at ``SEQUENCE_FPS`` (5 fps: ``fra
 Everything depends only on the seed and the arguments (not on ``num_workers``): every random draw comes from a
 generator keyed by what it is for (capture, sequence, image id, ...).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,25 +41,36 @@ import numpy as np
 
 from internet.geometry import process_bboxes
 from internet.synth import writer as W
-from internet.synth.render import (
-    DEFAULT_LIGHT, encode_image, finish_image, render_background, render_hands, sample_style,
-)
 from internet.synth.motion import SmoothMotionRng
+from internet.synth.render import (
+    DEFAULT_LIGHT,
+    encode_image,
+    finish_image,
+    render_background,
+    render_hands,
+    sample_style,
+)
 from internet.synth.rig import (
-    HUMAN_FRACTION, SPLIT_CODE, Capture, plan_split, purpose, rng_for, views_per_frame,
+    HUMAN_FRACTION,
+    SPLIT_CODE,
+    Capture,
+    plan_split,
+    purpose,
+    rng_for,
+    views_per_frame,
 )
 from internet.synth.scene import FrameBatch, sample_single_frames, sample_two_hand_frames
 
-GENERATOR_VERSION = 3       # 3: each sequence is one continuous motion
-CAPTURE_FPS = 30            # frame_idx counts frames of a 30 fps capture, as the release's
-FRAME_STEP = 6              # consecutive frames of a sequence are 6 capture frames apart:
-SEQUENCE_FPS = CAPTURE_FPS / FRAME_STEP   # 5 fps, as the 5 fps release
-SMOOTH_FRAMES = 3.0         # correlation length of the motion, in sequence frames (0.6 s)
-RANDOM_GAP_PROB = 0.06      # frames with 1-3 unannotated joints
-MISSING_HAND_PROB = 0.03    # interacting frames with one hand not annotated at all
+GENERATOR_VERSION = 3  # 3: each sequence is one continuous motion
+CAPTURE_FPS = 30  # frame_idx counts frames of a 30 fps capture, as the release's
+FRAME_STEP = 6  # consecutive frames of a sequence are 6 capture frames apart:
+SEQUENCE_FPS = CAPTURE_FPS / FRAME_STEP  # 5 fps, as the 5 fps release
+SMOOTH_FRAMES = 3.0  # correlation length of the motion, in sequence frames (0.6 s)
+RANDOM_GAP_PROB = 0.06  # frames with 1-3 unannotated joints
+MISSING_HAND_PROB = 0.03  # interacting frames with one hand not annotated at all
 ROOTNET_NOISE_MM = 30.0
 MIN_VALID_JOINTS = 6
-CHUNK = 48                  # images per rendering job
+CHUNK = 48  # images per rendering job
 IMAGE_FORMATS = ("jpg", "png")
 
 
@@ -81,7 +93,7 @@ class _CaptureOutput:
 def _check_args(out_dir, seed, n_train, n_val, n_test, image_format, num_workers, jpeg_quality) -> None:
     if out_dir is None or str(out_dir) == "":
         raise ValueError("out_dir must be a directory path")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
@@ -92,13 +104,25 @@ def _check_args(out_dir, seed, n_train, n_val, n_test, image_format, num_workers
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
         raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
-    if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer)) or not 1 <= jpeg_quality <= 100:
+    if (
+        isinstance(jpeg_quality, bool)
+        or not isinstance(jpeg_quality, (int, np.integer))
+        or not 1 <= jpeg_quality <= 100
+    ):
         raise ValueError(f"jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
 
 
 def generate(
-    out_dir, seed: int = 0, n_train: int = 2000, n_val: int = 200, n_test: int = 400, with_images: bool = True,
-    image_format: str = "jpg", num_workers: int = 1, jpeg_quality: int = 92, verbose: bool = False,
+    out_dir,
+    seed: int = 0,
+    n_train: int = 2000,
+    n_val: int = 200,
+    n_test: int = 400,
+    with_images: bool = True,
+    image_format: str = "jpg",
+    num_workers: int = 1,
+    jpeg_quality: int = 92,
+    verbose: bool = False,
 ) -> dict:
     """Write a synthetic InterHand2.6M data set to ``out_dir`` and return a summary dict.
 
@@ -115,20 +139,33 @@ def generate(
     t0 = time.perf_counter()
     opts = dict(seed=seed, with_images=bool(with_images), image_format=image_format, jpeg_quality=int(jpeg_quality))
     info = {
-        "generator": "internet.synth", "version": GENERATOR_VERSION, "seed": seed,
-        "arguments": {"n_train": int(n_train), "n_val": int(n_val), "n_test": int(n_test),
-                      "with_images": bool(with_images), "image_format": image_format,
-                      "jpeg_quality": int(jpeg_quality)},
-        "complete": False, "splits": {},
-        "sequences": {"fps": SEQUENCE_FPS, "capture_fps": CAPTURE_FPS, "frame_step": FRAME_STEP,
-                      "smooth_frames": SMOOTH_FRAMES},
+        "generator": "internet.synth",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "arguments": {
+            "n_train": int(n_train),
+            "n_val": int(n_val),
+            "n_test": int(n_test),
+            "with_images": bool(with_images),
+            "image_format": image_format,
+            "jpeg_quality": int(jpeg_quality),
+        },
+        "complete": False,
+        "splits": {},
+        "sequences": {
+            "fps": SEQUENCE_FPS,
+            "capture_fps": CAPTURE_FPS,
+            "frame_step": FRAME_STEP,
+            "smooth_frames": SMOOTH_FRAMES,
+        },
     }
     # Written first so that an interrupted run is recognisable (and may be overwritten by the next one).
     W.write_json(root / "synth_info.json", info)
     pool = None
     if with_images and num_workers > 1:
-        pool = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init)
+        pool = ProcessPoolExecutor(
+            num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+        )
     splits = {}
     try:
         for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
@@ -143,8 +180,14 @@ def generate(
     info.update(complete=True, splits=splits)
     W.write_json(root / "synth_info.json", info)
     seconds = time.perf_counter() - t0
-    return {"out_dir": str(root), "seed": seed, "with_images": bool(with_images), "splits": splits,
-            "num_workers": num_workers, "seconds": round(seconds, 3)}
+    return {
+        "out_dir": str(root),
+        "seed": seed,
+        "with_images": bool(with_images),
+        "splits": splits,
+        "num_workers": num_workers,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _prepare_out_dir(root: Path) -> None:
@@ -154,18 +197,25 @@ def _prepare_out_dir(root: Path) -> None:
         raise NotADirectoryError(f"out_dir {root} exists and is not a directory")
     foreign = [p for p in ("annotations", "images", "rootnet_output") if (root / p).exists()]
     if foreign and not (root / "synth_info.json").is_file():
-        raise FileExistsError(f"out_dir {root} already holds {foreign} but no synth_info.json: it is not a data set "
-                              "written by internet.synth; choose an empty or new directory")
+        raise FileExistsError(
+            f"out_dir {root} already holds {foreign} but no synth_info.json: it is not a data set "
+            "written by internet.synth; choose an empty or new directory"
+        )
     root.mkdir(parents=True, exist_ok=True)
 
 
 def _remove_split_annotations(root: Path, split: str) -> None:
     """A split skipped in this run must not keep the annotation files of an earlier run in the same directory."""
-    for p in ((root / "annotations" / split).glob(f"InterHand2.6M_{split}_*.json") if (root / "annotations" / split)
-              .is_dir() else []):
+    for p in (
+        (root / "annotations" / split).glob(f"InterHand2.6M_{split}_*.json")
+        if (root / "annotations" / split).is_dir()
+        else []
+    ):
         p.unlink()
-    for p in (root / "rootnet_output" / f"rootnet_interhand2.6m_output_{split}.json",
-              root / "annotations" / f"aid_human_annot_{split}.txt"):
+    for p in (
+        root / "rootnet_output" / f"rootnet_interhand2.6m_output_{split}.json",
+        root / "annotations" / f"aid_human_annot_{split}.txt",
+    ):
         p.unlink(missing_ok=True)
 
 
@@ -183,8 +233,13 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
     jv_int, jv_bool = W.JointValidText(as_bool=False), W.JointValidText(as_bool=True)
     human_ids: List[int] = []
     pending: deque = deque()
-    stats = {"annotations": 0, "captures": len(captures), "cameras": 0, "frames": 0,
-             "hand_type": {"right": 0, "left": 0, "interacting": 0}}
+    stats = {
+        "annotations": 0,
+        "captures": len(captures),
+        "cameras": 0,
+        "frames": 0,
+        "hand_type": {"right": 0, "left": 0, "interacting": 0},
+    }
     next_id = 0
     try:
         for cap in captures:
@@ -205,8 +260,11 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
             if opts["with_images"]:
                 _render_capture(root, split, cap, out.render, opts, pool, num_workers, pending)
             if verbose:
-                print(f"[synth] {split} Capture{cap.index}: {out.count} annotations, {out.frames} frames, "
-                      f"{len(cap.cameras)} cameras", flush=True)
+                print(
+                    f"[synth] {split} Capture{cap.index}: {out.count} annotations, {out.frames} frames, "
+                    f"{len(cap.cameras)} cameras",
+                    flush=True,
+                )
         while pending:
             pending.popleft().result()
         joint_3d.close_container("}")
@@ -221,8 +279,9 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
         if rootnet is not None:
             rootnet.abort()
         raise
-    W.write_json(ann_dir / f"InterHand2.6M_{split}_camera.json",
-                 W.camera_json({cap.index: cap.cameras for cap in captures}))
+    W.write_json(
+        ann_dir / f"InterHand2.6M_{split}_camera.json", W.camera_json({cap.index: cap.cameras for cap in captures})
+    )
     if split in ("train", "test"):
         with W.atomic_open(root / "annotations" / f"aid_human_annot_{split}.txt") as f:
             f.write("".join(f"{i}\n" for i in human_ids))
@@ -263,8 +322,9 @@ def _sample_frames(rng, cap: Capture, seq, n: int) -> FrameBatch:
     return sample_single_frames(rng, cap.shape, n, seq.families, seq.kind, cap.centre)
 
 
-def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_bool, with_rootnet: bool
-                         ) -> _CaptureOutput:
+def _capture_annotations(
+    cap: Capture, opts: dict, first_id: int, jv_int, jv_bool, with_rootnet: bool
+) -> _CaptureOutput:
     """All annotations of one capture: frames per sequence, projected into every camera, usable views selected
     until each sequence's quota is met; returns the JSON fragments and the rendering work."""
     seed, code = opts["seed"], SPLIT_CODE[cap.split]
@@ -289,17 +349,24 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
         per_frame = math.ceil(seq.quota / n_frames)
         for attempt in range(12):
             rng = rng_for(seed, purpose("frames"), code, cap.index, s_idx, attempt)
-            length = math.ceil(n_frames * 1.25 * 1.5 ** attempt) + 2
+            length = math.ceil(n_frames * 1.25 * 1.5**attempt) + 2
             fb = _sample_frames(SmoothMotionRng(rng, length, SMOOTH_FRAMES), cap, seq, length)
             valid3d, placeholder = _annotation_gaps(rng, fb)
             world = fb.world.astype(np.float32).astype(np.float64)  # what the JSON stores
-            cam = np.einsum("cij,fckj->fcki", R, world[:, None] - T[None, :, None])   # (F, C, 42, 3)
+            cam = np.einsum("cij,fckj->fcki", R, world[:, None] - T[None, :, None])  # (F, C, 42, 3)
             z = cam[..., 2]
             u = cam[..., 0] / (z + 1e-8) * focal[None, :, None, 0] + princpt[None, :, None, 0]
             v = cam[..., 1] / (z + 1e-8) * focal[None, :, None, 1] + princpt[None, :, None, 1]
             with np.errstate(invalid="ignore"):
-                inside = (np.isfinite(u) & np.isfinite(v) & (z > 0) & (u >= 0) & (v >= 0)
-                          & (u < width[None, :, None]) & (v < height[None, :, None]))
+                inside = (
+                    np.isfinite(u)
+                    & np.isfinite(v)
+                    & (z > 0)
+                    & (u >= 0)
+                    & (v >= 0)
+                    & (u < width[None, :, None])
+                    & (v < height[None, :, None])
+                )
             valid = inside & valid3d[:, None, :]
             n_valid = valid.sum(-1)
             u_min = np.where(valid, u, np.inf).min(-1)
@@ -321,10 +388,12 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
             if take.sum() >= seq.quota:
                 break
         else:
-            raise RuntimeError(f"could not find enough usable views for {cap.split} Capture{cap.index} "
-                               f"{seq.name} ({seq.quota - int(take.sum())} missing)")
+            raise RuntimeError(
+                f"could not find enough usable views for {cap.split} Capture{cap.index} "
+                f"{seq.name} ({seq.quota - int(take.sum())} missing)"
+            )
         f_idx, c_idx = np.nonzero(take)  # row-major: frames in time order
-        f_idx, c_idx = f_idx[:seq.quota], c_idx[:seq.quota]
+        f_idx, c_idx = f_idx[: seq.quota], c_idx[: seq.quota]
         motion_frames = int(f_idx[-1]) + 1
         kept_frames, f_local = np.unique(f_idx, return_inverse=True)
         frame_ids = cursor + FRAME_STEP * kept_frames  # the motion's time: frame_idx counts capture frames
@@ -342,11 +411,21 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
         htv = np.where(hand_type == "interacting", vsel.sum(1) > 30, True).astype(int)
         frames_of_ann = frame_ids[f_local]
         cam_names = [cams[c].name for c in c_idx]
-        file_names = [f"Capture{cap.index}/{seq.name}/cam{cn}/image{fr}.{ext}"
-                      for cn, fr in zip(cam_names, frames_of_ann.tolist())]
-        out.images += W.image_records(ids.tolist(), file_names, width[c_idx].tolist(), height[c_idx].tolist(),
-                                      cap.index, cap.subject, [seq.name] * n_ann, cam_names,
-                                      frames_of_ann.tolist())
+        file_names = [
+            f"Capture{cap.index}/{seq.name}/cam{cn}/image{fr}.{ext}"
+            for cn, fr in zip(cam_names, frames_of_ann.tolist())
+        ]
+        out.images += W.image_records(
+            ids.tolist(),
+            file_names,
+            width[c_idx].tolist(),
+            height[c_idx].tolist(),
+            cap.index,
+            cap.subject,
+            [seq.name] * n_ann,
+            cam_names,
+            frames_of_ann.tolist(),
+        )
         out.annotations += W.annotation_records(ids.tolist(), bbox, vsel, hand_type.tolist(), htv.tolist(), jv_int)
         for ht in ("right", "left", "interacting"):
             out.hand_types[ht] += int(np.sum(hand_type == ht))
@@ -370,18 +449,26 @@ def _capture_annotations(cap: Capture, opts: dict, first_id: int, jv_int, jv_boo
             out.rootnet += W.rootnet_records(ids.tolist(), process_bboxes(bbox), noisy)
         # --- rendering work
         elbow_cam = np.einsum("cij,fchj->fchi", R, fb.elbow[:, None] - T[None, :, None])[f_idx, c_idx]
-        out.render.append(dict(
-            ids=ids, cam=c_idx, joint_cam=cam[f_idx, c_idx].astype(np.float32),
-            elbow_cam=elbow_cam.astype(np.float32), present=fb.present[f_idx], file_names=file_names,
-        ))
-        cursor += FRAME_STEP * motion_frames + int(rng_for(seed, purpose("capture"), code, cap.index, 2, s_idx)
-                                                   .integers(300, 3000))
+        out.render.append(
+            dict(
+                ids=ids,
+                cam=c_idx,
+                joint_cam=cam[f_idx, c_idx].astype(np.float32),
+                elbow_cam=elbow_cam.astype(np.float32),
+                present=fb.present[f_idx],
+                file_names=file_names,
+            )
+        )
+        cursor += FRAME_STEP * motion_frames + int(
+            rng_for(seed, purpose("capture"), code, cap.index, 2, s_idx).integers(300, 3000)
+        )
     return out
 
 
 # ============================================================================================== images
-def _render_capture(root: Path, split: str, cap: Capture, work: List[dict], opts: dict, pool, num_workers: int,
-                    pending: deque) -> None:
+def _render_capture(
+    root: Path, split: str, cap: Capture, work: List[dict], opts: dict, pool, num_workers: int, pending: deque
+) -> None:
     """Cut a capture's images into jobs (sorted by camera, so a job needs few backgrounds) and run them."""
     if not work:
         return
@@ -392,13 +479,28 @@ def _render_capture(root: Path, split: str, cap: Capture, work: List[dict], opts
     present = np.concatenate([w["present"] for w in work])
     names = [fn for w in work for fn in w["file_names"]]
     order = np.lexsort((ids, cam))
-    base = dict(root=str(root / "images" / split), seed=opts["seed"], split_code=SPLIT_CODE[split],
-                capture=cap.index, subject=cap.subject, cameras=cap.cameras, backdrop=cap.backdrop,
-                image_format=opts["image_format"], jpeg_quality=opts["jpeg_quality"])
+    base = dict(
+        root=str(root / "images" / split),
+        seed=opts["seed"],
+        split_code=SPLIT_CODE[split],
+        capture=cap.index,
+        subject=cap.subject,
+        cameras=cap.cameras,
+        backdrop=cap.backdrop,
+        image_format=opts["image_format"],
+        jpeg_quality=opts["jpeg_quality"],
+    )
     for start in range(0, len(order), CHUNK):
-        sel = order[start:start + CHUNK]
-        job = dict(base, ids=ids[sel], cam=cam[sel], joint_cam=joint_cam[sel], elbow_cam=elbow_cam[sel],
-                   present=present[sel], file_names=[names[i] for i in sel])
+        sel = order[start : start + CHUNK]
+        job = dict(
+            base,
+            ids=ids[sel],
+            cam=cam[sel],
+            joint_cam=joint_cam[sel],
+            elbow_cam=elbow_cam[sel],
+            present=present[sel],
+            file_names=[names[i] for i in sel],
+        )
         if pool is None:
             render_job(job)
         else:
@@ -428,9 +530,18 @@ def render_job(job: dict) -> int:
         rng = rng_for(seed, purpose("image"), code, image_id)
         light = DEFAULT_LIGHT + rng.normal(0.0, 0.25, size=3)
         light[2] = -abs(light[2]) - 0.2  # always from the camera's side
-        img = render_hands(bg.copy(), np.nan_to_num(job["joint_cam"][k], nan=1.0), camera.focal, camera.princpt,
-                           job["present"][k], (style, style), light, job["elbow_cam"][k])
+        img = render_hands(
+            bg.copy(),
+            np.nan_to_num(job["joint_cam"][k], nan=1.0),
+            camera.focal,
+            camera.princpt,
+            job["present"][k],
+            (style, style),
+            light,
+            job["elbow_cam"][k],
+        )
         img = finish_image(img, rng, camera.grey, gains)
-        W.write_bytes(root / job["file_names"][k], encode_image(img, job["image_format"], job["jpeg_quality"]),
-                      fsync=False)
+        W.write_bytes(
+            root / job["file_names"][k], encode_image(img, job["image_format"], job["jpeg_quality"]), fsync=False
+        )
     return len(job["ids"])

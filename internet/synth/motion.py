@@ -14,6 +14,7 @@ Given :class:`SmoothMotionRng` instead of a ``numpy.random.Generator``, the same
 
 Every pose is a continuous function of these draws, so the joints move continuously.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ def smooth_kernel(smooth_frames: float) -> np.ndarray:
     half = max(1, int(math.ceil(3.0 * smooth_frames)))
     t = np.arange(-half, half + 1, dtype=np.float64)
     k = np.exp(-0.5 * (t / smooth_frames) ** 2)
-    return k / np.sqrt(np.sum(k ** 2))
+    return k / np.sqrt(np.sum(k**2))
 
 
 class SmoothMotionRng:

@@ -12,6 +12,7 @@ colour or monochrome cameras, mild blur and noise.
 
 Everything is deterministic given the numpy Generator passed in.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,23 +23,34 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-_SHIFT = 4                   # OpenCV fixed-point bits: sub-pixel accurate drawing
+_SHIFT = 4  # OpenCV fixed-point bits: sub-pixel accurate drawing
 _ONE = float(1 << _SHIFT)
 _AMBIENT, _DIFFUSE = 0.55, 0.55
 DEFAULT_LIGHT = np.array([-0.3, -0.55, -0.78]) / np.linalg.norm([-0.3, -0.55, -0.78])
 """Towards the light, camera frame (x right, y down, z forward): upper left, in front of the hand."""
 
 # Radius (mm, for a palm length of 85 mm) at each digit's base, middle joints and tip: thumb, index..pinky.
-_RADII_MM = np.array([
-    [12.0, 10.5, 9.5, 8.5],
-    [9.5, 8.6, 7.8, 7.0],
-    [10.0, 9.0, 8.0, 7.2],
-    [9.3, 8.4, 7.6, 6.9],
-    [8.3, 7.4, 6.8, 6.2],
-])
-SKIN_TONES_RGB = np.array([
-    [255, 224, 196], [241, 194, 160], [224, 172, 135], [198, 140, 100], [161, 110, 75], [120, 78, 52], [92, 58, 38],
-], dtype=np.float64)
+_RADII_MM = np.array(
+    [
+        [12.0, 10.5, 9.5, 8.5],
+        [9.5, 8.6, 7.8, 7.0],
+        [10.0, 9.0, 8.0, 7.2],
+        [9.3, 8.4, 7.6, 6.9],
+        [8.3, 7.4, 6.8, 6.2],
+    ]
+)
+SKIN_TONES_RGB = np.array(
+    [
+        [255, 224, 196],
+        [241, 194, 160],
+        [224, 172, 135],
+        [198, 140, 100],
+        [161, 110, 75],
+        [120, 78, 52],
+        [92, 58, 38],
+    ],
+    dtype=np.float64,
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +82,14 @@ def sample_style(rng: np.random.Generator) -> HandStyle:
     sleeve = None
     if rng.random() < 0.5:
         sleeve = tuple(float(v) for v in rng.uniform(10, 150, size=3) * rng.uniform(0.3, 1.0))
-    return HandStyle(tuple(map(float, skin)), tuple(map(float, palm)), tuple(map(float, nail)), sleeve,
-                     float(rng.uniform(0.15, 0.9)), float(rng.uniform(0.92, 1.1)))
+    return HandStyle(
+        tuple(map(float, skin)),
+        tuple(map(float, palm)),
+        tuple(map(float, nail)),
+        sleeve,
+        float(rng.uniform(0.15, 0.9)),
+        float(rng.uniform(0.92, 1.1)),
+    )
 
 
 # ============================================================================================== primitives
@@ -87,8 +105,17 @@ def _capsule(img: np.ndarray, p0, p1, r0: float, r1: float, color) -> None:
     length = math.hypot(dx, dy)
     if length > 1e-3:
         nx, ny = -dy / length, dx / length
-        quad = np.array([[x0 + nx * r0, y0 + ny * r0], [x1 + nx * r1, y1 + ny * r1],
-                         [x1 - nx * r1, y1 - ny * r1], [x0 - nx * r0, y0 - ny * r0]]) * _ONE
+        quad = (
+            np.array(
+                [
+                    [x0 + nx * r0, y0 + ny * r0],
+                    [x1 + nx * r1, y1 + ny * r1],
+                    [x1 - nx * r1, y1 - ny * r1],
+                    [x0 - nx * r0, y0 - ny * r0],
+                ]
+            )
+            * _ONE
+        )
         cv2.fillConvexPoly(img, np.round(quad).astype(np.int32), color, cv2.LINE_AA, _SHIFT)
     cv2.circle(img, (round(x0 * _ONE), round(y0 * _ONE)), max(round(r0 * _ONE), 1), color, -1, cv2.LINE_AA, _SHIFT)
     cv2.circle(img, (round(x1 * _ONE), round(y1 * _ONE)), max(round(r1 * _ONE), 1), color, -1, cv2.LINE_AA, _SHIFT)
@@ -108,8 +135,9 @@ def _project(points: np.ndarray, focal, princpt) -> np.ndarray:
     return np.stack([points[..., 0] / z * focal[0] + princpt[0], points[..., 1] / z * focal[1] + princpt[1]], -1)
 
 
-def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, princpt, light: np.ndarray,
-                     elbow: Optional[np.ndarray]) -> list:
+def _hand_primitives(
+    J: np.ndarray, is_left: bool, style: HandStyle, focal, princpt, light: np.ndarray, elbow: Optional[np.ndarray]
+) -> list:
     """Primitives (depth, draw function) of one hand from its 21 camera-frame joints (InterHand order)."""
     prims = []
     f = float(focal[0])
@@ -122,7 +150,7 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
     lat = J[7] - J[19]
     lat = _unit(lat - (lat @ along) * along)  # towards the thumb side
     sign = -1.0 if is_left else 1.0
-    palm_n = sign * np.cross(lat, along)      # out of the palm
+    palm_n = sign * np.cross(lat, along)  # out of the palm
     scale = size / 85.0 * style.thickness
     skin, palm_col, nail_col = np.array(style.skin), np.array(style.palm), np.array(style.nail)
     l2 = light[:2]
@@ -157,6 +185,7 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
         def draw(img):
             _capsule(img, pa, pb, ra, rb, base)
             _capsule(img, pa + off * ra, pb + off * rb, ra * 0.55, rb * 0.55, hi)
+
         return float(mid[2]), draw
 
     # Fingers and thumb: segments base -> j2 -> j3 -> tip (joint ids 4d+3, 4d+2, 4d+1, 4d).
@@ -186,8 +215,19 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
             depth = float((tip[2] + dip[2]) / 2) - 1e-3
 
             def draw_nail(img, c2=c2, ax=(ax_len, ax_wid), ang=ang, col=col):
-                cv2.ellipse(img, tuple(_fx(c2)), (max(int(ax[0] * _ONE), 1), max(int(ax[1] * _ONE), 1)), ang,
-                            0, 360, col, -1, cv2.LINE_AA, _SHIFT)
+                cv2.ellipse(
+                    img,
+                    tuple(_fx(c2)),
+                    (max(int(ax[0] * _ONE), 1), max(int(ax[1] * _ONE), 1)),
+                    ang,
+                    0,
+                    360,
+                    col,
+                    -1,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
+
             prims.append((depth, draw_nail))
     # Thenar (wrist -> thumb1) and palm.
     thenar0 = wrist + lat * 8.0 * scale
@@ -204,6 +244,7 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
         pts = _fx(poly).reshape(-1, 1, 2)
         cv2.fillPoly(img, [pts], pcol, cv2.LINE_AA, _SHIFT)
         cv2.polylines(img, [pts], True, pcol, thick, cv2.LINE_AA, _SHIFT)
+
     prims.append((float(corners[:, 2].mean()), draw_palm))
     # Forearm: bare from the wrist, then the sleeve.
     if elbow is not None and np.all(np.isfinite(elbow)) and elbow[2] > 10.0:
@@ -218,9 +259,14 @@ def _hand_primitives(J: np.ndarray, is_left: bool, style: HandStyle, focal, prin
 
 
 def render_hands(
-    image: np.ndarray, joint_cam: np.ndarray, focal: Sequence[float], princpt: Sequence[float],
-    hands: Sequence[bool] = (True, True), styles: Optional[Sequence[HandStyle]] = None,
-    light: Optional[np.ndarray] = None, elbow_cam: Optional[np.ndarray] = None,
+    image: np.ndarray,
+    joint_cam: np.ndarray,
+    focal: Sequence[float],
+    princpt: Sequence[float],
+    hands: Sequence[bool] = (True, True),
+    styles: Optional[Sequence[HandStyle]] = None,
+    light: Optional[np.ndarray] = None,
+    elbow_cam: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Draw hands onto ``image`` (H, W, 3) uint8 BGR, in place, and return it.
 
@@ -241,7 +287,7 @@ def render_hands(
     for h in (0, 1):
         if hands[h]:
             elbow = None if elbow_cam is None else np.asarray(elbow_cam[h], dtype=np.float64)
-            prims += _hand_primitives(joint_cam[21 * h:21 * h + 21], h == 1, styles[h], focal, princpt, light, elbow)
+            prims += _hand_primitives(joint_cam[21 * h : 21 * h + 21], h == 1, styles[h], focal, princpt, light, elbow)
     prims.sort(key=lambda p: -p[0])
     for _, draw in prims:
         draw(image)
@@ -252,12 +298,12 @@ def render_hands(
 @lru_cache(maxsize=4)
 def _glare_sprite(radius: int) -> np.ndarray:
     """A bright LED: a saturated core, a soft halo and four thin spikes, as float32 (2r+1, 2r+1) in [0, 1]."""
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float32)
-    rr = np.sqrt(xx ** 2 + yy ** 2)
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float32)
+    rr = np.sqrt(xx**2 + yy**2)
     core = np.clip(1.8 - rr / (radius * 0.28), 0, 1)
-    halo = 0.35 * np.exp(-(rr / (radius * 0.35)) ** 2)
-    spikes = 0.5 * np.exp(-np.minimum(np.abs(xx), np.abs(yy)) ** 2 / 0.6) * np.exp(-rr / (radius * 0.45))
-    diag = 0.25 * np.exp(-np.minimum(np.abs(xx - yy), np.abs(xx + yy)) ** 2 / 0.8) * np.exp(-rr / (radius * 0.3))
+    halo = 0.35 * np.exp(-((rr / (radius * 0.35)) ** 2))
+    spikes = 0.5 * np.exp(-(np.minimum(np.abs(xx), np.abs(yy)) ** 2) / 0.6) * np.exp(-rr / (radius * 0.45))
+    diag = 0.25 * np.exp(-(np.minimum(np.abs(xx - yy), np.abs(xx + yy)) ** 2) / 0.8) * np.exp(-rr / (radius * 0.3))
     return np.clip(core + halo + spikes + diag, 0, 1)
 
 
@@ -268,8 +314,9 @@ def render_background(camera, backdrop, skin_bgr: Sequence[float], rng: np.rando
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     level = rng.uniform(2.0, 10.0)
     grad = level + rng.uniform(-5, 5) * (xx / W - 0.5) + rng.uniform(-5, 5) * (yy / H - 0.5)
-    low = cv2.resize(rng.normal(0.0, rng.uniform(1.0, 3.5), size=(5, 4)).astype(np.float32), (W, H),
-                     interpolation=cv2.INTER_CUBIC)
+    low = cv2.resize(
+        rng.normal(0.0, rng.uniform(1.0, 3.5), size=(5, 4)).astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC
+    )
     tint = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
     img = np.clip((grad + low)[..., None] * tint, 0, 255).astype(np.float32)
     R, T = camera.camrot, camera.campos
@@ -290,13 +337,20 @@ def render_background(camera, backdrop, skin_bgr: Sequence[float], rng: np.rando
             xs, ys = max(x0, 0), max(y0, 0)
             xe, ye = min(x0 + 2 * r + 1, W), min(y0 + 2 * r + 1, H)
             if xe > xs and ye > ys:
-                patch = sprite[ys - y0:ye - y0, xs - x0:xe - x0, None] * rng.uniform(0.85, 1.0, size=3)
+                patch = sprite[ys - y0 : ye - y0, xs - x0 : xe - x0, None] * rng.uniform(0.85, 1.0, size=3)
                 img[ys:ye, xs:xe] = np.maximum(img[ys:ye, xs:xe], patch)
     # Rig clutter: thin dark-grey bars (camera mounts, cables).
     for _ in range(int(rng.integers(0, 4))):
         p = rng.uniform([0, 0], [W, H], size=(2, 2))
-        cv2.line(img, tuple(_fx(p[0])), tuple(_fx(p[1])), (float(rng.uniform(10, 35)),) * 3,
-                 int(rng.integers(1, 5)), cv2.LINE_AA, _SHIFT)
+        cv2.line(
+            img,
+            tuple(_fx(p[0])),
+            tuple(_fx(p[1])),
+            (float(rng.uniform(10, 35)),) * 3,
+            int(rng.integers(1, 5)),
+            cv2.LINE_AA,
+            _SHIFT,
+        )
     # Torso and head of the subject.
     tc = to_cam(backdrop.torso)
     if np.all(tc[:, 2] > 100.0):
@@ -323,8 +377,18 @@ def render_background(camera, backdrop, skin_bgr: Sequence[float], rng: np.rando
         c = _project(hc, focal, princpt)
         r = focal[0] * backdrop.head_radius / hc[2]
         cv2.circle(img, tuple(_fx(c)), max(int(r * _ONE), 1), _color(np.array(skin_bgr), 0.6), -1, cv2.LINE_AA, _SHIFT)
-        cv2.ellipse(img, tuple(_fx(c - [0, 0.25 * r])), (int(r * 1.02 * _ONE), int(r * 0.8 * _ONE)), 0, 180, 360,
-                    (12.0, 14.0, 18.0), -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            img,
+            tuple(_fx(c - [0, 0.25 * r])),
+            (int(r * 1.02 * _ONE), int(r * 0.8 * _ONE)),
+            0,
+            180,
+            360,
+            (12.0, 14.0, 18.0),
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -337,8 +401,9 @@ def _noise_field() -> np.ndarray:
     return np.clip(np.round(noise), 0, 255).astype(np.uint8)
 
 
-def finish_image(img: np.ndarray, rng: np.random.Generator, grey: bool, gains: Sequence[float] = (1.0, 1.0, 1.0)
-                 ) -> np.ndarray:
+def finish_image(
+    img: np.ndarray, rng: np.random.Generator, grey: bool, gains: Sequence[float] = (1.0, 1.0, 1.0)
+) -> np.ndarray:
     """Camera effects: exposure and white balance, slight blur, sensor noise; monochrome cameras give a grey image
     with three equal channels. uint8 in, uint8 out (OpenCV's saturating arithmetic, no float copies)."""
     H, W = img.shape[:2]
@@ -349,7 +414,7 @@ def finish_image(img: np.ndarray, rng: np.random.Generator, grey: bool, gains: S
     field = _noise_field()
     oy, ox = int(rng.integers(0, field.shape[0] - H + 1)), int(rng.integers(0, field.shape[1] - W + 1))
     k = float(rng.uniform(1.0, 3.0)) / 16.0  # noise sd 1-3 grey levels
-    out = cv2.addWeighted(out, 1.0, field[oy:oy + H, ox:ox + W], k, -128.0 * k)
+    out = cv2.addWeighted(out, 1.0, field[oy : oy + H, ox : ox + W], k, -128.0 * k)
     if grey:
         g = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
         out = cv2.merge([g, g, g])

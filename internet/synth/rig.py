@@ -6,6 +6,7 @@ from the capture centre on the front part of a dome, look at the centre, keep th
 down (plus a small roll), and image at the released resolution: 334x512 (portrait, W x H) or 512x334 (landscape)
 with a focal length of 1200-1300 px. All camera numbers are rounded to float32, as the released JSON stores them.
 """
+
 from __future__ import annotations
 
 import math
@@ -191,11 +192,16 @@ def make_rig(seed: int, n_slots: int = RIG_SLOTS) -> List[_Slot]:
         el = np.deg2rad(rng.uniform(-25.0, 60.0))
         # Subject faces -z and y points down: az 0 = straight in front, el > 0 = above.
         direction = np.array([math.sin(az) * math.cos(el), -math.sin(el), -math.cos(az) * math.cos(el)])
-        slots.append(_Slot(
-            name=name, direction=direction, distance=float(rng.uniform(950.0, 1200.0)),
-            focal=float(rng.uniform(1200.0, 1300.0)), landscape=bool(rng.random() < 0.2),
-            princpt_offset=np.clip(rng.normal(0.0, 10.0, size=2), -25.0, 25.0),
-        ))
+        slots.append(
+            _Slot(
+                name=name,
+                direction=direction,
+                distance=float(rng.uniform(950.0, 1200.0)),
+                focal=float(rng.uniform(1200.0, 1300.0)),
+                landscape=bool(rng.random() < 0.2),
+                princpt_offset=np.clip(rng.normal(0.0, 10.0, size=2), -25.0, 25.0),
+            )
+        )
     return slots
 
 
@@ -224,8 +230,16 @@ def _backdrop(seed: int, subject: int, centre: np.ndarray) -> Backdrop:
     shirt = tuple(float(v) for v in rng.uniform(10, 120, size=3) * rng.uniform(0.3, 1.0))
     shirt2 = tuple(float(v) for v in np.clip(np.array(shirt) * rng.uniform(0.3, 2.2) + rng.normal(0, 20, 3), 0, 255))
     pattern = str(rng.choice(["plain", "plain", "stripes", "plaid"]))
-    return Backdrop(lights, torso, centre + np.array([0.0, -top - 130.0, back - 40.0]), 95.0, shirt, shirt2, pattern,
-                    float(rng.uniform(12.0, 40.0)))
+    return Backdrop(
+        lights,
+        torso,
+        centre + np.array([0.0, -top - 130.0, back - 40.0]),
+        95.0,
+        shirt,
+        shirt2,
+        pattern,
+        float(rng.uniform(12.0, 40.0)),
+    )
 
 
 def views_per_frame(capture_quota: int, n_cams: int) -> float:

@@ -8,6 +8,7 @@ frame), so the world joints and cameras of joint_3d.json and camera.json serve t
 path then reads, decodes and crops real JPEG files for every sample, as on the released test split (849,160
 annotations), while only a few hundred images are rendered. ``python -m internet.synth --image-pool K`` does both.
 """
+
 from __future__ import annotations
 
 import json

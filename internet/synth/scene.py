@@ -5,6 +5,7 @@ subject's right hand is on the -x side. Every hand is first posed as a right han
 right hand reflected through a plane (the body's mid-plane x = centre_x, or for palm-to-palm interactions the contact
 plane), which turns its geometry into a left hand's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from internet.synth.hand_model import (
-    POSE_LIBRARY_DEG, HandShape, axis_angle_matrix, hand_joints, sample_poses,
+    POSE_LIBRARY_DEG,
+    HandShape,
+    axis_angle_matrix,
+    hand_joints,
+    sample_poses,
 )
 
 SINGLE_FAMILIES = tuple(POSE_LIBRARY_DEG) + ("random",)
@@ -37,8 +42,9 @@ class FrameBatch:
 
     @staticmethod
     def concat(batches: Sequence["FrameBatch"]) -> "FrameBatch":
-        return FrameBatch(*(np.concatenate([getattr(b, k) for b in batches]) for k in
-                            ("world", "present", "elbow", "hand_type")))
+        return FrameBatch(
+            *(np.concatenate([getattr(b, k) for b in batches]) for k in ("world", "present", "elbow", "hand_type"))
+        )
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -82,8 +88,13 @@ class _Arm:
 
 
 def _pose_arm(
-    rng: np.random.Generator, shape: HandShape, angles: np.ndarray, palm_target: np.ndarray, centre: np.ndarray,
-    roll_deg: Optional[np.ndarray] = None, flex_sd: float = 25.0,
+    rng: np.random.Generator,
+    shape: HandShape,
+    angles: np.ndarray,
+    palm_target: np.ndarray,
+    centre: np.ndarray,
+    roll_deg: Optional[np.ndarray] = None,
+    flex_sd: float = 25.0,
 ) -> _Arm:
     """Pose right hands so that their palm centres land on ``palm_target`` (n, 3): the forearm comes from an elbow
     at the subject's right side, then forearm roll (0 = palm down, 90 = thumb up, 180 = palm up), wrist flexion and
@@ -115,7 +126,12 @@ def _families(rng: np.random.Generator, family: Sequence[str], n: int) -> list:
 
 
 def sample_single_frames(
-    rng: np.random.Generator, shape: HandShape, n: int, families: Sequence[str], side: str, centre: np.ndarray,
+    rng: np.random.Generator,
+    shape: HandShape,
+    n: int,
+    families: Sequence[str],
+    side: str,
+    centre: np.ndarray,
 ) -> FrameBatch:
     """``n`` frames of one hand (``side`` 'right' or 'left'), poses drawn around ``families`` (one picked per frame)."""
     if side not in ("right", "left"):
@@ -129,7 +145,7 @@ def sample_single_frames(
     world = np.full((n, 42, 3), np.nan)
     elbow = np.full((n, 2, 3), np.nan)
     h = 0 if side == "right" else 1
-    world[:, 21 * h:21 * h + 21] = arm.joints
+    world[:, 21 * h : 21 * h + 21] = arm.joints
     elbow[:, h] = arm.elbow
     present = np.zeros((n, 2), dtype=bool)
     present[:, h] = True
@@ -137,7 +153,11 @@ def sample_single_frames(
 
 
 def sample_two_hand_frames(
-    rng: np.random.Generator, shape: HandShape, n: int, interaction: str, centre: np.ndarray,
+    rng: np.random.Generator,
+    shape: HandShape,
+    n: int,
+    interaction: str,
+    centre: np.ndarray,
 ) -> FrameBatch:
     """``n`` frames of two interacting hands of one subject. ``interaction``: 'pray' (palms pressed together),
     'interlock' (fingers interleaved), 'touch' (one index fingertip on the other hand), 'cross' (hands crossed, one
@@ -152,7 +172,7 @@ def sample_two_hand_frames(
         right, left = _touch(rng, shape, n, pair_centre, centre)
     else:
         if interaction == "cross":
-            dx = rng.uniform(15.0, 40.0, size=n)           # right hand ends on the subject's left side
+            dx = rng.uniform(15.0, 40.0, size=n)  # right hand ends on the subject's left side
             dz = rng.uniform(25.0, 50.0, size=n) * rng.choice([-1.0, 1.0], size=n)
             dy = rng.normal(0.0, 20.0, size=n)
         elif interaction == "occlude":
@@ -165,10 +185,13 @@ def sample_two_hand_frames(
             dy = rng.normal(0.0, 30.0, size=n)
         off_r = np.stack([dx, dy, -dz], axis=1)
         off_l = np.stack([dx, -dy, dz], axis=1)  # in the mirrored (right-model) frame
-        right = _pose_arm(rng, shape, sample_poses(rng, _families(rng, _FREE_FAMILIES, n), n), pair_centre + off_r, centre)
+        right = _pose_arm(
+            rng, shape, sample_poses(rng, _families(rng, _FREE_FAMILIES, n), n), pair_centre + off_r, centre
+        )
         left_model_target = _mirror_midline(pair_centre, centre) + off_l
-        left = _pose_arm(rng, shape, sample_poses(rng, _families(rng, _FREE_FAMILIES, n), n),
-                         left_model_target, centre).mirror(centre)
+        left = _pose_arm(
+            rng, shape, sample_poses(rng, _families(rng, _FREE_FAMILIES, n), n), left_model_target, centre
+        ).mirror(centre)
     world = np.concatenate([right.joints, left.joints], axis=1)
     elbow = np.stack([right.elbow, left.elbow], axis=1)
     return FrameBatch(world, np.ones((n, 2), dtype=bool), elbow, np.full(n, "interacting", dtype=object))
@@ -222,8 +245,9 @@ def _touch(rng, shape, n, pair_centre, centre):
     fam_l = [touched_fam[i] if right_touches[i] else toucher_fam[i] for i in range(n)]
     side = rng.uniform(30.0, 60.0, size=(n, 1))
     right = _pose_arm(rng, shape, sample_poses(rng, fam_r, n), pair_centre + side * [-1.0, 0.0, 0.0], centre)
-    left_model = _pose_arm(rng, shape, sample_poses(rng, fam_l, n),
-                           _mirror_midline(pair_centre, centre) + side * [-1.0, 0.0, 0.0], centre)
+    left_model = _pose_arm(
+        rng, shape, sample_poses(rng, fam_l, n), _mirror_midline(pair_centre, centre) + side * [-1.0, 0.0, 0.0], centre
+    )
     normal_l = left_model.rot[:, :, 2] * [-1.0, 1.0, 1.0]  # the palm normal, mirrored with the hand
     left = left_model.mirror(centre)
     normal_r = right.rot[:, :, 2]

@@ -24,6 +24,7 @@ occluded; ``bbox`` = the tight box of the valid 2D joints enlarged 1.2x; ``hand_
 Every random draw comes from a generator keyed by (seed, data set, split, purpose), so a set depends only on its
 arguments.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,7 +55,7 @@ RHD_FROM_IH = np.array([_IH_LOCAL.index(n[2:]) for n in RHD.names[:21]])
 STB_FROM_IH = np.array([_IH_LOCAL.index(n[2:]) if n[2:] != "palm" else -1 for n in STB.names[:21]])
 
 ROOTNET_NOISE_MM = 15.0
-OCCLUSION_PROB = 0.1        # frames with 1-3 joints marked not visible
+OCCLUSION_PROB = 0.1  # frames with 1-3 joints marked not visible
 MIN_VALID_JOINTS = 15
 
 
@@ -74,12 +75,22 @@ class FormatSpec:
     max_rot_deg: float
 
 
-RHD_SPEC = FormatSpec("RHD", RHD, (320, 320), (299.0, 299.0), (160.0, 160.0), 12.0, (330.0, 650.0),
-                      {"train": 16, "test": 4}, 70.0)
+RHD_SPEC = FormatSpec(
+    "RHD", RHD, (320, 320), (299.0, 299.0), (160.0, 160.0), 12.0, (330.0, 650.0), {"train": 16, "test": 4}, 70.0
+)
 """RHD: 320x320 renderings, focal about 299 px (varying per image, as in the real files), princpt at the centre,
 20 characters (16 train, 4 test)."""
-STB_SPEC = FormatSpec("STB", STB, (640, 480), (607.92271, 607.88192), (314.78337, 236.42484), 0.0, (420.0, 700.0),
-                      {"train": 1, "test": 1}, 40.0)
+STB_SPEC = FormatSpec(
+    "STB",
+    STB,
+    (640, 480),
+    (607.92271, 607.88192),
+    (314.78337, 236.42484),
+    0.0,
+    (420.0, 700.0),
+    {"train": 1, "test": 1},
+    40.0,
+)
 """STB: the SK (RealSense colour) camera of the STB README, one subject."""
 STB_TEST_SEQUENCES = ("B1Counting", "B1Random")
 STB_TRAIN_SEQUENCES = tuple(f"B{b}{kind}" for b in range(2, 7) for kind in ("Counting", "Random"))
@@ -109,16 +120,22 @@ def _project(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndar
 
 @dataclass
 class _Hands:
-    ih: np.ndarray        # (n, 21, 3) camera mm, InterHand order of one hand
-    elbow: np.ndarray     # (n, 3)
-    side: np.ndarray      # (n,) 0 right, 1 left
-    subject: np.ndarray   # (n,)
-    focal: np.ndarray     # (n, 2)
-    princpt: np.ndarray   # (n, 2)
+    ih: np.ndarray  # (n, 21, 3) camera mm, InterHand order of one hand
+    elbow: np.ndarray  # (n, 3)
+    side: np.ndarray  # (n,) 0 right, 1 left
+    subject: np.ndarray  # (n,)
+    focal: np.ndarray  # (n, 2)
+    princpt: np.ndarray  # (n, 2)
 
 
-def _place(rng: np.random.Generator, joints: np.ndarray, elbow: np.ndarray, spec: FormatSpec,
-           focal: np.ndarray, princpt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _place(
+    rng: np.random.Generator,
+    joints: np.ndarray,
+    elbow: np.ndarray,
+    spec: FormatSpec,
+    focal: np.ndarray,
+    princpt: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Turn the arms about the palm centre by a random rotation and move the palm centre to a random depth along
     the ray of a random pixel in the central part of the image."""
     n = len(joints)
@@ -141,8 +158,9 @@ def _sample_hands(spec: FormatSpec, seed: int, split: str, n: int) -> _Hands:
     n_sub = spec.subjects[split]
     # STB has one subject in both splits; RHD's characters differ between splits
     shape_keys = [0] * n_sub if spec.name == "STB" else [SPLIT_CODE[split] * 100 + s for s in range(n_sub)]
-    shapes = [sample_hand_shape(rng_for(seed, _DATASET_KEY[spec.name], 0, _PURPOSE["subjects"], 1, k))
-              for k in shape_keys]
+    shapes = [
+        sample_hand_shape(rng_for(seed, _DATASET_KEY[spec.name], 0, _PURPOSE["subjects"], 1, k)) for k in shape_keys
+    ]
     subject = rng_sub.integers(0, n_sub, size=n)
     side = (rng_sub.random(n) < 0.5).astype(np.int64)  # 0 right, 1 left
     princpt = np.broadcast_to(np.asarray(spec.princpt, np.float32).astype(np.float64), (n, 2)).copy()
@@ -150,7 +168,7 @@ def _sample_hands(spec: FormatSpec, seed: int, split: str, n: int) -> _Hands:
     ih = np.full((n, 21, 3), np.nan)
     elbow = np.full((n, 3), np.nan)
     W_img, H_img = spec.size
-    for (s, h) in sorted({(int(a), int(b)) for a, b in zip(subject, side)}):
+    for s, h in sorted({(int(a), int(b)) for a, b in zip(subject, side)}):
         todo = np.flatnonzero((subject == s) & (side == h))
         for attempt in range(100):
             if len(todo) == 0:
@@ -162,15 +180,14 @@ def _sample_hands(spec: FormatSpec, seed: int, split: str, n: int) -> _Hands:
             f = f.astype(np.float32).astype(np.float64)
             c = princpt[:1].repeat(m, 0)
             fb = sample_single_frames(rng, shapes[s], m, POSE_FAMILIES, ("right", "left")[h], np.zeros(3))
-            joints, elb = _place(rng, fb.world[:, 21 * h:21 * h + 21], fb.elbow[:, h], spec, f, c)
+            joints, elb = _place(rng, fb.world[:, 21 * h : 21 * h + 21], fb.elbow[:, h], spec, f, c)
             uv = _project(joints, f, c)
             # a 1 px margin, so that the float32 rounding of the stored joints cannot move a root out of the image
             inside = (uv[..., 0] >= 1) & (uv[..., 0] < W_img - 1) & (uv[..., 1] >= 1) & (uv[..., 1] < H_img - 1)
             # wrist and middle MCP inside: both roots (RHD wrist, STB palm centre between them) are in the image
-            ok = ((joints[..., 2] > 100.0).all(1) & inside[:, 20] & inside[:, 11]
-                  & (inside.sum(1) >= MIN_VALID_JOINTS))
-            good = np.flatnonzero(ok)[:len(todo)]
-            rows, todo = todo[:len(good)], todo[len(good):]
+            ok = (joints[..., 2] > 100.0).all(1) & inside[:, 20] & inside[:, 11] & (inside.sum(1) >= MIN_VALID_JOINTS)
+            good = np.flatnonzero(ok)[: len(todo)]
+            rows, todo = todo[: len(good)], todo[len(good) :]
             ih[rows], elbow[rows], focal[rows] = joints[good], elb[good], f[good]
         if len(todo):
             raise RuntimeError(f"could not place {len(todo)} {spec.name} {split} hands inside the image")
@@ -181,8 +198,9 @@ def _sample_hands(spec: FormatSpec, seed: int, split: str, n: int) -> _Hands:
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A cluttered scene (H, W, 3) uint8 BGR: a smooth colour field, random shapes and a little texture."""
     gh, gw = int(rng.integers(2, 6)), int(rng.integers(2, 6))
-    field = cv2.resize(rng.uniform(0, 255, size=(gh, gw, 3)).astype(np.float32), (width, height),
-                       interpolation=cv2.INTER_CUBIC)
+    field = cv2.resize(
+        rng.uniform(0, 255, size=(gh, gw, 3)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
+    )
     img = np.clip(field * 0.75 + 30.0, 0, 255)  # muted: a saturated field makes the hand too easy to find
     for _ in range(int(rng.integers(3, 10))):
         color = tuple(float(c) for c in rng.uniform(0, 255, size=3))
@@ -192,30 +210,39 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
             cv2.rectangle(img, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), color, -1, cv2.LINE_AA)
         elif kind == 1:
             axes = (int(rng.integers(5, width // 3)), int(rng.integers(5, height // 3)))
-            cv2.ellipse(img, tuple(int(v) for v in p[0]), axes, float(rng.uniform(0, 180)), 0, 360, color, -1,
-                        cv2.LINE_AA)
+            cv2.ellipse(
+                img, tuple(int(v) for v in p[0]), axes, float(rng.uniform(0, 180)), 0, 360, color, -1, cv2.LINE_AA
+            )
         else:
-            cv2.line(img, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), color,
-                     int(rng.integers(1, 8)), cv2.LINE_AA)
+            cv2.line(
+                img,
+                tuple(int(v) for v in p[0]),
+                tuple(int(v) for v in p[1]),
+                color,
+                int(rng.integers(1, 8)),
+                cv2.LINE_AA,
+            )
     texture = cv2.GaussianBlur(rng.normal(0.0, 12.0, size=(height, width)).astype(np.float32), (0, 0), 1.5)
     return np.clip(img + texture[..., None], 0, 255).astype(np.uint8)
 
 
-def _render(spec: FormatSpec, seed: int, split: str, hands: _Hands, k: int, background: np.ndarray,
-            styles: Sequence) -> np.ndarray:
+def _render(
+    spec: FormatSpec, seed: int, split: str, hands: _Hands, k: int, background: np.ndarray, styles: Sequence
+) -> np.ndarray:
     """Image ``k``: the hand (and its forearm) drawn over ``background``, then camera effects."""
     rng = _rng(spec, seed, split, "image", k)
     h = int(hands.side[k])
     joints = np.zeros((42, 3))
-    joints[21 * h:21 * h + 21] = hands.ih[k]
+    joints[21 * h : 21 * h + 21] = hands.ih[k]
     elbows = np.zeros((2, 3))
     elbows[h] = hands.elbow[k]
     light = DEFAULT_LIGHT + rng.normal(0.0, 0.25, size=3)
     light[2] = -abs(light[2]) - 0.2  # from the camera's side
     style = styles[int(hands.subject[k])]
     present = (h == 0, h == 1)
-    img = render_hands(background.copy(), joints, hands.focal[k], hands.princpt[k], present, (style, style), light,
-                       elbows)
+    img = render_hands(
+        background.copy(), joints, hands.focal[k], hands.princpt[k], present, (style, style), light, elbows
+    )
     return finish_image(img, rng, False, tuple(rng.uniform(0.9, 1.1, size=3)))
 
 
@@ -240,8 +267,13 @@ def _annotations(spec: FormatSpec, seed: int, split: str, hands: _Hands) -> Dict
     hi = np.where(valid[..., None], joint_img, -np.inf).max(1)
     centre, size = (lo + hi) / 2.0, (hi - lo) * 1.2
     bbox = np.concatenate([centre - size / 2.0, size], axis=1)
-    return {"joint_cam": joint_cam, "joint_img": joint_img, "joint_valid": valid.astype(np.int64), "bbox": bbox,
-            "root_depth": cam64[:, 0, 2]}
+    return {
+        "joint_cam": joint_cam,
+        "joint_img": joint_img,
+        "joint_valid": valid.astype(np.int64),
+        "bbox": bbox,
+        "root_depth": cam64[:, 0, 2],
+    }
 
 
 def _processed_bbox(bbox: np.ndarray) -> np.ndarray:
@@ -262,7 +294,7 @@ def _skeleton_text(skeleton: Skeleton) -> str:
 def _check_args(out_dir, seed, n_train, n_test) -> None:
     if out_dir is None or str(out_dir) == "":
         raise ValueError("out_dir must be a directory path")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
@@ -274,8 +306,10 @@ def _check_args(out_dir, seed, n_train, n_test) -> None:
 def _write_split(spec: FormatSpec, root: Path, seed: int, split: str, n: int, with_images: bool) -> dict:
     hands = _sample_hands(spec, seed, split, n)
     ann = _annotations(spec, seed, split, hands)
-    styles = [sample_style(rng_for(seed, _DATASET_KEY[spec.name], SPLIT_CODE[split], _PURPOSE["subjects"], 2, s))
-              for s in range(spec.subjects[split])]
+    styles = [
+        sample_style(rng_for(seed, _DATASET_KEY[spec.name], SPLIT_CODE[split], _PURPOSE["subjects"], 2, s))
+        for s in range(spec.subjects[split])
+    ]
     W_img, H_img = spec.size
     ids = np.arange(n)
     if spec.name == "RHD":
@@ -297,16 +331,27 @@ def _write_split(spec: FormatSpec, root: Path, seed: int, split: str, n: int, wi
     focal, princpt = W.f32_list(hands.focal), W.f32_list(hands.princpt)
     images = []
     for i in range(n):
-        img = {"id": int(ids[i]), "file_name": file_names[i], "width": W_img, "height": H_img,
-               "cam_param": {"focal": focal[i], "princpt": princpt[i]}}
+        img = {
+            "id": int(ids[i]),
+            "file_name": file_names[i],
+            "width": W_img,
+            "height": H_img,
+            "cam_param": {"focal": focal[i], "princpt": princpt[i]},
+        }
         if seq_names is not None:
             img["seq_name"] = seq_names[i]
         images.append(img)
     joint_img, joint_cam, bbox = W.f32_list(ann["joint_img"]), W.f32_list(ann["joint_cam"]), W.f32_list(ann["bbox"])
     annotations = [
-        {"id": int(ids[i]), "image_id": int(ids[i]), "bbox": bbox[i], "joint_img": joint_img[i],
-         "joint_cam": joint_cam[i], "joint_valid": ann["joint_valid"][i].tolist(),
-         "hand_type": ("right", "left")[int(hands.side[i])]}
+        {
+            "id": int(ids[i]),
+            "image_id": int(ids[i]),
+            "bbox": bbox[i],
+            "joint_img": joint_img[i],
+            "joint_cam": joint_cam[i],
+            "joint_valid": ann["joint_valid"][i].tolist(),
+            "hand_type": ("right", "left")[int(hands.side[i])],
+        }
         for i in range(n)
     ]
     if with_images:
@@ -320,22 +365,26 @@ def _write_split(spec: FormatSpec, root: Path, seed: int, split: str, n: int, wi
             if i + 1 < n and scene_of[i + 1] != key:
                 backgrounds.pop(key)  # scenes are contiguous: this one is done
     W.write_json(ann_path, {"images": images, "annotations": annotations})
-    stats = {"annotations": n, "right": int((hands.side == 0).sum()), "left": int((hands.side == 1).sum()),
-             "file": ann_path.name}
+    stats = {
+        "annotations": n,
+        "right": int((hands.side == 0).sum()),
+        "left": int((hands.side == 1).sum()),
+        "file": ann_path.name,
+    }
     if split == "test":
         rng = _rng(spec, seed, split, "rootnet")
         depth = ann["root_depth"] + rng.normal(0.0, ROOTNET_NOISE_MM, size=n)
         boxes = W.f32_list(_processed_bbox(np.asarray(ann["bbox"], np.float64)))
-        entries = [{"annot_id": int(ids[i]), "bbox": boxes[i], "abs_depth": float(np.float32(depth[i]))}
-                   for i in range(n)]
+        entries = [
+            {"annot_id": int(ids[i]), "bbox": boxes[i], "abs_depth": float(np.float32(depth[i]))} for i in range(n)
+        ]
         W.write_json(_split_files(spec, root, split)[1], entries)
     return stats
 
 
 def _split_files(spec: FormatSpec, root: Path, split: str) -> List[Path]:
     """The annotation (and, for test, RootNet) files of a split."""
-    name = f"RHD_{'training' if split == 'train' else 'evaluation'}.json" if spec.name == "RHD" else \
-        f"STB_{split}.json"
+    name = f"RHD_{'training' if split == 'train' else 'evaluation'}.json" if spec.name == "RHD" else f"STB_{split}.json"
     files = [root / name]
     if split == "test":
         files.append(root / "rootnet_output" / f"rootnet_{spec.name.lower()}_output.json")
@@ -347,12 +396,17 @@ def _prepare_out_dir(spec: FormatSpec, root: Path) -> None:
     must never be overwritten by synthetic files)."""
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"out_dir {root} exists and is not a directory")
-    entries = ([p.name for s in ("train", "test") for p in _split_files(spec, root, s)[:1]]
-               + (["training", "evaluation"] if spec.name == "RHD" else ["images"]) + ["rootnet_output"])
+    entries = (
+        [p.name for s in ("train", "test") for p in _split_files(spec, root, s)[:1]]
+        + (["training", "evaluation"] if spec.name == "RHD" else ["images"])
+        + ["rootnet_output"]
+    )
     foreign = [p for p in entries if (root / p).exists()]
     if foreign and not (root / "synth_info.json").is_file():
-        raise FileExistsError(f"out_dir {root} already holds {foreign} but no synth_info.json: it is not a data set "
-                              "written by internet.synth; choose an empty or new directory")
+        raise FileExistsError(
+            f"out_dir {root} already holds {foreign} but no synth_info.json: it is not a data set "
+            "written by internet.synth; choose an empty or new directory"
+        )
     root.mkdir(parents=True, exist_ok=True)
 
 
@@ -370,12 +424,24 @@ def _write(spec: FormatSpec, out_dir, seed: int, n_train: int, n_test: int, with
             for p in _split_files(spec, root, split):
                 p.unlink(missing_ok=True)
     W.write_bytes(root / "skeleton.txt", _skeleton_text(spec.skeleton).encode())
-    info = {"generator": "internet.synth.single_hand", "format": spec.name, "version": GENERATOR_VERSION,
-            "seed": seed, "arguments": {"n_train": int(n_train), "n_test": int(n_test),
-                                        "with_images": bool(with_images)}, "complete": True, "splits": splits}
+    info = {
+        "generator": "internet.synth.single_hand",
+        "format": spec.name,
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "arguments": {"n_train": int(n_train), "n_test": int(n_test), "with_images": bool(with_images)},
+        "complete": True,
+        "splits": splits,
+    }
     W.write_json(root / "synth_info.json", info)
-    return {"out_dir": str(root), "format": spec.name, "seed": seed, "with_images": bool(with_images),
-            "splits": splits, "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "out_dir": str(root),
+        "format": spec.name,
+        "seed": seed,
+        "with_images": bool(with_images),
+        "splits": splits,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def write_rhd(out_dir, seed: int = 0, n_train: int = 200, n_test: int = 50, with_images: bool = True) -> dict:

@@ -4,6 +4,7 @@ Big files are written piece by piece from pre-serialised JSON fragments, so the 
 annotations) never has to exist as one Python object. A file appears under its final name only once complete: an
 interrupted run leaves at most a ``*.tmp-<pid>`` file behind, never a half-written JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -155,8 +156,9 @@ def image_records(ids, file_names, widths, heights, capture, subject, seq_names,
     ]
 
 
-def annotation_records(ids, bboxes: np.ndarray, joint_valid: np.ndarray, hand_types, hand_type_valid,
-                       jv_text: JointValidText) -> List[str]:
+def annotation_records(
+    ids, bboxes: np.ndarray, joint_valid: np.ndarray, hand_types, hand_type_valid, jv_text: JointValidText
+) -> List[str]:
     """data.json ``annotations`` entries (one per image, id == image_id)."""
     boxes = f32_list(bboxes)
     return [
@@ -166,8 +168,9 @@ def annotation_records(ids, bboxes: np.ndarray, joint_valid: np.ndarray, hand_ty
     ]
 
 
-def joint_3d_records(frames, world_coord: np.ndarray, joint_valid: np.ndarray, hand_types, hand_type_valid,
-                     jv_text: JointValidText) -> List[str]:
+def joint_3d_records(
+    frames, world_coord: np.ndarray, joint_valid: np.ndarray, hand_types, hand_type_valid, jv_text: JointValidText
+) -> List[str]:
     """``"frame_idx": {...}`` members of a capture's joint_3d.json object."""
     coords = f32_list(world_coord)
     return [

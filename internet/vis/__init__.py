@@ -5,6 +5,7 @@
 - ``export``: save HTML + PNG (kaleido with a browser, else matplotlib), ``show`` with a static PNG for notebooks.
 - ``widgets``: ``SampleBrowser`` (ipywidgets) to step through samples.
 """
+
 from internet.vis.export import figure_png, find_browser, save_figure, show
 from internet.vis.overlay import draw_bbox, draw_skeleton_2d, overlay_figure
 from internet.vis.plot3d import camera_rig_figure, hands_figure, hands_figure_matplotlib, static_fallback

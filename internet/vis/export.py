@@ -6,6 +6,7 @@ argument or env ``BROWSER_PATH`` first, then a Chrome downloaded by ``plotly_get
 PATH and their usual install paths (Debian's ``apt-get install chromium`` gives ``/usr/bin/chromium``). A failed PNG
 export never raises in 'auto' mode: it warns once per reason and falls back to matplotlib.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,11 @@ class PngExportWarning(UserWarning):
 @functools.lru_cache(maxsize=None)
 def _warn_once(reason: str) -> None:
     # lru_cache makes this a no-op for a reason already reported in this process.
-    warnings.warn(f"PNG export through kaleido failed ({reason}); using the matplotlib rendering instead",
-                  PngExportWarning, stacklevel=3)
+    warnings.warn(
+        f"PNG export through kaleido failed ({reason}); using the matplotlib rendering instead",
+        PngExportWarning,
+        stacklevel=3,
+    )
 
 
 def find_browser(browser_path: Optional[Union[str, Path]] = None) -> Optional[str]:

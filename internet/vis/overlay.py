@@ -3,6 +3,7 @@
 Images are RGB uint8 (H, W, 3) throughout and are never modified in place. Colours are RGB and are written as RGB:
 the official demo hands a BGR array to PIL, so its saved picture has red and blue swapped; we do not copy that.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -124,13 +125,21 @@ def draw_skeleton_2d(
     for child, parent in skeleton.bones:
         if ok[child] and ok[parent]:
             c = color if color is not None else skeleton.bone_color(int(child))
-            cv2.line(canvas, tuple(map(int, fixed[child])), tuple(map(int, fixed[parent])), tuple(map(int, c)),
-                     thickness, cv2.LINE_AA, _SHIFT)
+            cv2.line(
+                canvas,
+                tuple(map(int, fixed[child])),
+                tuple(map(int, fixed[parent])),
+                tuple(map(int, c)),
+                thickness,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
     if radius > 0:
         for j in np.nonzero(ok)[0]:
             c = color if color is not None else jcol[j]
-            cv2.circle(canvas, tuple(map(int, fixed[j])), int(radius * _SCALE), tuple(map(int, c)), -1, cv2.LINE_AA,
-                       _SHIFT)
+            cv2.circle(
+                canvas, tuple(map(int, fixed[j])), int(radius * _SCALE), tuple(map(int, c)), -1, cv2.LINE_AA, _SHIFT
+            )
     if alpha < 1.0:
         # Untouched pixels are equal in both images, so blending only changes what was drawn.
         return cv2.addWeighted(canvas, alpha, img, 1.0 - alpha, 0.0)

@@ -8,6 +8,7 @@ shows that whole hand. Prediction is drawn solid, ground truth dashed and transl
 Coordinates are camera space in mm (x right, y down, z forward): the default view looks from the camera along +z with
 -y up, so the 3D plot opens looking like the image.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,11 +16,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.basedatatypes import BaseFigure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from plotly.basedatatypes import BaseFigure
 
 from internet.geometry import check_rotation
 from internet.skeleton import INTERHAND, Skeleton
@@ -72,22 +73,39 @@ def hand_traces(
         cols = [np.concatenate([xyz[:, :, k], np.full((len(seg), 1), np.nan)], axis=1).ravel() for k in range(3)]
         x, y, z = ([None if np.isnan(v) else float(v) for v in col] for col in cols)
         finger = skeleton.finger[int(seg[0, 0])]
-        traces.append(go.Scatter3d(
-            x=x, y=y, z=z, mode="lines", name=name, legendgroup=group, showlegend=not traces, hoverinfo="skip",
-            line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]), opacity=style["opacity"],
-            meta=dict(source=source, hand=hand, part="bones", finger=int(finger)),
-        ))
+        traces.append(
+            go.Scatter3d(
+                x=x,
+                y=y,
+                z=z,
+                mode="lines",
+                name=name,
+                legendgroup=group,
+                showlegend=not traces,
+                hoverinfo="skip",
+                line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
+                opacity=style["opacity"],
+                meta=dict(source=source, hand=hand, part="bones", finger=int(finger)),
+            )
+        )
     idx = np.nonzero(keep)[0]
     jcol = joint_colors(skeleton)
-    traces.append(go.Scatter3d(
-        x=pts[idx, 0].tolist(), y=pts[idx, 1].tolist(), z=pts[idx, 2].tolist(), mode="markers",
-        name=name, legendgroup=group, showlegend=not traces,  # the legend entry: first trace of the group
-        marker=dict(size=style["marker"], color=[_rgb(jcol[j]) for j in idx],
-                    line=dict(width=0)),
-        opacity=style["opacity"], text=[skeleton.names[j] for j in idx],
-        hovertemplate="%{text}<br>x %{x:.1f}<br>y %{y:.1f}<br>z %{z:.1f}<extra>" + name + "</extra>",
-        meta=dict(source=source, hand=hand, part="joints"),
-    ))
+    traces.append(
+        go.Scatter3d(
+            x=pts[idx, 0].tolist(),
+            y=pts[idx, 1].tolist(),
+            z=pts[idx, 2].tolist(),
+            mode="markers",
+            name=name,
+            legendgroup=group,
+            showlegend=not traces,  # the legend entry: first trace of the group
+            marker=dict(size=style["marker"], color=[_rgb(jcol[j]) for j in idx], line=dict(width=0)),
+            opacity=style["opacity"],
+            text=[skeleton.names[j] for j in idx],
+            hovertemplate="%{text}<br>x %{x:.1f}<br>y %{y:.1f}<br>z %{z:.1f}<extra>" + name + "</extra>",
+            meta=dict(source=source, hand=hand, part="joints"),
+        )
+    )
     return traces
 
 
@@ -198,8 +216,11 @@ def hands_figure(
     scene = dict(aspectmode="cube", camera=CAMERA_VIEW, xaxis_title=f"x ({unit})", yaxis_title="y", zaxis_title="z")
     scene.update(_cube_ranges(fig))
     fig.update_layout(
-        title=title, height=height, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
-        legend=dict(groupclick="togglegroup"), scene=scene,
+        title=title,
+        height=height,
+        margin=dict(l=0, r=0, t=40 if title else 10, b=0),
+        legend=dict(groupclick="togglegroup"),
+        scene=scene,
         meta=dict(kind="hands", space=space, skeleton=skeleton.name),
         uirevision="hands",  # keep the user's rotation when the data change (widgets)
     )
@@ -265,15 +286,32 @@ def camera_rig_figure(
     x, y, z = ([None if np.isnan(v) else float(v) for v in line[:, k]] for k in range(3))
 
     fig = go.Figure()
-    fig.add_trace(go.Scatter3d(
-        x=x, y=y, z=z, mode="lines", name="frustums", line=dict(color="rgb(90,90,110)", width=2),
-        hoverinfo="skip", meta=dict(part="frustums"),
-    ))
-    fig.add_trace(go.Scatter3d(
-        x=pos[:, 0].tolist(), y=pos[:, 1].tolist(), z=pos[:, 2].tolist(), mode="markers+text", name="cameras",
-        text=names, textposition="top center", textfont=dict(size=9),
-        marker=dict(size=4, color="rgb(20,20,30)"), meta=dict(part="cameras"),
-    ))
+    fig.add_trace(
+        go.Scatter3d(
+            x=x,
+            y=y,
+            z=z,
+            mode="lines",
+            name="frustums",
+            line=dict(color="rgb(90,90,110)", width=2),
+            hoverinfo="skip",
+            meta=dict(part="frustums"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter3d(
+            x=pos[:, 0].tolist(),
+            y=pos[:, 1].tolist(),
+            z=pos[:, 2].tolist(),
+            mode="markers+text",
+            name="cameras",
+            text=names,
+            textposition="top center",
+            textfont=dict(size=9),
+            marker=dict(size=4, color="rgb(20,20,30)"),
+            meta=dict(part="cameras"),
+        )
+    )
     if hands is not None:
         for hand in HANDS:
             fig.add_traces(hand_traces(hands, ok, skeleton, hand, "hands"))
@@ -281,10 +319,17 @@ def camera_rig_figure(
     up = -rot[:, 1, :].mean(axis=0)
     up = up / np.linalg.norm(up) if np.linalg.norm(up) > 0.1 else np.array([0.0, 0.0, 1.0])
     fig.update_layout(
-        title=title, height=height, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
+        title=title,
+        height=height,
+        margin=dict(l=0, r=0, t=40 if title else 10, b=0),
         legend=dict(groupclick="togglegroup"),
-        scene=dict(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y", zaxis_title="z",
-                   camera=dict(up=dict(x=up[0], y=up[1], z=up[2]), eye=dict(x=1.4, y=1.4, z=1.0))),
+        scene=dict(
+            aspectmode="data",
+            xaxis_title="x (mm)",
+            yaxis_title="y",
+            zaxis_title="z",
+            camera=dict(up=dict(x=up[0], y=up[1], z=up[2]), eye=dict(x=1.4, y=1.4, z=1.0)),
+        ),
         meta=dict(kind="camera_rig", cameras=len(pos)),
     )
     return fig
@@ -297,14 +342,16 @@ def _colour(value, default="rgb(80,80,80)") -> Tuple[float, float, float, float]
         value = default
     s = str(value).strip()
     if s.startswith(("rgb(", "rgba(")):
-        parts = [float(p) for p in s[s.index("(") + 1:s.rindex(")")].split(",")]
+        parts = [float(p) for p in s[s.index("(") + 1 : s.rindex(")")].split(",")]
         return (parts[0] / 255, parts[1] / 255, parts[2] / 255, parts[3] if len(parts) > 3 else 1.0)
     return to_rgba(s)
 
 
 def _xyz(trace) -> np.ndarray:
-    cols = [np.array([np.nan if v is None else v for v in (getattr(trace, k) or ())], dtype=np.float64)
-            for k in ("x", "y", "z")]
+    cols = [
+        np.array([np.nan if v is None else v for v in (getattr(trace, k) or ())], dtype=np.float64)
+        for k in ("x", "y", "z")
+    ]
     n = min(len(c) for c in cols)
     return np.stack([c[:n] for c in cols], axis=1)
 
@@ -313,10 +360,10 @@ def _view_basis(scene) -> Tuple[np.ndarray, float]:
     """Rows (right, forward, up) for a plotly scene camera, and the elevation (degrees) of its eye."""
     cam = scene.camera
     up = np.array([cam.up.x, cam.up.y, cam.up.z] if cam.up and cam.up.x is not None else [0, 0, 1], dtype=float)
-    eye = np.array([cam.eye.x, cam.eye.y, cam.eye.z] if cam.eye and cam.eye.x is not None else [1.25] * 3,
-                   dtype=float)
-    centre = np.array([cam.center.x or 0, cam.center.y or 0, cam.center.z or 0] if cam.center else [0, 0, 0],
-                      dtype=float)
+    eye = np.array([cam.eye.x, cam.eye.y, cam.eye.z] if cam.eye and cam.eye.x is not None else [1.25] * 3, dtype=float)
+    centre = np.array(
+        [cam.center.x or 0, cam.center.y or 0, cam.center.z or 0] if cam.center else [0, 0, 0], dtype=float
+    )
     up = up / (np.linalg.norm(up) or 1.0)
     e = eye - centre
     e = e / (np.linalg.norm(e) or 1.0)
@@ -368,25 +415,49 @@ def static_fallback(
             rgba = _colour(trace.line.color)
             dash = {"dash": "--", "dot": ":", "dashdot": "-."}.get(trace.line.dash or "solid", "-")
             width = 0.45 * (trace.line.width or 2)
-            (handle,) = ax.plot(p[:, 0], p[:, 1], p[:, 2], color=rgba[:3], alpha=alpha * rgba[3], linestyle=dash,
-                                linewidth=width)
+            (handle,) = ax.plot(
+                p[:, 0], p[:, 1], p[:, 2], color=rgba[:3], alpha=alpha * rgba[3], linestyle=dash, linewidth=width
+            )
         if "markers" in mode:
             mc = trace.marker.color
             colours = [_colour(c) for c in mc] if isinstance(mc, (list, tuple)) else _colour(mc)
             size = float(trace.marker.size or 4) if not isinstance(trace.marker.size, (list, tuple)) else 4.0
-            handle = ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=colours if isinstance(colours, list) else [colours],
-                                s=(size * 1.6) ** 2, alpha=alpha, depthshade=False, edgecolors="none")
+            handle = ax.scatter(
+                p[:, 0],
+                p[:, 1],
+                p[:, 2],
+                c=colours if isinstance(colours, list) else [colours],
+                s=(size * 1.6) ** 2,
+                alpha=alpha,
+                depthshade=False,
+                edgecolors="none",
+            )
         if "text" in mode and trace.text is not None:
             for q, t in zip(p, trace.text):
                 if np.isfinite(q).all():
                     ax.text(q[0], q[1], q[2], str(t), fontsize=6)
         if handle is not None and trace.showlegend is not False and trace.name and trace.name not in labels:
             labels.append(trace.name)
-            proxy_colour = _colour(trace.line.color if "lines" in mode else
-                                   (trace.marker.color[0] if isinstance(trace.marker.color, (list, tuple))
-                                    and trace.marker.color else trace.marker.color))
-            handles.append(Line2D([], [], color=proxy_colour[:3], alpha=alpha, marker="o", markersize=4,
-                                  linestyle="--" if (trace.line.dash or "") == "dash" else "-"))
+            proxy_colour = _colour(
+                trace.line.color
+                if "lines" in mode
+                else (
+                    trace.marker.color[0]
+                    if isinstance(trace.marker.color, (list, tuple)) and trace.marker.color
+                    else trace.marker.color
+                )
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=proxy_colour[:3],
+                    alpha=alpha,
+                    marker="o",
+                    markersize=4,
+                    linestyle="--" if (trace.line.dash or "") == "dash" else "-",
+                )
+            )
 
     scene = fig.layout.scene
     titles = [scene.xaxis.title.text or "x", scene.yaxis.title.text or "y", scene.zaxis.title.text or "z"]

@@ -11,6 +11,7 @@
 Nothing here reads files or runs a model: the frames come from a callable (see ``internet.sequences`` and
 ``internet.video`` for the data).
 """
+
 from __future__ import annotations
 
 import html
@@ -30,11 +31,16 @@ from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
 from internet.vis.plot3d import CAMERA_VIEW, _rgb
 from internet.vis.widgets import _figure_widget, _png
 
-_STYLE = {"pred": dict(dash="solid", opacity=1.0, width=6, marker=4.0),
-          "gt": dict(dash="dash", opacity=0.55, width=4, marker=3.0)}
+_STYLE = {
+    "pred": dict(dash="solid", opacity=1.0, width=6, marker=4.0),
+    "gt": dict(dash="dash", opacity=0.55, width=4, marker=3.0),
+}
 _LABEL = {"pred": "pred", "gt": "GT"}
-MPJPE_LINES = (("right", "right hand", "rgb(200,60,60)"), ("left", "left hand", "rgb(60,90,200)"),
-               ("interacting", "interacting (both hands)", "rgb(40,150,70)"))
+MPJPE_LINES = (
+    ("right", "right hand", "rgb(200,60,60)"),
+    ("left", "left hand", "rgb(60,90,200)"),
+    ("interacting", "interacting (both hands)", "rgb(40,150,70)"),
+)
 
 
 # ============================================================================================== 3D hands, fixed traces
@@ -50,8 +56,13 @@ def _fingers(skeleton: Skeleton, hand: str) -> List[Tuple[int, np.ndarray]]:
     return out
 
 
-def root_aligned_side(joints: np.ndarray, valid: np.ndarray, skeleton: Skeleton = INTERHAND,
-                      gap_mm: float = 250.0, right_first: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+def root_aligned_side(
+    joints: np.ndarray,
+    valid: np.ndarray,
+    skeleton: Skeleton = INTERHAND,
+    gap_mm: float = 250.0,
+    right_first: bool = True,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Each hand relative to its root, the hands ``gap_mm`` apart along x (right at -x when ``right_first``);
     joints of a hand whose root is invalid become invalid. Returns (joints (J, 3), valid (J,))."""
     pts = np.array(joints, dtype=np.float64, copy=True)
@@ -67,8 +78,9 @@ def root_aligned_side(joints: np.ndarray, valid: np.ndarray, skeleton: Skeleton 
     return pts, ok
 
 
-def animation_traces(sources: Mapping[str, Tuple[np.ndarray, np.ndarray]], skeleton: Skeleton = INTERHAND,
-                     hands: Sequence[str] = HANDS) -> List[go.Scatter3d]:
+def animation_traces(
+    sources: Mapping[str, Tuple[np.ndarray, np.ndarray]], skeleton: Skeleton = INTERHAND, hands: Sequence[str] = HANDS
+) -> List[go.Scatter3d]:
     """The fixed trace list of one frame: for each source in ('pred', 'gt') present in ``sources`` (name ->
     (joints (J, 3), valid (J,))), each hand, one line trace per finger and one marker trace. Invalid joints and their
     bones are gaps (None), so every frame has the same traces."""
@@ -86,23 +98,46 @@ def animation_traces(sources: Mapping[str, Tuple[np.ndarray, np.ndarray]], skele
                 xyz = np.where((ok[seg[:, 0]] & ok[seg[:, 1]])[:, None, None], pts[seg], np.nan)
                 line = np.concatenate([xyz, np.full((len(seg), 1, 3), np.nan)], axis=1).reshape(-1, 3)
                 x, y, z = ([None if np.isnan(v) else float(v) for v in line[:, k]] for k in range(3))
-                traces.append(go.Scatter3d(
-                    x=x, y=y, z=z, mode="lines", name=name, legendgroup=group, showlegend=first, hoverinfo="skip",
-                    line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
-                    opacity=style["opacity"], meta=dict(source=source, hand=hand, part="bones", finger=finger)))
+                traces.append(
+                    go.Scatter3d(
+                        x=x,
+                        y=y,
+                        z=z,
+                        mode="lines",
+                        name=name,
+                        legendgroup=group,
+                        showlegend=first,
+                        hoverinfo="skip",
+                        line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
+                        opacity=style["opacity"],
+                        meta=dict(source=source, hand=hand, part="bones", finger=finger),
+                    )
+                )
                 first = False
             jt = np.asarray(skeleton.joint_type[hand])
             j = np.where(ok[jt][:, None], pts[jt], np.nan)
             x, y, z = ([None if np.isnan(v) else float(v) for v in j[:, k]] for k in range(3))
-            traces.append(go.Scatter3d(
-                x=x, y=y, z=z, mode="markers", name=name, legendgroup=group, showlegend=False,
-                marker=dict(size=style["marker"], color="rgb(40,40,40)"), opacity=style["opacity"],
-                hoverinfo="skip", meta=dict(source=source, hand=hand, part="joints")))
+            traces.append(
+                go.Scatter3d(
+                    x=x,
+                    y=y,
+                    z=z,
+                    mode="markers",
+                    name=name,
+                    legendgroup=group,
+                    showlegend=False,
+                    marker=dict(size=style["marker"], color="rgb(40,40,40)"),
+                    opacity=style["opacity"],
+                    hoverinfo="skip",
+                    meta=dict(source=source, hand=hand, part="joints"),
+                )
+            )
     return traces
 
 
-def frame_sources(frame: Mapping[str, Any], skeleton: Skeleton = INTERHAND, gap_mm: float = 250.0
-                  ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def frame_sources(
+    frame: Mapping[str, Any], skeleton: Skeleton = INTERHAND, gap_mm: float = 250.0
+) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Root-aligned side-by-side (pred, gt) of a frame dict with ``joint_cam`` (GT) and/or ``pred_cam``,
     ``joint_valid``; the order of the hands follows the GT roots (else the prediction's) as in the image."""
     valid = np.asarray(frame.get("joint_valid", np.ones(skeleton.joint_num)), dtype=bool)
@@ -131,8 +166,10 @@ def scene_ranges(frames: Iterable[Mapping[str, Tuple[np.ndarray, np.ndarray]]], 
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     half = max(float((hi - lo).max()) / 2.0, 10.0) * (1.0 + pad)
     mid = (lo + hi) / 2.0
-    return {f"{a}axis": dict(range=[float(mid[k] - half), float(mid[k] + half)], autorange=False)
-            for k, a in enumerate("xyz")}
+    return {
+        f"{a}axis": dict(range=[float(mid[k] - half), float(mid[k] + half)], autorange=False)
+        for k, a in enumerate("xyz")
+    }
 
 
 def _scene(ranges: dict) -> dict:
@@ -144,8 +181,13 @@ def _scene(ranges: dict) -> dict:
     return dict(aspectmode="cube", camera=camera, **axes)
 
 
-def hands_animation_figure(frames: Sequence[Mapping[str, Any]], fps: float = 5.0, skeleton: Skeleton = INTERHAND,
-                           title: Optional[str] = None, height: int = 560) -> go.Figure:
+def hands_animation_figure(
+    frames: Sequence[Mapping[str, Any]],
+    fps: float = 5.0,
+    skeleton: Skeleton = INTERHAND,
+    title: Optional[str] = None,
+    height: int = 560,
+) -> go.Figure:
     """A plotly figure animating the 3D hands of ``frames`` (dicts as for :class:`SequencePlayer`) with plotly
     frames, a play/pause button and a frame slider: self-contained once saved with :func:`save_animation_html`."""
     if not frames:
@@ -155,23 +197,62 @@ def hands_animation_figure(frames: Sequence[Mapping[str, Any]], fps: float = 5.0
     srcs = [frame_sources(f, skeleton) for f in frames]
     fig = go.Figure(data=animation_traces(srcs[0], skeleton))
     names = [str(f.get("label", k)) for k, f in enumerate(frames)]
-    fig.frames = [go.Frame(data=animation_traces(s, skeleton), name=n,
-                           layout=dict(title=dict(text=str(f.get("title", title or "")))))
-                  for s, n, f in zip(srcs, names, frames)]
+    fig.frames = [
+        go.Frame(
+            data=animation_traces(s, skeleton), name=n, layout=dict(title=dict(text=str(f.get("title", title or ""))))
+        )
+        for s, n, f in zip(srcs, names, frames)
+    ]
     ms = int(round(1000.0 / fps))
     fig.update_layout(
-        title=str(frames[0].get("title", title or "")), height=height, margin=dict(l=0, r=0, t=40, b=0),
-        scene=_scene(scene_ranges(srcs)), legend=dict(groupclick="togglegroup"),
-        updatemenus=[dict(type="buttons", showactive=False, x=0.02, y=0.02, xanchor="left", yanchor="bottom",
-                          buttons=[dict(label="▶ play", method="animate",
-                                        args=[None, dict(frame=dict(duration=ms, redraw=True), fromcurrent=True,
-                                                         transition=dict(duration=0))]),
-                                   dict(label="❚❚ pause", method="animate",
-                                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=0, x=0.2, len=0.78, y=0.02, yanchor="bottom", currentvalue=dict(prefix="frame "),
-                      steps=[dict(method="animate", label=n,
-                                  args=[[n], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-                             for n in names])],
+        title=str(frames[0].get("title", title or "")),
+        height=height,
+        margin=dict(l=0, r=0, t=40, b=0),
+        scene=_scene(scene_ranges(srcs)),
+        legend=dict(groupclick="togglegroup"),
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0.02,
+                y=0.02,
+                xanchor="left",
+                yanchor="bottom",
+                buttons=[
+                    dict(
+                        label="▶ play",
+                        method="animate",
+                        args=[
+                            None,
+                            dict(frame=dict(duration=ms, redraw=True), fromcurrent=True, transition=dict(duration=0)),
+                        ],
+                    ),
+                    dict(
+                        label="❚❚ pause",
+                        method="animate",
+                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")],
+                    ),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=0,
+                x=0.2,
+                len=0.78,
+                y=0.02,
+                yanchor="bottom",
+                currentvalue=dict(prefix="frame "),
+                steps=[
+                    dict(
+                        method="animate",
+                        label=n,
+                        args=[[n], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+                    )
+                    for n in names
+                ],
+            )
+        ],
         meta=dict(kind="hands_animation", frames=len(frames), fps=fps),
     )
     return fig
@@ -187,9 +268,14 @@ def save_animation_html(fig: go.Figure, path: Union[str, Path]) -> Path:
 
 
 # ============================================================================================== per-frame error
-def mpjpe_curve_figure(time_axis: Sequence[float], curves: Mapping[str, np.ndarray], current: Optional[int] = None,
-                       x_title: str = "frame", height: int = 260, title: str = "per-frame MPJPE (root-aligned)"
-                       ) -> go.Figure:
+def mpjpe_curve_figure(
+    time_axis: Sequence[float],
+    curves: Mapping[str, np.ndarray],
+    current: Optional[int] = None,
+    x_title: str = "frame",
+    height: int = 260,
+    title: str = "per-frame MPJPE (root-aligned)",
+) -> go.Figure:
     """Lines of per-frame MPJPE (mm) for the keys 'right', 'left', 'interacting' of ``curves`` against
     ``time_axis``; the frame ``current`` (an index) is marked by a vertical line."""
     x = [float(v) for v in time_axis]
@@ -197,19 +283,37 @@ def mpjpe_curve_figure(time_axis: Sequence[float], curves: Mapping[str, np.ndarr
     for key, label, colour in MPJPE_LINES:
         if key in curves:
             y = [None if not np.isfinite(v) else float(v) for v in np.asarray(curves[key], dtype=np.float64)]
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label, line=dict(color=colour),
-                                     marker=dict(size=5), meta=dict(curve=key)))
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=40, b=40), xaxis_title=x_title,
-                      yaxis_title="MPJPE (mm)", legend=dict(orientation="h", y=-0.35),
-                      meta=dict(kind="mpjpe_curve"))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines+markers",
+                    name=label,
+                    line=dict(color=colour),
+                    marker=dict(size=5),
+                    meta=dict(curve=key),
+                )
+            )
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=50, r=10, t=40, b=40),
+        xaxis_title=x_title,
+        yaxis_title="MPJPE (mm)",
+        legend=dict(orientation="h", y=-0.35),
+        meta=dict(kind="mpjpe_curve"),
+    )
     mark_frame(fig, x[current] if current is not None and x else None)
     return fig
 
 
 def mark_frame(fig: go.Figure, x: Optional[float]) -> None:
     """Move the current-frame marker (a vertical line) of an MPJPE curve figure to ``x`` (None: remove it)."""
-    fig.layout.shapes = () if x is None else (dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper",
-                                                   line=dict(color="black", width=2, dash="dot")),)
+    fig.layout.shapes = (
+        ()
+        if x is None
+        else (dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color="black", width=2, dash="dot")),)
+    )
 
 
 # ============================================================================================== the player
@@ -227,11 +331,19 @@ class SequencePlayer:
 
     SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
-    def __init__(self, get_frame: Callable[[int], Dict[str, Any]], n: int, fps: float = 5.0,
-                 curves: Optional[Mapping[str, np.ndarray]] = None, time_axis: Optional[Sequence[float]] = None,
-                 skeleton: Skeleton = INTERHAND, image_width: int = 360, figure_height: int = 420,
-                 figure_width: int = 560,
-                 sources3d: Optional[Sequence[Mapping[str, Tuple[np.ndarray, np.ndarray]]]] = None) -> None:
+    def __init__(
+        self,
+        get_frame: Callable[[int], Dict[str, Any]],
+        n: int,
+        fps: float = 5.0,
+        curves: Optional[Mapping[str, np.ndarray]] = None,
+        time_axis: Optional[Sequence[float]] = None,
+        skeleton: Skeleton = INTERHAND,
+        image_width: int = 360,
+        figure_height: int = 420,
+        figure_width: int = 560,
+        sources3d: Optional[Sequence[Mapping[str, Tuple[np.ndarray, np.ndarray]]]] = None,
+    ) -> None:
         if not callable(get_frame):
             raise TypeError("get_frame must be a callable index -> dict")
         if int(n) != n or n < 1:
@@ -247,23 +359,39 @@ class SequencePlayer:
         self._ranges = scene_ranges(sources3d)
         self._source_names = tuple(s for s in ("pred", "gt") if s in sources3d[0])
 
-        self.play = widgets.Play(value=0, min=0, max=self.n - 1, step=1, interval=self._interval(1.0),
-                                 description="play", repeat=True)
-        self.slider = widgets.IntSlider(value=0, min=0, max=self.n - 1, description="frame",
-                                        continuous_update=True, layout=widgets.Layout(width="420px"))
+        self.play = widgets.Play(
+            value=0, min=0, max=self.n - 1, step=1, interval=self._interval(1.0), description="play", repeat=True
+        )
+        self.slider = widgets.IntSlider(
+            value=0,
+            min=0,
+            max=self.n - 1,
+            description="frame",
+            continuous_update=True,
+            layout=widgets.Layout(width="420px"),
+        )
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.speed = widgets.Dropdown(options=[(f"{s:g}x", s) for s in self.SPEEDS], value=1.0, description="speed",
-                                      layout=widgets.Layout(width="160px"))
+        self.speed = widgets.Dropdown(
+            options=[(f"{s:g}x", s) for s in self.SPEEDS],
+            value=1.0,
+            description="speed",
+            layout=widgets.Layout(width="160px"),
+        )
         self.title_html = widgets.HTML()
         self.image = widgets.Image(format="png", width=image_width)
 
         fw = _figure_widget()
         self.figure: go.Figure = fw if fw is not None else go.Figure()
         self.figure.add_traces(animation_traces(sources3d[0], skeleton))
-        self.figure.update_layout(height=figure_height, width=figure_width, margin=dict(l=0, r=0, t=10, b=0),
-                                  scene=_scene(self._ranges), uirevision="player",
-                                  legend=dict(groupclick="togglegroup", orientation="h", y=0.0, x=0.0),
-                                  meta=dict(kind="sequence_player_3d"))
+        self.figure.update_layout(
+            height=figure_height,
+            width=figure_width,
+            margin=dict(l=0, r=0, t=10, b=0),
+            scene=_scene(self._ranges),
+            uirevision="player",
+            legend=dict(groupclick="togglegroup", orientation="h", y=0.0, x=0.0),
+            meta=dict(kind="sequence_player_3d"),
+        )
         self.curve: Optional[go.Figure] = None
         if curves is not None:
             xs = list(range(self.n)) if time_axis is None else list(time_axis)
@@ -278,8 +406,7 @@ class SequencePlayer:
         self.slider.observe(lambda change: self.show_frame(change["new"]), names="value")
         self.speed.observe(lambda change: self.set_speed(change["new"]), names="value")
         plots: List[widgets.Widget] = [self.figure if fw is not None else self._outputs]
-        rows = [widgets.HBox([self.play, self.slider, self.speed]), self.title_html,
-                widgets.HBox([self.image, *plots])]
+        rows = [widgets.HBox([self.play, self.slider, self.speed]), self.title_html, widgets.HBox([self.image, *plots])]
         if self.curve is not None and fw is not None:
             rows.append(self.curve)
         self._widget = widgets.VBox(rows)
@@ -318,8 +445,9 @@ class SequencePlayer:
         img = check_image(np.asarray(f["img"]), f"get_frame({k})['img']")
         valid = f.get("joint_valid")
         if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(img, f["joint_img"], valid, self.skeleton,
-                                   alpha=0.5 if f.get("pred_img") is not None else 1.0)
+            img = draw_skeleton_2d(
+                img, f["joint_img"], valid, self.skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
+            )
         if f.get("pred_img") is not None:
             img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), self.skeleton)
         self.image_png = _png(img)
@@ -355,8 +483,13 @@ class SequencePlayer:
 
 
 # ============================================================================================== multi-view grid
-def multiview_grid_figure(views: Sequence[Mapping[str, Any]], skeleton: Skeleton = INTERHAND, columns: int = 4,
-                          tile_inches: float = 2.6, title: Optional[str] = None) -> PngFigure:
+def multiview_grid_figure(
+    views: Sequence[Mapping[str, Any]],
+    skeleton: Skeleton = INTERHAND,
+    columns: int = 4,
+    tile_inches: float = 2.6,
+    title: Optional[str] = None,
+) -> PngFigure:
     """A grid of camera views: each ``view`` dict has ``name``, ``img`` (H, W, 3) uint8 or None (no image: a grey
     tile of ``width`` x ``height``), ``joint_img`` (J, 2) the joints projected into that camera, ``joint_valid`` (J,)
     and optionally ``note``. A matplotlib Figure (no pyplot) shown as PNG in notebooks."""
@@ -385,8 +518,9 @@ def multiview_grid_figure(views: Sequence[Mapping[str, Any]], skeleton: Skeleton
     return fig
 
 
-def project(world: np.ndarray, campos: np.ndarray, camrot: np.ndarray, focal: np.ndarray, princpt: np.ndarray
-            ) -> Tuple[np.ndarray, np.ndarray]:
+def project(
+    world: np.ndarray, campos: np.ndarray, camrot: np.ndarray, focal: np.ndarray, princpt: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
     """World joints (J, 3) mm into a camera: (pixels (J, 2), depth (J,) mm)."""
     cam = (np.asarray(world, dtype=np.float64) - np.asarray(campos, dtype=np.float64)) @ np.asarray(camrot).T
     z = cam[:, 2]
@@ -396,8 +530,9 @@ def project(world: np.ndarray, campos: np.ndarray, camrot: np.ndarray, focal: np
 
 
 # ============================================================================================== video export
-def write_video(frames: Iterable[np.ndarray], path: Union[str, Path], fps: float,
-                gif_max_side: int = 360) -> Dict[str, Any]:
+def write_video(
+    frames: Iterable[np.ndarray], path: Union[str, Path], fps: float, gif_max_side: int = 360
+) -> Dict[str, Any]:
     """Write RGB uint8 frames (all the same size) as an MP4 (OpenCV's 'mp4v'); where OpenCV has no working MP4
     encoder, as an animated GIF beside it (``path`` with suffix .gif, frames scaled to ``gif_max_side``). Frames are
     consumed one at a time (the MP4 path holds none of them). Returns ``{"path", "format", "frames", "size"}``; the
@@ -451,14 +586,16 @@ def _write_gif(first: np.ndarray, rest: Iterable[np.ndarray], path: Path, fps: f
 
     def small(img: np.ndarray) -> "Image.Image":
         if scale < 1.0:
-            img = cv2.resize(img, (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))),
-                             interpolation=cv2.INTER_AREA)
+            img = cv2.resize(
+                img,
+                (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         return Image.fromarray(np.ascontiguousarray(img)).convert("P", palette=Image.Palette.ADAPTIVE)
 
     images = [small(first)] + [small(check_image(np.asarray(f))) for f in rest]
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
-                   loop=0)
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
 
     atomic_write_bytes(path, buf.getvalue())
     return {"path": path, "format": "gif", "frames": len(images), "size": images[0].size}

@@ -5,6 +5,7 @@ installed, which plotly >= 6 needs for FigureWidget; otherwise a ``go.Figure`` r
 All logic lives in plain methods (:meth:`SampleBrowser.update`, :meth:`SampleBrowser.render`), so it can be tested
 without a browser or a kernel.
 """
+
 from __future__ import annotations
 
 import html
@@ -74,18 +75,31 @@ class SampleBrowser:
         self._sample: Dict[str, Any] = {}
         self.image_png = b""
 
-        self.slider = widgets.IntSlider(value=0, min=0, max=self.n - 1, description="sample",
-                                        continuous_update=False, layout=widgets.Layout(width="420px"))
+        self.slider = widgets.IntSlider(
+            value=0,
+            min=0,
+            max=self.n - 1,
+            description="sample",
+            continuous_update=False,
+            layout=widgets.Layout(width="420px"),
+        )
         self.prev_button = widgets.Button(description="◀ prev", layout=widgets.Layout(width="80px"))
         self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="80px"))
-        self.hand_boxes = {h: widgets.Checkbox(value=h in hands, description=f"{h} hand", indent=False,
-                                               layout=widgets.Layout(width="100px")) for h in HANDS}
-        self.pred_box = widgets.Checkbox(value=show_pred, description="prediction", indent=False,
-                                         layout=widgets.Layout(width="100px"))
-        self.gt_box = widgets.Checkbox(value=show_gt, description="ground truth", indent=False,
-                                       layout=widgets.Layout(width="110px"))
-        self.space_buttons = widgets.ToggleButtons(options=["camera", "root"], value=space,
-                                                   description="space", style={"button_width": "70px"})
+        self.hand_boxes = {
+            h: widgets.Checkbox(
+                value=h in hands, description=f"{h} hand", indent=False, layout=widgets.Layout(width="100px")
+            )
+            for h in HANDS
+        }
+        self.pred_box = widgets.Checkbox(
+            value=show_pred, description="prediction", indent=False, layout=widgets.Layout(width="100px")
+        )
+        self.gt_box = widgets.Checkbox(
+            value=show_gt, description="ground truth", indent=False, layout=widgets.Layout(width="110px")
+        )
+        self.space_buttons = widgets.ToggleButtons(
+            options=["camera", "root"], value=space, description="space", style={"button_width": "70px"}
+        )
         self.title_html = widgets.HTML()
         self.image = widgets.Image(format="png", width=image_width)
 
@@ -101,12 +115,14 @@ class SampleBrowser:
         self.space_buttons.observe(lambda _: self.render(), names="value")
 
         plot = self._figure_widget if self._figure_widget is not None else self._plot_out
-        self._widget = widgets.VBox([
-            widgets.HBox([self.prev_button, self.slider, self.next_button]),
-            widgets.HBox([*self.hand_boxes.values(), self.pred_box, self.gt_box, self.space_buttons]),
-            self.title_html,
-            widgets.HBox([self.image, plot]),
-        ])
+        self._widget = widgets.VBox(
+            [
+                widgets.HBox([self.prev_button, self.slider, self.next_button]),
+                widgets.HBox([*self.hand_boxes.values(), self.pred_box, self.gt_box, self.space_buttons]),
+                self.title_html,
+                widgets.HBox([self.image, plot]),
+            ]
+        )
         self.update(start)
 
     # ------------------------------------------------------------------------------------------------ state
@@ -172,8 +188,7 @@ class SampleBrowser:
         img = np.asarray(s["img"])
         has_pred_2d = show_pred and s.get("pred_img") is not None
         if show_gt and s.get("joint_img") is not None:
-            img = draw_skeleton_2d(img, s["joint_img"], valid, self.skeleton, hands,
-                                   alpha=0.5 if has_pred_2d else 1.0)
+            img = draw_skeleton_2d(img, s["joint_img"], valid, self.skeleton, hands, alpha=0.5 if has_pred_2d else 1.0)
         if has_pred_2d:
             img = draw_skeleton_2d(img, s["pred_img"], valid, self.skeleton, hands)
         self.image_png = _png(img)
@@ -184,8 +199,9 @@ class SampleBrowser:
         if pred is None and gt is None:
             new = go.Figure(layout=dict(height=self.figure_height, title="nothing to show"))
         else:
-            new = hands_figure(pred, gt, valid, self.skeleton, space=self.space_buttons.value, show=hands,
-                               height=self.figure_height)
+            new = hands_figure(
+                pred, gt, valid, self.skeleton, space=self.space_buttons.value, show=hands, height=self.figure_height
+            )
         fig = self._figure
         with fig.batch_update():
             fig.data = ()
