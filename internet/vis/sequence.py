@@ -29,7 +29,7 @@ from internet.atomic import atomic_write_bytes
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
 from internet.vis.plot3d import CAMERA_VIEW, _rgb
-from internet.vis.widgets import _figure_widget, _png
+from internet.vis.widgets import _figure_widget, _png, redraw_in_output
 
 _STYLE = {
     "pred": dict(dash="solid", opacity=1.0, width=6, marker=4.0),
@@ -465,21 +465,7 @@ class SequencePlayer:
         self._redraw_without_widget()
 
     def _redraw_without_widget(self) -> None:
-        if self._outputs is None:
-            return
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover
-            return
-        if get_ipython() is None:
-            return
-        from IPython.display import clear_output, display
-
-        with self._outputs:
-            clear_output(wait=True)
-            display(self.figure)
-            if self.curve is not None:
-                display(self.curve)
+        redraw_in_output(self._outputs, self.figure, *([self.curve] if self.curve is not None else []))
 
 
 # ============================================================================================== multi-view grid

@@ -211,16 +211,23 @@ class SampleBrowser:
 
     def _show_plot(self) -> None:
         """Without FigureWidget: redraw the static-structure figure into the Output widget (in a kernel only)."""
-        if self._plot_out is None:
-            return
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover
-            return
-        if get_ipython() is None:
-            return
-        from IPython.display import clear_output, display
+        redraw_in_output(self._plot_out, self._figure)
 
-        with self._plot_out:
-            clear_output(wait=True)
-            display(self._figure)
+
+def redraw_in_output(output, *figures) -> None:
+    """Replace what an ``ipywidgets.Output`` shows with ``figures`` (the fallback where a FigureWidget cannot update
+    in place); nothing outside a kernel or without an Output."""
+    if output is None:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the notebook stack
+        return
+    if get_ipython() is None:
+        return
+    from IPython.display import clear_output, display
+
+    with output:
+        clear_output(wait=True)
+        for fig in figures:
+            display(fig)
