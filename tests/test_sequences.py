@@ -91,7 +91,7 @@ def test_smooth_rng_keeps_the_marginals_and_holds_discrete_draws():
 # ============================================================================================== internet.sequences
 def test_sequence_index_on_the_real_sample_layout(shared_dir):
     root = shared_dir / "data" / "interhand26m_sample"
-    seqs = SequenceIndex(root, "test")
+    seqs = SequenceIndex(root, "test", cache=False)  # the vendored copy stays untouched
     data = _json(root / "annotations/test/InterHand2.6M_test_data.json")
     cams = _json(root / "annotations/test/InterHand2.6M_test_camera.json")
     joints = _json(root / "annotations/test/InterHand2.6M_test_joint_3d.json")
