@@ -22,9 +22,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+import papermill
+
 from internet.cli import non_negative_int, positive_int
 from internet.notebook import project_path, project_root
 from internet.results import read_results, result_paths
+from internet.synth import generate
+from internet.synth.interhand import GENERATOR_VERSION
 
 NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "06_sequences")
 DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
@@ -57,7 +61,6 @@ def synthetic_data_ready(data_root: Path, seed: int, n_train: int, n_val: int, n
     except (OSError, ValueError):
         return False
     args = info.get("arguments", {}) if isinstance(info, dict) else {}
-    from internet.synth.interhand import GENERATOR_VERSION  # older renderings are regenerated
 
     return (
         info.get("version") == GENERATOR_VERSION
@@ -74,7 +77,6 @@ def prepare_data(data_root: Path, seed: int, n_train: int, n_val: int, n_test: i
     if synthetic_data_ready(data_root, seed, n_train, n_val, n_test):
         print(f"[data] synthetic data set already complete in {data_root} (synth_info.json): reusing it", flush=True)
         return "reused"
-    from internet.synth import generate
 
     print(
         f"[data] writing the synthetic data set to {data_root} ({n_train} train, {n_val} val, {n_test} test "
@@ -89,7 +91,6 @@ def run_notebook(name: str, parameters: Dict[str, Any], out_dir: Path, echo: boo
     """Execute ``notebooks/{name}.ipynb`` with papermill into ``out_dir``; the notebook's printed output is echoed
     live. A failing cell raises :class:`DemoError` naming the executed notebook, which keeps the error and all
     outputs up to it."""
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     src = project_root() / "notebooks" / f"{name}.ipynb"

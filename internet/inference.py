@@ -22,6 +22,7 @@ from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.decode import decode_heatmaps, merge_flip
 from internet.device import autocast
+from internet.logging_utils import progress
 from internet.skeleton import INTERHAND, Skeleton
 
 PREDICTION_KEYS = ("index", "joint_coord", "rel_root_depth", "hand_type", "inv_trans")
@@ -98,7 +99,6 @@ def predict(
     (default ``cfg.num_workers``), pinned memory on CUDA; ``batch_size`` defaults to ``cfg.test_batch_size``.
     In a distributed run (initialised process group) each process predicts every ``world_size``-th sample and the
     predictions are gathered, so every process returns all of them."""
-    from internet.logging_utils import progress
 
     if not isinstance(cfg, Config):
         raise TypeError(

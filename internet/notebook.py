@@ -8,13 +8,22 @@ that are not configuration (a sample index, an image path, a box) are checked wi
 
 from __future__ import annotations
 
+import html
+import io
+import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from internet.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
 from internet.config import Config, ConfigError
+from internet.device import choose_device
+from internet.logging_utils import JSONL_LOG, TEXT_LOG
 from internet.model.load import MODEL_FIELDS, load_model  # noqa: F401  (the notebooks import them from here)
+from internet.train import check_output_dir
+from internet.vis import show
 
 PRESETS = ("cpu", "paper")
 # notebook name -> Config field
@@ -189,7 +198,6 @@ def show_table(rows: Sequence[Mapping[str, Any]], title: Optional[str] = None, f
     if get_ipython() is None:
         print(text)
         return text
-    import html
 
     head = f"<b>{html.escape(title)}</b>" if title else ""
     if rows:
@@ -209,7 +217,6 @@ def show_table(rows: Sequence[Mapping[str, Any]], title: Optional[str] = None, f
 def resolve_checkpoint(value: Union[str, int, Path, None], cfg: Config) -> Path:
     """A notebook's ``checkpoint`` parameter as a file: 'latest' (the newest snapshot in ``cfg.model_dump_dir``), an
     epoch number (``snapshot_{N}.pth.tar`` there) or a path (relative ones under :func:`project_path`)."""
-    from internet.checkpoint import checkpoint_name, latest_checkpoint
 
     if value is None or value == "latest":
         path = latest_checkpoint(cfg.model_dump_dir)
@@ -238,13 +245,6 @@ def archive_previous_run(cfg: Config) -> Optional[Path]:
     """Move the checkpoints and training logs of an earlier run out of the way before a fresh (not resumed) run, so
     that 'latest' can never pick a stale snapshot of a longer earlier run. They go to ``previous/<timestamp>/``
     under the output folder; nothing is deleted. Returns that folder, or None when there was nothing to move."""
-    import shutil
-    import time
-
-    from internet.checkpoint import parse_checkpoint_name
-    from internet.device import choose_device
-    from internet.logging_utils import JSONL_LOG, TEXT_LOG
-    from internet.train import check_output_dir
 
     # what the run would fail on is checked before anything moves: a failed start keeps the earlier run resumable
     choose_device(cfg.device)
@@ -332,7 +332,6 @@ def display_figure(fig: Any, static: Union[bool, str] = True, dpi: int = 100) ->
     """Show a figure in a notebook so that executed notebooks keep a picture: a matplotlib Figure (built without
     pyplot, so IPython has no formatter for it) as a PNG image; a plotly figure interactively, followed by a static
     PNG (``static`` as in :func:`internet.vis.show`)."""
-    import io
 
     from IPython.display import Image, display
     from matplotlib.figure import Figure
@@ -342,7 +341,6 @@ def display_figure(fig: Any, static: Union[bool, str] = True, dpi: int = 100) ->
         fig.savefig(buf, format="png", dpi=dpi)
         display(Image(data=buf.getvalue(), format="png"))
         return
-    from internet.vis import show
 
     show(fig, static=static)
 

@@ -14,6 +14,7 @@ from internet.sequences import SequenceIndex, SequenceKey, frame_step
 from internet.skeleton import INTERHAND, Skeleton
 from internet.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.vis.overlay import draw_skeleton_2d
+from internet.vis.plot3d import camera_rig_figure
 from internet.vis.sequence import (
     frame_sources,
     hands_animation_figure,
@@ -224,7 +225,6 @@ def multiview_figures(
 ):
     """(grid figure, rig figure, info) of one frame from every camera (annotated views first, up to
     ``max_views``)."""
-    from internet.vis.plot3d import camera_rig_figure
 
     info = frame_views(seqs, capture, seq_name, frame)
     views = sorted(info["views"], key=lambda v: v.get("img") is None)[:max_views]

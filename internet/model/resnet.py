@@ -13,6 +13,8 @@ from typing import Mapping, Union
 import torch
 from torch import nn
 
+from internet.checkpoint import CheckpointError, check_state_compatible, load_checkpoint
+
 # depth -> (block type, blocks per stage), as torchvision
 RESNET_SPECS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     18: ("basic", (2, 2, 2, 2)),
@@ -132,7 +134,6 @@ class ResNet(nn.Module):
         :class:`internet.checkpoint.CheckpointError` naming the keys and, when it applies, the other depth.
         """
         # checkpoint.py depends only on torch, so importing it here keeps the data flow one-way.
-        from internet.checkpoint import CheckpointError, check_state_compatible, load_checkpoint
 
         where = str(source) if isinstance(source, (str, Path)) else "the given state dict"
         state = load_checkpoint(source) if isinstance(source, (str, Path)) else source

@@ -13,6 +13,8 @@ from typing import Optional, Sequence
 
 from internet.cli import non_negative_int, positive_int
 from internet.synth.interhand import IMAGE_FORMATS, generate
+from internet.synth.scale import expand_split
+from internet.synth.single_hand import WRITERS
 
 SINGLE_HAND_FORMATS = ("rhd", "stb")
 
@@ -72,7 +74,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.format in SINGLE_HAND_FORMATS:
         if args.train + args.test == 0:
             parser.error("--train and --test are both 0: nothing to generate")
-        from internet.synth.single_hand import WRITERS
 
         try:
             summary = WRITERS[args.format](
@@ -100,8 +101,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (FileExistsError, NotADirectoryError) as e:
         parser.error(str(e))
     if args.image_pool:
-        from internet.synth.scale import expand_split
-
         summary["image_pool"] = [expand_split(args.out, split, n) for split, n in sizes.items() if n > rendered[split]]
     print(json.dumps(summary, indent=1))
     return 0

@@ -9,13 +9,16 @@ export never raises in 'auto' mode: it warns once per reason and falls back to m
 
 from __future__ import annotations
 
+import base64
 import functools
+import io
 import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple, Union
 
+import plotly.io as pio
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from plotly.basedatatypes import BaseFigure
@@ -76,7 +79,6 @@ def _browser_env(path: str) -> Iterator[None]:
 
 
 def _matplotlib_png(fig: Figure, dpi: int = 100) -> bytes:
-    import io
 
     if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
         FigureCanvasAgg(fig)
@@ -115,8 +117,6 @@ def figure_png(
             reason = "no Chrome/Chromium found (set BROWSER_PATH, or install chromium / run plotly_get_chrome)"
         else:
             try:
-                import plotly.io as pio
-
                 with _browser_env(browser):
                     png = pio.to_image(fig, format="png", width=width, height=height, scale=scale)
                 if png[:8] != PNG_MAGIC:
@@ -181,14 +181,12 @@ def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> Non
     static: True or 'matplotlib' (fast, no browser), 'auto' or 'kaleido' (browser rendering, see
     :func:`figure_png`), False (no PNG). Returns None, so a cell ending in ``show(fig)`` prints nothing more.
     """
-    import base64
 
     from IPython import display as ipd
 
     if isinstance(fig, Figure) or not isinstance(fig, BaseFigure):  # a matplotlib Figure displays as a PNG itself
         ipd.display(fig)
         return
-    import plotly.io as pio
 
     # what this environment's plotly renderer shows (e.g. classic Notebook HTML), plus always the plotly mimetype
     # that JupyterLab renders interactively

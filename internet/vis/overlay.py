@@ -6,6 +6,7 @@ the official demo hands a BGR array to PIL, so its saved picture has red and blu
 
 from __future__ import annotations
 
+import io
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -27,7 +28,6 @@ class PngFigure(Figure):
     imported: we build figures without pyplot to keep no global state and need no GUI backend (issue #32)."""
 
     def _repr_png_(self) -> bytes:
-        import io
 
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
