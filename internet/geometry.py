@@ -105,15 +105,22 @@ def box_fault(box: Sequence[float], width: float, height: float) -> str:
     return f"lies entirely outside the {width:g}x{height:g} (WxH) image"
 
 
-def check_box(bbox: Any, width: int, height: int, name: str = "bbox") -> np.ndarray:
-    """``bbox`` as a float64 [x, y, w, h] that :func:`invalid_boxes` accepts for a width x height image, else
-    ValueError naming ``name``, the box and what is wrong."""
+def as_box(bbox: Any, name: str = "bbox") -> np.ndarray:
+    """``bbox`` as a float64 (4,) [x, y, w, h] of finite numbers, else ValueError naming ``name`` (the parsing step
+    of :func:`check_box`, for a box given before its image is known, e.g. a notebook parameter)."""
     try:
         box = np.asarray(bbox, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         box = None
     if box is None or box.shape != (4,) or not np.isfinite(box).all():
         raise ValueError(f"{name}={bbox!r}: expected [x, y, w, h], four finite numbers in pixels")
+    return box
+
+
+def check_box(bbox: Any, width: int, height: int, name: str = "bbox") -> np.ndarray:
+    """``bbox`` as a float64 [x, y, w, h] that :func:`invalid_boxes` accepts for a width x height image, else
+    ValueError naming ``name``, the box and what is wrong."""
+    box = as_box(bbox, name)
     fault = box_fault(box, width, height)
     if fault:
         raise ValueError(f"{name}={box.tolist()} {fault}")

@@ -20,6 +20,7 @@ import numpy as np
 from internet.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
 from internet.config import Config, ConfigError
 from internet.device import choose_device
+from internet.geometry import as_box
 from internet.logging_utils import JSONL_LOG, TEXT_LOG
 from internet.model.load import MODEL_FIELDS, load_model  # noqa: F401  (the notebooks import them from here)
 from internet.train import check_output_dir
@@ -153,11 +154,9 @@ def check_bbox(name: str, value: Any, optional: bool = False) -> Optional[np.nda
     if value is None and optional:
         return None
     try:
-        box = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        box = None
-    if box is None or box.shape != (4,) or not np.isfinite(box).all():
-        raise ParameterError(f"parameter {name}={value!r}: expected [x, y, w, h], four finite numbers")
+        box = as_box(value, name)  # the parsing step of geometry.check_box, which checks it against the image later
+    except ValueError:
+        raise ParameterError(f"parameter {name}={value!r}: expected [x, y, w, h], four finite numbers") from None
     if box[2] <= 0 or box[3] <= 0:
         raise ParameterError(f"parameter {name}={value!r}: width and height must be > 0")
     return box
