@@ -64,9 +64,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.
     pytest.fail(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def lab(tmp_path, tiny_data, trained_checkpoint):
-    """A JupyterLab server whose root holds 04_visualize_3d.ipynb with tiny parameters injected."""
+def serve_notebook(tmp_path: Path, name: str, parameters: dict):
+    """Generator for a fixture: a JupyterLab server (its own config, settings and process group) whose root holds
+    ``notebooks/{name}.ipynb`` with ``parameters`` injected; yields url, root, log and out. Skips without Chromium."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium; `make test` tries)")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
@@ -75,18 +75,8 @@ def lab(tmp_path, tiny_data, trained_checkpoint):
 
     root = tmp_path / "lab"
     root.mkdir()
-    nb = parameterize_notebook(
-        load_notebook_node(str(REPO / "notebooks" / "04_visualize_3d.ipynb")),
-        {
-            "data_root": str(tiny_data),
-            "output_dir": str(tmp_path / "output"),
-            "checkpoint": str(trained_checkpoint),
-            "png_export": "matplotlib",
-            "n_browse": 4,
-            "export": False,
-        },
-    )
-    nbformat.write(nb, str(root / "04_visualize_3d.ipynb"))
+    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / f"{name}.ipynb")), parameters)
+    nbformat.write(nb, str(root / f"{name}.ipynb"))
     config_dir = tmp_path / "jupyter_config"
     config_dir.mkdir()
     (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
@@ -102,6 +92,7 @@ def lab(tmp_path, tiny_data, trained_checkpoint):
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"),
         "IPYTHONDIR": str(tmp_path / "ipython"),
         "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     port = _free_port()
     log = tmp_path / "jupyterlab.log"
@@ -137,6 +128,23 @@ def lab(tmp_path, tiny_data, trained_checkpoint):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+@pytest.fixture
+def lab(tmp_path, tiny_data, trained_checkpoint):
+    """A JupyterLab server whose root holds 04_visualize_3d.ipynb with tiny parameters injected."""
+    yield from serve_notebook(
+        tmp_path,
+        "04_visualize_3d",
+        {
+            "data_root": str(tiny_data),
+            "output_dir": str(tmp_path / "output"),
+            "checkpoint": str(trained_checkpoint),
+            "png_export": "matplotlib",
+            "n_browse": 4,
+            "export": False,
+        },
+    )
 
 
 # x/y/z (typed arrays or lists) and meta of every trace of the first plotly plot matching a selector, read from

@@ -4,15 +4,8 @@ Skipped where no Chromium is installed."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-
-import nbformat
 import pytest
-from test_browser import _PLOT_DATA_JS, CHROMIUM, CHROMIUM_ARGS, LAB_CONFIG, REPO, _free_port, _plot_data, _wait_http
+from test_browser import _PLOT_DATA_JS, CHROMIUM, CHROMIUM_ARGS, _plot_data, serve_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -20,16 +13,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def lab06(tmp_path, tiny_data, trained_checkpoint):
     """A JupyterLab server whose root holds 06_sequences.ipynb with tiny parameters injected."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium; `make test` tries)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
-
-    root = tmp_path / "lab"
-    root.mkdir()
-    nb = parameterize_notebook(
-        load_notebook_node(str(REPO / "notebooks" / "06_sequences.ipynb")),
+    yield from serve_notebook(
+        tmp_path,
+        "06_sequences",
         {
             "data_root": str(tiny_data),
             "output_dir": str(tmp_path / "output"),
@@ -39,57 +25,6 @@ def lab06(tmp_path, tiny_data, trained_checkpoint):
             "temporal_sequences": 0,
         },
     )
-    nbformat.write(nb, str(root / "06_sequences.ipynb"))
-    config_dir = tmp_path / "jupyter_config"
-    config_dir.mkdir()
-    (config_dir / "jupyter_lab_config.json").write_text(json.dumps(LAB_CONFIG))
-    settings = tmp_path / "lab_settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(config_dir),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab_settings"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    port = _free_port()
-    log = tmp_path / "jupyterlab.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        "--IdentityProvider.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}",
-        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/api/status", proc, log)
-        yield {"url": f"http://127.0.0.1:{port}", "root": root, "log": log, "out": tmp_path}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 def test_sequence_player_plays_in_jupyterlab(lab06):
