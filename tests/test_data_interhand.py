@@ -57,6 +57,32 @@ def save_json(root: Path, kind: str, obj) -> None:
 
 
 # ================================================================================================ parity
+FIXTURE_KEYS = (
+    "joint_coord",
+    "joint_valid",
+    "root_valid",
+    "rel_root_depth",
+    "hand_type",
+    "hand_type_valid",
+    "inv_trans",
+    "capture",
+    "cam",
+    "frame",
+)
+
+
+def _assert_sample_matches(sample: dict, ref, row: int, label: str) -> None:
+    """Every target and id of ``sample`` equals the official fixture's row ``row``."""
+    for key in FIXTURE_KEYS:
+        np.testing.assert_allclose(
+            np.asarray(sample[key], np.float64),
+            ref[key][row].astype(np.float64),
+            rtol=1e-6,
+            atol=1e-5,
+            err_msg=f"{label} key {key}",
+        )
+
+
 def test_test_mode_matches_official(tmp_path):
     ref = np.load(REF / "data_test_mode.npz")
     ds = InterHand26M(sample_cfg(trans_test="gt"), "test", mode="test", cache_dir=tmp_path)
@@ -65,25 +91,7 @@ def test_test_mode_matches_official(tmp_path):
     for i in range(3):
         s = ds[i]
         np.testing.assert_allclose(s["img"], ref["img"][i].astype(np.float32), atol=2e-3, rtol=0)
-        for key in (
-            "joint_coord",
-            "joint_valid",
-            "root_valid",
-            "rel_root_depth",
-            "hand_type",
-            "hand_type_valid",
-            "inv_trans",
-            "capture",
-            "cam",
-            "frame",
-        ):
-            np.testing.assert_allclose(
-                np.asarray(s[key], np.float64),
-                ref[key][i].astype(np.float64),
-                rtol=1e-6,
-                atol=1e-5,
-                err_msg=f"sample {i} key {key}",
-            )
+        _assert_sample_matches(s, ref, i, f"sample {i}")
 
 
 def test_train_fixed_aug_matches_official(tmp_path):
@@ -95,25 +103,7 @@ def test_train_fixed_aug_matches_official(tmp_path):
     for j, (draw, idx) in enumerate(ref["aug_sample"]):
         s = ds.get_sample(int(idx), augs[int(draw)])
         np.testing.assert_allclose(s["img"], ref["img"][j].astype(np.float32), atol=2e-3, rtol=0)
-        for key in (
-            "joint_coord",
-            "joint_valid",
-            "root_valid",
-            "rel_root_depth",
-            "hand_type",
-            "hand_type_valid",
-            "inv_trans",
-            "capture",
-            "cam",
-            "frame",
-        ):
-            np.testing.assert_allclose(
-                np.asarray(s[key], np.float64),
-                ref[key][j].astype(np.float64),
-                rtol=1e-6,
-                atol=1e-5,
-                err_msg=f"fixture row {j} key {key}",
-            )
+        _assert_sample_matches(s, ref, j, f"fixture row {j}")
 
 
 def test_sample_contract_dtypes_and_shapes(tmp_path):
