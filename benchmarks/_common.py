@@ -44,17 +44,6 @@ def limit_threads(n: int) -> None:
         sys.modules["cv2"].setNumThreads(n)
 
 
-def _lscpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _ram_gib() -> Optional[float]:
     try:
         with open("/proc/meminfo") as f:
@@ -68,8 +57,10 @@ def _ram_gib() -> Optional[float]:
 
 def machine_info(device: str = "cpu") -> Dict[str, object]:
     """What the figures were measured on: CPU model, cores, RAM, date (UTC), device, library versions."""
+    from internet.device import cpu_model  # imports torch: not at module import (thread settings come first)
+
     info: Dict[str, object] = {
-        "cpu_model": _lscpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "ram_gib": _ram_gib(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -139,12 +130,12 @@ def time_repeats(
 # ----------------------------------------------------------------------------------------------------- memory
 def rss_mib() -> float:
     """Current resident set size of this process (MiB)."""
-    return _status_kib("VmRSS") / 1024
+    return status_kib("VmRSS") / 1024
 
 
 def peak_rss_mib() -> float:
     """Peak resident set size of this process since start or the last :func:`reset_peak_rss` (MiB)."""
-    hwm = _status_kib("VmHWM")
+    hwm = status_kib("VmHWM")
     if hwm:
         return hwm / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -161,7 +152,8 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def _status_kib(key: str) -> int:
+def status_kib(key: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``, ``RssAnon``, ``RssFile``, ...); 0 where absent."""
     try:
         with open("/proc/self/status") as f:
             for line in f:

@@ -1,4 +1,4 @@
-"""Batch-1 inference latency: the paper's model (ResNet-50, 256 px) and the CPU preset (ResNet-18, 128 px).
+"""Batch-1 inference latency: the paper's model (ResNet-50, 256 px) and the CPU preset (ResNet-18, 96 px).
 
 ``python benchmarks/bench_inference.py [--quick] [--device cpu|cuda] [--repeats 20] [--threads 2]
 [--malloc retain|default]``

@@ -10,7 +10,7 @@ official formulation and in the trainer's fast default, measured in the same run
   ``torch.compile`` (``--compile``); cudnn.benchmark on CUDA.
 Both run ``Trainer._step`` (the trainer's own step) on a batch of real sample frames with the official training
 augmentation, from the same initial weights. Models: the paper's (ResNet-50, 256 px, 64^3 heatmaps) and the CPU
-preset (ResNet-18, 128 px, 16x32x32 heatmaps). Batch: the paper's 16 on CUDA; on CPU 2 for the paper model and 16
+preset (ResNet-18, 96 px, 16x24x24 heatmaps). Batch: the paper's 16 on CUDA; on CPU 2 for the paper model and 16
 for the preset
 (``--batch-size`` overrides both). Each formulation runs in a fresh subprocess, so its memory is its own: CUDA
 ``max_memory_allocated``; on CPU the peak RSS of that process (and its rise above the RSS once the model and batch

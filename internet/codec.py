@@ -95,7 +95,7 @@ class HeatmapCodec:
     @classmethod
     def from_config(cls, cfg: Union[Config, "HeatmapCodec"]) -> "HeatmapCodec":
         """The codec of ``cfg`` (an :class:`internet.config.Config`, or a codec, returned as it is). A missing config
-        is a TypeError: outputs of the CPU preset (16x32x32 heatmaps) read with the paper's geometry would come back
+        is a TypeError: outputs of the CPU preset (16x24x24 heatmaps) read with the paper's geometry would come back
         in wrong millimetres without any error."""
         if isinstance(cfg, cls):
             return cfg

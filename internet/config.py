@@ -179,8 +179,8 @@ class Config:
         # Each setting, and the runs that chose it: benchmarks/RESULTS.md section 7 ("Why each setting").
         base = dict(
             resnet_type=18,
-            input_img_shape=(128, 128),
-            output_hm_shape=(16, 32, 32),
+            input_img_shape=(96, 96),
+            output_hm_shape=(16, 24, 24),
             sigma=2.5,
             head_channels=64,
             fc_input_norm=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any, Dict, Optional, Sequence
 import papermill
 
 from internet.cli import non_negative_int, positive_int
+from internet.device import cpu_has_fast_bf16, cpu_model
+from internet.logging_utils import JSONL_LOG, read_jsonl
 from internet.notebook import project_path, project_root
 from internet.results import read_results, result_paths
 from internet.synth import generate
@@ -123,6 +126,33 @@ def _metrics(d: Optional[dict]) -> Optional[dict]:
     return {k: off.get(k) for k in ("mpjpe_all", "mpjpe_single", "mpjpe_interacting", "mrrpe", "handedness_accuracy")}
 
 
+def training_speed(log_dir: Path) -> Dict[str, Any]:
+    """What the training run did, from its ``train_log.jsonl``: ``iterations``, ``seconds`` (summed iteration
+    times), ``images_per_s`` over the whole run and the ``precision`` it ran in (None where there is no log)."""
+    try:
+        records = read_jsonl(log_dir / JSONL_LOG)
+    except (OSError, ValueError):
+        records = []
+    records = [r for r in records if isinstance(r.get("time"), (int, float))]
+    if not records:
+        return {"iterations": None, "seconds": None, "images_per_s": None, "precision": None}
+    iters = [int(r.get("iters", 1)) for r in records]
+    seconds = [float(r["time"]) * n for r, n in zip(records, iters)]  # "time" is the window's mean per iteration
+    images = sum(float(r.get("images_per_s", 0.0)) * t for r, t in zip(records, seconds))
+    total = sum(seconds)
+    return {
+        "iterations": sum(iters),
+        "seconds": round(total, 1),
+        "images_per_s": round(images / total, 1) if total > 0 else None,
+        "precision": records[-1].get("precision"),
+    }
+
+
+def machine() -> Dict[str, Any]:
+    """The CPU the demo ran on: its model, cores and whether it has native bf16 (which decides the precision)."""
+    return {"cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "native_bf16": cpu_has_fast_bf16()}
+
+
 def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra: Dict[str, Any]) -> dict:
     """The demo summary from ``result/eval_{split}.json`` (written by 03_evaluate, :mod:`internet.results`) and
     the timings."""
@@ -188,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="PNG of 3D figures: 'auto' uses a headless Chromium when installed (auto)",
     )
+    p.add_argument(
+        "--float32",
+        action="store_true",
+        help="train in float32 even where the CPU has native bf16 (the precision of CPUs without it)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo training run")
     p.add_argument(
         "--quick", action="store_true", help="a plumbing check in seconds: tiny data set and network, two iterations"
@@ -230,10 +265,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             train_params[key] = value
     if train_params.get("max_iters_per_epoch") == 0:
         train_params["max_iters_per_epoch"] = None
-    if "config_overrides" in train_params:
-        train_params["config_overrides"] = {**train_params["config_overrides"], "seed": args.seed}
-    else:
-        train_params["config_overrides"] = {"seed": args.seed}
+    train_params["config_overrides"] = {**train_params.get("config_overrides", {}), "seed": args.seed}
+    if args.float32:
+        train_params["config_overrides"]["amp"] = False  # the trainer's bf16 autocast needs cfg.amp
     common = {"data_root": str(data_root), "output_dir": str(output_dir)}
     plan = [
         ("01_explore_dataset", {**common, "png_export": png_export, "n_browse": 20}),
@@ -270,6 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seconds["total"] = time.perf_counter() - t_start
     if failure:
         extra["failed"] = failure
+    extra["machine"] = machine()
+    extra["training"].update(training_speed(output_dir / "log"))
     summary = build_summary(output_dir, "test", seconds, extra)
     result_dir = output_dir / "result"
     result_dir.mkdir(parents=True, exist_ok=True)
@@ -281,6 +317,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _fmt(v: Any, digits: int = 1) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _training_line(summary: dict) -> str:
+    training, cpu = summary.get("training", {}), summary.get("machine", {})
+    return (
+        f"  trained {training.get('iterations') or 'n/a'} iterations at {_fmt(training.get('images_per_s'))} images/s"
+        f" in {training.get('precision') or 'n/a'} on {cpu.get('cpu_model', 'n/a')} ({cpu.get('cpu_cores', '?')} cores,"
+        f" native bf16: {'yes' if cpu.get('native_bf16') else 'no'})"
+    )
 
 
 def _report(summary: dict, summary_path: Path, output_dir: Path, failure: Optional[str]) -> None:
@@ -296,6 +341,7 @@ def _report(summary: dict, summary_path: Path, output_dir: Path, failure: Option
         f"  handedness acc.   before {_fmt(acc['before_training'], 3)}  |  after {_fmt(acc['after_training'], 3)}"
         f"  |  mean-pose baseline {_fmt(acc['mean_pose_baseline'], 3)}",
         "  time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["seconds"].items()),
+        _training_line(summary),
         "where to look:",
         f"  executed notebooks  {output_dir / 'notebooks'}/",
         f"  figures             {output_dir / 'vis'}/  (HTML opens in any browser)",

@@ -23,6 +23,7 @@ from internet.config import Config
 from internet.decode import decode_heatmaps, merge_flip
 from internet.device import autocast
 from internet.logging_utils import progress
+from internet.runtime import loader_worker_init
 from internet.skeleton import INTERHAND, Skeleton
 
 PREDICTION_KEYS = ("index", "joint_coord", "rel_root_depth", "hand_type", "inv_trans")
@@ -94,7 +95,7 @@ def predict(
 
     Returns numpy arrays in ``indices`` order: ``index`` (N,) int64, ``joint_coord`` (N, J, 3) heatmap space,
     ``rel_root_depth`` (N,) bins, ``hand_type`` (N, 2) probabilities, ``inv_trans`` (N, 2, 3) crop -> image.
-    The geometry comes from ``cfg`` (required: a CPU-preset model's 16x32x32 heatmaps read with the paper's shapes
+    The geometry comes from ``cfg`` (required: a CPU-preset model's 16x24x24 heatmaps read with the paper's shapes
     would come back in wrong millimetres). Samples are built by a DataLoader with ``num_workers`` processes
     (default ``cfg.num_workers``), pinned memory on CUDA; ``batch_size`` defaults to ``cfg.test_batch_size``.
     In a distributed run (initialised process group) each process predicts every ``world_size``-th sample and the
@@ -124,7 +125,7 @@ def predict(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
-        worker_init_fn=worker_init_fn,
+        worker_init_fn=worker_init_fn if worker_init_fn is not None else loader_worker_init(cfg.retain_freed_memory),
         prefetch_factor=4 if num_workers > 0 else None,
         collate_fn=_collate_inputs,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 # mallopt parameter numbers from glibc's <malloc.h>
@@ -51,3 +52,18 @@ def _glibc_mallopt():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return mallopt
+
+
+def init_loader_worker(worker_id: int, retain: bool = True) -> None:
+    """DataLoader worker start-up (the trainer's and :func:`internet.inference.predict`'s loaders): with ``retain``
+    the freed sample buffers stay in the heap (:func:`retain_freed_memory`); workers forked from a process that set
+    it inherit the setting, spawned ones need this call. OpenCV's thread count is left alone: setting it in a worker
+    forked from a process whose OpenCV pool has run deadlocks."""
+    if retain:
+        retain_freed_memory()
+
+
+def loader_worker_init(retain: bool):
+    """The ``worker_init_fn`` for a loader: :func:`init_loader_worker` with ``retain`` (picklable, for spawned
+    workers)."""
+    return functools.partial(init_loader_worker, retain=bool(retain))

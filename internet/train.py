@@ -56,7 +56,7 @@ from internet.checkpoint import (
 )
 from internet.config import Config
 from internet.data import build_dataset
-from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale
+from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale, precision_name
 from internet.evaluate import evaluate_dataset
 from internet.inference import predict
 from internet.logging_utils import TrainLogger, format_duration, progress
@@ -64,7 +64,7 @@ from internet.losses import InterNetLoss
 from internet.model import InterNet, param_groups
 from internet.model.load import load_model
 from internet.results import write_results
-from internet.runtime import retain_freed_memory
+from internet.runtime import loader_worker_init, retain_freed_memory
 
 Callback = Callable[["Trainer", dict], None]
 
@@ -215,11 +215,6 @@ def check_output_dir(cfg: Config) -> None:
                 f"output folder {folder} is not writable ({e.strerror or e}); "
                 f"set output_dir (now {cfg.output_dir!r}) to a writable folder"
             ) from e
-
-
-def _init_loader_worker(worker_id: int) -> None:
-    """DataLoader worker start-up: keep freed sample buffers in the heap (internet.runtime)."""
-    retain_freed_memory()
 
 
 def _dist_context(cfg: Config) -> tuple:
@@ -464,7 +459,7 @@ class Trainer:
         self.train_set, self.test_set = train_set, test_set
         # workers forked from this process inherit its heap settings; spawned ones (and forks of a process that
         # changed them since) need their own call
-        self._worker_init = _init_loader_worker if cfg.retain_freed_memory else None
+        self._worker_init = loader_worker_init(cfg.retain_freed_memory)
         self.callbacks, self.progress_bar = list(callbacks), progress_bar
         self.logger = TrainLogger(cfg.log_dir, enabled=self.is_main, echo=echo)
         if cfg.device == "auto" and self.device.type == "cpu" and is_paper_scale(cfg):
@@ -546,6 +541,7 @@ class Trainer:
                     **losses,
                     "loss_total": self.total_loss(losses),
                     **clock.lap(t_data, self.global_batch_size),
+                    "precision": precision_name(self.amp_dtype),
                 }
                 window.add(last)
                 if self.global_step % cfg.log_every_iters == 0 or self.iter == per_epoch:

@@ -527,6 +527,12 @@ def test_inference_scale_benchmark_runs(tmp_path):
     assert f["projected_full_pass_data_side_s_on_16_cores"] == pytest.approx(
         400 / (f["workers_1"]["samples_per_s"] * 16), rel=0.01, abs=0.01
     )
+    mem = f["memory_check"]
+    anon = [r["RssAnon"] for r in mem["resident_at_end_mib"]]
+    assert min(anon) > 0 and mem["anonymous_growth_mib"] == pytest.approx(anon[1] - anon[0], abs=0.11)
+    assert out["goals"]["anonymous memory grows <= 2 x the extra predictions + 32 MiB"] == (
+        mem["anonymous_growth_mib"] <= 2 * mem["extra_prediction_mib"] + 32
+    )
 
 
 # ------------------------------------------------------------------------------------------------ README recipes

@@ -14,6 +14,7 @@ from vendored import OFFICIAL
 from internet.checkpoint import CheckpointError, infer_resnet_depth
 from internet.config import Config
 from internet.model import InterNet, ResNet
+from internet.model.internet import PoseNet
 
 
 def official_keys() -> dict[str, tuple[tuple[int, ...], str]]:
@@ -244,6 +245,43 @@ def test_channels_last_matches_contiguous(small_filled_model):
     for key in ref:
         assert out[key].shape == ref[key].shape
         assert_close_scaled(out[key], ref[key], 1e-4, f"channels_last {key}")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_joint_heatmaps_equal_the_official_convolutions(channels_last):
+    """The heads' 1x1 convolutions run as one batched product into one tensor: the same numbers as calling
+    ``joint_conv_{1,2}`` on their branch and concatenating the reshaped outputs (right hand first), with biases that
+    differ per hand and channel, and the same gradients for both convolutions' weights and biases."""
+    torch.manual_seed(3)
+    net = PoseNet(in_channels=32, joint_num=21, depth_bins=4, root_bins=8, head_channels=8)
+    with torch.no_grad():
+        for conv in (net.joint_conv_1[0], net.joint_conv_2[0]):
+            conv.weight.normal_()
+            conv.bias.normal_()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    feat = torch.randn(3, 32, 2, 2).contiguous(memory_format=fmt)
+
+    def official(module):
+        parts = []
+        for deconv, conv in (
+            (module.joint_deconv_1, module.joint_conv_1),
+            (module.joint_deconv_2, module.joint_conv_2),
+        ):
+            out = conv(deconv(feat))
+            parts.append(out.reshape(out.shape[0], 21, 4, *out.shape[2:]))
+        return torch.cat(parts, dim=1)
+
+    got, ref = net.joint_heatmaps(feat), official(net)
+    assert got.shape == (3, 42, 4, 16, 16) and torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(ref.shape)
+    grads = []
+    for value in (got, ref):
+        net.zero_grad()
+        (value * weights).sum().backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in (net.joint_conv_1[0].weight, net.joint_conv_2[0].bias)])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_bf16_autocast_keeps_float32_heads(small_filled_model):

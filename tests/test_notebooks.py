@@ -5,7 +5,9 @@ clear parameter errors, and an interrupted training run that resumes from its la
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -449,6 +451,7 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     import torch
 
     from internet.data import InterHand26M
+    from internet.device import cpu_has_fast_bf16
     from internet.model import InterNet
 
     assert demo_run.rc == 0, demo_run.summary
@@ -458,6 +461,19 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
         assert s["seconds"][name] >= 0
     assert len(s["executed_notebooks"]) == 5 and all(Path(p).is_file() for p in s["executed_notebooks"])
     assert s["evaluated"]["checkpoint"] == str(demo_run.checkpoint)
+    # what ran, and where: the iterations the checkpoint records, the precision the trainer picks on this CPU, the CPU
+    # model as /proc/cpuinfo names it
+    state = torch.load(demo_run.checkpoint, map_location="cpu", weights_only=True)["train_state"]
+    training = s["training"]
+    assert training["iterations"] == state["global_step"] == 2 and training["images_per_s"] > 0
+    assert training["precision"] == ("bf16 autocast" if cpu_has_fast_bf16() else "float32")
+    names = [
+        ln.split(":", 1)[1].strip()
+        for ln in Path("/proc/cpuinfo").read_text().splitlines()
+        if ln.startswith("model name")
+    ]
+    assert s["machine"]["cpu_model"] == names[0] and s["machine"]["cpu_cores"] == os.cpu_count()
+    assert s["machine"]["native_bf16"] == cpu_has_fast_bf16()
 
     # every number of the summary, recomputed independently (see _annotations and _official_scores)
     ckpt = torch.load(demo_run.checkpoint, map_location="cpu", weights_only=True)
@@ -759,6 +775,40 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     bad = save_checkpoint(tmp_path / "bad.pth.tar", {"network": {"not_a_layer": torch.zeros(1)}})
     with pytest.raises(CheckpointError, match="missing keys"):
         load_model(bad, Config.cpu_demo())
+
+
+def test_demo_float32_trains_in_float32_and_says_so(tiny_data, tmp_path, capsys):
+    """``--float32`` (the README's way to time a CPU without bf16 on one that has it) reaches the trainer: the
+    checkpoint's config has amp off, the log's records and the summary say float32, and so does the printed line."""
+    import torch
+
+    from internet.checkpoint import latest_checkpoint
+    from internet.demo import main
+
+    out = tmp_path / "output"
+    argv = ["--quick", "--float32", "--data-root", str(tiny_data), "--output-dir", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "result" / "summary.json").read_text())
+    state = torch.load(latest_checkpoint(out / "model_dump"), map_location="cpu", weights_only=True)["train_state"]
+    assert state["config"]["amp"] is False and summary["training"]["config_overrides"]["amp"] is False
+    assert summary["training"]["precision"] == "float32" and summary["training"]["iterations"] == 2
+    assert "images/s in float32 on" in capsys.readouterr().out
+
+
+def test_make_demo_passes_demo_args_to_the_demo():
+    """``make demo DEMO_ARGS=--float32`` (README) runs ``python -m internet.demo --float32``: the Makefile's recipe,
+    printed by ``make -n`` with its prerequisites taken as done."""
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    makefile = Path(__file__).resolve().parents[1] / "Makefile"
+    proc = subprocess.run(
+        ["make", "-n", "-o", "install", "-o", "browser", "-f", str(makefile), "demo", "DEMO_ARGS=--float32"],
+        capture_output=True,
+        text=True,
+        cwd=makefile.parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("-m internet.demo --float32"), proc.stdout
 
 
 def test_demo_failure_is_reported_with_a_summary(tmp_path, capsys):

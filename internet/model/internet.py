@@ -97,11 +97,25 @@ class PoseNet(nn.Module):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.zeros_(m.bias)
 
-    def _hand_heatmap(self, deconv: nn.Module, conv: nn.Module, img_feat: torch.Tensor) -> torch.Tensor:
-        out = conv(deconv(img_feat))
-        b, _, h, w = out.shape
-        # channel = joint * depth_bins + depth_bin; reshape (not view) also accepts channels_last outputs
-        return out.reshape(b, self.joint_num, self.depth_bins, h, w)
+    def joint_heatmaps(self, img_feat: torch.Tensor) -> torch.Tensor:
+        """Both hands' 3D heatmaps, (B, 2 * joint_num, depth_bins, h, w), right hand first.
+
+        ``joint_conv_{1,2}`` are 1x1 convolutions; they are computed here as one batched matrix product that writes
+        both hands into a single NCHW tensor. Calling the convolutions and concatenating would copy the largest
+        tensor of the network twice (channels_last -> NCHW for the reshape, then the concatenation): about 10% of a
+        float32 CPU training step of the CPU preset (benchmarks/RESULTS.md section 1). Same weights, same result."""
+        feats = [deconv(img_feat) for deconv in (self.joint_deconv_1, self.joint_deconv_2)]
+        b, c, h, w = feats[0].shape
+        convs = [self.joint_conv_1[0], self.joint_conv_2[0]]
+        channels = convs[0].out_channels
+        # (B*2, C, h*w): a view per hand whatever the memory format, then one small copy of the C-channel features
+        x = torch.stack([f.flatten(2) for f in feats], 1).reshape(b * 2, c, h * w)
+        weight = torch.stack([conv.weight.reshape(channels, c) for conv in convs])  # (2, J*D, C)
+        bias = torch.stack([conv.bias for conv in convs])  # (2, J*D)
+        weight = weight.to(x.dtype).expand(b, 2, channels, c).reshape(b * 2, channels, c)
+        bias = bias.to(x.dtype)[None, :, :, None].expand(b, 2, channels, 1).reshape(b * 2, channels, 1)
+        out = torch.baddbmm(bias, weight, x)  # (B*2, J*D, h*w), channel = joint * depth_bins + depth_bin
+        return out.view(b, 2 * self.joint_num, self.depth_bins, h, w)
 
     def soft_argmax_1d(self, logits: torch.Tensor) -> torch.Tensor:
         """Expected bin index under softmax(logits), in float32 whatever the autocast dtype: (B, K) -> (B, 1)."""
@@ -110,13 +124,7 @@ class PoseNet(nn.Module):
         return (prob * bins).sum(dim=1, keepdim=True)
 
     def forward(self, img_feat: torch.Tensor) -> dict[str, torch.Tensor]:
-        heatmap = torch.cat(
-            [
-                self._hand_heatmap(self.joint_deconv_1, self.joint_conv_1, img_feat),
-                self._hand_heatmap(self.joint_deconv_2, self.joint_conv_2, img_feat),
-            ],
-            dim=1,
-        )
+        heatmap = self.joint_heatmaps(img_feat)
         feat_gap = torch.nn.functional.avg_pool2d(img_feat, img_feat.shape[2:]).flatten(1)  # GAP, as official
         if self.fc_input_norm is not None:
             feat_gap = self.fc_input_norm(feat_gap)
