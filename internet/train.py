@@ -6,8 +6,8 @@ Recipe (official ``main/train.py``): Adam, lr = ``cfg.lr / lr_dec_factor**k`` wi
 three terms, ``cfg.loss_weights`` 1:1:1).
 
 Speed: bf16 autocast for training (see :mod:`internet.device` for when it is on; :meth:`Trainer.test` runs in
-float32 unless asked), channels_last, pinned memory, non-blocking copies and fused Adam on CUDA, persistent workers,
-``torch.compile`` (``cfg.compile``), cudnn.benchmark, DistributedDataParallel.
+float32 unless asked), channels_last, pinned memory, non-blocking copies, fused Adam (CUDA and CPU), persistent
+workers, ``torch.compile`` (``cfg.compile``), cudnn.benchmark, DistributedDataParallel.
 
 Crash safety: checkpoints are written atomically (:mod:`internet.checkpoint`); the end-of-epoch
 ``snapshot_{epoch}.pth.tar`` is in the official format (``epoch``, ``network`` with ``module.`` keys, ``optimizer``)
@@ -451,8 +451,9 @@ class Trainer:
             self.loss_fn = self.loss_fn.to(self.device)
         # the loss's weighted total of its terms (tensors, or the log's floats), else their sum
         self.total_loss = getattr(self.loss_fn, "total", _sum_of_terms)
-        # fused Adam on CUDA: one kernel for all parameters (same update rule as the official Adam)
-        self._adam_flags = {"fused": True if self.device.type == "cuda" else None, "foreach": None}
+        # fused Adam on CUDA and CPU: one kernel for all parameters, the official Adam's update rule (on a CPU the
+        # per-parameter loop took 40 ms of a 0.3 s step of the CPU preset, fused 11 ms: benchmarks/RESULTS.md 7)
+        self._adam_flags = {"fused": True, "foreach": None}
         groups = param_groups(self.model, cfg.linear_lr_max)
         self.lr_max = [group.pop("lr_max") for group in groups]  # per group: the schedule's rate is capped at it
         self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, **self._adam_flags)

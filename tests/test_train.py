@@ -125,6 +125,27 @@ def test_linear_lr_max_bounds_the_linear_layers_rate_and_resumes(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------- data order
+def test_trainer_steps_with_fused_adam_on_the_cpu_and_its_update_is_the_official_adam(tmp_path):
+    """The trainer's optimizer is fused on the CPU too (one kernel for all parameters), and three of its training
+    steps move the weights as the per-parameter (official) Adam does from the same start on the same batches."""
+    moved = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        # no BatchNorm: a bias in front of one has a gradient of rounding noise, which Adam scales to a full step
+        model = TinyInterNet(bn=False)
+        trainer = Trainer(tiny_cfg(tmp_path / str(fused), lr=1e-2), model=model, train_set=RandomHands(6))
+        assert all(group["fused"] is True for group in trainer.optimizer.param_groups)
+        if not fused:  # the same groups and rates, the official implementation
+            for group in trainer.optimizer.param_groups:
+                group["fused"] = None
+        batches = torch.utils.data.DataLoader(RandomHands(6), batch_size=2)
+        for batch in batches:
+            trainer._step(batch)
+        moved.append({k: v.clone() for k, v in model.state_dict().items()})
+    for key, value in moved[0].items():
+        assert torch.allclose(value.float(), moved[1][key].float(), rtol=1e-5, atol=1e-6), key
+
+
 def test_sampler_order_is_reproducible_resumable_and_shards_like_distributed_sampler():
     s = EpochBatchSampler(10, 3, seed=5)
     s.set_epoch(2)
