@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (the main job, CPU preset, about 15 minutes here) and `make test`.
+# Two entry points: `make demo` (the main job, CPU preset, under 15 minutes on 2 cores) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

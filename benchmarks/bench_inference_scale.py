@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,9 @@ def measure(args, workers: int, samples: int) -> dict:
                 "hand_type_logits": pooled[:, :2],
             }
 
+    # The main process's torch runs on one thread: on a GPU box its forward is the GPU's, and on these 2 cores two
+    # intra-op threads spinning between the stand-in's ops took CPU from the workers (1.5 -> 0.75 ms per sample)
+    torch.set_num_threads(1)
     cfg = Config.paper(
         data_root=str(args.root),
         device=args.device,
@@ -140,11 +144,17 @@ def measure(args, workers: int, samples: int) -> dict:
     model = StandIn().to(device).eval()
     idx = np.linspace(0, len(dataset) - 1, samples + args.batch_size).astype(np.int64)
     predict(model, dataset, cfg, indices=idx[: args.batch_size], device=device)  # warm-up: first batch, start-up
+    cpu0 = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
     t0 = time.perf_counter()
     pred = predict(model, dataset, cfg, indices=idx[args.batch_size :], device=device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
+    cpu1 = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    # CPU time per sample (user + system) of this process and of the loader workers (joined when predict returns)
+    main_ms, workers_ms = (
+        (cpu1[k].ru_utime + cpu1[k].ru_stime - cpu0[k].ru_utime - cpu0[k].ru_stime) * 1e3 / samples for k in (0, 1)
+    )
     assert len(pred["index"]) == samples and np.isfinite(pred["joint_coord"]).all()
     # the resident memory at the end, by kind: anonymous (heap, arrays, predictions) can only grow with the samples
     # through a leak or the predictions; file-backed pages (the memory-mapped index, the image files read in this
@@ -158,6 +168,8 @@ def measure(args, workers: int, samples: int) -> dict:
         "dataset_ready_s": round(build_s, 2),
         "rss_after_dataset_mib": round(rss_ready, 1),
         "peak_rss_mib": round(C.peak_rss_mib(), 1),
+        "main_cpu_ms_per_sample": round(main_ms, 3),
+        "workers_cpu_ms_per_sample": round(workers_ms, 3),
         "workers_peak_rss_mib": round(C.children_peak_rss_mib(), 1),
         "resident_at_end_mib": resident,
         "prediction_bytes": int(sum(v.nbytes for v in pred.values())),
@@ -186,6 +198,10 @@ def main(argv=None) -> dict:
     figures = {f"workers_{w}": r for w, r in runs.items()}
     per_worker = runs[1]["samples_per_s"] if 1 in runs else None
     projection = round(args.n / (per_worker * GPU_BOX_CORES), 2) if per_worker else None
+    # the main process receives every batch: with enough workers its own CPU per sample bounds the rate
+    main_ms = runs[1]["main_cpu_ms_per_sample"] if 1 in runs else None
+    main_bound = round(1e3 / main_ms, 1) if main_ms else None
+    projection_main_bound = round(args.n / min(per_worker * GPU_BOX_CORES, main_bound), 2) if main_bound else None
     growth = round(bigger["peak_rss_mib"] - small["peak_rss_mib"], 1)
     extra_predictions = round((bigger["prediction_bytes"] - small["prediction_bytes"]) / 2**20, 1)
     figures.update(
@@ -194,6 +210,8 @@ def main(argv=None) -> dict:
                 round(runs[2]["samples_per_s"] / runs[1]["samples_per_s"], 2) if {1, 2} <= set(runs) else None
             ),
             "projected_full_pass_data_side_s_on_16_cores": projection,
+            "main_process_bound_samples_per_s": main_bound,
+            "projected_full_pass_s_on_16_cores_with_main_process_bound": projection_main_bound,
             "memory_check": {
                 "samples": [small["samples"], bigger["samples"]],
                 "peak_rss_mib": [small["peak_rss_mib"], bigger["peak_rss_mib"]],
@@ -224,7 +242,7 @@ def main(argv=None) -> dict:
         "image_pool": args.pool,
         "batch_size": args.batch_size,
         "crop": "256x256 (paper)",
-        "model": "stand-in (one strided conv + pooling): the data side of the path",
+        "model": "stand-in (average pooling + a 1x1 convolution): the data side of the path",
         "figures": figures,
         "goals": goals,
     }

@@ -51,11 +51,11 @@ def test_the_paper_numbers_and_the_range_rules():
     assert bins.tolist() == [32.0, 64.0, 0.0] and ok.tolist() == [True, False, True]
     assert codec.depth_bins_to_mm(np.array([0.0, 32.0, 64.0])).tolist() == [-200.0, 0.0, 200.0]
     assert (codec.flip_mirror_constant("tensor"), codec.flip_mirror_constant("crop")) == (63.75, 64.0)
-    # CPU preset: 16 depth bins over the same 400 mm, 32x32 heatmaps of 128-pixel crops
+    # CPU preset: 16 depth bins over the same 400 mm, 24x24 heatmaps of 96-pixel crops (4 pixels a cell, as the paper)
     cpu = HeatmapCodec.from_config(Config.cpu_demo())
     assert cpu.depth_bins_to_mm(np.array([8.0])).tolist() == [0.0]
     assert cpu.heatmap_to_crop(np.array([[8.0, 8.0, 8.0]])).tolist() == [[32.0, 32.0, 0.0]]
-    assert cpu.flip_mirror_constant("tensor") == 31.75
+    assert cpu.flip_mirror_constant("tensor") == 23.75  # W - 1/4 for W = 24
 
 
 def test_heatmap_to_image_goes_through_inv_trans_and_to_camera_adds_the_root_depths():

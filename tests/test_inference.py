@@ -189,6 +189,24 @@ def test_predict_with_workers_equals_predict_in_process(tiny_data):
     assert placed["pred_cam"].shape == (len(ds), 42, 3)
 
 
+@pytest.mark.parametrize("retain", [True, False])
+def test_predict_workers_keep_freed_memory_as_the_config_says(paper_cfg, pattern_set, tmp_path, monkeypatch, retain):
+    """``cfg.retain_freed_memory`` reaches predict's loader workers (as it does the trainer's): each forked worker
+    calls ``runtime.retain_freed_memory`` at start-up when it is on, and not when it is off."""
+    import internet.runtime as runtime
+
+    def mark() -> bool:
+        (tmp_path / f"worker_{os.getpid()}").touch()
+        return True
+
+    monkeypatch.setattr(runtime, "retain_freed_memory", mark)  # the forked workers inherit the patched module
+    cfg = paper_cfg.replace(retain_freed_memory=retain)
+    out = predict(MirrorModel(), pattern_set, cfg, indices=[0, 1, 2, 3], num_workers=2, batch_size=1)
+    assert len(out["index"]) == 4
+    marks = sorted(tmp_path.glob("worker_*"))
+    assert len(marks) == (2 if retain else 0) and f"worker_{os.getpid()}" not in [m.name for m in marks]
+
+
 # ------------------------------------------------------------------------------------------------ notebook 03
 def test_notebook_03_flip_test_equals_trainer_test_with_flip(demo_run, execute_notebook, tmp_path):
     """03's flip_test parameter reaches the inference, and 03 and Trainer.test compute the same numbers."""

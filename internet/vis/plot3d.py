@@ -42,6 +42,41 @@ def _rgb(c) -> str:
     return "rgb({},{},{})".format(*(int(v) for v in c))
 
 
+def xyz_lists(points: np.ndarray) -> Tuple[list, list, list]:
+    """Plotly's x, y, z lists of ``points`` (N, 3): a NaN coordinate becomes None, where plotly leaves a gap."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return tuple([None if np.isnan(v) else float(v) for v in points[:, k]] for k in range(3))
+
+
+def bone_trace(
+    xyz: np.ndarray,
+    colour,
+    style: dict,
+    name: str,
+    group: str,
+    showlegend: bool,
+    source: str,
+    hand: str,
+    finger: int,
+) -> go.Scatter3d:
+    """One finger's bones as one line trace: ``xyz`` (S, 2, 3) segment ends in mm, a segment with a NaN end left
+    out; segments are separated by None, where plotly breaks the line. ``style``: a ``_STYLE`` entry."""
+    x, y, z = xyz_lists(np.concatenate([np.asarray(xyz, dtype=np.float64), np.full((len(xyz), 1, 3), np.nan)], axis=1))
+    return go.Scatter3d(
+        x=x,
+        y=y,
+        z=z,
+        mode="lines",
+        name=name,
+        legendgroup=group,
+        showlegend=showlegend,
+        hoverinfo="skip",
+        line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
+        opacity=style["opacity"],
+        meta=dict(source=source, hand=hand, part="bones", finger=int(finger)),
+    )
+
+
 def hand_traces(
     joints: np.ndarray,
     ok: np.ndarray,
@@ -68,26 +103,8 @@ def hand_traces(
     colours = [skeleton.bone_color(int(c)) for c in bones[:, 0]]
     for colour in dict.fromkeys(colours):  # one trace per colour (finger), in skeleton order
         seg = bones[[c == colour for c in colours]]
-        xyz = pts[seg]  # (S, 2, 3)
-        # Segments separated by None: plotly breaks the line there.
-        cols = [np.concatenate([xyz[:, :, k], np.full((len(seg), 1), np.nan)], axis=1).ravel() for k in range(3)]
-        x, y, z = ([None if np.isnan(v) else float(v) for v in col] for col in cols)
-        finger = skeleton.finger[int(seg[0, 0])]
-        traces.append(
-            go.Scatter3d(
-                x=x,
-                y=y,
-                z=z,
-                mode="lines",
-                name=name,
-                legendgroup=group,
-                showlegend=not traces,
-                hoverinfo="skip",
-                line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
-                opacity=style["opacity"],
-                meta=dict(source=source, hand=hand, part="bones", finger=int(finger)),
-            )
-        )
+        finger = int(skeleton.finger[int(seg[0, 0])])
+        traces.append(bone_trace(pts[seg], colour, style, name, group, not traces, source, hand, finger))
     idx = np.nonzero(keep)[0]
     jcol = joint_colors(skeleton)
     traces.append(

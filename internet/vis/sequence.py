@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from internet.atomic import atomic_write_bytes
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
-from internet.vis.plot3d import CAMERA_VIEW, _rgb
+from internet.vis.plot3d import CAMERA_VIEW, bone_trace, xyz_lists
 from internet.vis.widgets import _figure_widget, _png, redraw_in_output
 
 _STYLE = {
@@ -96,27 +96,10 @@ def animation_traces(
             first = True
             for finger, seg, colour in _fingers(skeleton, hand):
                 xyz = np.where((ok[seg[:, 0]] & ok[seg[:, 1]])[:, None, None], pts[seg], np.nan)
-                line = np.concatenate([xyz, np.full((len(seg), 1, 3), np.nan)], axis=1).reshape(-1, 3)
-                x, y, z = ([None if np.isnan(v) else float(v) for v in line[:, k]] for k in range(3))
-                traces.append(
-                    go.Scatter3d(
-                        x=x,
-                        y=y,
-                        z=z,
-                        mode="lines",
-                        name=name,
-                        legendgroup=group,
-                        showlegend=first,
-                        hoverinfo="skip",
-                        line=dict(color=_rgb(colour), width=style["width"], dash=style["dash"]),
-                        opacity=style["opacity"],
-                        meta=dict(source=source, hand=hand, part="bones", finger=finger),
-                    )
-                )
+                traces.append(bone_trace(xyz, colour, style, name, group, first, source, hand, finger))
                 first = False
             jt = np.asarray(skeleton.joint_type[hand])
-            j = np.where(ok[jt][:, None], pts[jt], np.nan)
-            x, y, z = ([None if np.isnan(v) else float(v) for v in j[:, k]] for k in range(3))
+            x, y, z = xyz_lists(np.where(ok[jt][:, None], pts[jt], np.nan))
             traces.append(
                 go.Scatter3d(
                     x=x,
