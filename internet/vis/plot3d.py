@@ -48,6 +48,19 @@ def xyz_lists(points: np.ndarray) -> Tuple[list, list, list]:
     return tuple([None if np.isnan(v) else float(v) for v in points[:, k]] for k in range(3))
 
 
+def finger_bones(skeleton: Skeleton, hand: str) -> List[Tuple[int, np.ndarray, tuple]]:
+    """(finger id, bones (B, 2), colour) of one hand's bones, grouped by bone colour, in skeleton order: what one
+    line trace per finger draws."""
+    in_hand = set(int(j) for j in skeleton.joint_type[hand])
+    bones = np.array([b for b in skeleton.bones if int(b[0]) in in_hand], dtype=np.int64)
+    colours = [skeleton.bone_color(int(c)) for c in bones[:, 0]]
+    out = []
+    for colour in dict.fromkeys(colours):
+        seg = bones[[c == colour for c in colours]]
+        out.append((int(skeleton.finger[int(seg[0, 0])]), seg, colour))
+    return out
+
+
 def bone_trace(
     xyz: np.ndarray,
     colour,
@@ -98,13 +111,10 @@ def hand_traces(
     name = f"{_LABEL[source]} {hand}"
     traces: List[go.Scatter3d] = []
 
-    bones = skeleton.bones
-    bones = bones[keep[bones[:, 0]] & keep[bones[:, 1]]]
-    colours = [skeleton.bone_color(int(c)) for c in bones[:, 0]]
-    for colour in dict.fromkeys(colours):  # one trace per colour (finger), in skeleton order
-        seg = bones[[c == colour for c in colours]]
-        finger = int(skeleton.finger[int(seg[0, 0])])
-        traces.append(bone_trace(pts[seg], colour, style, name, group, not traces, source, hand, finger))
+    for finger, seg, colour in finger_bones(skeleton, hand):
+        seg = seg[keep[seg[:, 0]] & keep[seg[:, 1]]]  # bones whose both ends are drawn
+        if len(seg):
+            traces.append(bone_trace(pts[seg], colour, style, name, group, not traces, source, hand, finger))
     idx = np.nonzero(keep)[0]
     jcol = joint_colors(skeleton)
     traces.append(
@@ -147,15 +157,21 @@ def _side_offsets(
 def _cube_ranges(fig: go.Figure, pad: float = 0.08) -> dict:
     """Equal-length axis ranges around all points of ``fig``: with aspectmode 'cube' this is an equal aspect whose
     box has a fixed size, so the camera frames it (aspectmode 'data' blows a flat hand up past the view)."""
-    pts = [_xyz(t) for t in fig.data if t.type == "scatter3d"]
-    pts = np.concatenate(pts) if pts else np.zeros((0, 3))
+    ranges = cube_ranges([_xyz(t) for t in fig.data if t.type == "scatter3d"], pad)
+    return {f"{a}axis_range": r for a, r in zip("xyz", ranges)}
+
+
+def cube_ranges(points: Sequence[np.ndarray], pad: float) -> List[List[float]]:
+    """[lo, hi] of x, y and z, of equal length (at least 20 mm, plus ``pad`` of it), centred on the finite points
+    of ``points`` (arrays (N, 3)); [] when there are none."""
+    pts = np.concatenate(points) if len(points) else np.zeros((0, 3))
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) == 0:
-        return {}
+        return []
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     half = max(float((hi - lo).max()) / 2.0, 10.0) * (1.0 + pad)
     mid = (lo + hi) / 2.0
-    return {f"{a}axis_range": [float(mid[k] - half), float(mid[k] + half)] for k, a in enumerate("xyz")}
+    return [[float(mid[k] - half), float(mid[k] + half)] for k in range(3)]
 
 
 def hands_figure(

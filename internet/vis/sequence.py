@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from internet.atomic import atomic_write_bytes
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
-from internet.vis.plot3d import CAMERA_VIEW, bone_trace, xyz_lists
+from internet.vis.plot3d import CAMERA_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
 from internet.vis.widgets import _figure_widget, _png, redraw_in_output
 
 _STYLE = {
@@ -44,18 +44,6 @@ MPJPE_LINES = (
 
 
 # ============================================================================================== 3D hands, fixed traces
-def _fingers(skeleton: Skeleton, hand: str) -> List[Tuple[int, np.ndarray]]:
-    """(finger id, bones (B, 2), colour) of one hand, grouped by bone colour as ``plot3d.hand_traces`` does."""
-    in_hand = set(int(j) for j in skeleton.joint_type[hand])
-    bones = np.array([b for b in skeleton.bones if int(b[0]) in in_hand], dtype=np.int64)
-    colours = [skeleton.bone_color(int(c)) for c in bones[:, 0]]
-    out = []
-    for colour in dict.fromkeys(colours):
-        seg = bones[[c == colour for c in colours]]
-        out.append((int(skeleton.finger[int(seg[0, 0])]), seg, colour))
-    return out
-
-
 def root_aligned_side(
     joints: np.ndarray,
     valid: np.ndarray,
@@ -94,7 +82,7 @@ def animation_traces(
         for hand in hands:
             name, group = f"{_LABEL[source]} {hand}", f"{source}:{hand}"
             first = True
-            for finger, seg, colour in _fingers(skeleton, hand):
+            for finger, seg, colour in finger_bones(skeleton, hand):
                 xyz = np.where((ok[seg[:, 0]] & ok[seg[:, 1]])[:, None, None], pts[seg], np.nan)
                 traces.append(bone_trace(xyz, colour, style, name, group, first, source, hand, finger))
                 first = False
@@ -141,18 +129,8 @@ def frame_sources(
 
 def scene_ranges(frames: Iterable[Mapping[str, Tuple[np.ndarray, np.ndarray]]], pad: float = 0.1) -> dict:
     """Equal-length axis ranges holding every valid point of all frames (so the view does not jump while playing)."""
-    pts = [p[ok] for f in frames for p, ok in f.values()]
-    pts = np.concatenate(pts) if pts else np.zeros((0, 3))
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    if len(pts) == 0:
-        return {}
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    half = max(float((hi - lo).max()) / 2.0, 10.0) * (1.0 + pad)
-    mid = (lo + hi) / 2.0
-    return {
-        f"{a}axis": dict(range=[float(mid[k] - half), float(mid[k] + half)], autorange=False)
-        for k, a in enumerate("xyz")
-    }
+    ranges = cube_ranges([p[ok] for f in frames for p, ok in f.values()], pad)
+    return {f"{a}axis": dict(range=r, autorange=False) for a, r in zip("xyz", ranges)}
 
 
 def _scene(ranges: dict) -> dict:
