@@ -1,14 +1,19 @@
-"""Cheap stand-ins for the trainer tests: a model with InterNet's output dict and a data set of random sample dicts.
+"""Cheap stand-ins for the trainer tests: a model with InterNet's output dict, a data set of random sample dicts and
+the small CPU config they train with.
 
 They live in a module (not a test file) so DDP workers and killed-and-resumed subprocesses can import them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+from internet.config import Config
 
 
 class TinyInterNet(nn.Module):
@@ -64,3 +69,22 @@ class RandomHands(Dataset):
             "inv_trans": torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]),
             "index": torch.tensor(i),
         }
+
+
+def tiny_cfg(out: Path, **kw) -> Config:
+    """A float32 CPU run in ``out``: batch 2, no workers, one epoch at lr 1e-3 dropping at epoch 1, seed 0
+    (``kw`` overrides)."""
+    base = dict(
+        device="cpu",
+        amp=False,
+        channels_last=False,
+        num_workers=0,
+        train_batch_size=2,
+        end_epoch=1,
+        lr=1e-3,
+        lr_dec_epoch=(1,),
+        output_dir=str(out),
+        seed=0,
+    )
+    base.update(kw)
+    return Config.from_params(base)

@@ -15,6 +15,8 @@ import nbformat
 import numpy as np
 import papermill
 import pytest
+from notebook_text import outputs as _outputs
+from notebook_text import text as _text
 from papermill.exceptions import PapermillExecutionError
 
 from internet.config import Config
@@ -44,26 +46,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _outputs(nb):
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            yield from cell.get("outputs", [])
-
-
-def _text(nb) -> str:
-    """Everything a reader sees as text: streams, text/plain and text/html data, errors."""
-    parts = []
-    for out in _outputs(nb):
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif out.output_type == "error":
-            parts.append(f"{out.ename}: {out.evalue}")
-        else:
-            data = out.get("data", {})
-            parts += [data.get("text/plain", ""), data.get("text/html", "")]
-    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
-
-
 def _mime_count(nb, mime: str) -> int:
     return sum(mime in out.get("data", {}) for out in _outputs(nb))
 

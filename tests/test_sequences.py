@@ -13,6 +13,8 @@ import cv2
 import nbformat
 import numpy as np
 import pytest
+from notebook_text import outputs as _outputs
+from notebook_text import text as _text
 
 from internet.sequences import SequenceIndex, SequenceKey
 from internet.skeleton import INTERHAND
@@ -391,24 +393,6 @@ def test_video_is_streamed_with_a_box_that_follows(tmp_path):
 
 
 # ============================================================================================== notebooks
-def _outputs(nb):
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            yield from cell.get("outputs", [])
-
-
-def _text(nb) -> str:
-    parts = []
-    for out in _outputs(nb):
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif out.output_type == "error":
-            parts.append(f"{out.ename}: {out.evalue}")
-        else:
-            parts += [str(out.get("data", {}).get("text/plain", "")), str(out.get("data", {}).get("text/html", ""))]
-    return "\n".join(parts)
-
-
 def test_sequences_notebook_in_the_demo(demo_run):
     nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "06_sequences.ipynb"), as_version=4)
     assert not [o for o in _outputs(nb) if o.output_type == "error"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from standins import RandomHands, TinyInterNet
+from standins import RandomHands, TinyInterNet, tiny_cfg
 from torch.utils.data import DistributedSampler
 from vendored import INTERHAND_SAMPLE as SAMPLE
 
@@ -24,23 +24,6 @@ from internet.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_
 from internet.logging_utils import TrainLogger, format_duration, read_jsonl
 from internet.losses import InterNetLoss
 from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
-
-
-def tiny_cfg(out: Path, **kw) -> Config:
-    base = dict(
-        device="cpu",
-        amp=False,
-        channels_last=False,
-        num_workers=0,
-        train_batch_size=2,
-        end_epoch=1,
-        lr=1e-3,
-        lr_dec_epoch=(1,),
-        output_dir=str(out),
-        seed=0,
-    )
-    base.update(kw)
-    return Config.from_params(base)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import standins
 import torch
 from standins import RandomHands, TinyInterNet
 
@@ -24,20 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_cfg(out: Path, **kw) -> Config:
     # 10 samples, batch 2: 5 iterations per epoch; the lr drops at epoch 1, so a resume must restore the schedule
-    base = dict(
-        device="cpu",
-        amp=False,
-        channels_last=False,
-        num_workers=0,
-        train_batch_size=2,
-        end_epoch=2,
-        lr=1e-3,
-        lr_dec_epoch=(1,),
-        output_dir=str(out),
-        seed=0,
-    )
-    base.update(kw)
-    return Config.from_params(base)
+    return standins.tiny_cfg(out, **{"end_epoch": 2, **kw})
 
 
 def run(cfg: Config, **kw) -> Trainer:
