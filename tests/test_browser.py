@@ -130,6 +130,51 @@ def serve_notebook(tmp_path: Path, name: str, parameters: dict):
                 proc.wait(timeout=10)
 
 
+def open_and_run_all(page, lab: dict, name: str) -> None:
+    """Open ``notebooks/{name}.ipynb`` in the JupyterLab of ``lab`` (a :func:`serve_notebook` dict), run all cells
+    once the kernel is idle and wait until every code cell has run; fails with a screenshot, the prompts and the
+    server log where one did not, and with the first traceback any output shows."""
+    page.goto(f"{lab['url']}/lab/tree/{name}.ipynb")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+    # the kernel must be connected before "Run All" (the menu entry does nothing before)
+    page.wait_for_function(
+        "() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.textContent || '')",
+        timeout=120_000,
+    )
+    for _ in range(3):
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        try:  # started: some prompt shows [*] or a number
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                timeout=20_000,
+            )
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    # every code cell executed (no "[*]" left, every prompt numbered)
+    try:
+        page.wait_for_function(
+            """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""",
+            timeout=180_000,
+        )
+    except Exception:
+        failed = lab["out"] / "failed.png"
+        page.screenshot(path=str(failed), full_page=True)
+        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-InputArea-prompt')].map(p => p.textContent)")
+        pytest.fail(
+            f"the cells did not all run (prompts {prompts}); screenshot {failed}; JupyterLab log:\n"
+            f"{lab['log'].read_text()[-4000:]}"
+        )
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+    assert not tracebacks, tracebacks[0][:2000]
+
+
 @pytest.fixture
 def lab(tmp_path, tiny_data, trained_checkpoint):
     """A JupyterLab server whose root holds 04_visualize_3d.ipynb with tiny parameters injected."""
@@ -171,47 +216,7 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(f"{lab['url']}/lab/tree/04_visualize_3d.ipynb")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-            # the kernel must be connected before "Run All" (the menu entry does nothing before)
-            page.wait_for_function(
-                "() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.textContent || '')",
-                timeout=120_000,
-            )
-            for _ in range(3):
-                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-                try:  # started: some prompt shows [*] or a number
-                    page.wait_for_function(
-                        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
-                        ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
-                        timeout=20_000,
-                    )
-                    break
-                except Exception:
-                    page.keyboard.press("Escape")
-            # every code cell executed (no "[*]" left, every prompt numbered)
-            try:
-                page.wait_for_function(
-                    """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""",
-                    timeout=180_000,
-                )
-            except Exception:
-                failed = lab["out"] / "failed.png"
-                page.screenshot(path=str(failed), full_page=True)
-                prompts = page.evaluate(
-                    "() => [...document.querySelectorAll('.jp-InputArea-prompt')].map(p => p.textContent)"
-                )
-                pytest.fail(
-                    f"the cells did not all run (prompts {prompts}); screenshot {failed}; JupyterLab log:\n"
-                    f"{lab['log'].read_text()[-4000:]}"
-                )
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
-            assert not tracebacks, tracebacks[0][:2000]
+            open_and_run_all(page, lab, "04_visualize_3d")
             # each figure is one output: plotly's JupyterLab renderer shows the PNG carried in the same display data
             # (it turns into the interactive plot when the pointer enters it), so no second, static output is needed
             figures = page.locator(".jp-RenderedPlotly")

@@ -5,7 +5,7 @@ Skipped where no Chromium is installed."""
 from __future__ import annotations
 
 import pytest
-from test_browser import _PLOT_DATA_JS, CHROMIUM, CHROMIUM_ARGS, _plot_data, serve_notebook
+from test_browser import _PLOT_DATA_JS, CHROMIUM, CHROMIUM_ARGS, _plot_data, open_and_run_all, serve_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -36,39 +36,7 @@ def test_sequence_player_plays_in_jupyterlab(lab06):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(f"{lab06['url']}/lab/tree/06_sequences.ipynb")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-            page.wait_for_function(
-                "() => /ipykernel\\) \\| Idle/.test(document.querySelector('.jp-StatusBar-Widget')?.textContent || '')",
-                timeout=120_000,
-            )
-            for _ in range(3):
-                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-                try:
-                    page.wait_for_function(
-                        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
-                        ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
-                        timeout=20_000,
-                    )
-                    break
-                except Exception:
-                    page.keyboard.press("Escape")
-            try:
-                page.wait_for_function(
-                    """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""",
-                    timeout=180_000,
-                )
-            except Exception:
-                failed = lab06["out"] / "failed.png"
-                page.screenshot(path=str(failed), full_page=True)
-                pytest.fail(f"the cells did not all run; screenshot {failed}; log:\n{lab06['log'].read_text()[-4000:]}")
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
-            assert not tracebacks, tracebacks[0][:2000]
+            open_and_run_all(page, lab06, "06_sequences")
             page.wait_for_selector(".jupyter-widgets .widget-play", state="visible")
             page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
             # JupyterLab renders only the cells in view: bring the player there
