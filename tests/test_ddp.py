@@ -11,6 +11,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import standins
 import torch
 import torch.distributed as dist
 from standins import RandomHands, TinyInterNet
@@ -22,19 +23,7 @@ from internet.train import Trainer, launch
 
 
 def tiny_cfg(out: Path, **kw) -> Config:
-    base = dict(
-        device="cpu",
-        amp=False,
-        channels_last=False,
-        num_workers=0,
-        end_epoch=2,
-        lr=1e-3,
-        lr_dec_epoch=(1,),
-        output_dir=str(out),
-        seed=0,
-    )
-    base.update(kw)
-    return Config.from_params(base)
+    return standins.tiny_cfg(out, **{"end_epoch": 2, **kw})  # each test sets its batch
 
 
 @pytest.mark.slow
