@@ -10,6 +10,7 @@ figures and per-sample errors use.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,12 +19,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from internet import batch_slots
+from internet.batch_slots import BatchSlots, SlotRef, slots_for, worker_id
 from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.decode import decode_heatmaps, merge_flip
 from internet.device import autocast
 from internet.logging_utils import progress
-from internet.runtime import loader_worker_init
+from internet.runtime import loader_worker_init, opencv_one_thread_while
 from internet.skeleton import INTERHAND, Skeleton
 
 PREDICTION_KEYS = ("index", "joint_coord", "rel_root_depth", "hand_type", "inv_trans")
@@ -119,61 +122,107 @@ def predict(
         raise IndexError(f"indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}")
     rank, world = _dist_shard()
     mine = np.arange(rank, idx.size, world)  # positions in idx this process predicts
+    prefetch = 4
+    # the workers' start method, and the free-buffer queues' (the workers inherit them)
+    mp_context = torch.multiprocessing.get_context() if num_workers > 0 else None
+    slots = None
+    if num_workers > 0 and mine.size:
+        h, w = (int(v) for v in cfg.input_img_shape)
+        num_batches = -(-mine.size // batch_size)
+        per_slot = batch_size * 3 * h * w * 4  # float32 crops
+        count = slots_for(num_batches, num_workers, prefetch, per_slot, batch_slots.shared_memory_free())
+        slots = BatchSlots(num_workers, count, (batch_size, 3, h, w), mp_context=mp_context)
     loader = DataLoader(
         Subset(dataset, idx[mine].tolist()),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=worker_init_fn if worker_init_fn is not None else loader_worker_init(cfg.retain_freed_memory),
-        prefetch_factor=4 if num_workers > 0 else None,
-        collate_fn=_collate_inputs,
+        worker_init_fn=(
+            worker_init_fn
+            if worker_init_fn is not None
+            else loader_worker_init(cfg.retain_freed_memory, mp_context.get_start_method() if mp_context else "fork")
+        ),
+        prefetch_factor=prefetch if num_workers > 0 else None,
+        multiprocessing_context=mp_context,
+        collate_fn=_InputCollate(slots),
     )
     was_training = model.training
     model.eval()
-    parts: Dict[str, list] = {k: [] for k in ("joint_coord", "rel_root_depth", "hand_type", "inv_trans")}
+    # the predictions go straight into arrays of their final size: small tensors kept per batch between the
+    # batch's large temporaries fragmented the heap, which grew by about 2.6 MB per batch (RESULTS.md section 9)
+    j = skeleton.joint_num
+    local: Dict[str, np.ndarray] = {
+        "position": mine,
+        "joint_coord": np.zeros((mine.size, j, 3)),
+        "rel_root_depth": np.zeros(mine.size),
+        "hand_type": np.zeros((mine.size, 2)),
+        "inv_trans": np.zeros((mine.size, 2, 3)),
+    }
+    done = 0
+    with opencv_one_thread_while() if num_workers > 0 else contextlib.nullcontext():
+        batches = iter(loader)  # the workers start (fork) here
     try:
-        for img, inv_trans in progress(
-            loader, total=len(loader), desc="inference", enabled=progress_bar if rank == 0 else False
+        for batch, inv_trans in progress(
+            batches, total=len(loader), desc="inference", enabled=progress_bar if rank == 0 else False
         ):
-            img = img.to(device, non_blocking=True)
+            ref = batch if isinstance(batch, SlotRef) else None
+            img = _to_device(slots.view(ref) if ref is not None else batch, device)
             if cfg.channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             out = infer_batch(model, img, cfg, skeleton, amp_dtype)
+            del img  # on the CPU, a view of the shared buffer handed back below
+            if ref is not None:
+                slots.release(ref)
+            rows = slice(done, done + len(inv_trans))
             for k in ("joint_coord", "rel_root_depth", "hand_type"):
-                parts[k].append(out[k].cpu())
-            parts["inv_trans"].append(inv_trans)
+                value = out[k].cpu().numpy()
+                if value.shape[1:] != local[k].shape[1:]:
+                    raise ValueError(
+                        f"the model's {k} has shape {tuple(value.shape)} per batch; {local[k].shape[1:]} per sample "
+                        f"expected for the {skeleton.joint_num}-joint skeleton of the data set"
+                    )
+                local[k][rows] = value
+            local["inv_trans"][rows] = inv_trans
+            done = rows.stop
     finally:
         model.train(was_training)
-    j = skeleton.joint_num
-    local = {
-        "position": mine,
-        "joint_coord": torch.cat(parts["joint_coord"]).numpy() if parts["joint_coord"] else np.zeros((0, j, 3)),
-        "rel_root_depth": (torch.cat(parts["rel_root_depth"]).numpy() if parts["rel_root_depth"] else np.zeros(0)),
-        "hand_type": torch.cat(parts["hand_type"]).numpy() if parts["hand_type"] else np.zeros((0, 2)),
-        "inv_trans": torch.cat(parts["inv_trans"]).numpy() if parts["inv_trans"] else np.zeros((0, 2, 3)),
-    }
+    if done != mine.size:
+        raise RuntimeError(f"the loader delivered {done} of {mine.size} samples")
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, local)
         order = np.argsort(np.concatenate([g["position"] for g in gathered]), kind="stable")
         local = {k: np.concatenate([g[k] for g in gathered])[order] for k in local}
-    return {
-        "index": idx,
-        "joint_coord": local["joint_coord"].astype(np.float64),
-        "rel_root_depth": local["rel_root_depth"].astype(np.float64),
-        "hand_type": local["hand_type"].astype(np.float64),
-        "inv_trans": local["inv_trans"].astype(np.float64),
-    }
+    return {"index": idx, **{k: local[k] for k in ("joint_coord", "rel_root_depth", "hand_type", "inv_trans")}}
 
 
-def _collate_inputs(samples: Sequence[Mapping[str, Any]]):
-    """Only what inference reads: the crops and their inverse transforms (the targets stay in the worker).
-    ``default_collate`` stacks straight into shared memory inside a worker, so a batch crosses to the main process
-    without another copy."""
-    img = default_collate([torch.as_tensor(np.asarray(s["img"], dtype=np.float32)) for s in samples])
-    inv_trans = default_collate([torch.as_tensor(np.asarray(s["inv_trans"], dtype=np.float64)) for s in samples])
-    return img, inv_trans
+class _InputCollate:
+    """Only what inference reads: the crops and their inverse transforms (the targets stay in the worker). In a
+    worker with ``slots``, the crops go into one of its reusable shared buffers and only a :class:`SlotRef` crosses
+    to the main process; otherwise (in-process loading, or crops of another shape) they are stacked as usual, which
+    inside a worker means a fresh shared-memory segment per batch. The inverse transforms travel as a small numpy
+    array (pickled: no shared-memory segment of its own)."""
+
+    def __init__(self, slots: Optional[BatchSlots] = None) -> None:
+        self.slots = slots
+
+    def __call__(self, samples: Sequence[Mapping[str, Any]]):
+        imgs = [np.asarray(s["img"], dtype=np.float32) for s in samples]
+        inv_trans = np.stack([np.asarray(s["inv_trans"], dtype=np.float64) for s in samples])
+        worker = worker_id()
+        if self.slots is not None and worker is not None and self.slots.fits(imgs):
+            return self.slots.write(worker, imgs), inv_trans
+        return default_collate([torch.from_numpy(i) for i in imgs]), inv_trans
+
+
+def _to_device(img: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch of crops on ``device``. On CUDA it is copied into pinned memory first, so that the shared buffer can be
+    handed back at once and the transfer runs asynchronously (the pinned block is kept by torch until it is done)."""
+    if device.type != "cuda":
+        return img.to(device)
+    staged = torch.empty(img.shape, dtype=img.dtype, pin_memory=True)
+    staged.copy_(img)
+    return staged.to(device, non_blocking=True)
 
 
 def place_predictions(

@@ -9,10 +9,11 @@ buffer page-faults again; raising the mmap and trim thresholds keeps them in the
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import ctypes.util
 import functools
 import sys
+from typing import Iterator
 
 # mallopt parameter numbers from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
@@ -44,7 +45,9 @@ def _glibc_mallopt():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, libc's among them: ctypes.util.find_library would run ldconfig in a
+        # subprocess in every loader worker at start-up
+        libc = ctypes.CDLL(None)
         getattr(libc, "gnu_get_libc_version")  # noqa: B009 - present in glibc only (musl: mallopt is a no-op stub)
     except (OSError, AttributeError):
         return None
@@ -54,16 +57,38 @@ def _glibc_mallopt():
     return mallopt
 
 
-def init_loader_worker(worker_id: int, retain: bool = True) -> None:
+def init_loader_worker(worker_id: int, retain: bool = True, opencv_one_thread: bool = False) -> None:
     """DataLoader worker start-up (the trainer's and :func:`internet.inference.predict`'s loaders): with ``retain``
     the freed sample buffers stay in the heap (:func:`retain_freed_memory`); workers forked from a process that set
-    it inherit the setting, spawned ones need this call. OpenCV's thread count is left alone: setting it in a worker
-    forked from a process whose OpenCV pool has run deadlocks."""
+    it inherit the setting, spawned ones need this call. ``opencv_one_thread``: set OpenCV to one thread here, for
+    workers that were not forked (spawn, forkserver). A forked worker must not: setting OpenCV's thread count in a
+    process forked from one whose OpenCV pool has run deadlocks; it inherits one thread from
+    :func:`opencv_one_thread_while` around the fork instead."""
     if retain:
         retain_freed_memory()
+    if opencv_one_thread:
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
-def loader_worker_init(retain: bool):
-    """The ``worker_init_fn`` for a loader: :func:`init_loader_worker` with ``retain`` (picklable, for spawned
-    workers)."""
-    return functools.partial(init_loader_worker, retain=bool(retain))
+def loader_worker_init(retain: bool, start_method: str = "fork"):
+    """The ``worker_init_fn`` for a loader whose workers start with ``start_method``: :func:`init_loader_worker`
+    with ``retain`` (picklable, for spawned workers), and OpenCV on one thread where the workers are not forked."""
+    return functools.partial(init_loader_worker, retain=bool(retain), opencv_one_thread=start_method != "fork")
+
+
+@contextlib.contextmanager
+def opencv_one_thread_while() -> Iterator[None]:
+    """OpenCV on one thread in this process for the duration, then back to its previous count: loader workers forked
+    inside inherit one thread. Each worker is one process on one core; with OpenCV's own pool a worker also kept a
+    second thread about a third busy (its warps), CPU that the other workers and the main process need
+    (benchmarks/RESULTS.md section 9)."""
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)

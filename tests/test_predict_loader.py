@@ -1,0 +1,168 @@
+"""predict's loader path: the reusable shared batch buffers between its workers and the main process
+(internet.batch_slots: every batch arrives intact although the buffers are reused, a worker never overwrites a batch
+that was not handed back, short shared memory means fewer buffers or a clear error), OpenCV on one thread in the
+workers (the caller's thread count left as it was), and predictions written into arrays of their final size."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+import internet.inference as inference
+from internet import batch_slots
+from internet.batch_slots import BatchSlots, slots_for
+from internet.config import Config
+from internet.inference import predict
+from internet.runtime import init_loader_worker, loader_worker_init
+
+SIZE = 64  # crop side of the config below
+
+
+@pytest.fixture()
+def cfg(tmp_path):
+    return Config.cpu_demo(data_root=str(tmp_path), input_img_shape=(SIZE, SIZE), output_hm_shape=(16, 16, 16))
+
+
+class ValueImages(Dataset):
+    """Sample i is a crop filled with ``value(i)`` (its index by default)."""
+
+    def __init__(self, n: int, value=float) -> None:
+        self.n, self.value = n, value
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        inv_trans = np.array([[1.0, 0.0, i], [0.0, 1.0, 0.0]])
+        return {"img": np.full((3, SIZE, SIZE), self.value(i), np.float32), "inv_trans": inv_trans}
+
+
+class EchoModel(nn.Module):
+    """Answers each crop's mean pixel value as its relative root depth, after a pause that lets the loader workers
+    run ahead (they would overwrite a buffer still being read if nothing stopped them)."""
+
+    def __init__(self, pause_s: float = 0.0) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+        self.pause_s = pause_s
+
+    def forward(self, img):
+        time.sleep(self.pause_s)
+        mean = img.mean(dim=(1, 2, 3))
+        b = len(img)
+        return {
+            "joint_heatmap": torch.zeros(b, 42, 16, 16, 16) + self.anchor,
+            "rel_root_depth": mean[:, None],
+            "hand_type": torch.full((b, 2), 0.5),
+            "hand_type_logits": torch.zeros(b, 2),
+        }
+
+
+def test_reused_buffers_deliver_every_batch_intact(cfg, monkeypatch):
+    """30 batches through 2 workers with at most 5 buffers each: every buffer is reused, every batch is read back
+    with its own samples, and the batches did travel through the buffers (not a fresh segment each)."""
+    views = []
+    original_view = BatchSlots.view
+    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
+    n = 60
+    out = predict(EchoModel(pause_s=0.01), ValueImages(n), cfg, num_workers=2, batch_size=2)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(n))
+    np.testing.assert_array_equal(out["inv_trans"][:, 0, 2], np.arange(n))
+    assert len(views) == n // 2 and {ref.worker for ref in views} == {0, 1}
+    assert max(ref.slot for ref in views) < slots_for(n // 2, 2, 4) == 5
+
+
+def test_a_worker_waits_for_its_buffer_to_be_handed_back(cfg, monkeypatch):
+    """With one buffer per worker the workers must wait for the main process after every batch; a slow consumer
+    still reads each batch intact."""
+    monkeypatch.setattr(inference, "slots_for", lambda *args: 1)
+    out = predict(EchoModel(pause_s=0.02), ValueImages(12), cfg, num_workers=2, batch_size=3)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(12))
+
+
+def test_a_buffer_never_handed_back_is_a_clear_error():
+    slots = BatchSlots(1, 1, (2, 3, 4, 4), acquire_timeout=0.05)
+    ref = slots.write(0, [np.ones((3, 4, 4), np.float32)])
+    assert float(slots.view(ref).sum()) == 48
+    with pytest.raises(RuntimeError, match="none of its 1 shared batch buffers was handed back within 0.05 s"):
+        slots.write(0, [np.ones((3, 4, 4), np.float32)])
+    slots.release(ref)
+    assert slots.write(0, [np.zeros((3, 4, 4), np.float32)]).slot == 0
+
+
+def test_samples_that_do_not_fit_the_buffers_are_collated_as_usual(cfg):
+    slots = BatchSlots(1, 2, (2, 3, SIZE, SIZE))
+    fits = np.zeros((3, SIZE, SIZE), np.float32)
+    assert slots.fits([fits, fits])
+    assert not slots.fits([fits, fits, fits])  # more than a batch
+    assert not slots.fits([np.zeros((3, 32, SIZE), np.float32)])  # another crop size
+    assert not slots.fits([fits.astype(np.float64)])
+    # a data set whose crops are not the config's size still predicts through workers
+    out = predict(EchoModel(), WideImages(6), cfg, num_workers=2, batch_size=2)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(6))
+
+
+class WideImages(ValueImages):
+    def __getitem__(self, i):
+        return {"img": np.full((3, SIZE, 2 * SIZE), float(i), np.float32), "inv_trans": np.eye(2, 3)}
+
+
+def test_workers_run_opencv_on_one_thread_and_the_caller_keeps_its_count(cfg):
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        out = predict(EchoModel(), ValueImages(8, value=lambda i: cv2.getNumThreads()), cfg, num_workers=2)
+        np.testing.assert_array_equal(out["rel_root_depth"], np.ones(8))  # each worker: one OpenCV thread
+        assert cv2.getNumThreads() == 2
+        in_process = predict(EchoModel(), ValueImages(2, value=lambda i: cv2.getNumThreads()), cfg, num_workers=0)
+        np.testing.assert_array_equal(in_process["rel_root_depth"], [2, 2])  # the caller's own loading: untouched
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def test_workers_that_are_not_forked_set_opencv_to_one_thread_at_start_up():
+    assert loader_worker_init(True, "fork").keywords == {"retain": True, "opencv_one_thread": False}
+    assert loader_worker_init(False, "spawn").keywords == {"retain": False, "opencv_one_thread": True}
+    previous = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        init_loader_worker(0, retain=False, opencv_one_thread=True)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def test_workers_use_fewer_buffers_when_shared_memory_is_short(cfg, monkeypatch):
+    """Room in /dev/shm for two batches per worker: two buffers each (not five), and every batch still intact."""
+    batch_bytes = 2 * 3 * SIZE * SIZE * 4
+    monkeypatch.setattr(batch_slots, "shared_memory_free", lambda: 2 * 2 * batch_bytes + batch_bytes // 2)
+    views = []
+    original_view = BatchSlots.view
+    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
+    out = predict(EchoModel(pause_s=0.01), ValueImages(40), cfg, num_workers=2, batch_size=2)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(40))
+    assert {ref.slot for ref in views} == {0, 1}
+
+
+def test_too_little_shared_memory_for_the_workers_is_a_clear_error(cfg, monkeypatch):
+    monkeypatch.setattr(batch_slots, "shared_memory_free", lambda: 2 * 2**20)  # a batch of 32 crops is 1.5 MiB
+    with pytest.raises(RuntimeError, match=r"need 3 MiB of shared memory \(/dev/shm\).*only 2 MiB is free"):
+        predict(EchoModel(), ValueImages(40), cfg, num_workers=2, batch_size=32)
+    assert len(predict(EchoModel(), ValueImages(8), cfg, num_workers=0)["index"]) == 8  # in-process: none needed
+    assert batch_slots.shared_memory_free() is None or batch_slots.shared_memory_free() > 0
+
+
+class HalfSkeletonModel(EchoModel):
+    def forward(self, img):
+        return {**super().forward(img), "joint_heatmap": torch.zeros(len(img), 21, 16, 16, 16)}
+
+
+def test_a_model_with_another_joint_count_is_a_clear_error(cfg):
+    with pytest.raises(ValueError, match=r"joint_coord has shape \(2, 21, 3\) per batch; \(42, 3\) per sample"):
+        predict(HalfSkeletonModel(), ValueImages(4), cfg, num_workers=0, batch_size=2)
