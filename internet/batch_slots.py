@@ -16,18 +16,48 @@ from __future__ import annotations
 
 import math
 import os
-from typing import NamedTuple, Optional, Sequence, Tuple
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 
-class SlotRef(NamedTuple):
-    """A batch written into a :class:`BatchSlots` buffer: the worker, its buffer and the batch's length."""
+@dataclass(frozen=True)
+class SlotRef:
+    """A batch written into a :class:`BatchSlots` buffer: the buffers' ``token``, the worker, its buffer and the
+    batch's length. Not a tuple, so that torch's pin-memory step calls :meth:`pin_memory` (its hook for custom batch
+    types) in every torch version rather than descending into the fields."""
 
+    token: str
     worker: int
     slot: int
     length: int
+
+    def pin_memory(self, device=None) -> torch.Tensor:
+        """The batch copied into pinned memory, and its buffer handed back at once. A DataLoader with
+        ``pin_memory=True`` calls this in its pin-memory thread of the main process, so on CUDA the copy overlaps the
+        main thread's work, as the pinning of an ordinary batch does."""
+        slots = _OPEN.get(self.token)
+        if slots is None:
+            raise RuntimeError(f"batch buffers {self.token} are gone: a batch outlived its loader")
+        try:
+            return pinned_copy(slots.view(self))
+        finally:
+            slots.release(self)
+
+
+def pinned_copy(batch: torch.Tensor) -> torch.Tensor:
+    """``batch`` copied into page-locked memory (needs CUDA), ready for an asynchronous transfer."""
+    staged = torch.empty(batch.shape, dtype=batch.dtype, pin_memory=True)
+    staged.copy_(batch)
+    return staged
+
+
+_OPEN: "weakref.WeakValueDictionary[str, BatchSlots]" = weakref.WeakValueDictionary()
+"""The buffers of this process by token: a :class:`SlotRef` unpickled from a worker finds them here."""
 
 
 class BatchSlots:
@@ -58,6 +88,8 @@ class BatchSlots:
         self._np_dtype = torch.empty((), dtype=dtype).numpy().dtype
         self.num_workers, self.slots_per_worker = int(num_workers), int(slots_per_worker)
         self.acquire_timeout = float(acquire_timeout)
+        self.token = uuid.uuid4().hex
+        _OPEN[self.token] = self
         shape = (self.num_workers, self.slots_per_worker, *self.batch_shape)
         itemsize = torch.empty((), dtype=dtype).element_size()
         # torch's own collation allocates its per-batch segments this way: shared, not touched until written
@@ -94,7 +126,7 @@ class BatchSlots:
         slot = self.acquire(worker)
         out = self.buffers[worker, slot, : len(samples)].numpy()
         np.stack(samples, out=out)
-        return SlotRef(worker, slot, len(samples))
+        return SlotRef(self.token, worker, slot, len(samples))
 
     def view(self, ref: SlotRef) -> torch.Tensor:
         """The batch ``ref`` names, in place: valid until :meth:`release`."""

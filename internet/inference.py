@@ -137,6 +137,9 @@ def predict(
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
+        # on CUDA the loader's pin-memory thread copies each batch into pinned memory, buffers included
+        # (SlotRef.pin_memory), beside the main thread's work
+        pin_memory=device.type == "cuda",
         worker_init_fn=(
             worker_init_fn
             if worker_init_fn is not None
@@ -165,8 +168,9 @@ def predict(
         for batch, inv_trans in progress(
             batches, total=len(loader), desc="inference", enabled=progress_bar if rank == 0 else False
         ):
+            # a SlotRef only when nothing pinned it (the CPU): the batch is read in place, handed back below
             ref = batch if isinstance(batch, SlotRef) else None
-            img = _to_device(slots.view(ref) if ref is not None else batch, device)
+            img = (slots.view(ref) if ref is not None else batch).to(device, non_blocking=True)
             if cfg.channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             out = infer_batch(model, img, cfg, skeleton, amp_dtype)
@@ -213,16 +217,6 @@ class _InputCollate:
         if self.slots is not None and worker is not None and self.slots.fits(imgs):
             return self.slots.write(worker, imgs), inv_trans
         return default_collate([torch.from_numpy(i) for i in imgs]), inv_trans
-
-
-def _to_device(img: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A batch of crops on ``device``. On CUDA it is copied into pinned memory first, so that the shared buffer can be
-    handed back at once and the transfer runs asynchronously (the pinned block is kept by torch until it is done)."""
-    if device.type != "cuda":
-        return img.to(device)
-    staged = torch.empty(img.shape, dtype=img.dtype, pin_memory=True)
-    staged.copy_(img)
-    return staged.to(device, non_blocking=True)
 
 
 def place_predictions(

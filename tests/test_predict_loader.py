@@ -166,3 +166,21 @@ class HalfSkeletonModel(EchoModel):
 def test_a_model_with_another_joint_count_is_a_clear_error(cfg):
     with pytest.raises(ValueError, match=r"joint_coord has shape \(2, 21, 3\) per batch; \(42, 3\) per sample"):
         predict(HalfSkeletonModel(), ValueImages(4), cfg, num_workers=0, batch_size=2)
+
+
+def test_the_pin_memory_step_copies_a_buffered_batch_and_hands_its_buffer_back(monkeypatch):
+    """On CUDA the loader's pin-memory thread gets (SlotRef, inv_trans) batches: torch's pin step must call
+    SlotRef.pin_memory, which returns the batch's own crops and frees the buffer for the worker's next batch (CUDA is
+    not needed for that part: the pinned allocation is replaced by a plain copy)."""
+    from torch.utils.data._utils.pin_memory import pin_memory as loader_pin_memory
+
+    copies = []
+    monkeypatch.setattr(batch_slots, "pinned_copy", lambda t: copies.append(t.shape) or t.clone())
+    slots = BatchSlots(1, 1, (2, 3, 4, 4), acquire_timeout=0.05)
+    inv_trans = np.zeros((2, 2, 3))
+    ref = slots.write(0, [np.full((3, 4, 4), 7.0, np.float32)])
+    img, inv = loader_pin_memory((ref, inv_trans))
+    assert isinstance(img, torch.Tensor) and img.shape == (1, 3, 4, 4) and float(img.min()) == 7.0
+    assert inv is inv_trans and copies == [(1, 3, 4, 4)]
+    again = slots.write(0, [np.zeros((3, 4, 4), np.float32)])  # the only buffer is free again
+    assert float(img.min()) == 7.0 and float(slots.view(again).max()) == 0.0  # the pinned copy is independent
