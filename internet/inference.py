@@ -123,7 +123,7 @@ def predict(
     rank, world = _dist_shard()
     mine = np.arange(rank, idx.size, world)  # positions in idx this process predicts
     prefetch = 4
-    # the workers' start method, and the free-buffer queues' (the workers inherit them)
+    # the workers' start method, and that of the buffers' hand-back pipes (the workers inherit them)
     mp_context = torch.multiprocessing.get_context() if num_workers > 0 else None
     slots = None
     if num_workers > 0 and mine.size:
@@ -151,16 +151,11 @@ def predict(
     )
     was_training = model.training
     model.eval()
-    # the predictions go straight into arrays of their final size: small tensors kept per batch between the
-    # batch's large temporaries fragmented the heap, which grew by about 2.6 MB per batch (RESULTS.md section 9)
-    j = skeleton.joint_num
-    local: Dict[str, np.ndarray] = {
-        "position": mine,
-        "joint_coord": np.zeros((mine.size, j, 3)),
-        "rel_root_depth": np.zeros(mine.size),
-        "hand_type": np.zeros((mine.size, 2)),
-        "inv_trans": np.zeros((mine.size, 2, 3)),
-    }
+    # the predictions go straight into arrays of their final size (in the outputs' dtype, allocated at the first
+    # batch): small tensors kept per batch between the batches' large temporaries fragmented the heap, which grew by
+    # about 2.6 MB per batch (RESULTS.md section 9)
+    per_sample = {"joint_coord": (skeleton.joint_num, 3), "rel_root_depth": (), "hand_type": (2,)}
+    local: Dict[str, np.ndarray] = {"position": mine, "inv_trans": np.zeros((mine.size, 2, 3))}
     done = 0
     with opencv_one_thread_while() if num_workers > 0 else contextlib.nullcontext():
         batches = iter(loader)  # the workers start (fork) here
@@ -178,13 +173,15 @@ def predict(
             if ref is not None:
                 slots.release(ref)
             rows = slice(done, done + len(inv_trans))
-            for k in ("joint_coord", "rel_root_depth", "hand_type"):
+            for k, shape in per_sample.items():
                 value = out[k].cpu().numpy()
-                if value.shape[1:] != local[k].shape[1:]:
+                if value.shape[1:] != shape:
                     raise ValueError(
-                        f"the model's {k} has shape {tuple(value.shape)} per batch; {local[k].shape[1:]} per sample "
-                        f"expected for the {skeleton.joint_num}-joint skeleton of the data set"
+                        f"the model's {k} has shape {tuple(value.shape)} per batch; {shape} per sample expected for "
+                        f"the {skeleton.joint_num}-joint skeleton of the data set"
                     )
+                if k not in local:
+                    local[k] = np.zeros((mine.size, *shape), dtype=value.dtype)
                 local[k][rows] = value
             local["inv_trans"][rows] = inv_trans
             done = rows.stop
@@ -192,12 +189,14 @@ def predict(
         model.train(was_training)
     if done != mine.size:
         raise RuntimeError(f"the loader delivered {done} of {mine.size} samples")
+    for k, shape in per_sample.items():
+        local.setdefault(k, np.zeros((0, *shape)))
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, local)
         order = np.argsort(np.concatenate([g["position"] for g in gathered]), kind="stable")
         local = {k: np.concatenate([g[k] for g in gathered])[order] for k in local}
-    return {"index": idx, **{k: local[k] for k in ("joint_coord", "rel_root_depth", "hand_type", "inv_trans")}}
+    return {"index": idx, **{k: np.asarray(local[k], dtype=np.float64) for k in PREDICTION_KEYS[1:]}}
 
 
 class _InputCollate:
