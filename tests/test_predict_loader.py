@@ -184,3 +184,22 @@ def test_the_pin_memory_step_copies_a_buffered_batch_and_hands_its_buffer_back(m
     assert inv is inv_trans and copies == [(1, 3, 4, 4)]
     again = slots.write(0, [np.zeros((3, 4, 4), np.float32)])  # the only buffer is free again
     assert float(img.min()) == 7.0 and float(slots.view(again).max()) == 0.0  # the pinned copy is independent
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_workers_that_are_not_forked_get_the_buffers_and_one_opencv_thread(cfg, monkeypatch, method):
+    """Python 3.14 starts workers with forkserver on Linux: the buffers and their pipes travel to such workers by
+    pickling, each batch arrives intact, and the workers set OpenCV to one thread at start-up."""
+    import torch.multiprocessing as torch_mp
+
+    monkeypatch.setattr(torch_mp, "get_context", lambda method_=None: __import__("multiprocessing").get_context(method))
+    views = []
+    original_view = BatchSlots.view
+    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
+    out = predict(EchoModel(), ValueImages(6, value=_index_times_threads), cfg, num_workers=1, batch_size=2)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(6))  # index x OpenCV threads (1) in the worker
+    assert len(views) == 3
+
+
+def _index_times_threads(i: int) -> float:
+    return float(i * cv2.getNumThreads())
