@@ -163,9 +163,10 @@ def predict(
         for batch, inv_trans in progress(
             batches, total=len(loader), desc="inference", enabled=progress_bar if rank == 0 else False
         ):
-            # a SlotRef only when nothing pinned it (the CPU): the batch is read in place, handed back below
+            # a SlotRef only when nothing pinned it (not CUDA): the batch is read in place and handed back below, so
+            # its copy to another device must be complete by then (a blocking one)
             ref = batch if isinstance(batch, SlotRef) else None
-            img = (slots.view(ref) if ref is not None else batch).to(device, non_blocking=True)
+            img = slots.view(ref).to(device) if ref is not None else batch.to(device, non_blocking=True)
             if cfg.channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             out = infer_batch(model, img, cfg, skeleton, amp_dtype)
