@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+ACQUIRE_TIMEOUT_S = 3600.0
+"""How long a worker waits for one of its buffers by default before it raises (a consumer that stopped reading)."""
+_POLL_S = 1.0  # how often a waiting worker checks that its parent is alive
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class BatchSlots:
         batch_shape: Sequence[int],
         dtype: torch.dtype = torch.float32,
         mp_context=None,
-        acquire_timeout: float = 3600.0,
+        acquire_timeout: Optional[float] = None,
     ) -> None:
         if num_workers < 1 or slots_per_worker < 1:
             raise ValueError(f"num_workers and slots_per_worker must be >= 1, got {num_workers}, {slots_per_worker}")
@@ -87,7 +92,7 @@ class BatchSlots:
         self.dtype = dtype
         self._np_dtype = torch.empty((), dtype=dtype).numpy().dtype
         self.num_workers, self.slots_per_worker = int(num_workers), int(slots_per_worker)
-        self.acquire_timeout = float(acquire_timeout)
+        self.acquire_timeout = float(ACQUIRE_TIMEOUT_S if acquire_timeout is None else acquire_timeout)
         self.token = uuid.uuid4().hex
         _OPEN[self.token] = self
         shape = (self.num_workers, self.slots_per_worker, *self.batch_shape)
@@ -112,13 +117,20 @@ class BatchSlots:
         )
 
     def acquire(self, worker: int) -> int:
-        """A free buffer of ``worker`` (called in that worker); waits until the consumer hands one back."""
+        """A free buffer of ``worker`` (called in that worker); waits until the consumer hands one back. Gives up
+        when the process that started this one is gone (a killed main process: the pipe never reaches end-of-file,
+        as every worker holds its write ends), or after ``acquire_timeout`` seconds."""
         reader = self._free_out[worker]
-        if not reader.poll(self.acquire_timeout):
-            raise RuntimeError(
-                f"loader worker {worker}: none of its {self.slots_per_worker} shared batch buffers was handed back "
-                f"within {self.acquire_timeout:g} s (the consumer holds too many batches, or stopped reading)"
-            )
+        parent = os.getppid()
+        deadline = time.monotonic() + self.acquire_timeout
+        while not reader.poll(max(0.0, min(_POLL_S, deadline - time.monotonic()))):
+            if os.getppid() != parent:
+                raise RuntimeError(f"loader worker {worker}: the process reading its batches is gone")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"loader worker {worker}: none of its {self.slots_per_worker} shared batch buffers was handed "
+                    f"back within {self.acquire_timeout:g} s (the consumer holds too many batches, or stopped reading)"
+                )
         return reader.recv()
 
     def write(self, worker: int, samples: Sequence[np.ndarray]) -> SlotRef:
@@ -138,12 +150,18 @@ class BatchSlots:
 
 
 def shared_memory_free(path: str = "/dev/shm") -> Optional[int]:
-    """Bytes free for shared memory (``path``, where torch's segments live on Linux), or None where unknown."""
+    """Bytes of shared memory (``path``, where torch's segments live on Linux) this process may use: what is free,
+    shared with the other processes of a distributed run on this machine (``LOCAL_WORLD_SIZE``, set by torchrun),
+    which all size their buffers before any page is written. None where unknown."""
     try:
         stat = os.statvfs(path)
     except (OSError, AttributeError):
         return None
-    return stat.f_bavail * stat.f_frsize
+    try:
+        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_ranks = 1
+    return stat.f_bavail * stat.f_frsize // local_ranks
 
 
 def slots_for(
@@ -155,18 +173,20 @@ def slots_for(
 ) -> int:
     """Buffers per worker for a loader of ``num_batches`` batches: ``prefetch_factor + 1`` (the batches a worker may
     have ahead of the one being consumed, and that one), no more than the batches a worker will write, and no more
-    than fit ``free_bytes`` of shared memory (``batch_bytes`` per buffer; fewer buffers only make workers wait).
-    Raises when not even one buffer per worker fits: a worker would die of SIGBUS writing it."""
+    than fit ``free_bytes`` of shared memory (``batch_bytes`` written per buffer, by the workers that get a batch at
+    all; fewer buffers only make workers wait). Raises when not even one buffer per worker fits: a worker would die
+    of SIGBUS writing it."""
     want = max(1, min(prefetch_factor + 1, math.ceil(num_batches / max(1, num_workers))))
     if batch_bytes is None or free_bytes is None:
         return want
-    fit = free_bytes // (batch_bytes * max(1, num_workers))
+    writers = max(1, min(num_workers, num_batches))
+    fit = free_bytes // (batch_bytes * writers)
     if fit < 1:
         raise RuntimeError(
-            f"{num_workers} loader worker(s) need {batch_bytes * num_workers / 2**20:.0f} MiB of shared memory "
+            f"{writers} loader worker(s) need {batch_bytes * writers / 2**20:.0f} MiB of shared memory "
             f"(/dev/shm) for one batch each ({batch_bytes / 2**20:.1f} MiB per batch), but only "
-            f"{free_bytes / 2**20:.0f} MiB is free: give the machine or container more (docker run --shm-size), or "
-            "lower num_workers or test_batch_size (num_workers=0 loads in this process and needs none)"
+            f"{free_bytes / 2**20:.0f} MiB is free for this process: give the machine or container more (docker run "
+            "--shm-size), or lower num_workers or test_batch_size (num_workers=0 loads in this process and needs none)"
         )
     return int(min(want, fit))
 

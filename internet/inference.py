@@ -129,7 +129,7 @@ def predict(
     if num_workers > 0 and mine.size:
         h, w = (int(v) for v in cfg.input_img_shape)
         num_batches = -(-mine.size // batch_size)
-        per_slot = batch_size * 3 * h * w * 4  # float32 crops
+        per_slot = min(batch_size, mine.size) * 3 * h * w * 4  # the float32 crops a buffer will hold at most
         count = slots_for(num_batches, num_workers, prefetch, per_slot, batch_slots.shared_memory_free())
         slots = BatchSlots(num_workers, count, (batch_size, 3, h, w), mp_context=mp_context)
     loader = DataLoader(
@@ -176,10 +176,11 @@ def predict(
             rows = slice(done, done + len(inv_trans))
             for k, shape in per_sample.items():
                 value = out[k].cpu().numpy()
-                if value.shape[1:] != shape:
+                if value.shape != (len(inv_trans), *shape):
                     raise ValueError(
-                        f"the model's {k} has shape {tuple(value.shape)} per batch; {shape} per sample expected for "
-                        f"the {skeleton.joint_num}-joint skeleton of the data set"
+                        f"the model's {k} has shape {tuple(value.shape)} for a batch of {len(inv_trans)}; "
+                        f"{(len(inv_trans), *shape)} expected for the {skeleton.joint_num}-joint skeleton of the "
+                        "data set"
                     )
                 if k not in local:
                     local[k] = np.zeros((mine.size, *shape), dtype=value.dtype)
@@ -188,6 +189,9 @@ def predict(
             done = rows.stop
     finally:
         model.train(was_training)
+        # the loader's iterator holds the workers, the loader and `slots` the shared buffers: a traceback kept after
+        # an error (a notebook's last one) would keep them alive through this frame
+        batches = loader = slots = None
     if done != mine.size:
         raise RuntimeError(f"the loader delivered {done} of {mine.size} samples")
     for k, shape in per_sample.items():

@@ -496,13 +496,13 @@ def test_evaluate_single_hand_rhd_layout():
 
 def test_the_cpu_argmax_keeps_torchs_rule_for_ties_and_nan():
     """The CPU path takes numpy's argmax: equal to torch's on ties (the first maximum) and NaN (the first NaN), for
-    float32 and float64, contiguous or not; bf16 keeps torch's."""
+    float32 and float64, contiguous or not, requiring grad or not; bf16 keeps torch's."""
     g = torch.Generator().manual_seed(3)
     hm = torch.randint(0, 4, (3, 5, 4, 5, 6), generator=g).float()  # many ties
     hm[0, 1, 2, 3, 4] = float("nan")
     hm[2, 4, 0, 0, 1] = float("nan")
     hm[2, 4, 3, 4, 5] = float("nan")
-    for volume in (hm, hm.double(), hm.transpose(3, 4), hm.bfloat16()):
+    for volume in (hm, hm.double(), hm.transpose(3, 4), hm.bfloat16(), hm.clone().requires_grad_()):
         expected = volume.reshape(3, 5, -1).argmax(-1)
         z, rest = expected // (volume.shape[3] * volume.shape[4]), expected % (volume.shape[3] * volume.shape[4])
         y, x = rest // volume.shape[4], rest % volume.shape[4]

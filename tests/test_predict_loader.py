@@ -5,6 +5,7 @@ workers (the caller's thread count left as it was), and predictions written into
 
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
@@ -22,6 +23,12 @@ from internet.inference import predict
 from internet.runtime import init_loader_worker, loader_worker_init
 
 SIZE = 64  # crop side of the config below
+
+
+@pytest.fixture(autouse=True)
+def _workers_do_not_wait_an_hour(monkeypatch):
+    """A broken hand-back fails these tests in a minute instead of hanging them for the default hour."""
+    monkeypatch.setattr(batch_slots, "ACQUIRE_TIMEOUT_S", 60.0)
 
 
 @pytest.fixture()
@@ -155,7 +162,31 @@ def test_too_little_shared_memory_for_the_workers_is_a_clear_error(cfg, monkeypa
     with pytest.raises(RuntimeError, match=r"need 3 MiB of shared memory \(/dev/shm\).*only 2 MiB is free"):
         predict(EchoModel(), ValueImages(40), cfg, num_workers=2, batch_size=32)
     assert len(predict(EchoModel(), ValueImages(8), cfg, num_workers=0)["index"]) == 8  # in-process: none needed
-    assert batch_slots.shared_memory_free() is None or batch_slots.shared_memory_free() > 0
+    # a job smaller than a batch needs room for its own samples only, and only in the workers that get one
+    out = predict(EchoModel(), ValueImages(3), cfg, num_workers=2, batch_size=32)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(3))
+
+
+def test_the_ranks_of_a_machine_share_its_shared_memory(monkeypatch):
+    stat = type("Stat", (), {"f_bavail": 1000, "f_frsize": 4096})
+    monkeypatch.setattr(batch_slots.os, "statvfs", lambda path: stat)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert batch_slots.shared_memory_free() == 4096 * 1000
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's processes on this machine
+    assert batch_slots.shared_memory_free() == 1024 * 1000
+
+
+def test_a_waiting_worker_stops_when_the_process_reading_its_batches_is_gone(monkeypatch):
+    """A worker whose consumer was killed must not wait out the hour: it sees its parent change (it is re-parented)."""
+    monkeypatch.setattr(batch_slots, "_POLL_S", 0.01)
+    slots = BatchSlots(1, 1, (1, 3, 4, 4))
+    slots.write(0, [np.zeros((3, 4, 4), np.float32)])  # the only buffer, never handed back
+    parents = iter([100, 100, 1])
+    monkeypatch.setattr(batch_slots.os, "getppid", lambda: next(parents, 1))
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="the process reading its batches is gone"):
+        slots.write(0, [np.zeros((3, 4, 4), np.float32)])
+    assert time.monotonic() - start < 5
 
 
 class HalfSkeletonModel(EchoModel):
@@ -163,16 +194,31 @@ class HalfSkeletonModel(EchoModel):
         return {**super().forward(img), "joint_heatmap": torch.zeros(len(img), 21, 16, 16, 16)}
 
 
-def test_a_model_with_another_joint_count_is_a_clear_error(cfg):
-    with pytest.raises(ValueError, match=r"joint_coord has shape \(2, 21, 3\) per batch; \(42, 3\) per sample"):
+class OneHandTypeModel(EchoModel):
+    def forward(self, img):
+        out = super().forward(img)
+        return {**out, "hand_type": out["hand_type"][:1]}
+
+
+def test_a_model_with_another_joint_count_or_batch_is_a_clear_error(cfg):
+    with pytest.raises(ValueError, match=r"joint_coord has shape \(2, 21, 3\) for a batch of 2; \(2, 42, 3\) expected"):
         predict(HalfSkeletonModel(), ValueImages(4), cfg, num_workers=0, batch_size=2)
+    with pytest.raises(ValueError, match=r"hand_type has shape \(1, 2\) for a batch of 2; \(2, 2\) expected"):
+        predict(OneHandTypeModel(), ValueImages(4), cfg, num_workers=0, batch_size=2)
 
 
 def test_the_pin_memory_step_copies_a_buffered_batch_and_hands_its_buffer_back(monkeypatch):
     """On CUDA the loader's pin-memory thread gets (SlotRef, inv_trans) batches: torch's pin step must call
     SlotRef.pin_memory, which returns the batch's own crops and frees the buffer for the worker's next batch (CUDA is
     not needed for that part: the pinned allocation is replaced by a plain copy)."""
+    from collections.abc import Sequence
+
     from torch.utils.data._utils.pin_memory import pin_memory as loader_pin_memory
+
+    from internet.batch_slots import SlotRef
+
+    # torch before 2.13 descends into tuples and sequences before it looks for a pin_memory method
+    assert not issubclass(SlotRef, (tuple, Sequence))
 
     copies = []
     monkeypatch.setattr(batch_slots, "pinned_copy", lambda t: copies.append(t.shape) or t.clone())
@@ -193,6 +239,7 @@ def test_workers_that_are_not_forked_get_the_buffers_and_one_opencv_thread(cfg, 
     import torch.multiprocessing as torch_mp
 
     monkeypatch.setattr(torch_mp, "get_context", lambda method_=None: __import__("multiprocessing").get_context(method))
+    monkeypatch.setenv("OPENCV_FOR_THREADS_NUM", "3")  # the workers' default, were their start-up not to set one
     views = []
     original_view = BatchSlots.view
     monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
@@ -203,3 +250,38 @@ def test_workers_that_are_not_forked_get_the_buffers_and_one_opencv_thread(cfg, 
 
 def _index_times_threads(i: int) -> float:
     return float(i * cv2.getNumThreads())
+
+
+class FailingModel(EchoModel):
+    def forward(self, img):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            raise RuntimeError("the model failed")
+        return super().forward(img)
+
+
+def _children() -> list:
+    me = str(os.getpid())
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_failed_prediction_keeps_no_worker_alive_through_its_traceback(cfg):
+    """A notebook keeps the last traceback (and with it predict's frame): the workers and their shared buffers must
+    not live on through it."""
+    before = _children()
+    with pytest.raises(RuntimeError, match="the model failed") as failure:
+        predict(FailingModel(), ValueImages(40), cfg, num_workers=2, batch_size=2)
+    deadline = time.monotonic() + 10
+    while set(_children()) - set(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert failure.value is not None and not set(_children()) - set(before)
