@@ -90,16 +90,16 @@ class BatchSlots:
         if len(self.batch_shape) < 1 or min(self.batch_shape) < 1:
             raise ValueError(f"batch_shape must be positive sizes, got {tuple(batch_shape)}")
         self.dtype = dtype
-        self._np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        probe = torch.empty((), dtype=dtype)
+        self._np_dtype = probe.numpy().dtype
         self.num_workers, self.slots_per_worker = int(num_workers), int(slots_per_worker)
         self.acquire_timeout = float(ACQUIRE_TIMEOUT_S if acquire_timeout is None else acquire_timeout)
         self.token = uuid.uuid4().hex
         _OPEN[self.token] = self
         shape = (self.num_workers, self.slots_per_worker, *self.batch_shape)
-        itemsize = torch.empty((), dtype=dtype).element_size()
         # torch's own collation allocates its per-batch segments this way: shared, not touched until written
-        storage = torch.UntypedStorage._new_shared(math.prod(shape) * itemsize)
-        self.buffers = torch.empty(0, dtype=dtype).set_(storage, 0, shape, _contiguous_strides(shape))
+        storage = torch.UntypedStorage._new_shared(math.prod(shape) * probe.element_size())
+        self.buffers = torch.empty(0, dtype=dtype).set_(storage, 0, shape)  # contiguous
         ctx = mp_context if mp_context is not None else torch.multiprocessing.get_context()
         # one pipe per worker, written only by the consumer and read only by that worker: no lock, no feeder thread
         # (a multiprocessing.Queue's put cost the consumer about 1 ms per batch in thread hand-offs)
@@ -189,14 +189,6 @@ def slots_for(
             "--shm-size), or lower num_workers or test_batch_size (num_workers=0 loads in this process and needs none)"
         )
     return int(min(want, fit))
-
-
-def _contiguous_strides(shape: Sequence[int]) -> Tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
 
 
 def worker_id() -> Optional[int]:
