@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from standins import tiny_cfg
 from torch.utils.data import Dataset
 
 from internet.config import Config
@@ -118,18 +119,8 @@ class _PlacementProbe(Dataset):
 
 
 def _cfg(tmp_path, **kw) -> Config:
-    base = dict(
-        device="cpu",
-        amp=False,
-        channels_last=False,
-        num_workers=1,
-        train_batch_size=2,
-        end_epoch=1,
-        output_dir=str(tmp_path),
-        seed=0,
-    )
-    base.update(kw)
-    return Config.from_params(base)
+    """The tests' tiny CPU run (standins.tiny_cfg), with one loader worker unless ``kw`` says otherwise."""
+    return tiny_cfg(tmp_path, **{"num_workers": 1, **kw})
 
 
 @pytest.mark.parametrize("retain", [True, False])
