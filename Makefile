@@ -31,10 +31,10 @@ lint: install
 	$(VENV)/bin/ruff check internet tests benchmarks
 	$(VENV)/bin/ruff format --check internet tests benchmarks
 
-# Extra arguments for the demo, e.g. `make demo DEMO_ARGS=--float32` (python -m internet.demo --help)
+# Extra arguments for the demo, e.g. `make demo DEMO_ARGS=--float32` (python -m internet.app.demo --help)
 DEMO_ARGS ?=
 demo: install browser
-	$(PY) -m internet.demo $(DEMO_ARGS)
+	$(PY) -m internet.app.demo $(DEMO_ARGS)
 
 clean-output:
 	rm -rf output/log/* output/model_dump/* output/result/* output/vis/* output/notebooks

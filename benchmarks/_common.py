@@ -57,7 +57,7 @@ def _ram_gib() -> Optional[float]:
 
 def machine_info(device: str = "cpu") -> Dict[str, object]:
     """What the figures were measured on: CPU model, cores, RAM, date (UTC), device, library versions."""
-    from internet.device import cpu_model  # imports torch: not at module import (thread settings come first)
+    from internet.utils.device import cpu_model  # imports torch: not at module import (thread settings come first)
 
     info: Dict[str, object] = {
         "cpu_model": cpu_model(),
@@ -85,10 +85,10 @@ def machine_info(device: str = "cpu") -> Dict[str, object]:
 
 def set_heap(mode: str) -> str:
     """``--malloc``: 'retain' keeps freed C-heap memory in this process as the trainer and a Predictor do
-    (internet.runtime); 'default' leaves glibc's adaptive thresholds alone. Returns the JSON ``allocator``."""
+    (internet.utils.runtime); 'default' leaves glibc's adaptive thresholds alone. Returns the JSON ``allocator``."""
     if mode == "default":
         return "glibc default"
-    from internet.runtime import retain_freed_memory
+    from internet.utils.runtime import retain_freed_memory
 
     return "retain_freed_memory" if retain_freed_memory() else "default (not glibc: retain had no effect)"
 

@@ -96,7 +96,8 @@ def load_official_style(data_dir: Path) -> dict:
     import numpy as np
     from pycocotools.coco import COCO
 
-    from internet.geometry import cam2pixel, process_bboxes, world2cam
+    from internet.geometry.camera import cam2pixel, world2cam
+    from internet.geometry.crop import process_bboxes
 
     ann_dir = data_dir / "annotations" / "train"
     db = COCO(str(ann_dir / "InterHand2.6M_train_data.json"))

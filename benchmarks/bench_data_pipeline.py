@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="retain",
         choices=["retain", "default"],
         help="retain: glibc keeps freed buffers, as the trainer's loader processes set it "
-        "(internet.runtime); default: glibc's own adaptive thresholds",
+        "(internet.utils.runtime); default: glibc's own adaptive thresholds",
     )
     args = p.parse_args(argv)
     args.repeats = args.repeats or (20 if args.quick else 100)

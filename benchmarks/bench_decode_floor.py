@@ -57,13 +57,13 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from internet.codec import HeatmapCodec
     from internet.config import Config
     from internet.data import AugParams, InterHand26M
-    from internet.decode import decode_heatmaps, merge_flip
-    from internet.evaluate import evaluate_interhand
+    from internet.evaluation.protocol import evaluate_interhand
+    from internet.geometry.codec import HeatmapCodec
+    from internet.infer.decode import decode_heatmaps, merge_flip
+    from internet.model.targets import render_gaussian_heatmap
     from internet.skeleton import INTERHAND
-    from internet.targets import render_gaussian_heatmap
 
     torch.set_num_threads(args.threads)
     if not (C.SAMPLE.is_dir() and C.FIXTURES.is_dir()):

@@ -57,7 +57,7 @@ def make_case(n: int, seed: int = 0):
 
     from internet.config import Config
     from internet.data.augment import crop_inv_trans
-    from internet.geometry import process_bboxes
+    from internet.geometry.crop import process_bboxes
 
     cfg = Config()
     g = np.random.default_rng(seed)
@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
     import torch
 
     from internet.config import Config
-    from internet.evaluate import evaluate_interhand, evaluate_interhand_loop
+    from internet.evaluation.protocol import evaluate_interhand, evaluate_interhand_loop
 
     torch.set_num_threads(args.threads)
     paper = Config()  # the case's geometry: 64-bin heatmaps of 256-pixel crops

@@ -8,7 +8,7 @@ the decode (hard argmax over the 42 heatmap volumes), and the whole ``Predictor.
 (crop, forward, decode, back-projection). Medians over ``--repeats`` rounds after warm-up rounds; each round runs
 every figure once (interleaved), so a busy shared machine slows them alike. Random weights:
 latency does not depend on the values. On CUDA every timing waits for the GPU (``torch.cuda.synchronize``).
-The process keeps freed heap memory from the start, as a ``Predictor`` does by default (``internet.runtime``;
+The process keeps freed heap memory from the start, as a ``Predictor`` does by default (``internet.utils.runtime``;
 on CPU glibc's adaptive thresholds can page-fault a forward's buffers in again on every call); ``--malloc default``
 leaves glibc's policy alone (and builds the Predictor with ``retain_freed_memory=False``).
 """
@@ -57,9 +57,9 @@ def main(argv=None) -> dict:
     import torch
 
     from internet.config import Config
-    from internet.decode import decode_heatmaps
+    from internet.infer.decode import decode_heatmaps
+    from internet.infer.predictor import Predictor, load_rgb
     from internet.model import InterNet
-    from internet.predictor import Predictor, load_rgb
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""The inference path at the official test size: samples/s of ``internet.inference.predict`` with 0, 1 and 2 loader
+"""The inference path at the official test size: samples/s of ``internet.infer.predict.predict`` with 0, 1 and 2 loader
 workers, peak memory, and the projected time of a full pass over 849,160 samples on a 16-core GPU box.
 
 ``python benchmarks/bench_inference_scale.py [--quick] [--n 849160] [--pool 300] [--samples 3000]
@@ -106,7 +106,7 @@ def measure(args, workers: int, samples: int) -> dict:
 
     from internet.config import Config
     from internet.data import InterHand26M
-    from internet.inference import predict
+    from internet.infer.predict import predict
 
     class StandIn(nn.Module):
         """Cheap network with InterNet's output keys: the figures are the data side of the path. On a GPU box the
@@ -199,7 +199,7 @@ def machine_scaling(args, samples: int) -> dict:
 
     from internet.config import Config
     from internet.data import InterHand26M
-    from internet.runtime import retain_freed_memory
+    from internet.utils.runtime import retain_freed_memory
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

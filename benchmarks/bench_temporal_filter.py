@@ -4,7 +4,7 @@
 [--settings 0.5:0,1:0,2:0,1:0.05]``
 
 Every camera sequence (>= 3 frames) of the synthetic test split is scored twice per setting (min_cutoff Hz : beta),
-raw and filtered, with the metrics of ``internet.temporal`` (root-aligned per hand; mm and mm/frame^2):
+raw and filtered, with the metrics of ``internet.evaluation.temporal`` (root-aligned per hand; mm and mm/frame^2):
 
 - **noisy GT** (always; the controlled case): the ground truth plus independent Gaussian noise of ``--noise-mm`` per
   coordinate and frame, as a prediction that is right on average and shakes;
@@ -51,7 +51,7 @@ def score(tracks, preds, fps, settings):
     """Per setting: pooled raw and filtered metrics over all tracks, and the mean per-frame MPJPE."""
     import numpy as np
 
-    from internet.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
+    from internet.evaluation.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 
     def mpjpe(p, t):
         m = per_frame_mpjpe(p, t["joint_cam"], t["joint_valid"])["all"]
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     C.limit_threads(args.threads)
     import numpy as np
 
-    from internet.replay import camera_sequences, predict_track
-    from internet.sequences import SequenceIndex
+    from internet.app.replay import camera_sequences, predict_track
+    from internet.data.sequences import SequenceIndex
 
     t0 = time.perf_counter()
     tmp = None
@@ -117,9 +117,9 @@ def main(argv=None) -> int:
         "noisy_gt": {"noise_mm_per_coordinate": args.noise_mm, **score(tracks, noisy, seqs.fps, args.settings)},
     }
     if args.checkpoint:
+        from internet.app.notebook import load_model
         from internet.config import Config
-        from internet.notebook import load_model
-        from internet.predictor import Predictor
+        from internet.infer.predictor import Predictor
 
         model, cfg, _ = load_model(args.checkpoint, Config.cpu_demo())
         predictor = Predictor(model, cfg, "cpu")

@@ -127,8 +127,8 @@ def loss_check(cfg, model, batch, device, amp_dtype) -> dict:
     """The two formulations' losses on the same batch and weights (train mode, no optimizer step)."""
     import torch
 
-    from internet.device import autocast
-    from internet.losses import InterNetLoss
+    from internet.model.losses import InterNetLoss
+    from internet.utils.device import autocast
 
     dense = InterNetLoss(cfg.sigma, tuple(cfg.output_hm_shape), fast=False)
     fast = InterNetLoss(cfg.sigma, tuple(cfg.output_hm_shape), fast=True)
@@ -186,7 +186,7 @@ def run_formulation(name: str, formulation: str, args) -> dict:
     """In this (fresh) process: time ``Trainer._step`` for one formulation; images/s, step times, peak memory."""
     import torch
 
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
 
     cfg, _, batch, model = setup(name, args)
     fast = formulation == "fast"
@@ -262,7 +262,7 @@ def main(argv=None) -> dict:
         C.limit_threads(args.threads)
     import torch
 
-    from internet.device import amp_dtype
+    from internet.utils.device import amp_dtype
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -96,7 +96,8 @@ class Config:
     """Per process (per GPU), as in the official code."""
     loss_weights: tuple = _in("training", (1.0, 1.0, 1.0))
     """Weight of each loss term in the total, in the order of ``InterNetLoss.TERMS`` (joint_heatmap,
-    rel_root_depth, hand_type; official: 1, 1, 1). The loss checks them (:class:`internet.losses.InterNetLoss`)."""
+    rel_root_depth, hand_type; official: 1, 1, 1). The loss checks them
+    (:class:`internet.model.losses.InterNetLoss`)."""
     max_iters_per_epoch: Optional[int] = _in("training", None)
     """Cap on iterations per epoch (demos and tests); None runs the whole epoch."""
     seed: int = _in("training", 0)
@@ -118,7 +119,7 @@ class Config:
     num_workers: int = _in("runtime", 4)
     retain_freed_memory: bool = _in("runtime", True)
     """Keep freed C-heap memory in the processes that train or run the model (``Trainer``, ``Predictor``) and in
-    the data-loader workers (glibc; see ``internet.runtime``), so per-sample and per-step buffers are reused
+    the data-loader workers (glibc; see ``internet.utils.runtime``), so per-sample and per-step buffers are reused
     instead of page-faulted in again. Costs up to 256 MB of freed memory kept per process."""
     num_gpus: int = _in("runtime", 1)
     """Processes for DistributedDataParallel; 1 trains in this process."""
@@ -267,7 +268,7 @@ class Config:
             bad("max_iters_per_epoch", "must be >= 1 or None")
         if list(self.lr_dec_epoch) != sorted(self.lr_dec_epoch) or any(e < 0 for e in self.lr_dec_epoch):
             bad("lr_dec_epoch", "must be increasing non-negative epochs")
-        # loss_weights: checked by the loss, which owns its terms (internet.losses.InterNetLoss.check_weights)
+        # loss_weights: checked by the loss, which owns its terms (internet.model.losses.InterNetLoss.check_weights)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             bad("device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
 

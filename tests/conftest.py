@@ -45,7 +45,7 @@ def _vendored_data_stays_untouched():
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A tiny synthetic InterHand2.6M data set (with images), written once per session."""
-    from internet.demo import QUICK_SIZES
+    from internet.app.demo import QUICK_SIZES
     from internet.synth import generate
 
     root = tmp_path_factory.mktemp("tiny_synth") / "InterHand2.6M"
@@ -63,7 +63,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_config_overrides() -> Dict[str, Any]:
     """Config fields for a network small enough to train a few iterations in seconds on a CPU."""
-    from internet.demo import QUICK_CONFIG
+    from internet.app.demo import QUICK_CONFIG
 
     return dict(QUICK_CONFIG)
 
@@ -93,10 +93,10 @@ def execute_notebook() -> Callable[..., Any]:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, tiny_data) -> SimpleNamespace:
-    """One ``python -m internet.demo --quick`` run (in process) on the tiny data set: it executes notebooks 01-04 and
-    trains the tiny checkpoint. Returns output_dir, data_root, rc, summary (dict) and checkpoint (Path)."""
-    from internet.checkpoint import latest_checkpoint
-    from internet.demo import main
+    """One ``python -m internet.app.demo --quick`` run (in process) on the tiny data set: it executes notebooks 01-04
+    and trains the tiny checkpoint. Returns output_dir, data_root, rc, summary (dict) and checkpoint (Path)."""
+    from internet.app.demo import main
+    from internet.model.checkpoint import latest_checkpoint
 
     out = tmp_path_factory.mktemp("demo_quick") / "output"
     rc = main(["--quick", "--data-root", str(tiny_data), "--output-dir", str(out), "--seed", str(TINY_SEED)])

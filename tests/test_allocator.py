@@ -1,4 +1,4 @@
-"""internet.runtime: loader processes keep freed sample buffers in the heap instead of fresh mmap pages."""
+"""internet.utils.runtime: loader processes keep freed sample buffers in the heap instead of fresh mmap pages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from standins import tiny_cfg
 from torch.utils.data import Dataset
 
 from internet.config import Config
-from internet.runtime import retain_freed_memory
+from internet.utils.runtime import retain_freed_memory
 
 BUFFER = 24 * 1024 * 1024  # a large buffer: above glibc's initial mmap threshold (128 KiB), below the retained one
 
@@ -71,9 +71,9 @@ def _in_fresh_process(body: str) -> dict:
             f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
             "from test_allocator import _buffer_placement, _GLIBC_SMALL, _PlacementProbe, _cfg",
             "from internet.config import Config",
-            "from internet.runtime import retain_freed_memory",
-            "from internet.predictor import Predictor",
-            "from internet.train import Trainer",
+            "from internet.utils.runtime import retain_freed_memory",
+            "from internet.infer.predictor import Predictor",
+            "from internet.engine.train import Trainer",
             "from standins import TinyInterNet",
             body,
         ]

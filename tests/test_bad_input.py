@@ -13,12 +13,12 @@ import pytest
 import torch
 from papermill.exceptions import PapermillExecutionError
 
-from internet.checkpoint import CHECKPOINT_FORMAT, CheckpointError, official_state_dict, save_checkpoint
+from internet.app.notebook import load_model
 from internet.config import Config
 from internet.data.io import DataFileError
+from internet.infer.predictor import MIN_IMAGE_SIDE, Predictor, load_rgb
 from internet.model import InterNet
-from internet.notebook import load_model
-from internet.predictor import MIN_IMAGE_SIDE, Predictor, load_rgb
+from internet.model.checkpoint import CHECKPOINT_FORMAT, CheckpointError, official_state_dict, save_checkpoint
 
 TINY = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), sigma=1.0)
 
@@ -138,7 +138,7 @@ def test_notebook_05_names_a_one_pixel_image(execute_notebook, trained_checkpoin
 
 def test_box_rule_finds_one_bad_box_among_many():
     """The data sets check 1.36 M boxes at every start through a quick sufficient test; it must never hide a bad one."""
-    from internet.geometry import invalid_boxes
+    from internet.geometry.crop import invalid_boxes
 
     rng = np.random.default_rng(0)
     n = 1000

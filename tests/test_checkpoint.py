@@ -13,8 +13,9 @@ import pytest
 import torch
 from vendored import OFFICIAL
 
-import internet.checkpoint as ckpt_mod
-from internet.checkpoint import (
+import internet.model.checkpoint as ckpt_mod
+from internet.model import InterNet
+from internet.model.checkpoint import (
     CheckpointError,
     capture_rng_states,
     checkpoint_name,
@@ -28,7 +29,6 @@ from internet.checkpoint import (
     rng_state_to_plain,
     save_checkpoint,
 )
-from internet.model import InterNet
 
 OFFICIAL_KEYS = OFFICIAL / "state_dict_keys.tsv"
 
@@ -249,7 +249,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch, failure):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if failure == "fsync":
-        import internet.atomic as atomic_mod  # every atomic write of the package goes through it
+        import internet.utils.atomic as atomic_mod  # every atomic write of the package goes through it
 
         monkeypatch.setattr(atomic_mod.os, "fsync", no_space)
     else:

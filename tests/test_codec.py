@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.decode import merge_flip
-from internet.evaluate import evaluate_interhand, evaluate_interhand_loop, evaluate_single_hand, per_sample_mpjpe
+from internet.evaluation.protocol import (
+    evaluate_interhand,
+    evaluate_interhand_loop,
+    evaluate_single_hand,
+    per_sample_mpjpe,
+)
+from internet.geometry.codec import HeatmapCodec
+from internet.infer.decode import merge_flip
 from internet.skeleton import INTERHAND
 
 GEOMETRIES = {"paper": Config(), "cpu_demo": Config.cpu_demo()}
@@ -128,8 +133,8 @@ def test_flip_merge_needs_the_config():
 
 
 def test_predictor_needs_the_config_of_a_module():
+    from internet.infer.predictor import Predictor
     from internet.model import InterNet
-    from internet.predictor import Predictor
 
     cfg = Config.cpu_demo()
     torch.manual_seed(0)

@@ -18,8 +18,9 @@ from internet.config import Config
 from internet.data import InterHand26M, build_dataset
 from internet.data import index as index_mod
 from internet.data.augment import AugParams, crop_inv_trans, make_sample, sample_aug_params
-from internet.evaluate import evaluate_interhand
-from internet.geometry import cam2pixel, gen_trans_from_patch_cv, process_bboxes, world2cam
+from internet.evaluation.protocol import evaluate_interhand
+from internet.geometry.camera import cam2pixel, world2cam
+from internet.geometry.crop import gen_trans_from_patch_cv, process_bboxes
 from internet.skeleton import RHD
 
 ANN_DIR = Path("annotations") / "test"
@@ -529,7 +530,7 @@ def test_windowed_crop_equals_the_whole_image_warp(dtype):
     official whole-image warp, for boxes inside, across and outside the image edges, flips, scales and rotations.
     The shifted sampling map changes float rounding only: 0.05 grey levels (2e-4 in [0, 1]) is 10x under the
     parity fixtures' image tolerance, and a window missing a pixel or a border would miss by whole levels."""
-    from internet.geometry import generate_patch_image
+    from internet.geometry.crop import generate_patch_image
 
     g = np.random.default_rng(7)
     img = (g.random((334, 512, 3)) * 255).astype(dtype)

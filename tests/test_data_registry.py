@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from internet import config as config_mod
+from internet.app.notebook import ParameterError, check_param
 from internet.config import DATASETS, Config, ConfigError
 from internet.data import HandDataset, build_dataset, dataset_class
-from internet.notebook import ParameterError, check_param
 from internet.skeleton import INTERHAND
 
 

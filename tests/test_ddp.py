@@ -16,10 +16,10 @@ import torch
 import torch.distributed as dist
 from standins import RandomHands, TinyInterNet
 
-from internet.checkpoint import load_checkpoint
 from internet.config import Config
-from internet.logging_utils import read_jsonl
-from internet.train import Trainer, launch
+from internet.engine.train import Trainer, launch
+from internet.model.checkpoint import load_checkpoint
+from internet.utils.logs import read_jsonl
 
 
 def tiny_cfg(out: Path, **kw) -> Config:

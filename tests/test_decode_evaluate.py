@@ -11,24 +11,25 @@ import torch
 from vendored import INTERHAND_SAMPLE as SAMPLE
 from vendored import OFFICIAL as FIXTURES
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.decode import (
-    decode_heatmaps,
-    hard_argmax_3d,
-    merge_flip,
-    subvoxel_refine,
-)
-from internet.evaluate import (
+from internet.evaluation.protocol import (
     SUBSETS,
     average_precision,
     evaluate_interhand,
     evaluate_interhand_loop,
     evaluate_single_hand,
 )
-from internet.geometry import generate_patch_image, pixel2cam, trans_points_2d, world2cam
+from internet.geometry.camera import pixel2cam, world2cam
+from internet.geometry.codec import HeatmapCodec
+from internet.geometry.crop import generate_patch_image, trans_points_2d
+from internet.infer.decode import (
+    decode_heatmaps,
+    hard_argmax_3d,
+    merge_flip,
+    subvoxel_refine,
+)
+from internet.model.targets import render_gaussian_heatmap
 from internet.skeleton import INTERHAND, RHD
-from internet.targets import render_gaussian_heatmap
 
 PAPER = Config()
 """The official fixtures' geometry: 256x256 crops, 64x64x64 heatmaps, 400 mm depth ranges."""

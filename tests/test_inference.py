@@ -1,7 +1,7 @@
-"""The one inference path (internet.inference) and the GPU-path fixes around it: the flip test merged correctly in
+"""The one inference path (internet.infer.predict) and the GPU-path fixes around it: the flip test merged correctly in
 every route (data set, Trainer.test, Predictor, notebook 03), checkpoints evaluated with their own weights
-(``python -m internet.train --test``, under torchrun too), resumption across machines (CUDA RNG states, fused Adam
-state), the precision and device choice, scalable logs, and the official-size test split of the generator."""
+(``python -m internet.engine.train --test``, under torchrun too), resumption across machines (CUDA RNG states, fused
+Adam state), the precision and device choice, scalable logs, and the official-size test split of the generator."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 
 from internet.config import Config
 from internet.data import InterHand26M
-from internet.evaluate import evaluate_interhand
-from internet.inference import infer_batch, place_predictions, predict
+from internet.evaluation.protocol import evaluate_interhand
+from internet.infer.predict import infer_batch, place_predictions, predict
 from internet.skeleton import INTERHAND
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,9 +135,9 @@ def test_flip_test_changes_the_prediction_when_the_views_disagree(paper_cfg, pat
 
 
 def test_trainer_test_and_predictor_use_the_same_flip_merge(paper_cfg, pattern_set):
-    from internet.predictor import Predictor
-    from internet.results import read_predictions, read_results
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
+    from internet.evaluation.results import read_predictions, read_results
+    from internet.infer.predictor import Predictor
 
     cfg = paper_cfg.replace(flip_test=True)
     model = MirrorModel(flipped_hand=[0.7, 0.6], flipped_rel_root=30.0)
@@ -193,7 +193,7 @@ def test_predict_with_workers_equals_predict_in_process(tiny_data):
 def test_predict_workers_keep_freed_memory_as_the_config_says(paper_cfg, pattern_set, tmp_path, monkeypatch, retain):
     """``cfg.retain_freed_memory`` reaches predict's loader workers (as it does the trainer's): each forked worker
     calls ``runtime.retain_freed_memory`` at start-up when it is on, and not when it is off."""
-    import internet.runtime as runtime
+    import internet.utils.runtime as runtime
 
     def mark() -> bool:
         (tmp_path / f"worker_{os.getpid()}").touch()
@@ -210,9 +210,9 @@ def test_predict_workers_keep_freed_memory_as_the_config_says(paper_cfg, pattern
 # ------------------------------------------------------------------------------------------------ notebook 03
 def test_notebook_03_flip_test_equals_trainer_test_with_flip(demo_run, execute_notebook, tmp_path):
     """03's flip_test parameter reaches the inference, and 03 and Trainer.test compute the same numbers."""
+    from internet.engine.train import Trainer
+    from internet.evaluation.results import read_predictions, read_results
     from internet.model.load import load_model
-    from internet.results import read_predictions, read_results
-    from internet.train import Trainer
 
     out = tmp_path / "out"
     nb = execute_notebook(
@@ -285,8 +285,8 @@ def _independent_eval(checkpoint, data_root):
 
 
 def test_train_main_test_scores_the_trained_weights(tiny_data, tmp_path, capsys):
+    from internet.engine.train import main
     from internet.model import InterNet
-    from internet.train import main
 
     out = tmp_path / "out"
     main(_train_flags(tiny_data, out) + ["--test"])
@@ -303,7 +303,7 @@ def test_train_main_test_scores_the_trained_weights(tiny_data, tmp_path, capsys)
 
 
 def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_path):
-    """``torchrun --nproc_per_node 2 -m internet.train ... --test``: each rank predicts half of the split, rank 0
+    """``torchrun --nproc_per_node 2 -m internet.engine.train ... --test``: each rank predicts half of the split, rank 0
     prints one table, and the gathered metrics equal a single-process evaluation of the final weights."""
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -315,7 +315,7 @@ def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_
         "--nproc_per_node",
         "2",
         "-m",
-        "internet.train",
+        "internet.engine.train",
         *_train_flags(tiny_data, out),
         "--device",
         "cpu",
@@ -334,7 +334,7 @@ def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_
 
 # ------------------------------------------------------------------------------------------------ resuming elsewhere
 def test_cuda_rng_states_of_more_gpus_than_this_machine_has_restore(monkeypatch):
-    from internet.checkpoint import capture_rng_states, restore_rng_states
+    from internet.model.checkpoint import capture_rng_states, restore_rng_states
 
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -347,7 +347,7 @@ def test_cuda_rng_states_of_more_gpus_than_this_machine_has_restore(monkeypatch)
 
 
 def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
-    from internet.checkpoint import optimizer_state_to_param_device
+    from internet.model.checkpoint import optimizer_state_to_param_device
 
     cpu_net = nn.Linear(3, 2)
     opt = torch.optim.Adam(cpu_net.parameters(), lr=1e-3)  # as written on a CPU: not fused
@@ -367,8 +367,8 @@ def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
 
 
 def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatch):
-    import internet.checkpoint as checkpoint_module
-    from internet.train import Trainer
+    import internet.model.checkpoint as checkpoint_module
+    from internet.engine.train import Trainer
 
     cfg = Config(
         output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, max_iters_per_epoch=1
@@ -387,7 +387,7 @@ def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatc
 
 # ------------------------------------------------------------------------------------------------ device, precision
 def test_bf16_only_on_gpus_with_bf16_tensor_cores(monkeypatch):
-    from internet.device import amp_dtype
+    from internet.utils.device import amp_dtype
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # emulation counts here
     gpu = torch.device("cuda", 0)
@@ -399,8 +399,8 @@ def test_bf16_only_on_gpus_with_bf16_tensor_cores(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback to the CPU")
 def test_a_paper_size_run_that_falls_back_to_the_cpu_says_so(tmp_path, capsys):
-    from internet.device import DeviceFallbackWarning, choose_device
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
+    from internet.utils.device import DeviceFallbackWarning, choose_device
 
     assert choose_device("auto").type == "cpu"  # a small network: no warning
     with pytest.warns(DeviceFallbackWarning, match="resolved to the CPU"):
@@ -414,8 +414,8 @@ def test_a_paper_size_run_that_falls_back_to_the_cpu_says_so(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ logs
 def _run(tmp_path, name, **overrides):
-    from internet.logging_utils import read_jsonl
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
+    from internet.utils.logs import read_jsonl
 
     cfg = Config(
         output_dir=str(tmp_path / name), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, **overrides
@@ -440,8 +440,8 @@ def test_log_every_iters_writes_window_means(tmp_path):
 
 
 def test_resume_drops_the_log_records_of_the_steps_it_redoes(tmp_path):
-    from internet.logging_utils import read_jsonl
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
+    from internet.utils.logs import read_jsonl
 
     cfg = Config(
         output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, max_iters_per_epoch=2
@@ -467,7 +467,7 @@ def test_resume_drops_the_log_records_of_the_steps_it_redoes(tmp_path):
 def test_progress_lines_come_from_rank_0_only(capsys):
     from types import SimpleNamespace
 
-    from internet.notebook import PrintProgress
+    from internet.app.notebook import PrintProgress
 
     record = {"step": 1, "epoch": 0, "iter": 0, "lr": 1e-3, "loss_total": 1.0, "images_per_s": 1.0}
     PrintProgress(1)(SimpleNamespace(is_main=False), record)
@@ -477,8 +477,8 @@ def test_progress_lines_come_from_rank_0_only(capsys):
 
 
 def test_a_failing_device_moves_nothing_of_the_earlier_run(tmp_path):
-    from internet.device import DeviceError
-    from internet.notebook import archive_previous_run
+    from internet.app.notebook import archive_previous_run
+    from internet.utils.device import DeviceError
 
     cfg = Config.cpu_demo(output_dir=str(tmp_path), device="cuda:7")
     cfg.model_dump_dir.mkdir(parents=True)
@@ -569,7 +569,7 @@ def _readme_block(containing: str) -> str:
 
 def test_readme_python_recipes_for_a_checkpoint_run(trained_checkpoint, tiny_data, capsys):
     """The README's "your own image" and "score a checkpoint yourself" blocks, run as written (paths swapped)."""
-    from internet import explore
+    from internet.app import explore
 
     index = explore.load_split_index(tiny_data, "test")
     image = tiny_data / "images" / "test" / index.file_name(0)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from vendored import OFFICIAL
 
-from internet.checkpoint import CheckpointError, infer_resnet_depth
 from internet.config import Config
 from internet.model import InterNet, ResNet
+from internet.model.checkpoint import CheckpointError, infer_resnet_depth
 from internet.model.internet import PoseNet
 
 
@@ -156,17 +156,24 @@ def test_forward_fill_losses_match_official_loss_values(filled_forward):
     the with-logits BCE of the same outputs."""
     import json
 
-    from internet.losses import InterNetLoss, hand_type_loss
+    from internet.model.losses import InterNetLoss, hand_type_loss
 
-    _, out, _ = filled_forward
+    forward_ref, out, _ = filled_forward
     ref = json.loads((OFFICIAL / "loss_values.json").read_text())
     test_mode = np.load(OFFICIAL / "data_test_mode.npz")
     batch = {k: torch.from_numpy(test_mode[k]) for k in InterNetLoss.REQUIRED_BATCH}
     probs_only = {k: v for k, v in out.items() if k != "hand_type_logits"}
+    # the root depth's loss is |output - target|: on the fixture's own outputs it must match to float32 noise; on
+    # ours it carries the forward's tolerance (rtol 2e-4, test_forward_fill_root_depth_and_hand_type), which a CPU
+    # without AVX-512 reaches in the summation order of the root heatmap's soft-argmax
+    official_root = {**probs_only, "rel_root_depth": torch.from_numpy(forward_ref["rel_root_depth"])}
     for fast in (True, False):
         terms = InterNetLoss(2.5, (64, 64, 64), fast=fast)(probs_only, batch)
-        for name in ("joint_heatmap", "rel_root_depth", "hand_type"):
+        for name in ("joint_heatmap", "hand_type"):
             assert terms[name].item() == pytest.approx(ref[name], rel=1e-5), (name, fast)
+        assert terms["rel_root_depth"].item() == pytest.approx(ref["rel_root_depth"], rel=2e-4), fast
+        exact = InterNetLoss(2.5, (64, 64, 64), fast=fast)(official_root, batch)["rel_root_depth"]
+        assert exact.item() == pytest.approx(ref["rel_root_depth"], rel=1e-5), fast
     with_logits = InterNetLoss(2.5, (64, 64, 64))(out, batch)["hand_type"]
     assert with_logits.item() == pytest.approx(
         hand_type_loss(out["hand_type_logits"], batch["hand_type"], batch["hand_type_valid"]).item(), rel=1e-6

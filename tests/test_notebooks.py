@@ -1,6 +1,6 @@
-"""The notebook suite: structure, the helpers notebooks call (internet.notebook, internet.explore), every notebook
-executed with papermill on tiny parameters (through one quick `internet.demo` run plus separate runs of 02 and 05),
-clear parameter errors, and an interrupted training run that resumes from its last checkpoint."""
+"""The notebook suite: structure, the helpers notebooks call (internet.app.notebook, internet.app.explore), every
+notebook executed with papermill on tiny parameters (through one quick `internet.app.demo` run plus separate runs of 02
+and 05), clear parameter errors, and an interrupted training run that resumes from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from notebook_text import outputs as _outputs
 from notebook_text import text as _text
 from papermill.exceptions import PapermillExecutionError
 
-from internet.config import Config
-from internet.notebook import (
+from internet.app.notebook import (
     ParameterError,
     archive_previous_run,
     check_bbox,
@@ -31,6 +30,7 @@ from internet.notebook import (
     training_curves_figure,
     zoom_to_box,
 )
+from internet.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = (
@@ -114,7 +114,7 @@ def test_dataset_parameter_reaches_the_config(name):
         params_to_config({"dataset": "FreiHAND"})
 
 
-# ------------------------------------------------------------------------------------------------ internet.notebook
+# ------------------------------------------------------------------------------------------------ internet.app.notebook
 def test_params_to_config_maps_notebook_names_and_presets():
     cfg = params_to_config(
         dict(
@@ -215,9 +215,9 @@ def test_zoom_to_box_and_training_curves():
     np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [1.0 / s for s in range(1, 6)])
 
 
-# ------------------------------------------------------------------------------------------------ internet.explore
+# ------------------------------------------------------------------------------------------------ internet.app.explore
 def test_explore_statistics_match_the_files(tiny_data):
-    from internet import explore
+    from internet.app import explore
 
     info = json.loads((tiny_data / "synth_info.json").read_text())
     rows = explore.count_table(tiny_data)
@@ -261,9 +261,9 @@ def test_explore_statistics_match_the_files(tiny_data):
 
 
 def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):
-    from internet import baselines
     from internet.data import InterHand26M
-    from internet.evaluate import per_sample_mpjpe
+    from internet.evaluation import baselines
+    from internet.evaluation.protocol import per_sample_mpjpe
     from internet.skeleton import INTERHAND as S
 
     cfg = Config.cpu_demo(data_root=str(tiny_data))
@@ -433,8 +433,8 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
     import torch
 
     from internet.data import InterHand26M
-    from internet.device import cpu_has_fast_bf16
     from internet.model import InterNet
+    from internet.utils.device import cpu_has_fast_bf16
 
     assert demo_run.rc == 0, demo_run.summary
     s = demo_run.summary
@@ -488,7 +488,7 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
 
 
 def test_demo_reuses_complete_data_only(tiny_data, tmp_path):
-    from internet.demo import QUICK_SIZES, synthetic_data_ready
+    from internet.app.demo import QUICK_SIZES, synthetic_data_ready
 
     q = QUICK_SIZES
     assert synthetic_data_ready(tiny_data, 0, q["train"], q["val"], q["test"])
@@ -509,7 +509,7 @@ def test_demo_reuses_complete_data_only(tiny_data, tmp_path):
 
 
 def test_explore_notebook_outputs(demo_run):
-    from internet import explore
+    from internet.app import explore
 
     nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "01_explore_dataset.ipynb"), as_version=4)
     assert not _errors(nb)
@@ -566,7 +566,7 @@ def test_evaluate_notebook_outputs(demo_run):
         assert words in text, words
     assert _mime_count(nb, "image/png") >= 1 + 2 * 3  # per-joint plot, 3 best and 3 worst overlays
     result = demo_run.output_dir / "result"
-    saved = json.loads((result / "eval_test.json").read_text())  # internet.results: Trainer.test's format
+    saved = json.loads((result / "eval_test.json").read_text())  # internet.evaluation.results: Trainer.test's format
     assert set(saved["baselines"]) == {"untrained", "mean pose"} and saved["meta"]["samples"] == 12
     assert saved["meta"]["flip_test"] is False and "official_protocol" in saved
     pred = np.load(result / "pred_test.npz")
@@ -601,9 +601,9 @@ def test_visualize_notebook_outputs(demo_run):
 
 # ------------------------------------------------------------------------------------------------ 05, your image
 def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_checkpoint, tiny_data, tmp_path):
-    from internet import explore
-    from internet.notebook import load_model
-    from internet.predictor import Predictor
+    from internet.app import explore
+    from internet.app.notebook import load_model
+    from internet.infer.predictor import Predictor
 
     out = tmp_path / "out"
     nb = execute_notebook(
@@ -665,7 +665,7 @@ def test_interrupted_training_keeps_its_outputs_and_resumes(
     execute_notebook, tiny_data, tiny_config_overrides, tmp_path
 ):
     from internet.data import InterHand26M
-    from internet.train import EpochBatchSampler
+    from internet.engine.train import EpochBatchSampler
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".cache"))
@@ -714,9 +714,9 @@ def test_interrupted_training_keeps_its_outputs_and_resumes(
 def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     import torch
 
-    from internet.checkpoint import official_state_dict, save_checkpoint
+    from internet.app.notebook import load_model
     from internet.model import InterNet
-    from internet.notebook import load_model
+    from internet.model.checkpoint import official_state_dict, save_checkpoint
 
     small = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16))
     torch.manual_seed(3)
@@ -752,7 +752,7 @@ def test_load_model_reads_official_snapshots_and_our_config(tmp_path):
     )
     model, cfg, info = load_model(old, Config.cpu_demo())
     assert not cfg.fc_input_norm and model.pose_net.fc_input_norm is None
-    from internet.checkpoint import CheckpointError
+    from internet.model.checkpoint import CheckpointError
 
     bad = save_checkpoint(tmp_path / "bad.pth.tar", {"network": {"not_a_layer": torch.zeros(1)}})
     with pytest.raises(CheckpointError, match="missing keys"):
@@ -764,8 +764,8 @@ def test_demo_float32_trains_in_float32_and_says_so(tiny_data, tmp_path, capsys)
     checkpoint's config has amp off, the log's records and the summary say float32, and so does the printed line."""
     import torch
 
-    from internet.checkpoint import latest_checkpoint
-    from internet.demo import main
+    from internet.app.demo import main
+    from internet.model.checkpoint import latest_checkpoint
 
     out = tmp_path / "output"
     argv = ["--quick", "--float32", "--data-root", str(tiny_data), "--output-dir", str(out)]
@@ -778,7 +778,7 @@ def test_demo_float32_trains_in_float32_and_says_so(tiny_data, tmp_path, capsys)
 
 
 def test_make_demo_passes_demo_args_to_the_demo():
-    """``make demo DEMO_ARGS=--float32`` (README) runs ``python -m internet.demo --float32``: the Makefile's recipe,
+    """``make demo DEMO_ARGS=--float32`` (README) runs ``python -m internet.app.demo --float32``: the Makefile's recipe,
     printed by ``make -n`` with its prerequisites taken as done."""
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
@@ -793,12 +793,12 @@ def test_make_demo_passes_demo_args_to_the_demo():
         env=env,
     )
     assert proc.returncode == 0, proc.stderr
-    commands = [line for line in proc.stdout.splitlines() if "internet.demo" in line]
-    assert len(commands) == 1 and commands[0].endswith("-m internet.demo --float32"), proc.stdout
+    commands = [line for line in proc.stdout.splitlines() if "internet.app.demo" in line]
+    assert len(commands) == 1 and commands[0].endswith("-m internet.app.demo --float32"), proc.stdout
 
 
 def test_demo_failure_is_reported_with_a_summary(tmp_path, capsys):
-    from internet.demo import main
+    from internet.app.demo import main
 
     not_a_folder = tmp_path / "data"
     not_a_folder.write_text("a file where the data set should go")
@@ -828,7 +828,7 @@ def single_hand_data(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["RHD", "STB"])
 def test_explore_statistics_of_single_hand_sets(single_hand_data, name):
-    from internet import explore
+    from internet.app import explore
     from internet.data.single_hand import parse_single_hand_file
     from internet.skeleton import get_skeleton
 
@@ -870,7 +870,7 @@ def test_explore_statistics_of_single_hand_sets(single_hand_data, name):
 
 
 def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
-    from internet import explore
+    from internet.app import explore
     from internet.data import InterHand26M
 
     ds = InterHand26M(Config.cpu_demo(data_root=str(tiny_data)), "val", "test")
@@ -884,8 +884,9 @@ def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
 
 @pytest.mark.parametrize("name", ["RHD", "STB"])
 def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
-    from internet import baselines, explore
-    from internet.evaluate import SingleHandEvalResult
+    from internet.app import explore
+    from internet.evaluation import baselines
+    from internet.evaluation.protocol import SingleHandEvalResult
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]
@@ -919,12 +920,13 @@ def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
 def test_notebooks_01_to_03_run_on_single_hand_sets(
     execute_notebook, single_hand_data, tiny_config_overrides, tmp_path, name
 ):
-    from internet import baselines, explore
-    from internet.checkpoint import latest_checkpoint, load_checkpoint
+    from internet.app import explore
+    from internet.app.notebook import load_model
     from internet.data import build_dataset
-    from internet.evaluate import evaluate_single_hand
-    from internet.inference import predict
-    from internet.notebook import load_model
+    from internet.evaluation import baselines
+    from internet.evaluation.protocol import evaluate_single_hand
+    from internet.infer.predict import predict
+    from internet.model.checkpoint import latest_checkpoint, load_checkpoint
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]

@@ -1,7 +1,6 @@
-"""predict's loader path: the reusable shared batch buffers between its workers and the main process
-(internet.batch_slots: every batch arrives intact although the buffers are reused, a worker never overwrites a batch
-that was not handed back, short shared memory means fewer buffers or a clear error), OpenCV on one thread in the
-workers (the caller's thread count left as it was), and predictions written into arrays of their final size."""
+"""predict's loader path (torch's standard DataLoader hand-over): every batch arrives in order through workers, short
+shared memory is a clear error, OpenCV runs on one thread in the workers (the caller's thread count left as it was),
+workers started by spawn and forkserver work too, and a failed run keeps no worker alive."""
 
 from __future__ import annotations
 
@@ -15,20 +14,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-import internet.inference as inference
-from internet import batch_slots
-from internet.batch_slots import BatchSlots, slots_for
+import internet.utils.runtime as runtime
 from internet.config import Config
-from internet.inference import predict
-from internet.runtime import init_loader_worker, loader_worker_init
+from internet.infer.predict import predict
+from internet.utils.runtime import init_loader_worker, loader_worker_init
 
 SIZE = 64  # crop side of the config below
-
-
-@pytest.fixture(autouse=True)
-def _workers_do_not_wait_an_hour(monkeypatch):
-    """A broken hand-back fails these tests in a minute instead of hanging them for the default hour."""
-    monkeypatch.setattr(batch_slots, "ACQUIRE_TIMEOUT_S", 60.0)
 
 
 @pytest.fixture()
@@ -71,50 +62,6 @@ class EchoModel(nn.Module):
         }
 
 
-def test_reused_buffers_deliver_every_batch_intact(cfg, monkeypatch):
-    """30 batches through 2 workers with at most 5 buffers each: every buffer is reused, every batch is read back
-    with its own samples, and the batches did travel through the buffers (not a fresh segment each)."""
-    views = []
-    original_view = BatchSlots.view
-    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
-    n = 60
-    out = predict(EchoModel(pause_s=0.01), ValueImages(n), cfg, num_workers=2, batch_size=2)
-    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(n))
-    np.testing.assert_array_equal(out["inv_trans"][:, 0, 2], np.arange(n))
-    assert len(views) == n // 2 and {ref.worker for ref in views} == {0, 1}
-    assert max(ref.slot for ref in views) < slots_for(n // 2, 2, 4) == 5
-
-
-def test_a_worker_waits_for_its_buffer_to_be_handed_back(cfg, monkeypatch):
-    """With one buffer per worker the workers must wait for the main process after every batch; a slow consumer
-    still reads each batch intact."""
-    monkeypatch.setattr(inference, "slots_for", lambda *args: 1)
-    out = predict(EchoModel(pause_s=0.02), ValueImages(12), cfg, num_workers=2, batch_size=3)
-    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(12))
-
-
-def test_a_buffer_never_handed_back_is_a_clear_error():
-    slots = BatchSlots(1, 1, (2, 3, 4, 4), acquire_timeout=0.05)
-    ref = slots.write(0, [np.ones((3, 4, 4), np.float32)])
-    assert float(slots.view(ref).sum()) == 48
-    with pytest.raises(RuntimeError, match="none of its 1 shared batch buffers was handed back within 0.05 s"):
-        slots.write(0, [np.ones((3, 4, 4), np.float32)])
-    slots.release(ref)
-    assert slots.write(0, [np.zeros((3, 4, 4), np.float32)]).slot == 0
-
-
-def test_samples_that_do_not_fit_the_buffers_are_collated_as_usual(cfg):
-    slots = BatchSlots(1, 2, (2, 3, SIZE, SIZE))
-    fits = np.zeros((3, SIZE, SIZE), np.float32)
-    assert slots.fits([fits, fits])
-    assert not slots.fits([fits, fits, fits])  # more than a batch
-    assert not slots.fits([np.zeros((3, 32, SIZE), np.float32)])  # another crop size
-    assert not slots.fits([fits.astype(np.float64)])
-    # a data set whose crops are not the config's size still predicts through workers
-    out = predict(EchoModel(), WideImages(6), cfg, num_workers=2, batch_size=2)
-    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(6))
-
-
 class WideImages(ValueImages):
     def __getitem__(self, i):
         return {"img": np.full((3, SIZE, 2 * SIZE), float(i), np.float32), "inv_trans": np.eye(2, 3)}
@@ -145,20 +92,8 @@ def test_workers_that_are_not_forked_set_opencv_to_one_thread_at_start_up():
         cv2.setNumThreads(previous)
 
 
-def test_workers_use_fewer_buffers_when_shared_memory_is_short(cfg, monkeypatch):
-    """Room in /dev/shm for two batches per worker: two buffers each (not five), and every batch still intact."""
-    batch_bytes = 2 * 3 * SIZE * SIZE * 4
-    monkeypatch.setattr(batch_slots, "shared_memory_free", lambda: 2 * 2 * batch_bytes + batch_bytes // 2)
-    views = []
-    original_view = BatchSlots.view
-    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
-    out = predict(EchoModel(pause_s=0.01), ValueImages(40), cfg, num_workers=2, batch_size=2)
-    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(40))
-    assert {ref.slot for ref in views} == {0, 1}
-
-
 def test_too_little_shared_memory_for_the_workers_is_a_clear_error(cfg, monkeypatch):
-    monkeypatch.setattr(batch_slots, "shared_memory_free", lambda: 2 * 2**20)  # a batch of 32 crops is 1.5 MiB
+    monkeypatch.setattr(runtime, "shared_memory_free", lambda: 2 * 2**20)  # a batch of 32 crops is 1.5 MiB
     with pytest.raises(RuntimeError, match=r"need 3 MiB of shared memory \(/dev/shm\).*only 2 MiB is free"):
         predict(EchoModel(), ValueImages(40), cfg, num_workers=2, batch_size=32)
     assert len(predict(EchoModel(), ValueImages(8), cfg, num_workers=0)["index"]) == 8  # in-process: none needed
@@ -169,24 +104,11 @@ def test_too_little_shared_memory_for_the_workers_is_a_clear_error(cfg, monkeypa
 
 def test_the_ranks_of_a_machine_share_its_shared_memory(monkeypatch):
     stat = type("Stat", (), {"f_bavail": 1000, "f_frsize": 4096})
-    monkeypatch.setattr(batch_slots.os, "statvfs", lambda path: stat)
+    monkeypatch.setattr(runtime.os, "statvfs", lambda path: stat)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert batch_slots.shared_memory_free() == 4096 * 1000
+    assert runtime.shared_memory_free() == 4096 * 1000
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's processes on this machine
-    assert batch_slots.shared_memory_free() == 1024 * 1000
-
-
-def test_a_waiting_worker_stops_when_the_process_reading_its_batches_is_gone(monkeypatch):
-    """A worker whose consumer was killed must not wait out the hour: it sees its parent change (it is re-parented)."""
-    monkeypatch.setattr(batch_slots, "_POLL_S", 0.01)
-    slots = BatchSlots(1, 1, (1, 3, 4, 4))
-    slots.write(0, [np.zeros((3, 4, 4), np.float32)])  # the only buffer, never handed back
-    parents = iter([100, 100, 1])
-    monkeypatch.setattr(batch_slots.os, "getppid", lambda: next(parents, 1))
-    start = time.monotonic()
-    with pytest.raises(RuntimeError, match="the process reading its batches is gone"):
-        slots.write(0, [np.zeros((3, 4, 4), np.float32)])
-    assert time.monotonic() - start < 5
+    assert runtime.shared_memory_free() == 1024 * 1000
 
 
 class HalfSkeletonModel(EchoModel):
@@ -207,45 +129,16 @@ def test_a_model_with_another_joint_count_or_batch_is_a_clear_error(cfg):
         predict(OneHandTypeModel(), ValueImages(4), cfg, num_workers=0, batch_size=2)
 
 
-def test_the_pin_memory_step_copies_a_buffered_batch_and_hands_its_buffer_back(monkeypatch):
-    """On CUDA the loader's pin-memory thread gets (SlotRef, inv_trans) batches: torch's pin step must call
-    SlotRef.pin_memory, which returns the batch's own crops and frees the buffer for the worker's next batch (CUDA is
-    not needed for that part: the pinned allocation is replaced by a plain copy)."""
-    from collections.abc import Sequence
-
-    from torch.utils.data._utils.pin_memory import pin_memory as loader_pin_memory
-
-    from internet.batch_slots import SlotRef
-
-    # torch before 2.13 descends into tuples and sequences before it looks for a pin_memory method
-    assert not issubclass(SlotRef, (tuple, Sequence))
-
-    copies = []
-    monkeypatch.setattr(batch_slots, "pinned_copy", lambda t: copies.append(t.shape) or t.clone())
-    slots = BatchSlots(1, 1, (2, 3, 4, 4), acquire_timeout=0.05)
-    inv_trans = np.zeros((2, 2, 3))
-    ref = slots.write(0, [np.full((3, 4, 4), 7.0, np.float32)])
-    img, inv = loader_pin_memory((ref, inv_trans))
-    assert isinstance(img, torch.Tensor) and img.shape == (1, 3, 4, 4) and float(img.min()) == 7.0
-    assert inv is inv_trans and copies == [(1, 3, 4, 4)]
-    again = slots.write(0, [np.zeros((3, 4, 4), np.float32)])  # the only buffer is free again
-    assert float(img.min()) == 7.0 and float(slots.view(again).max()) == 0.0  # the pinned copy is independent
-
-
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_workers_that_are_not_forked_get_the_buffers_and_one_opencv_thread(cfg, monkeypatch, method):
-    """Python 3.14 starts workers with forkserver on Linux: the buffers and their pipes travel to such workers by
-    pickling, each batch arrives intact, and the workers set OpenCV to one thread at start-up."""
+def test_workers_that_are_not_forked_get_their_batches_and_one_opencv_thread(cfg, monkeypatch, method):
+    """Python 3.14 starts workers with forkserver on Linux: each batch arrives intact from such workers, and they set
+    OpenCV to one thread at start-up."""
     import torch.multiprocessing as torch_mp
 
     monkeypatch.setattr(torch_mp, "get_context", lambda method_=None: __import__("multiprocessing").get_context(method))
     monkeypatch.setenv("OPENCV_FOR_THREADS_NUM", "3")  # the workers' default, were their start-up not to set one
-    views = []
-    original_view = BatchSlots.view
-    monkeypatch.setattr(BatchSlots, "view", lambda self, ref: views.append(ref) or original_view(self, ref))
     out = predict(EchoModel(), ValueImages(6, value=_index_times_threads), cfg, num_workers=1, batch_size=2)
     np.testing.assert_array_equal(out["rel_root_depth"], np.arange(6))  # index x OpenCV threads (1) in the worker
-    assert len(views) == 3
 
 
 def _index_times_threads(i: int) -> float:
@@ -285,3 +178,9 @@ def test_a_failed_prediction_keeps_no_worker_alive_through_its_traceback(cfg):
     while set(_children()) - set(before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert failure.value is not None and not set(_children()) - set(before)
+
+
+def test_batches_from_several_workers_arrive_in_order(cfg):
+    out = predict(EchoModel(pause_s=0.002), ValueImages(30), cfg, num_workers=2, batch_size=2)
+    np.testing.assert_array_equal(out["rel_root_depth"], np.arange(30))
+    np.testing.assert_array_equal(out["inv_trans"][:, 0, 2], np.arange(30))

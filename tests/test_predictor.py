@@ -1,4 +1,4 @@
-"""internet.predictor: any image + a hand box -> 2D joints in image pixels and root-relative 3D hands."""
+"""internet.infer.predictor: any image + a hand box -> 2D joints in image pixels and root-relative 3D hands."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from internet.checkpoint import CheckpointError, official_state_dict, save_checkpoint
-from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data import InterHand26M
 from internet.data.io import DataFileError
-from internet.inference import place_predictions, predict
+from internet.geometry.codec import HeatmapCodec
+from internet.infer.predict import place_predictions, predict
+from internet.infer.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
 from internet.model import InterNet
-from internet.predictor import DEFAULT_BOX_MM, DEFAULT_FOCAL_PER_PX, Predictor, load_rgb
+from internet.model.checkpoint import CheckpointError, official_state_dict, save_checkpoint
 
 TINY = dict(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), sigma=1.0)
 

@@ -19,8 +19,8 @@ from internet.data.augment import AugParams
 from internet.data.io import DataFileError
 from internet.data.rhd import RHD
 from internet.data.stb import STB
-from internet.evaluate import SingleHandEvalResult, evaluate_single_hand
-from internet.geometry import tight_bbox
+from internet.evaluation.protocol import SingleHandEvalResult, evaluate_single_hand
+from internet.geometry.crop import tight_bbox
 from internet.skeleton import RHD as RHD_SKELETON
 from internet.skeleton import STB as STB_SKELETON
 from internet.synth.__main__ import main as synth_main
@@ -332,7 +332,7 @@ def test_rootnet_mode(synth, fmt, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["RHD", "STB"])
 def test_trainer_runs_and_tests_each_format(synth, fmt, tmp_path):
-    from internet.train import Trainer
+    from internet.engine.train import Trainer
 
     cfg = Config.cpu_demo(
         dataset=fmt,

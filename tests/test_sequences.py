@@ -1,6 +1,6 @@
-"""Hands over time and across cameras: the generator's continuous sequences, internet.sequences on the real sample's
-layout and the synthetic one, the temporal metrics and the One-Euro filter, the sequence views and exports, the video
-path, and notebooks 06 and 07 under papermill."""
+"""Hands over time and across cameras: the generator's continuous sequences, internet.data.sequences on the real
+sample's layout and the synthetic one, the temporal metrics and the One-Euro filter, the sequence views and exports,
+the video path, and notebooks 06 and 07 under papermill."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import pytest
 from notebook_text import outputs as _outputs
 from notebook_text import text as _text
 
-from internet.sequences import SequenceIndex, SequenceKey
+from internet.data.sequences import SequenceIndex, SequenceKey
+from internet.evaluation.temporal import OneEuroFilter, one_euro_filter, per_frame_mpjpe, pool, temporal_errors, triples
 from internet.skeleton import INTERHAND
 from internet.synth import check_interhand, generate
 from internet.synth.motion import SmoothMotionRng
-from internet.temporal import OneEuroFilter, one_euro_filter, per_frame_mpjpe, pool, temporal_errors, triples
 
 MAX_STEP_MM = 150.0
 """Largest joint displacement allowed between consecutive frames of a synthetic sequence (5 fps): 0.75 m/s."""
@@ -90,7 +90,7 @@ def test_smooth_rng_keeps_the_marginals_and_holds_discrete_draws():
         rng.normal(size=(3, 4000))
 
 
-# ============================================================================================== internet.sequences
+# ============================================================================================== internet.data.sequences
 def test_sequence_index_on_the_real_sample_layout(shared_dir):
     root = shared_dir / "data" / "interhand26m_sample"
     seqs = SequenceIndex(root, "test", cache=False)  # the vendored copy stays untouched
@@ -162,7 +162,7 @@ def test_sequence_index_on_the_synthetic_layout(seq_data):
 
 
 def test_every_camera_of_a_frame_sees_the_projected_annotation(seq_data):
-    from internet.replay import frame_views
+    from internet.app.replay import frame_views
 
     seqs = SequenceIndex(seq_data, "test")
     key = seqs.default_sequence()
@@ -347,7 +347,7 @@ class _StubPredictor:
 
 
 def test_video_is_streamed_with_a_box_that_follows(tmp_path):
-    from internet.video import BoxFollower, iter_frames, predict_video, video_info
+    from internet.app.video import BoxFollower, iter_frames, predict_video, video_info
     from internet.vis.sequence import write_video
 
     h, w = 240, 320
@@ -465,10 +465,10 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
 def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     import re
 
+    from internet.app.notebook import load_model
+    from internet.app.video import video_from_sequence
     from internet.config import Config
-    from internet.notebook import load_model
-    from internet.predictor import Predictor
-    from internet.video import video_from_sequence
+    from internet.infer.predictor import Predictor
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = text.split("### Sequences, cameras and video")[1].split("\n### ")[0]

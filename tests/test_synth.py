@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from vendored import INTERHAND_SAMPLE as REAL
 
-from internet.geometry import check_rotation
+from internet.geometry.camera import check_rotation
 from internet.synth import check_interhand, generate, render_hands, scene
 from internet.synth import hand_model as hm
 from internet.synth.__main__ import main as cli_main

@@ -9,7 +9,7 @@ import pytest
 import torch
 from vendored import OFFICIAL as FIXTURES
 
-from internet.losses import (
+from internet.model.losses import (
     InterNetLoss,
     hand_type_loss,
     hand_type_loss_from_probs,
@@ -17,7 +17,7 @@ from internet.losses import (
     joint_heatmap_loss_fast,
     rel_root_depth_loss,
 )
-from internet.targets import gaussian_factors, render_gaussian_heatmap
+from internet.model.targets import gaussian_factors, render_gaussian_heatmap
 
 
 @pytest.fixture(autouse=True)

@@ -18,12 +18,12 @@ from standins import RandomHands, TinyInterNet, tiny_cfg
 from torch.utils.data import DistributedSampler
 from vendored import INTERHAND_SAMPLE as SAMPLE
 
-from internet.checkpoint import latest_checkpoint, load_checkpoint
 from internet.config import Config, ConfigError
-from internet.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_bf16
-from internet.logging_utils import TrainLogger, format_duration, read_jsonl
-from internet.losses import InterNetLoss
-from internet.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
+from internet.engine.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
+from internet.model.checkpoint import latest_checkpoint, load_checkpoint
+from internet.model.losses import InterNetLoss
+from internet.utils.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_bf16
+from internet.utils.logs import TrainLogger, format_duration, read_jsonl
 
 
 @pytest.fixture(autouse=True)

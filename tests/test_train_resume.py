@@ -15,10 +15,10 @@ import standins
 import torch
 from standins import RandomHands, TinyInterNet
 
-from internet.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from internet.config import Config
-from internet.logging_utils import read_jsonl
-from internet.train import Trainer, TrainingError
+from internet.engine.train import Trainer, TrainingError
+from internet.model.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from internet.utils.logs import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 

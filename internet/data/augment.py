@@ -14,9 +14,9 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
-from internet.geometry import generate_patch_image, trans_points_2d
+from internet.geometry.codec import HeatmapCodec
+from internet.geometry.crop import generate_patch_image, trans_points_2d
 from internet.skeleton import Skeleton
 
 # Official draw ranges (common/utils/preprocessing.py get_aug_config).
@@ -176,8 +176,8 @@ def to_output_space(
     cfg: Config,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Crop pixels and camera depth -> heatmap space: z made relative to the joint's own hand root, then encoded by
-    the config's :class:`~internet.codec.HeatmapCodec` (x, y to heatmap pixels, z and the relative root depth to
-    bins). Joints and root outside the depth range become invalid."""
+    the config's :class:`~internet.geometry.codec.HeatmapCodec` (x, y to heatmap pixels, z and the relative root depth
+    to bins). Joints and root outside the depth range become invalid."""
     codec = HeatmapCodec.from_config(cfg)
     joint_coord = np.array(joint_coord, dtype=np.float32)
     for hand in ("right", "left"):

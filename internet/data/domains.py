@@ -7,8 +7,9 @@ its entry in :data:`DOMAINS`, after the conversion to the type it is stored in, 
 a DataFileError naming the file, the record (id and position), the key and the value.
 
 Checks that need more than one field live beside the code that has them: a box against its image's size
-(:func:`internet.geometry.check_box`, shared with :class:`internet.predictor.Predictor`), ``camrot`` being a rotation
-(:func:`internet.geometry.check_rotation`), camera coordinates of valid joints being finite after the projection.
+(:func:`internet.geometry.crop.check_box`, shared with :class:`internet.infer.predictor.Predictor`), ``camrot`` being a
+rotation (:func:`internet.geometry.camera.check_rotation`), camera coordinates of valid joints being finite after the
+projection.
 """
 
 from __future__ import annotations

@@ -37,12 +37,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from internet.atomic import atomic_write_text
 from internet.data.domains import DOMAINS, check_column, check_value
 from internet.data.io import DataFileError, gc_paused, read_json
 from internet.data.json_stream import iter_members
-from internet.geometry import check_rotation
+from internet.geometry.camera import check_rotation
 from internet.skeleton import HAND_TYPES, INTERHAND
+from internet.utils.atomic import atomic_write_text
 
 INDEX_VERSION = 1
 """hand_type codes 0, 1, 2."""

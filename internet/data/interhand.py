@@ -26,7 +26,7 @@ from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, mak
 from internet.data.index import AnnotationIndex, IndexSources, load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
-from internet.geometry import box_fault, invalid_boxes, process_bboxes
+from internet.geometry.crop import box_fault, invalid_boxes, process_bboxes
 from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
 
 MODES = ("train", "test")

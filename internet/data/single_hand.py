@@ -20,14 +20,14 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
 from internet.data.domains import check_value
 from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import load_rootnet
-from internet.geometry import box_fault, invalid_boxes, process_bboxes
+from internet.geometry.codec import HeatmapCodec
+from internet.geometry.crop import box_fault, invalid_boxes, process_bboxes
 from internet.skeleton import HAND_TYPES, Skeleton
 
 MODES = ("train", "test")
@@ -310,7 +310,7 @@ class SingleHandDataset(EpochAugmented, torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------------------------------- evaluation
     def eval_targets(self) -> Dict[str, np.ndarray]:
-        """Ground truth for :func:`internet.evaluate.evaluate_single_hand`, in datalist order (copies).
+        """Ground truth for :func:`internet.evaluation.protocol.evaluate_single_hand`, in datalist order (copies).
 
         joint_cam (N, 42, 3) camera mm (GT block filled, other block zero); joint_valid (N, 42) annotation validity;
         hand_type (N,) 'right'/'left' and hand_type_code (N,) int8; hand_type_valid (N,) ones; focal, princpt

@@ -2,7 +2,7 @@
 
 Module names reproduce the official network (``backbone_net.resnet.*``, ``pose_net.joint_deconv_{1,2}``,
 ``pose_net.joint_conv_{1,2}``, ``pose_net.root_fc``, ``pose_net.hand_fc``), so the official ``snapshot_N.pth.tar``
-files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.checkpoint`). The one addition,
+files load unchanged (after removing their ``module.`` prefix, see :mod:`internet.model.checkpoint`). The one addition,
 ``fc_input_norm`` (off by default), brings its own keys, so a checkpoint cannot silently load into the other variant.
 """
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
-from internet.checkpoint import (
+from internet.config import Config
+from internet.model.checkpoint import (
     CheckpointError,
     check_format_version,
     infer_fc_input_norm,
@@ -18,7 +19,6 @@ from internet.checkpoint import (
     load_network_state,
     strip_wrapper_prefixes,
 )
-from internet.config import Config
 from internet.model.internet import InterNet
 
 MODEL_FIELDS = Config.group_fields("model")

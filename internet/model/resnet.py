@@ -13,7 +13,7 @@ from typing import Mapping, Union
 import torch
 from torch import nn
 
-from internet.checkpoint import CheckpointError, check_state_compatible, load_checkpoint
+from internet.model.checkpoint import CheckpointError, check_state_compatible, load_checkpoint
 
 # depth -> (block type, blocks per stage), as torchvision
 RESNET_SPECS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -131,7 +131,7 @@ class ResNet(nn.Module):
 
         ``fc.*`` keys are ignored (the trunk has no classifier). Old torchvision files lack ``num_batches_tracked``;
         those counters are then left at 0. Anything else missing, unexpected or of the wrong shape raises
-        :class:`internet.checkpoint.CheckpointError` naming the keys and, when it applies, the other depth.
+        :class:`internet.model.checkpoint.CheckpointError` naming the keys and, when it applies, the other depth.
         """
         # checkpoint.py depends only on torch, so importing it here keeps the data flow one-way.
 

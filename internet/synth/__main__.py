@@ -11,10 +11,10 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from internet.cli import non_negative_int, positive_int
 from internet.synth.interhand import IMAGE_FORMATS, generate
 from internet.synth.scale import expand_split
 from internet.synth.single_hand import WRITERS
+from internet.utils.cli import non_negative_int, positive_int
 
 SINGLE_HAND_FORMATS = ("rhd", "stb")
 

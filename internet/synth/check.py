@@ -33,7 +33,8 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 
-from internet.geometry import check_rotation, tight_bbox
+from internet.geometry.camera import check_rotation
+from internet.geometry.crop import tight_bbox
 from internet.skeleton import HAND_TYPES
 
 RULES = (

@@ -39,7 +39,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from internet.geometry import process_bboxes
+from internet.geometry.crop import process_bboxes
 from internet.synth import writer as W
 from internet.synth.motion import SmoothMotionRng
 from internet.synth.render import (

@@ -15,8 +15,8 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from internet.atomic import atomic_open
 from internet.skeleton import INTERHAND
+from internet.utils.atomic import atomic_open
 
 
 def _tmp_path(path: Path) -> Path:

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from plotly.basedatatypes import BaseFigure
 
-from internet.atomic import atomic_write_bytes
+from internet.utils.atomic import atomic_write_bytes
 from internet.vis.plot3d import static_fallback
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from plotly.basedatatypes import BaseFigure
 
-from internet.geometry import check_rotation
+from internet.geometry.camera import check_rotation
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import HANDS, PngFigure, check_hands, check_joints, check_valid, joint_colors
 

@@ -8,8 +8,8 @@
 - :func:`mpjpe_curve_figure`, :func:`multiview_grid_figure` (every camera of a capture with the projected joints),
   :func:`write_video` (MP4 through OpenCV, GIF where no encoder works), :func:`save_animation_html`.
 
-Nothing here reads files or runs a model: the frames come from a callable (see ``internet.sequences`` and
-``internet.video`` for the data).
+Nothing here reads files or runs a model: the frames come from a callable (see ``internet.data.sequences`` and
+``internet.app.video`` for the data).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from internet.atomic import atomic_write_bytes
 from internet.skeleton import INTERHAND, Skeleton
+from internet.utils.atomic import atomic_write_bytes
 from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
 from internet.vis.plot3d import CAMERA_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
 from internet.vis.widgets import _figure_widget, _png, redraw_in_output

@@ -17,13 +17,13 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from internet.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
 from internet.config import Config, ConfigError
-from internet.device import choose_device
-from internet.geometry import as_box
-from internet.logging_utils import JSONL_LOG, TEXT_LOG
+from internet.engine.train import check_output_dir
+from internet.geometry.crop import as_box
+from internet.model.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
 from internet.model.load import MODEL_FIELDS, load_model  # noqa: F401  (the notebooks import them from here)
-from internet.train import check_output_dir
+from internet.utils.device import choose_device
+from internet.utils.logs import JSONL_LOG, TEXT_LOG
 from internet.vis import show
 
 PRESETS = ("cpu", "paper")

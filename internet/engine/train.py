@@ -5,11 +5,11 @@ Recipe (official ``main/train.py``): Adam, lr = ``cfg.lr / lr_dec_factor**k`` wi
 ``cfg.train_batch_size`` per process; loss = the loss's weighted total of its terms (official: the sum of the
 three terms, ``cfg.loss_weights`` 1:1:1).
 
-Speed: bf16 autocast for training (see :mod:`internet.device` for when it is on; :meth:`Trainer.test` runs in
+Speed: bf16 autocast for training (see :mod:`internet.utils.device` for when it is on; :meth:`Trainer.test` runs in
 float32 unless asked), channels_last, pinned memory, non-blocking copies, fused Adam (CUDA and CPU), persistent
 workers, ``torch.compile`` (``cfg.compile``), cudnn.benchmark, DistributedDataParallel.
 
-Crash safety: checkpoints are written atomically (:mod:`internet.checkpoint`); the end-of-epoch
+Crash safety: checkpoints are written atomically (:mod:`internet.model.checkpoint`); the end-of-epoch
 ``snapshot_{epoch}.pth.tar`` is in the official format (``epoch``, ``network`` with ``module.`` keys, ``optimizer``)
 plus a ``train_state`` entry of plain data for exact resumption; ``cfg.ckpt_every_iters`` adds
 ``snapshot_{epoch}_iter{n}.pth.tar`` inside an epoch. The data order is a per-epoch permutation of (seed, epoch)
@@ -20,8 +20,8 @@ with :class:`TrainingError` before the optimizer step, leaving the last checkpoi
 Trainer knows nothing of the model's internals: anything that maps ``img`` to the output dict of docs/design.md
 trains, with any loss that maps (outputs, batch) to a dict of scalar losses (weighted by its ``total`` when it has
 one). The parameter groups come from :func:`internet.model.param_groups`, the checkpoint's resume state from
-:mod:`internet.checkpoint` (:func:`~internet.checkpoint.training_checkpoint`,
-:func:`~internet.checkpoint.resume_training`).
+:mod:`internet.model.checkpoint` (:func:`~internet.model.checkpoint.training_checkpoint`,
+:func:`~internet.model.checkpoint.resume_training`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from internet.checkpoint import (
+from internet.config import Config
+from internet.data import build_dataset
+from internet.evaluation.protocol import evaluate_dataset
+from internet.evaluation.results import write_results
+from internet.infer.predict import predict
+from internet.model import InterNet, param_groups
+from internet.model.checkpoint import (
     ResumeError,
     checkpoint_name,
     latest_checkpoint,
@@ -54,17 +60,11 @@ from internet.checkpoint import (
     save_checkpoint,
     training_checkpoint,
 )
-from internet.config import Config
-from internet.data import build_dataset
-from internet.device import amp_dtype, autocast, choose_device, describe, is_paper_scale, precision_name
-from internet.evaluate import evaluate_dataset
-from internet.inference import predict
-from internet.logging_utils import TrainLogger, format_duration, progress
-from internet.losses import InterNetLoss
-from internet.model import InterNet, param_groups
 from internet.model.load import load_model
-from internet.results import write_results
-from internet.runtime import loader_worker_init, retain_freed_memory
+from internet.model.losses import InterNetLoss
+from internet.utils.device import amp_dtype, autocast, choose_device, describe, is_paper_scale, precision_name
+from internet.utils.logs import TrainLogger, format_duration, progress
+from internet.utils.runtime import loader_worker_init, retain_freed_memory
 
 Callback = Callable[["Trainer", dict], None]
 
@@ -376,9 +376,9 @@ def run_test(
     write: bool = True,
     **predict_kwargs: Any,
 ) -> tuple:
-    """Predict ``test_set`` with :func:`internet.inference.predict`, score it with the data set's official
+    """Predict ``test_set`` with :func:`internet.infer.predict.predict`, score it with the data set's official
     protocol and (``write``) write ``result/pred_{split}{tag}.npz`` and ``eval_{split}{tag}.json``
-    (:mod:`internet.results`); returns ``(EvalResult, path of the eval file or None)``."""
+    (:mod:`internet.evaluation.results`); returns ``(EvalResult, path of the eval file or None)``."""
     pred = predict(model, test_set, cfg, device=device, amp_dtype=amp_dtype, **predict_kwargs)
     gt = test_set.eval_targets()
     result = evaluate_dataset(pred, gt, cfg, skeleton=getattr(test_set, "skeleton", None))
@@ -405,7 +405,7 @@ class Trainer:
 
     The Trainer runs the loop (device, data order, steps, logs, checkpoints) and knows nothing of the model's
     internals: the model's side gives the optimizer's parameter groups (:func:`internet.model.param_groups`), the
-    loss its weighted total (``loss_fn.total``, else the sum of the terms), and :mod:`internet.checkpoint` writes
+    loss its weighted total (``loss_fn.total``, else the sum of the terms), and :mod:`internet.model.checkpoint` writes
     and restores the resume state. Distributed runs (``torchrun`` or :func:`launch`): each process trains on its
     shard with batch ``cfg.train_batch_size`` (global batch = that x world size); only rank 0 writes checkpoints
     and logs.
@@ -430,7 +430,7 @@ class Trainer:
         first needed); loss_fn: (outputs, batch) -> dict of scalar losses, with an optional ``total(losses)``
         (default ``InterNetLoss.from_config(cfg)``, which checks ``cfg.loss_weights``);
         sync_bn: SyncBatchNorm across processes (CUDA only; otherwise BN statistics are per process);
-        cpu_amp: bf16 autocast on CPU (None = when cfg.amp and the CPU has native bf16, see internet.device);
+        cpu_amp: bf16 autocast on CPU (None = when cfg.amp and the CPU has native bf16, see internet.utils.device);
         progress_bar: tqdm bars (None = when stderr is a terminal or in Jupyter); callbacks: called as
         ``cb(trainer, record)`` after every iteration; echo: also print the text log lines."""
         self.cfg = cfg
@@ -512,7 +512,7 @@ class Trainer:
         if cfg.num_gpus > 1 and self.world_size == 1:
             self.logger.info(
                 f"note: num_gpus={cfg.num_gpus} but this is a single process; use "
-                "internet.train.launch(cfg) or torchrun for DistributedDataParallel"
+                "internet.engine.train.launch(cfg) or torchrun for DistributedDataParallel"
             )
         last: dict = {}
         window, clock = _LogWindow(), _Clock()
@@ -635,8 +635,8 @@ class Trainer:
         self.resume_from(path)
 
     def resume_from(self, path: Union[str, Path]) -> None:
-        """Continue from ``path`` (:func:`internet.checkpoint.resume_training`): weights, optimizer, RNG and position.
-        An official snapshot (no ``train_state``) resumes at the start of epoch ``epoch + 1``."""
+        """Continue from ``path`` (:func:`internet.model.checkpoint.resume_training`): weights, optimizer, RNG and
+        position. An official snapshot (no ``train_state``) resumes at the start of epoch ``epoch + 1``."""
         self._prepare_data()  # the position is counted in batches of this run's data order
         try:
             self.epoch, self.iter, self.global_step = resume_training(
@@ -665,10 +665,10 @@ class Trainer:
         test_set: Optional[Dataset] = None,
         amp: bool = False,
     ):
-        """Evaluate on ``split`` (default cfg.test_split) with :func:`internet.inference.predict` (flip test and
+        """Evaluate on ``split`` (default cfg.test_split) with :func:`internet.infer.predict.predict` (flip test and
         sub-voxel refinement as cfg says) and the data set's official protocol; writes
-        ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json`` (:mod:`internet.results`, rank 0)
-        and returns the EvalResult. In a distributed run each process predicts its share of the samples.
+        ``result/pred_{split}{tag}.npz`` and ``result/eval_{split}{tag}.json`` (:mod:`internet.evaluation.results`,
+        rank 0) and returns the EvalResult. In a distributed run each process predicts its share of the samples.
         ``checkpoint``: a path or an epoch number (``snapshot_{N}.pth.tar``) to evaluate instead of the current
         weights, built with :func:`internet.model.load.load_model` (its saved config decides the network; tag
         ``_snapshot_N``). ``test_set``: a data set instead of ``build_dataset(cfg, split, 'test')``. ``amp``: bf16
@@ -777,12 +777,12 @@ def launch(cfg: Config, nprocs: Optional[int] = None, **trainer_kwargs: Any) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``python -m internet.train [--preset paper|cpu] [--test] --name value ...``: any Config field as a flag.
+    """``python -m internet.engine.train [--preset paper|cpu] [--test] --name value ...``: any Config field as a flag.
 
     Values are parsed as JSON where possible (``--lr 1e-4``, ``--lr_dec_epoch [15,17]``, ``--amp false``), else taken
     as strings. Under torchrun each process trains its share (DDP); otherwise ``--num_gpus N`` spawns N processes.
     """
-    parser = argparse.ArgumentParser(prog="python -m internet.train", description=main.__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m internet.engine.train", description=main.__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=("paper", "cpu"), default="paper")
     parser.add_argument("--test", action="store_true", help="after training, evaluate on cfg.test_split")
     args, rest = parser.parse_known_args(argv)

@@ -1,6 +1,6 @@
-"""Glue between the data (``internet.sequences``), a model (``internet.predictor.Predictor``) and the sequence views
-(``internet.vis.sequence``) for notebook 06: predictions of a camera's sequence, the player's frames, per-frame and
-temporal errors, one frame from every camera of the capture, and the exports.
+"""Glue between the data (``internet.data.sequences``), a model (``internet.infer.predictor.Predictor``) and the
+sequence views (``internet.vis.sequence``) for notebook 06: predictions of a camera's sequence, the player's frames,
+per-frame and temporal errors, one frame from every camera of the capture, and the exports.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from internet.sequences import SequenceIndex, SequenceKey, frame_step
+from internet.data.sequences import SequenceIndex, SequenceKey, frame_step
+from internet.evaluation.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.skeleton import INTERHAND, Skeleton
-from internet.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.vis.overlay import draw_skeleton_2d
 from internet.vis.plot3d import camera_rig_figure
 from internet.vis.sequence import (
@@ -31,7 +31,7 @@ def predict_track(
     track: Dict[str, np.ndarray],
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> Dict[str, np.ndarray]:
-    """Run ``predictor`` (an ``internet.predictor.Predictor``) on every frame of ``track`` (from
+    """Run ``predictor`` (an ``internet.infer.predictor.Predictor``) on every frame of ``track`` (from
     :meth:`SequenceIndex.track`) with the annotated box and the camera's intrinsics. Returns ``pred_cam`` (T, 42, 3)
     mm, ``pred_img`` (T, 42, 2) px, ``hand_type`` (T, 2) probabilities, ``pred_valid`` (T, 42) (the joints of the
     hands predicted present; both when none is)."""
@@ -69,7 +69,8 @@ def track_curves(
 def filtered(
     pred: Dict[str, np.ndarray], track: Dict[str, np.ndarray], fps: float, min_cutoff: float = 1.0, beta: float = 0.0
 ) -> Dict[str, np.ndarray]:
-    """``pred`` with ``pred_cam`` and ``pred_img`` smoothed over time by a One-Euro filter (``internet.temporal``)."""
+    """``pred`` with ``pred_cam`` and ``pred_img`` smoothed over time by a One-Euro filter
+    (``internet.evaluation.temporal``)."""
     out = dict(pred)
     for key in ("pred_cam", "pred_img"):
         out[key] = one_euro_filter(pred[key], fps, track["frame"], min_cutoff=min_cutoff, beta=beta)

@@ -1,4 +1,4 @@
-"""Argument types shared by the command lines (``python -m internet.demo``, ``python -m internet.synth``)."""
+"""Argument types shared by the command lines (``python -m internet.app.demo``, ``python -m internet.synth``)."""
 
 from __future__ import annotations
 

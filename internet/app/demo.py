@@ -1,4 +1,4 @@
-"""``make demo`` = ``python -m internet.demo``: the whole pipeline on a CPU, headless, in under 15 minutes.
+"""``make demo`` = ``python -m internet.app.demo``: the whole pipeline on a CPU, headless, in under 15 minutes.
 
 1. Writes the synthetic InterHand2.6M data set once (``data/synthetic/InterHand2.6M``; skipped when its
    ``synth_info.json``, written last by the generator, records the same generator version, seed and sizes).
@@ -25,13 +25,13 @@ from typing import Any, Dict, Optional, Sequence
 
 import papermill
 
-from internet.cli import non_negative_int, positive_int
-from internet.device import cpu_has_fast_bf16, cpu_model
-from internet.logging_utils import JSONL_LOG, read_jsonl
-from internet.notebook import project_path, project_root
-from internet.results import read_results, result_paths
+from internet.app.notebook import project_path, project_root
+from internet.evaluation.results import read_results, result_paths
 from internet.synth import generate
 from internet.synth.interhand import GENERATOR_VERSION
+from internet.utils.cli import non_negative_int, positive_int
+from internet.utils.device import cpu_has_fast_bf16, cpu_model
+from internet.utils.logs import JSONL_LOG, read_jsonl
 
 NOTEBOOKS = ("01_explore_dataset", "02_train", "03_evaluate", "04_visualize_3d", "06_sequences")
 DEFAULT_DATA_ROOT = "data/synthetic/InterHand2.6M"
@@ -154,8 +154,8 @@ def machine() -> Dict[str, Any]:
 
 
 def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra: Dict[str, Any]) -> dict:
-    """The demo summary from ``result/eval_{split}.json`` (written by 03_evaluate, :mod:`internet.results`) and
-    the timings."""
+    """The demo summary from ``result/eval_{split}.json`` (written by 03_evaluate, :mod:`internet.evaluation.results`)
+    and the timings."""
     evaluation = read_results(output_dir / "result", split)
     path = result_paths(output_dir / "result", split)["eval"]
     baselines = evaluation.get("baselines", {})
@@ -190,7 +190,7 @@ def build_summary(output_dir: Path, split: str, seconds: Dict[str, float], extra
 # ------------------------------------------------------------------------------------------------ command line
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m internet.demo",
+        prog="python -m internet.app.demo",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -2,7 +2,7 @@
 pose of each hand, a floor that a trained model must beat (notebook 03, the demo's summary).
 
 The predictions are written in heatmap space (the evaluation's input) with the data set's
-:class:`~internet.codec.HeatmapCodec`, then scored by :mod:`internet.evaluate` like any model's.
+:class:`~internet.geometry.codec.HeatmapCodec`, then scored by :mod:`internet.evaluation.protocol` like any model's.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data.single_hand import SingleHandDataset
-from internet.evaluate import EvalResult, SingleHandEvalResult, evaluate_interhand, evaluate_single_hand
+from internet.evaluation.protocol import EvalResult, SingleHandEvalResult, evaluate_interhand, evaluate_single_hand
+from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import INTERHAND, Skeleton
 
 
@@ -107,8 +107,8 @@ def mean_pose_baseline(
 
     ``train_set``, ``test_set``: data sets with ``eval_targets()`` (InterHand26M, RHD or STB); the test set's config
     (``.cfg``, required) gives the heatmap/crop geometry and its ``trans_test`` the root depths. RHD/STB test sets
-    are scored with :func:`~internet.evaluate.evaluate_single_hand` (a :class:`SingleHandEvalResult`), InterHand2.6M
-    with :func:`~internet.evaluate.evaluate_interhand`."""
+    are scored with :func:`~internet.evaluation.protocol.evaluate_single_hand` (a :class:`SingleHandEvalResult`),
+    InterHand2.6M with :func:`~internet.evaluation.protocol.evaluate_interhand`."""
     for name, ds in (("train_set", train_set), ("test_set", test_set)):
         if not hasattr(ds, "eval_targets"):
             raise TypeError(

@@ -18,9 +18,9 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Uni
 import cv2
 import numpy as np
 
-from internet.predictor import check_box
+from internet.evaluation.temporal import OneEuroFilter
+from internet.infer.predictor import check_box
 from internet.skeleton import INTERHAND, Skeleton
-from internet.temporal import OneEuroFilter
 from internet.vis.overlay import draw_bbox, draw_skeleton_2d
 from internet.vis.sequence import hands_animation_figure, save_animation_html, write_video
 
@@ -153,9 +153,9 @@ def predict_video(
     """Predict both hands in every ``every``-th frame of the video at ``path`` (up to ``max_frames``) and write to
     ``out_dir``: ``{stem}_overlay.mp4`` (or .gif), ``{stem}_3d.html``, ``{stem}_pred.npz`` and ``{stem}.json``.
 
-    predictor: an ``internet.predictor.Predictor``; bbox: the hand box [x, y, w, h] of the first frame; follow: carry
-    the box along with the predicted hands (:class:`BoxFollower` with ``momentum`` and ``adapt_size``), else keep it
-    fixed; one_euro: {'min_cutoff', 'beta'} to smooth the predicted joints over time (None: raw); focal: [fx, fy] if
+    predictor: an ``internet.infer.predictor.Predictor``; bbox: the hand box [x, y, w, h] of the first frame; follow:
+    carry the box along with the predicted hands (:class:`BoxFollower` with ``momentum`` and ``adapt_size``), else keep
+    it fixed; one_euro: {'min_cutoff', 'beta'} to smooth the predicted joints over time (None: raw); focal: [fx, fy] if
     known; progress(done, total, seconds): called after each frame (total is the container's frame count / every,
     capped by max_frames; it may be approximate).
     Returns the paths, ``frames`` (predicted), ``fps`` and the per-frame arrays ``joint_img`` (N, 42, 2),
@@ -264,7 +264,7 @@ class ProgressPrinter:
 def video_from_sequence(
     seqs: Any, key: Any, path: Union[str, Path], fps: Optional[float] = None
 ) -> Tuple[Path, np.ndarray]:
-    """Write one camera's view of a sequence (``internet.sequences.SequenceIndex`` and ``SequenceKey``) as a video
+    """Write one camera's view of a sequence (``internet.data.sequences.SequenceIndex`` and ``SequenceKey``) as a video
     (a stand-in for your own, with known ground truth); returns (the path written, the annotated box of its first
     frame). MP4, or GIF where OpenCV has no encoder."""
     rows = seqs.rows(key.capture, key.seq_name, key.camera)

@@ -1,7 +1,7 @@
 """Temporal metrics of predicted hand sequences and a One-Euro filter (labelled extras, not the official protocol).
 
-The official protocol (``internet.evaluate``) scores every image on its own. Over a sequence, a prediction can be
-accurate on average and still shake from frame to frame. Two numbers measure that, in mm per frame^2 (the second
+The official protocol (``internet.evaluation.protocol``) scores every image on its own. Over a sequence, a prediction
+can be accurate on average and still shake from frame to frame. Two numbers measure that, in mm per frame^2 (the second
 difference of the joints over consecutive frames of a sequence, each hand relative to its own root, as MPJPE):
 
 - **acceleration error**: mean ``|| a_pred - a_gt ||`` over joints valid in the three frames of each triple (HMR-video

@@ -266,7 +266,7 @@ class SequenceIndex:
         world -> camera, ``focal``, ``princpt`` (C, 2). Cameras without annotations in this split are included."""
         capture = int(capture)
         if capture not in self._rig_cache:
-            from internet.explore import camera_rig
+            from internet.app.explore import camera_rig
 
             self._rig_cache[capture] = camera_rig(self.data_root, self.split, capture)
         return self._rig_cache[capture]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import sys
-from typing import Iterator
+from typing import Iterator, Optional
 
 # mallopt parameter numbers from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
@@ -58,7 +59,7 @@ def _glibc_mallopt():
 
 
 def init_loader_worker(worker_id: int, retain: bool = True, opencv_one_thread: bool = False) -> None:
-    """DataLoader worker start-up (the trainer's and :func:`internet.inference.predict`'s loaders): with ``retain``
+    """DataLoader worker start-up (the trainer's and :func:`internet.infer.predict.predict`'s loaders): with ``retain``
     the freed sample buffers stay in the heap (:func:`retain_freed_memory`); workers forked from a process that set
     it inherit the setting, spawned ones need this call. ``opencv_one_thread``: set OpenCV to one thread here, for
     workers that were not forked (spawn, forkserver). A forked worker must not: setting OpenCV's thread count in a
@@ -92,3 +93,32 @@ def opencv_one_thread_while() -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(previous)
+
+
+def shared_memory_free(path: str = "/dev/shm") -> Optional[int]:
+    """Bytes of shared memory (``path``, where torch's loader segments live on Linux) this process may use: what is
+    free, shared with the other ranks of a distributed run on this machine (``LOCAL_WORLD_SIZE``, set by torchrun).
+    None where unknown."""
+    try:
+        stat = os.statvfs(path)
+    except (OSError, AttributeError):
+        return None
+    try:
+        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_ranks = 1
+    return stat.f_bavail * stat.f_frsize // local_ranks
+
+
+def check_shared_memory(batch_bytes: int, workers: int, free_bytes: Optional[int] = None) -> None:
+    """Raise a clear error when ``workers`` loader workers cannot each hand over one batch of ``batch_bytes``
+    through shared memory: a worker that writes past the end of ``/dev/shm`` dies of SIGBUS instead."""
+    free_bytes = shared_memory_free() if free_bytes is None else free_bytes
+    need = batch_bytes * max(1, workers)
+    if free_bytes is not None and free_bytes < need:
+        raise RuntimeError(
+            f"{workers} loader worker(s) need {need / 2**20:.0f} MiB of shared memory (/dev/shm) for one batch each "
+            f"({batch_bytes / 2**20:.1f} MiB per batch), but only {free_bytes / 2**20:.0f} MiB is free for this "
+            "process: give the machine or container more (docker run --shm-size), or lower num_workers or "
+            "test_batch_size (num_workers=0 loads in this process and needs none)"
+        )

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from internet.config import Config, ConfigError
-from internet.targets import TARGET_PEAK, gaussian_factors, render_gaussian_heatmap
+from internet.model.targets import TARGET_PEAK, gaussian_factors, render_gaussian_heatmap
 
 
 def _no_autocast(t: torch.Tensor):

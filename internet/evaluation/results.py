@@ -3,7 +3,7 @@
 For a split and a tag (``""``, or ``"_snapshot_9"`` when ``Trainer.test`` was given a checkpoint) the folder
 ``output_dir/result/`` holds
 
-- ``pred_{split}{tag}.npz``: the predictions (``internet.inference.PREDICTION_KEYS``: ``index``, ``joint_coord``,
+- ``pred_{split}{tag}.npz``: the predictions (``internet.infer.predict.PREDICTION_KEYS``: ``index``, ``joint_coord``,
   ``rel_root_depth``, ``hand_type``, ``inv_trans``; ``ann_id`` when the data set has annotation ids; anything else
   the caller adds, e.g. ``per_sample_mpjpe``);
 - ``eval_{split}{tag}.json``: ``{"meta": {...}, "official_protocol": ..., "variants": ..., "counts": ...,
@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
-from internet.atomic import atomic_write_bytes
+from internet.utils.atomic import atomic_write_bytes
 
 PathLike = Union[str, Path]
 

@@ -4,7 +4,8 @@ Everything is computed from the compact annotation index (:mod:`internet.data.in
 scales to the full release: counts by split / subset / hand type, per-joint validity, box statistics and the camera
 rig of a capture. RHD and STB (single-hand, no camera rig) go through :func:`load_splits`, :func:`dataset_arrays`
 and :func:`dataset_count_table`, whose arrays the same validity and box functions accept.
-The mean-pose baseline is in :mod:`internet.baselines`, the per-sample error in :mod:`internet.evaluate`.
+The mean-pose baseline is in :mod:`internet.evaluation.baselines`, the per-sample error in
+:mod:`internet.evaluation.protocol`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from internet.data.index import AnnotationIndex, load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
-from internet.evaluate import EvalResult, SingleHandEvalResult
+from internet.evaluation.protocol import EvalResult, SingleHandEvalResult
 from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
 
 

@@ -25,8 +25,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from internet.codec import HeatmapCodec, _as_np
 from internet.config import Config
+from internet.geometry.codec import HeatmapCodec, _as_np
 from internet.skeleton import HAND_TYPES, INTERHAND, RHD, Skeleton, get_skeleton
 
 SUBSETS = ("all", "single", "interacting")
@@ -380,7 +380,7 @@ def evaluate_interhand(
     gt: ``joint_cam`` (N,42,3) mm, ``joint_valid`` (N,42) (root-propagated), ``hand_type`` (N,) 'right' / 'left' /
     'interacting', ``hand_type_valid`` (N,), ``focal`` (N,2), ``princpt`` (N,2), ``abs_depth`` (N,2) [right, left]
     mm, ``inv_trans`` (N,2,3). ``cfg``: the predictions' geometry (the model's Config, or its
-    :class:`~internet.codec.HeatmapCodec`), required."""
+    :class:`~internet.geometry.codec.HeatmapCodec`), required."""
     codec = HeatmapCodec.from_config(cfg)
     inp = _read_inputs(pred, gt, HAND_TYPES, single_depth=False, keep_dtype=True)
     n = inp.joint_coord.shape[0]
@@ -495,7 +495,7 @@ def evaluate_interhand_loop(
     """The same official numbers as :func:`evaluate_interhand`, computed sample by sample in plain Python, following
     the official loop step by step (the reference for tests and for the speed benchmark). Pooled variants included;
     AP_h is shared with the vectorised path (it is not a per-sample statistic); so are the heatmap -> crop pixel
-    and bin -> mm conversions (``cfg``'s :class:`~internet.codec.HeatmapCodec`, required)."""
+    and bin -> mm conversions (``cfg``'s :class:`~internet.geometry.codec.HeatmapCodec`, required)."""
     codec = HeatmapCodec.from_config(cfg)
     inp = _read_inputs(pred, gt, HAND_TYPES, single_depth=False)
     n = inp.joint_coord.shape[0]
@@ -687,7 +687,7 @@ def evaluate_single_hand(
 
 def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional[Skeleton] = None):
     """The official protocol of ``cfg.dataset`` (InterHand2.6M: :func:`evaluate_interhand`; RHD / STB:
-    :func:`evaluate_single_hand`) for predictions of :func:`internet.inference.predict`. ``gt``: the whole split's
+    :func:`evaluate_single_hand`) for predictions of :func:`internet.infer.predict.predict`. ``gt``: the whole split's
     ``eval_targets()``; when ``pred['index']`` is a subset, the same rows are scored."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be an internet.Config (the geometry of the predictions), got {type(cfg).__name__}")

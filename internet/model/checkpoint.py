@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from internet.atomic import atomic_open, fsync_dir
 from internet.config import Config
+from internet.utils.atomic import atomic_open, fsync_dir
 
 PathLike = Union[str, Path]
 
@@ -551,7 +551,7 @@ def optimizer_state_to_param_device(optimizer: torch.optim.Optimizer) -> None:
 TRAIN_STATE_VERSION = 1
 _ORDER_KEYS = ("seed", "num_samples", "global_batch_size", "batches_per_epoch")
 """What fixes the batches of an epoch (``data_order``; its ``world_size`` may change: the same global batch gives
-the same batches, see ``internet.train.EpochBatchSampler``)."""
+the same batches, see ``internet.engine.train.EpochBatchSampler``)."""
 
 
 class ResumeError(CheckpointError):

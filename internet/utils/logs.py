@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, TextIO
 
-from internet.atomic import atomic_write_bytes
+from internet.utils.atomic import atomic_write_bytes
 
 TEXT_LOG = "train_logs.txt"
 JSONL_LOG = "train_log.jsonl"

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
 from internet.data.io import DataFileError, read_image
-from internet.device import choose_device
-from internet.geometry import check_box, generate_patch_image, process_bboxes  # check_box: also notebook 05's
-from internet.inference import infer_batch
+from internet.geometry.codec import HeatmapCodec
+from internet.geometry.crop import check_box, generate_patch_image, process_bboxes  # check_box: also notebook 05's
+from internet.infer.predict import infer_batch
 from internet.model.load import load_model
-from internet.runtime import retain_freed_memory
 from internet.skeleton import INTERHAND, Skeleton
+from internet.utils.device import choose_device
+from internet.utils.runtime import retain_freed_memory
 
 DEFAULT_FOCAL_PER_PX = 1261.6 / 512.0
 """Focal length guess per pixel of the image's longer side (InterHand2.6M's released cameras)."""
@@ -119,7 +119,7 @@ class Predictor:
 
     def infer(self, patches: np.ndarray) -> Dict[str, np.ndarray]:
         """Decoded predictions for crops (B, h, w, 3) float32 in [0, 255] (or one crop (h, w, 3)), through
-        :func:`internet.inference.infer_batch` (the data-set path's step: flip test and sub-voxel refinement as
+        :func:`internet.infer.predict.infer_batch` (the data-set path's step: flip test and sub-voxel refinement as
         ``cfg`` says, decoding on the device): ``joint_coord`` (B, 42, 3) heatmap space, ``rel_root_depth`` (B,)
         bins, ``hand_type`` (B, 2) probabilities, float64."""
         patches = np.asarray(patches, dtype=np.float32)

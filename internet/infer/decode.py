@@ -1,6 +1,6 @@
 """From network outputs to heatmap coordinates: the official hard argmax, an optional sub-voxel refinement and the
 flip test merge (spec sections 1.6 and 5). From heatmap coordinates on to crop and image pixels, millimetres and
-camera space is :class:`internet.codec.HeatmapCodec`'s job.
+camera space is :class:`internet.geometry.codec.HeatmapCodec`'s job.
 
 Heatmap space: x, y in heatmap pixels (voxel k sits at coordinate k, no half-pixel offset), z in depth bins.
 Volumes are (D, H, W) = (z, y, x).
@@ -13,8 +13,8 @@ from typing import Dict, Mapping, Optional, Union
 import numpy as np
 import torch
 
-from internet.codec import HeatmapCodec
 from internet.config import Config
+from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import INTERHAND, Skeleton
 
 
@@ -128,7 +128,7 @@ def merge_flip(
     """Flip test: bring the prediction for the horizontally flipped crop back to the original crop and average.
 
     Un-flipping swaps the two hand blocks (``skeleton.flip_perm``), mirrors x (x -> c - x, see
-    :meth:`HeatmapCodec.flip_mirror_constant <internet.codec.HeatmapCodec.flip_mirror_constant>`), swaps the
+    :meth:`HeatmapCodec.flip_mirror_constant <internet.geometry.codec.HeatmapCodec.flip_mirror_constant>`), swaps the
     [right, left] hand-type bits and mirrors the relative root depth bin about the centre (bin -> R - bin: the flip
     exchanges the hands, so left-minus-right depth changes sign; mmpose negates the bin instead, which is wrong). z is
     root-relative per hand and unchanged. ``cfg``: the outputs' geometry (Config or HeatmapCodec), required.

@@ -1,0 +1,1 @@
+"""What the notebooks and the demo call: parameters, display helpers, data exploration, replay, video, the demo."""

@@ -1,0 +1,1 @@
+"""Training: the trainer, its data order, resumption, logs and multi-process launch."""

@@ -1,0 +1,1 @@
+"""Evaluation: the official protocol, the result files, baselines and temporal metrics."""

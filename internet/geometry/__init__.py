@@ -1,0 +1,1 @@
+"""Geometry: the pinhole camera (`camera`), hand boxes and crops (`crop`), heatmap space (`codec`)."""
