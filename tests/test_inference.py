@@ -558,17 +558,17 @@ def test_inference_scale_benchmark_runs(tmp_path):
     )
 
 
-# ------------------------------------------------------------------------------------------------ README recipes
+# ------------------------------------------------------------------------------------------------ recipes of docs/usage.md
 def _readme_block(containing: str) -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "usage.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
     found = [b for b in blocks if containing in b]
-    assert len(found) == 1, f"expected one README python block with {containing!r}, found {len(found)}"
+    assert len(found) == 1, f"expected one python block of docs/usage.md with {containing!r}, found {len(found)}"
     return found[0]
 
 
 def test_readme_python_recipes_for_a_checkpoint_run(trained_checkpoint, tiny_data, capsys):
-    """The README's "your own image" and "score a checkpoint yourself" blocks, run as written (paths swapped)."""
+    """docs/usage.md's "your own image" and "score a checkpoint yourself" blocks, run as written (paths swapped)."""
     from internet.app import explore
 
     index = explore.load_split_index(tiny_data, "test")
@@ -585,7 +585,7 @@ def test_readme_python_recipes_for_a_checkpoint_run(trained_checkpoint, tiny_dat
         for a, b in swap.items():
             code = code.replace(a, b)
         scope: dict = {}
-        exec(compile(code, f"README ({marker})", "exec"), scope)
+        exec(compile(code, f"docs/usage.md ({marker})", "exec"), scope)
         if marker == "predictor.predict(":
             assert scope["out"]["joint_img"].shape == (42, 2) and scope["predictor"].checkpoint == trained_checkpoint
     assert "== official protocol" in capsys.readouterr().out

@@ -461,7 +461,7 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
 
 
-# ============================================================================================== README and benchmark
+# ============================================================================================== docs/usage.md recipes and benchmark
 def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     import re
 
@@ -470,7 +470,7 @@ def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     from internet.config import Config
     from internet.infer.predictor import Predictor
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text()
     section = text.split("### Sequences, cameras and video")[1].split("\n### ")[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 2
@@ -481,7 +481,7 @@ def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     key = ns["key"]
     assert ns["track"]["frame"].tolist() == seqs.frames(key.capture, key.seq_name, key.camera).tolist()
     assert ns["key"].camera in ns["views"]
-    # the README's clip: a camera's sequence written as a video, with its first annotated box
+    # the clip of docs/usage.md: a camera's sequence written as a video, with its first annotated box
     clip, box = video_from_sequence(seqs, ns["key"], tmp_path / "clip.mp4")
     model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())
     code = (
