@@ -665,7 +665,7 @@ def test_interrupted_training_keeps_its_outputs_and_resumes(
     execute_notebook, tiny_data, tiny_config_overrides, tmp_path
 ):
     from internet.data import InterHand26M
-    from internet.engine.train import EpochBatchSampler
+    from internet.engine.sampler import EpochBatchSampler
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".cache"))
@@ -886,7 +886,7 @@ def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
 def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
     from internet.app import explore
     from internet.evaluation import baselines
-    from internet.evaluation.protocol import SingleHandEvalResult
+    from internet.evaluation.scores import SingleHandEvalResult
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]

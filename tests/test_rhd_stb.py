@@ -19,7 +19,8 @@ from internet.data.augment import AugParams
 from internet.data.io import DataFileError
 from internet.data.rhd import RHD
 from internet.data.stb import STB
-from internet.evaluation.protocol import SingleHandEvalResult, evaluate_single_hand
+from internet.evaluation.protocol import evaluate_single_hand
+from internet.evaluation.scores import SingleHandEvalResult
 from internet.geometry.crop import tight_bbox
 from internet.skeleton import RHD as RHD_SKELETON
 from internet.skeleton import STB as STB_SKELETON
@@ -332,7 +333,7 @@ def test_rootnet_mode(synth, fmt, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["RHD", "STB"])
 def test_trainer_runs_and_tests_each_format(synth, fmt, tmp_path):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
 
     cfg = Config.cpu_demo(
         dataset=fmt,
