@@ -18,8 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from internet.config import SPLITS, Config
-from internet.data import build_dataset
-from internet.data.index import AnnotationIndex, load_index
+from internet.data import build_dataset, dataset_splits
+from internet.data.index import AnnotationIndex
+from internet.data.index_cache import load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
@@ -164,7 +165,7 @@ def load_splits(cfg: Config) -> Dict[str, Any]:
     """Every split of ``cfg.dataset`` whose annotation file exists under ``cfg.data_root``, as test-mode data sets
     with ground-truth boxes (``{split: dataset}``, in split order). Raises FileNotFoundError when there is none."""
 
-    splits = SPLITS if cfg.dataset == "InterHand2.6M" else SINGLE_HAND_SPLITS
+    splits = dataset_splits(cfg.dataset)
     gt_cfg = cfg.replace(trans_test="gt")  # statistics need no RootNet file
     out, missing = {}, []
     for split in splits:

@@ -23,7 +23,8 @@ import torch
 
 from internet.config import SPLITS, Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
-from internet.data.index import AnnotationIndex, IndexSources, load_index
+from internet.data.index import AnnotationIndex, IndexSources
+from internet.data.index_cache import load_index
 from internet.data.io import DataFileError, read_image
 from internet.data.rootnet import default_rootnet_path, load_rootnet
 from internet.geometry.crop import box_fault, invalid_boxes, process_bboxes

@@ -23,9 +23,11 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
+from internet.data.index import AnnotationIndex
+from internet.data.index_cache import load_index
 from internet.data.interhand import resolve_sources
 from internet.data.io import read_image
+from internet.skeleton import HAND_TYPES
 
 DEFAULT_FPS = 5.0
 """Frame rate of a sequence when the data set does not record one (the 5 fps release)."""

@@ -27,6 +27,7 @@ from torch import nn
 
 from internet.config import Config
 from internet.data.io import DataFileError, read_image
+from internet.geometry.camera import pixel2cam, root_relative
 from internet.geometry.codec import HeatmapCodec
 from internet.geometry.crop import check_box, generate_patch_image, process_bboxes  # check_box: also notebook 05's
 from internet.infer.predict import infer_batch
@@ -183,10 +184,8 @@ class Predictor:
         z = uvz[:, 2].copy()
         z[right] += z_right
         z[left] += z_left
-        joint_cam = np.stack([(uvz[:, 0] - c[0]) / f[0] * z, (uvz[:, 1] - c[1]) / f[1] * z, z], axis=1)
-        joint_cam_rel = joint_cam.copy()
-        for hand, idx in (("right", right), ("left", left)):
-            joint_cam_rel[idx] -= joint_cam[self.skeleton.root_idx[hand]]
+        joint_cam = pixel2cam(np.stack([uvz[:, 0], uvz[:, 1], z], axis=1), f, c)
+        joint_cam_rel = root_relative(joint_cam, self.skeleton)
         return {
             "joint_img": uvz[:, :2],
             "joint_cam_rel": joint_cam_rel,
