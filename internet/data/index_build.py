@@ -35,11 +35,7 @@ def _build_interhand_index(sources: IndexSources) -> AnnotationIndex:
     cameras = require_mapping(read_json(sources.camera_json, "camera file"), sources.camera_json, "the top level")
     ann_cols, img_cols = read_data_json(sources.data_json)
     ann_id, image_id, bbox = ann_cols["ann_id"], ann_cols["image_id"], ann_cols["bbox"]
-    joint_valid, hand_type, hand_type_valid = (
-        ann_cols["joint_valid"],
-        ann_cols["hand_type"],
-        ann_cols["hand_type_valid"],
-    )
+    joint_valid, hand_type, hand_type_valid = (ann_cols[k] for k in ("joint_valid", "hand_type", "hand_type_valid"))
     dup = first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{sources.data_json}: annotation id {dup} occurs more than once")

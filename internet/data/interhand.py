@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from internet.config import SPLITS, Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
 from internet.data.index import AnnotationIndex, IndexSources
 from internet.data.index_cache import load_index
-from internet.data.io import DataFileError, read_image
+from internet.data.io import DataFileError, read_image, read_json
 from internet.data.rootnet import default_rootnet_path, load_rootnet
 from internet.geometry.crop import box_fault, invalid_boxes, process_bboxes
 from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
@@ -72,6 +72,30 @@ def read_id_list(path: str | Path) -> np.ndarray:
             except ValueError:
                 raise DataFileError(f"{path} line {lineno}: {text[:40]!r} is not an annotation id") from None
     return np.unique(np.asarray(ids, dtype=np.int64))
+
+
+def camera_rig(data_root: Union[str, Path], split: str, capture: Optional[int] = None) -> Dict[str, object]:
+    """Cameras of one capture of ``split``, read from its camera JSON: ``capture`` (int), ``names`` (list of str),
+    ``campos`` (C, 3) world mm, ``camrot`` (C, 3, 3), ``focal`` (C, 2), ``princpt`` (C, 2). The first capture in the
+    file when ``capture`` is None."""
+    sources, _ = resolve_sources(Path(data_root), split)
+    cams = read_json(sources.camera_json, "camera file")
+    if not isinstance(cams, dict) or not cams:
+        raise DataFileError(f"{sources.camera_json}: expected an object of captures, got {type(cams).__name__}")
+    keys = sorted(cams, key=lambda k: (len(k), k))
+    key = keys[0] if capture is None else str(int(capture))
+    if key not in cams:
+        raise KeyError(f"capture {capture} is not in {sources.camera_json} (captures: {', '.join(keys)})")
+    entry = cams[key]
+    try:
+        names = sorted(entry["campos"], key=lambda k: (len(k), k))
+        out = {
+            f: np.array([entry[f][n] for n in names], dtype=np.float64)
+            for f in ("campos", "camrot", "focal", "princpt")
+        }
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataFileError(f"{sources.camera_json}: capture {key} is malformed ({type(e).__name__}: {e})") from None
+    return {"capture": int(key), "names": names, **out}
 
 
 class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
