@@ -104,6 +104,15 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
     Train mode draws the augmentation of sample ``i`` from ``numpy.random.default_rng([cfg.seed, epoch, i])``
     (call :meth:`set_epoch` each epoch); test mode crops without augmentation, with the GT box and root depth
     (``cfg.trans_test='gt'``) or RootNet's (``'rootnet'``).
+
+    Args:
+        cfg: data_root, annot_subset, human_annot_ids, trans_test, rootnet_path, seed and the shapes.
+        split: 'train' | 'val' | 'test'.
+        mode: 'train' (augmented) | 'test'.
+        cache: keep the parsed annotations as memory-mapped .npy files (``{data_root}/.cache`` or, if that is
+            read-only, ``~/.cache/internet``; :mod:`internet.data.index_cache`).
+        cache_dir: put the cache there instead.
+        keep_unlabelled: keep annotations without any valid joint (default: skip them with a warning).
     """
 
     skeleton: Skeleton = INTERHAND
@@ -118,11 +127,6 @@ class InterHand26M(EpochAugmented, torch.utils.data.Dataset):
         cache_dir: Optional[str | Path] = None,
         keep_unlabelled: bool = False,
     ):
-        """cfg: data_root, annot_subset, human_annot_ids, trans_test, rootnet_path, seed and the shapes;
-        split: 'train' | 'val' | 'test'; mode: 'train' (augmented) | 'test';
-        cache: keep the parsed annotations as memory-mapped .npy files (``{data_root}/.cache`` or, if that is
-        read-only, ``~/.cache/internet``); cache_dir: put the cache there instead;
-        keep_unlabelled: keep annotations without any valid joint (default: skip them with a warning)."""
         if split not in SPLITS:
             raise ValueError(f"split={split!r} must be one of {SPLITS}")
         if mode not in MODES:
