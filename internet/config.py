@@ -135,7 +135,6 @@ class Config:
     channels_last: bool = _in("runtime", True)
     fast_loss: bool = _in("runtime", True)
     """Heatmap loss from the separable Gaussian, without building the dense target volume (same value)."""
-    compile: bool = _in("runtime", False)
     num_workers: int = _in("runtime", 4)
     retain_freed_memory: bool = _in("runtime", True)
     """Keep freed C-heap memory in the processes that train or run the model (``Trainer``, ``Predictor``) and in
@@ -214,7 +213,6 @@ class Config:
             loss_weights=(1.0, 1.0, 10.0),
             num_workers=1,
             device="cpu",
-            compile=False,
         )
         base.update(overrides)
         return cls.from_params(base)
