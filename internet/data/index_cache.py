@@ -2,8 +2,8 @@
 
 The cache directory is keyed by a fingerprint of the source files' content (SHA-1 of their bytes, with their
 absolute paths and the index format version), so any edit rebuilds it, even one that keeps the size and the
-modification time (a restored backup, a copy with preserved times, a coarse-mtime file system). Hashing the 1 GB of
-the full train split takes about a second, too long for every start (a cached start takes 0.05 s), so each cache
+modification time (a restored backup, a copy with preserved times, a coarse-mtime file system). Hashing the full
+train split takes many times a cached start (benchmarks/RESULTS.md section 3), too long for every start, so each cache
 also records every source file's (device, inode, size, mtime_ns, ctime_ns) as it was when its content was hashed,
 and a later start whose files all still show those values uses the cache without reading them. That shortcut is
 content-safe because the kernel sets ctime to the current time on every write, rename or ``utime`` and no

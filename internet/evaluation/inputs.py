@@ -35,7 +35,8 @@ def read_inputs(
 ) -> EvalInputs:
     """Read and check every array; errors name the dict and key. The arrays may alias the inputs: nothing below
     writes into them. ``keep_dtype``: numeric arrays keep their dtype (e.g. float32) instead of being copied to
-    float64 up front; the vectorised evaluator then converts chunk by chunk (1.7 GB less at the test set's size)."""
+    float64 up front; the vectorised evaluator then converts chunk by chunk (far less memory at the test set's size,
+    benchmarks/RESULTS.md section 4)."""
 
     def read(x, name: str) -> np.ndarray:
         if keep_dtype:

@@ -90,7 +90,9 @@ def hand_blocks(skeleton: Skeleton = INTERHAND) -> list:
     for hand in ("right", "left"):
         block = np.asarray(skeleton.joint_type[hand])
         contiguous = np.array_equal(block, np.arange(block[0], block[0] + len(block)))
-        sel = slice(int(block[0]), int(block[0]) + len(block)) if contiguous else block  # a slice: ~3x faster
+        sel = (
+            slice(int(block[0]), int(block[0]) + len(block)) if contiguous else block
+        )  # a slice: faster than an index array
         out.append((hand, sel, int(skeleton.root_idx[hand])))
     return out
 
