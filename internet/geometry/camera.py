@@ -25,13 +25,14 @@ def _per_sample(param, points: np.ndarray, ndim: int) -> np.ndarray:
 
 
 def _rotate(points: np.ndarray, R) -> np.ndarray:
-    """``R @ p`` for every point: one matrix product for one camera or one per sample, else per point."""
+    """``R @ p`` for every point: one matrix product for one camera or one per sample (broadcast over the
+    points' sample axes), an einsum for one per point."""
     R = np.asarray(R)
     if R.ndim == 2:
         return points @ R.T
-    if R.shape[:-2] == points.shape[:-2]:  # one camera per sample of (..., J, 3) joints
-        return np.matmul(points, np.swapaxes(R, -1, -2))
-    return np.einsum("...ij,...j->...i", R, points)
+    if R.shape[:-2] == points.shape[:-1]:  # one camera per point
+        return np.einsum("...ij,...j->...i", R, points)
+    return np.matmul(points, np.swapaxes(R, -1, -2))  # one camera per sample of (..., J, 3) joints
 
 
 def world2cam(world_coord, R, T) -> np.ndarray:
