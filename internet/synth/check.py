@@ -33,7 +33,7 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 
-from internet.geometry.camera import check_rotation
+from internet.geometry.camera import cam2pixel, check_rotation, world2cam
 from internet.geometry.crop import tight_bbox
 from internet.skeleton import HAND_TYPES
 
@@ -281,10 +281,9 @@ def check_interhand(
         focal = np.array([g[2]["focal"][g[3]] for g in good], dtype=np.float64)
         princpt = np.array([g[2]["princpt"][g[3]] for g in good], dtype=np.float64)
         wh = np.array([[g[1]["width"], g[1]["height"]] for g in good], dtype=np.float64)
-        cam = np.einsum("nij,nkj->nki", R, world - T[:, None])
+        cam = world2cam(world, R, T)
         z = cam[..., 2]
-        u = cam[..., 0] / (z + 1e-8) * focal[:, None, 0] + princpt[:, None, 0]
-        v = cam[..., 1] / (z + 1e-8) * focal[:, None, 1] + princpt[:, None, 1]
+        u, v = np.moveaxis(cam2pixel(cam, focal, princpt)[..., :2], -1, 0)
         tol = 1e-3
         inside = (z > 0) & (u >= -tol) & (v >= -tol) & (u < wh[:, None, 0] + tol) & (v < wh[:, None, 1] + tol)
         margin = (z > 0) & (u >= 1) & (v >= 1) & (u < wh[:, None, 0] - 1) & (v < wh[:, None, 1] - 1)

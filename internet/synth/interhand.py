@@ -39,6 +39,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
+from internet.geometry.camera import cam2pixel, world2cam
 from internet.geometry.crop import process_bboxes
 from internet.synth import writer as W
 from internet.synth.motion import SmoothMotionRng
@@ -353,10 +354,9 @@ def _capture_annotations(
             fb = _sample_frames(SmoothMotionRng(rng, length, SMOOTH_FRAMES), cap, seq, length)
             valid3d, placeholder = _annotation_gaps(rng, fb)
             world = fb.world.astype(np.float32).astype(np.float64)  # what the JSON stores
-            cam = np.einsum("cij,fckj->fcki", R, world[:, None] - T[None, :, None])  # (F, C, 42, 3)
+            cam = world2cam(world[:, None], R, T)  # (F, C, 42, 3): camera c of every frame
             z = cam[..., 2]
-            u = cam[..., 0] / (z + 1e-8) * focal[None, :, None, 0] + princpt[None, :, None, 0]
-            v = cam[..., 1] / (z + 1e-8) * focal[None, :, None, 1] + princpt[None, :, None, 1]
+            u, v = np.moveaxis(cam2pixel(cam, focal, princpt)[..., :2], -1, 0)
             with np.errstate(invalid="ignore"):
                 inside = (
                     np.isfinite(u)

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from internet.geometry.camera import pixel2cam
 from internet.skeleton import INTERHAND, RHD, STB, Skeleton
 from internet.synth import writer as W
 from internet.synth.hand_model import POSE_FAMILIES, random_rotations, sample_hand_shape
@@ -147,7 +148,7 @@ def _place(
     u = rng.uniform(0.3, 0.7, size=n) * W_img
     v = rng.uniform(0.3, 0.7, size=n) * H_img
     z = rng.uniform(*spec.depth_range, size=n)
-    target = np.stack([(u - princpt[:, 0]) / focal[:, 0] * z, (v - princpt[:, 1]) / focal[:, 1] * z, z], axis=1)
+    target = pixel2cam(np.stack([u, v, z], axis=1), focal, princpt)
     t = target - palm
     return joints + t[:, None], elbow + t
 
