@@ -11,6 +11,8 @@ camera-space joints that the figures and per-sample errors use.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -91,6 +93,40 @@ def _sample_indices(n: int, indices: Optional[Sequence[int]]) -> np.ndarray:
     return idx
 
 
+def _stalled_worker_error(batches: Any, timeout: float) -> TimeoutError:
+    """The error for a worker that sent nothing for ``timeout`` s, naming it; the worker is killed (SIGKILL: a
+    stopped process ignores the SIGTERM of the loader's shutdown, which then waits on it)."""
+    info = getattr(batches, "_task_info", {}).get(getattr(batches, "_rcvd_idx", -1))
+    wid = int(info[0]) if info else None
+    workers = getattr(batches, "_workers", [])
+    proc = workers[wid] if wid is not None and wid < len(workers) else None
+    pid = getattr(proc, "pid", None)
+    who = f"data-loader worker {wid} (pid {pid})" if proc is not None else "a data-loader worker"
+    if proc is not None and proc.is_alive():
+        # the loader's SIGCHLD handler would raise "worker killed by signal" into this thread: unregister first
+        if getattr(batches, "_worker_pids_set", False):
+            from torch.utils.data._utils import signal_handling
+
+            signal_handling._remove_worker_pids(id(batches))
+            batches._worker_pids_set = False
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return TimeoutError(
+        f"predict: {who} sent no batch for {timeout:g} s (cfg.loader_timeout_s) and was stopped. It was stalled: "
+        "stopped (SIGSTOP, a debugger), deadlocked, or waiting on a slow or hung disk or network mount of "
+        "cfg.data_root. Check that the images can be read, rerun with num_workers=0 to see where it blocks in this "
+        "process, or raise cfg.loader_timeout_s if single batches really take that long"
+    )
+
+
+def _stop_workers(batches: Any) -> None:
+    """End a loader iterator's workers now: after an error the iterator lives on in the traceback (a notebook keeps
+    it), and with it the sibling workers, until it is collected."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def _loader(dataset: Dataset, rows: np.ndarray, cfg: Config, batch_size: int, num_workers: int, device, init_fn):
     if num_workers > 0:
         h, w = (int(v) for v in cfg.input_img_shape)
@@ -104,6 +140,7 @@ def _loader(dataset: Dataset, rows: np.ndarray, cfg: Config, batch_size: int, nu
         worker_init_fn=init_fn or loader_worker_init(cfg.retain_freed_memory, context and context.get_start_method()),
         multiprocessing_context=context,
         collate_fn=_collate_inputs,
+        timeout=float(cfg.loader_timeout_s) if num_workers > 0 else 0,
     )
 
 
@@ -159,6 +196,7 @@ def predict(
     local.update(position=mine, inv_trans=np.zeros((mine.size, 2, 3)))
     was_training, done = model.training, 0
     model.eval()
+    batches = None
     try:
         with opencv_one_thread_while() if num_workers > 0 else contextlib.nullcontext():
             batches = iter(loader)  # forked workers start here and inherit OpenCV on one thread
@@ -178,8 +216,13 @@ def predict(
             for k in per_sample:
                 local[k][rows] = out[k].float().cpu().numpy()
             local["inv_trans"][rows], done = inv_trans, rows.stop
+    except RuntimeError as e:
+        if num_workers > 0 and "timed out" in str(e):
+            raise _stalled_worker_error(batches, cfg.loader_timeout_s) from None
+        raise
     finally:
         model.train(was_training)
+        _stop_workers(batches)
         batches = loader = None  # a kept traceback (a notebook's) must not keep the workers alive through this frame
     if world > 1:
         gathered: list = [None] * world

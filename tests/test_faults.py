@@ -1,0 +1,245 @@
+"""Issue 30, "nothing lost, nothing mixed, nothing hung": a stalled or failing loader worker, duplicate frames, a full
+disk, and the weak messages of the sequence, temporal and video surfaces."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+import signal
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_predict_loader import SIZE, EchoModel, ValueImages, _children
+
+from internet.config import Config, ConfigError
+from internet.evaluation.temporal import OneEuroFilter, one_euro_filter, triples
+from internet.infer.predict import predict
+
+
+@pytest.fixture()
+def cfg(tmp_path):
+    return Config.cpu_demo(data_root=str(tmp_path), input_img_shape=(SIZE, SIZE), output_hm_shape=(16, 16, 16))
+
+
+# ============================================================================================== loader workers
+class StallingImages(ValueImages):
+    """Sample ``stall`` stops the worker that loads it (SIGSTOP: it neither answers nor dies); every worker records its
+    pid in ``folder``."""
+
+    def __init__(self, n: int, stall: int, folder: Path) -> None:
+        super().__init__(n)
+        self.stall, self.folder = stall, folder
+
+    def __getitem__(self, i):
+        (self.folder / str(os.getpid())).touch()
+        if i == self.stall:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return super().__getitem__(i)
+
+
+class FailingImages(StallingImages):
+    """Sample ``stall`` raises in its worker; the others load slowly, so the sibling worker is busy when it does."""
+
+    def __getitem__(self, i):
+        (self.folder / str(os.getpid())).touch()
+        if i == self.stall:
+            raise OSError(f"sample {i} cannot be read")
+        time.sleep(0.05)
+        return ValueImages.__getitem__(self, i)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_stalled_worker_fails_predict_after_the_timeout_naming_it(cfg, tmp_path):
+    """A stopped worker used to hang predict forever; now it fails after cfg.loader_timeout_s naming the worker's pid,
+    and the stopped worker is gone (a stopped process ignores the loader's SIGTERM)."""
+    (tmp_path / "pids").mkdir()
+    before = set(_children())
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"data-loader worker \d \(pid \d+\) sent no batch for 2 s") as e:
+        predict(EchoModel(), StallingImages(12, 4, tmp_path / "pids"), cfg.replace(loader_timeout_s=2.0), num_workers=2)
+    assert time.monotonic() - t0 < 30
+    assert "loader_timeout_s" in str(e.value) and "num_workers=0" in str(e.value)
+    pid = int(str(e.value).split("(pid ")[1].split(")")[0])
+    assert str(pid) in os.listdir(tmp_path / "pids")  # the worker it names is one of predict's
+    assert not _alive(pid) and not set(_children()) - before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_after_a_worker_raises_its_siblings_are_gone_at_once(cfg, tmp_path):
+    (tmp_path / "pids").mkdir()
+    with pytest.raises(OSError, match="sample 5 cannot be read") as failure:
+        predict(EchoModel(), FailingImages(40, 5, tmp_path / "pids"), cfg, num_workers=2, batch_size=2)
+    pids = [int(p) for p in os.listdir(tmp_path / "pids")]
+    assert len(pids) == 2 and failure.value is not None  # the traceback is still held here
+    assert not [p for p in pids if _alive(p)]  # no waiting for the traceback to be collected
+
+
+def test_loader_timeout_bounds():
+    assert Config(loader_timeout_s=1e-3).loader_timeout_s == 1e-3  # just inside: any positive time
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ConfigError, match="loader_timeout_s"):
+            Config.from_params({"loader_timeout_s": bad})
+
+
+# ============================================================================================== temporal
+def test_one_euro_filter_refuses_an_infinite_rate():
+    with pytest.raises(ValueError, match="fps must be a positive finite number, got inf"):
+        OneEuroFilter(math.inf)
+    for name in ("min_cutoff", "d_cutoff"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive finite number"):
+            OneEuroFilter(30.0, **{name: math.inf})
+        with pytest.raises(ValueError, match=name):
+            OneEuroFilter(30.0, **{name: 0.0})
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        OneEuroFilter(30.0, beta=math.inf)
+    x = np.sin(np.arange(20.0))[:, None]
+    assert np.isfinite(one_euro_filter(x, 1e6)).all()  # a huge but finite rate still filters
+    assert np.isfinite(one_euro_filter(x, 1e-6, beta=0.0)).all()  # just inside zero
+
+
+def test_a_repeated_frame_is_named_not_called_unsorted():
+    with pytest.raises(ValueError, match=r"frame 12 appears twice \(positions 2 and 3\)"):
+        triples([10, 11, 12, 12, 13])
+    with pytest.raises(ValueError, match="frame 11 at position 2 follows 12"):
+        triples([10, 12, 11])
+    with pytest.raises(ValueError, match="frame 5 appears twice"):
+        one_euro_filter(np.zeros((2, 3)), 30.0, frame=[5, 5])
+    assert triples([10, 11, 12]).tolist() == [[0, 1, 2]]
+
+
+# ============================================================================================== sequences
+def _sample_copy(shared_dir: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "sample"
+    shutil.copytree(shared_dir / "data" / "interhand26m_sample", root)
+    return root
+
+
+def test_a_duplicate_frame_is_named_when_the_sequence_index_is_built(shared_dir, tmp_path):
+    from internet.data.sequences import SequenceIndex
+
+    root = _sample_copy(shared_dir, tmp_path)
+    path = root / "annotations/test/InterHand2.6M_test_data.json"
+    data = json.loads(path.read_text())
+    assert len(SequenceIndex(root, "test", cache=False)) == 3  # the untouched copy loads
+    img, ann = dict(data["images"][0]), dict(data["annotations"][0])
+    img.update(id=999999, file_name=img["file_name"].replace(".jpg", "_again.jpg"))
+    ann.update(id=999999, image_id=999999)
+    data["images"].append(img)
+    data["annotations"].append(ann)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as e:
+        SequenceIndex(root, "test", cache=False)
+    msg = str(e.value)
+    assert "Capture3/0390_dh_touchROM/cam400026 frame 69148 has two images" in msg
+    assert "image id 326750" in msg and "image id 999999" in msg and str(path) in msg
+
+
+# ============================================================================================== video
+@pytest.fixture()
+def small_video(tmp_path) -> Path:
+    from internet.vis.sequence import write_video
+
+    frames = (np.full((48, 64, 3), 10 * k, dtype=np.uint8) for k in range(4))
+    return Path(write_video(frames, tmp_path / "v.mp4", 10.0)["path"])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"every": 0}, r"every=0: must be an integer >= 1"),
+        ({"every": -1}, r"every=-1: must be an integer >= 1"),
+        ({"every": 1.5}, r"every=1.5: must be an integer"),
+        ({"max_frames": 0}, r"max_frames=0: must be an integer >= 1, or None"),
+        ({"max_frames": -1}, r"max_frames=-1: must be an integer >= 1"),
+    ],
+)
+def test_predict_video_names_a_bad_stride_or_frame_cap(small_video, tmp_path, kw, match):
+    from internet.app.video import iter_frames, predict_video
+
+    with pytest.raises(ValueError, match=match):
+        predict_video(object(), small_video, [10, 10, 20, 20], tmp_path / "out", **kw)
+    with pytest.raises(ValueError, match=match):
+        next(iter_frames(small_video, **kw))
+
+
+def test_predict_video_stride_and_cap_just_inside_their_bounds(small_video):
+    from internet.app.video import iter_frames
+
+    assert [k for k, _ in iter_frames(small_video, every=1, max_frames=1)] == [0]
+    assert [k for k, _ in iter_frames(small_video, every=3)] == [0, 3]
+
+
+def test_an_adapting_box_grows_boundedly_and_says_so():
+    from internet.app.video import BoxFollower
+
+    follower = BoxFollower([40, 40, 20, 20], 200, 100, momentum=0.0, adapt_size=True)
+    spread = np.stack([np.linspace(-1e4, 1e4, 42), np.linspace(-1e4, 1e4, 42)], axis=1)  # joints all over
+    sides = [follower.box[2:].copy()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(30):
+            sides.append(follower.update(spread, np.array([True, True]))[2:].copy())
+    sides = np.array(sides)
+    growth = sides[1:] / sides[:-1]
+    assert growth.max() <= BoxFollower.MAX_GROWTH + 1e-9 and growth.max() > 1.2  # it grows, at the bound
+    assert sides.max() == pytest.approx(200.0)  # never past the image's longer side: a valid box every frame
+    assert follower.bounded == 30
+    assert len(caught) == 1 and "growth is bounded to x1.25" in str(caught[0].message)
+    # a box that shrinks or grows within the bound follows the hands exactly
+    calm = BoxFollower([40, 40, 20, 20], 200, 100, momentum=0.0, adapt_size=True)
+    pts = np.array([[50.0, 50.0], [50.0 + 24 / 1.4, 50.0 + 24 / 1.4]] * 21)  # side x1.2
+    assert calm.update(pts, np.array([True, True]))[2:] == pytest.approx([24.0, 24.0])
+    assert calm.bounded == 0
+
+
+# ============================================================================================== full disk
+def test_a_full_disk_while_saving_a_checkpoint_says_so(tmp_path, monkeypatch):
+    import internet.utils.atomic as atomic
+    from internet.model.checkpoint import save_checkpoint
+
+    path = tmp_path / "snapshot_0.pth.tar"
+    save_checkpoint(path, {"network": {"w": torch.zeros(4)}, "epoch": 0})
+    old = path.read_bytes()
+    real_fdopen = atomic.os.fdopen
+
+    class FullDisk:
+        """A file on a disk with 1000 bytes left."""
+
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 1000:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k)))
+    with pytest.raises(OSError, match="no space left on device while writing .*snapshot_0.pth.tar") as e:
+        save_checkpoint(path, {"network": {"w": torch.zeros(100_000)}, "epoch": 1})
+    assert e.value.errno == errno.ENOSPC and "untouched" in str(e.value)
+    assert path.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
