@@ -243,3 +243,80 @@ def test_a_full_disk_while_saving_a_checkpoint_says_so(tmp_path, monkeypatch):
         save_checkpoint(path, {"network": {"w": torch.zeros(100_000)}, "epoch": 1})
     assert e.value.errno == errno.ENOSPC and "untouched" in str(e.value)
     assert path.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# ============================================================================================== data check
+def test_data_check_reports_a_partial_download_per_capture(shared_dir, tmp_path):
+    from internet.data.check import check_data
+
+    root = _sample_copy(shared_dir, tmp_path)
+    report = check_data(root, cache=False)
+    assert report.complete and report.splits["test"].captures == {c: {"referenced": 1, "present": 1} for c in (3, 4, 7)}
+    assert not report.splits["train"].found and report.splits["test"].layout == "v1.0"
+    missing = root / "images/test/Capture4/0007_thumbup_normal/cam410028/image2017.jpg"
+    missing.unlink()
+    (root / "rootnet_output").mkdir()
+    (root / "rootnet_output/rootnet_interhand2.6m_output_test.json").write_text("[]")
+    (root / "annotations/test/InterHand2.6M_test_MANO_NeuralAnnot.json").write_text("{}")
+    rep = check_data(root, ["test"], cache=False).splits["test"]
+    assert not rep.complete and (rep.referenced, rep.present) == (3, 2)
+    assert rep.captures[4] == {"referenced": 1, "present": 0} and rep.captures[3] == {"referenced": 1, "present": 1}
+    assert rep.missing_examples == [str(missing)] and rep.present_rows.sum() == 2
+    assert rep.rootnet.endswith("rootnet_interhand2.6m_output_test.json") and rep.mano.endswith("MANO_NeuralAnnot.json")
+    text = rep.text()
+    assert "test: INCOMPLETE (v1.0 layout)" in text and "Capture4: 0 / 1  <- 1 missing" in text
+    assert "2 of 3 referenced are on disk" in text and "annotations v1.0 H+M: data, camera, joint_3d" in text
+
+
+def test_data_check_finds_the_v0_layout_and_its_subsets(shared_dir, tmp_path):
+    from internet.data.check import check_data
+
+    root = _sample_copy(shared_dir, tmp_path)
+    (root / "annotations/test").rename(root / "annotations/all")
+    (root / "annotations/human_annot").mkdir()
+    shutil.copy(root / "annotations/all/InterHand2.6M_test_data.json", root / "annotations/human_annot")
+    rep = check_data(root, ["test"], cache=False).splits["test"]
+    assert rep.layout == "v0.0" and rep.complete
+    assert {(f["subset"], f["kind"]) for f in rep.annotation_files} == {
+        ("H+M", "data"),
+        ("H+M", "camera"),
+        ("H+M", "joint_3d"),
+        ("H", "data"),
+    }
+
+
+def test_data_check_command_line_exit_codes(shared_dir, tmp_path):
+    import subprocess
+    import sys
+
+    root = _sample_copy(shared_dir, tmp_path)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "internet.data.check", *args], capture_output=True, text=True, timeout=120
+        )
+
+    ok = run(str(root), "--no-cache")
+    assert ok.returncode == 0 and "test: complete" in ok.stdout
+    next((root / "images/test/Capture7").rglob("*.jpg")).unlink()
+    partial = run(str(root), "--no-cache", "--json")
+    assert partial.returncode == 1 and json.loads(partial.stdout)["splits"]["test"]["present"] == 2
+    assert run(str(tmp_path / "nowhere")).returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run(str(empty))
+    assert nothing.returncode == 1 and "nothing found" in nothing.stdout
+
+
+def test_training_and_evaluation_refuse_missing_images_unless_opted_in(shared_dir, tmp_path):
+    from internet.data.check import IncompleteDataError, require_images
+
+    root = _sample_copy(shared_dir, tmp_path)
+    cfg = Config(data_root=str(root))
+    assert require_images(cfg, "test", cache=False) is None  # complete: nothing to do
+    next((root / "images/test/Capture3").rglob("*.jpg")).unlink()
+    with pytest.raises(IncompleteDataError, match=r"(?s)Capture3: 0 / 1.*allow_missing_images=True"):
+        require_images(cfg, "test", cache=False)
+    with pytest.warns(UserWarning, match="using the 2 images present only"):
+        rows = require_images(cfg.replace(allow_missing_images=True), "test", cache=False)
+    assert len(rows) == 2
