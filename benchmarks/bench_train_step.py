@@ -186,7 +186,7 @@ def run_formulation(name: str, formulation: str, args) -> dict:
     """In this (fresh) process: time ``Trainer._step`` for one formulation; images/s, step times, peak memory."""
     import torch
 
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
 
     cfg, _, batch, model = setup(name, args)
     fast = formulation == "fast"

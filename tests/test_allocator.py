@@ -73,7 +73,7 @@ def _in_fresh_process(body: str) -> dict:
             "from internet.config import Config",
             "from internet.utils.runtime import retain_freed_memory",
             "from internet.infer.predictor import Predictor",
-            "from internet.engine.train import Trainer",
+            "from internet.engine.trainer import Trainer",
             "from standins import TinyInterNet",
             body,
         ]

@@ -14,19 +14,16 @@ import torch
 from vendored import OFFICIAL
 
 import internet.model.checkpoint as ckpt_mod
+from internet.engine.resume import capture_rng_states, plain_to_rng_state, restore_rng_states, rng_state_to_plain
 from internet.model import InterNet
 from internet.model.checkpoint import (
     CheckpointError,
-    capture_rng_states,
     checkpoint_name,
     latest_checkpoint,
     load_checkpoint,
     load_network_state,
     official_state_dict,
     parse_checkpoint_name,
-    plain_to_rng_state,
-    restore_rng_states,
-    rng_state_to_plain,
     save_checkpoint,
 )
 

@@ -1,5 +1,5 @@
 """The grouped config behind flat access; the model group decides a checkpoint's network; the loss owns its terms
-and weights; the model's parameter groups; the resume state that internet.model.checkpoint writes and restores."""
+and weights; the model's parameter groups; the resume state that internet.engine.resume writes and restores."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from standins import RandomHands, TinyInterNet
 from torch import nn
 
 from internet.config import GROUPS, Config, ConfigError
+from internet.engine.resume import ResumeError, resume_training, training_checkpoint
 from internet.model import InterNet, param_groups
-from internet.model.checkpoint import ResumeError, resume_training, save_checkpoint, training_checkpoint
+from internet.model.checkpoint import save_checkpoint
 from internet.model.load import MODEL_FIELDS, load_model
 from internet.model.losses import InterNetLoss
 

@@ -17,7 +17,8 @@ import torch.distributed as dist
 from standins import RandomHands, TinyInterNet
 
 from internet.config import Config
-from internet.engine.train import Trainer, launch
+from internet.engine.launch import launch
+from internet.engine.trainer import Trainer
 from internet.model.checkpoint import load_checkpoint
 from internet.utils.logs import read_jsonl
 

@@ -135,7 +135,7 @@ def test_flip_test_changes_the_prediction_when_the_views_disagree(paper_cfg, pat
 
 
 def test_trainer_test_and_predictor_use_the_same_flip_merge(paper_cfg, pattern_set):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
     from internet.evaluation.results import read_predictions, read_results
     from internet.infer.predictor import Predictor
 
@@ -210,7 +210,7 @@ def test_predict_workers_keep_freed_memory_as_the_config_says(paper_cfg, pattern
 # ------------------------------------------------------------------------------------------------ notebook 03
 def test_notebook_03_flip_test_equals_trainer_test_with_flip(demo_run, execute_notebook, tmp_path):
     """03's flip_test parameter reaches the inference, and 03 and Trainer.test compute the same numbers."""
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
     from internet.evaluation.results import read_predictions, read_results
     from internet.model.load import load_model
 
@@ -334,7 +334,7 @@ def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_
 
 # ------------------------------------------------------------------------------------------------ resuming elsewhere
 def test_cuda_rng_states_of_more_gpus_than_this_machine_has_restore(monkeypatch):
-    from internet.model.checkpoint import capture_rng_states, restore_rng_states
+    from internet.engine.resume import capture_rng_states, restore_rng_states
 
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -347,7 +347,7 @@ def test_cuda_rng_states_of_more_gpus_than_this_machine_has_restore(monkeypatch)
 
 
 def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
-    from internet.model.checkpoint import optimizer_state_to_param_device
+    from internet.engine.resume import optimizer_state_to_param_device
 
     cpu_net = nn.Linear(3, 2)
     opt = torch.optim.Adam(cpu_net.parameters(), lr=1e-3)  # as written on a CPU: not fused
@@ -367,8 +367,8 @@ def test_optimizer_state_follows_the_parameters_device_for_fused_adam():
 
 
 def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatch):
-    import internet.model.checkpoint as checkpoint_module
-    from internet.engine.train import Trainer
+    import internet.engine.resume as resume_module
+    from internet.engine.trainer import Trainer
 
     cfg = Config(
         output_dir=str(tmp_path), device="cpu", num_workers=0, train_batch_size=2, end_epoch=1, max_iters_per_epoch=1
@@ -377,7 +377,7 @@ def test_resume_moves_the_optimizer_state_to_the_parameters(tmp_path, monkeypatc
     trainer.train()
     trainer.close()
     seen = []
-    monkeypatch.setattr(checkpoint_module, "optimizer_state_to_param_device", lambda opt: seen.append(opt))
+    monkeypatch.setattr(resume_module, "optimizer_state_to_param_device", lambda opt: seen.append(opt))
     resumed = Trainer(cfg.replace(continue_train=True, end_epoch=2), model=TinyInterNet(), train_set=RandomHands(4))
     resumed._prepare_data()
     resumed._resume()
@@ -399,7 +399,7 @@ def test_bf16_only_on_gpus_with_bf16_tensor_cores(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback to the CPU")
 def test_a_paper_size_run_that_falls_back_to_the_cpu_says_so(tmp_path, capsys):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
     from internet.utils.device import DeviceFallbackWarning, choose_device
 
     assert choose_device("auto").type == "cpu"  # a small network: no warning
@@ -414,7 +414,7 @@ def test_a_paper_size_run_that_falls_back_to_the_cpu_says_so(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ logs
 def _run(tmp_path, name, **overrides):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
     from internet.utils.logs import read_jsonl
 
     cfg = Config(
@@ -440,7 +440,7 @@ def test_log_every_iters_writes_window_means(tmp_path):
 
 
 def test_resume_drops_the_log_records_of_the_steps_it_redoes(tmp_path):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
     from internet.utils.logs import read_jsonl
 
     cfg = Config(

@@ -665,7 +665,7 @@ def test_interrupted_training_keeps_its_outputs_and_resumes(
     execute_notebook, tiny_data, tiny_config_overrides, tmp_path
 ):
     from internet.data import InterHand26M
-    from internet.engine.train import EpochBatchSampler
+    from internet.engine.sampler import EpochBatchSampler
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".cache"))

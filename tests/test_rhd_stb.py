@@ -332,7 +332,7 @@ def test_rootnet_mode(synth, fmt, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["RHD", "STB"])
 def test_trainer_runs_and_tests_each_format(synth, fmt, tmp_path):
-    from internet.engine.train import Trainer
+    from internet.engine.trainer import Trainer
 
     cfg = Config.cpu_demo(
         dataset=fmt,

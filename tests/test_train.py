@@ -19,7 +19,9 @@ from torch.utils.data import DistributedSampler
 from vendored import INTERHAND_SAMPLE as SAMPLE
 
 from internet.config import Config, ConfigError
-from internet.engine.train import EpochBatchSampler, Trainer, TrainingError, lr_at_epoch
+from internet.engine.runtime import TrainingError
+from internet.engine.sampler import EpochBatchSampler
+from internet.engine.trainer import Trainer, lr_at_epoch
 from internet.model.checkpoint import latest_checkpoint, load_checkpoint
 from internet.model.losses import InterNetLoss
 from internet.utils.device import DeviceError, amp_dtype, choose_device, cpu_has_fast_bf16

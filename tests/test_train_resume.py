@@ -16,7 +16,8 @@ import torch
 from standins import RandomHands, TinyInterNet
 
 from internet.config import Config
-from internet.engine.train import Trainer, TrainingError
+from internet.engine.runtime import TrainingError
+from internet.engine.trainer import Trainer
 from internet.model.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from internet.utils.logs import read_jsonl
 

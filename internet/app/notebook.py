@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from internet.config import Config, ConfigError
-from internet.engine.train import check_output_dir
+from internet.engine.runtime import check_output_dir
 from internet.geometry.crop import as_box
 from internet.model.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
 from internet.model.load import MODEL_FIELDS, load_model  # noqa: F401  (the notebooks import them from here)

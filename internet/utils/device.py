@@ -4,7 +4,7 @@ bf16 autocast is used on CUDA whenever ``cfg.amp`` is set and the GPU supports b
 in float32). On CPU, bf16 autocast only pays off where the processor has native bf16 instructions (AVX512-BF16 or
 AMX); elsewhere it is emulated and slower than float32. So the CPU choice is ``cpu_amp``: ``None`` (auto) enables it
 when ``cfg.amp`` is set and the CPU has those instructions, ``True`` forces it, ``False`` keeps float32. The loss is
-always computed in float32 (see :mod:`internet.engine.train`).
+always computed in float32 (see :mod:`internet.engine.trainer`).
 """
 
 from __future__ import annotations
