@@ -39,6 +39,7 @@ from internet.model import InterNet, param_groups
 from internet.model.checkpoint import latest_checkpoint
 from internet.model.losses import InterNetLoss
 from internet.utils.device import autocast, describe, is_paper_scale, precision_name
+from internet.utils.lock import FolderInUseError, FolderLock
 from internet.utils.logs import TrainLogger, format_duration, progress
 
 Callback = Callable[["Trainer", dict], None]
@@ -140,6 +141,7 @@ class Trainer:
         self.sampler: Optional[EpochBatchSampler] = None
         self.loader: Optional[DataLoader] = None
         self.last_checkpoint: Optional[Path] = None
+        self._lock = FolderLock(cfg.output_dir, what="training")
 
     def _prepare_data(self) -> None:
         if self.loader is not None:
@@ -166,10 +168,39 @@ class Trainer:
 
     def train(self) -> dict:
         """Train from the start, or from the latest checkpoint with ``cfg.continue_train``, to ``cfg.end_epoch``.
-        Returns a summary: epoch, global_step, last checkpoint path, last losses."""
+        Returns a summary: epoch, global_step, last checkpoint path, last losses. Refused (TrainingError) while
+        another training holds ``cfg.output_dir`` (:class:`internet.utils.lock.FolderLock`, held by rank 0 for the
+        whole run: its ranks are one run)."""
+        self._lock_output_dir()
+        try:
+            return self._train()
+        finally:
+            self._lock.release()
+
+    def _lock_output_dir(self) -> None:
+        error = None
+        if self.is_main:
+            try:
+                self._lock.acquire()
+            except FolderInUseError as e:
+                error = str(e)
+        if self.world_size > 1:  # every rank learns rank 0's answer, so none waits on a rank that stopped
+            answer = [error]
+            dist.broadcast_object_list(answer, src=0, device=self.device if self.device.type == "cuda" else None)
+            error = answer[0]
+        if error is not None:
+            raise TrainingError(error)
+
+    def _train(self) -> dict:
         cfg = self.cfg
         self._prepare_data()
         self._resume()
+        if self.global_step == 0:
+            # from scratch: rows left by an earlier run of this folder (one killed before its first checkpoint was
+            # complete) would read as this run's steps 1, 2, 3, 1, 2, 3
+            dropped = self.logger.drop_records_after(0)
+            if dropped:
+                self.logger.info(f"starting from scratch: {dropped} log record(s) of an earlier run removed")
         per_epoch = self.sampler.batches_per_epoch
         for line in _run_header(self, per_epoch):
             self.logger.info(line)
@@ -311,6 +342,7 @@ class Trainer:
         return result
 
     def close(self) -> None:
-        """Close the logs and stop the persistent data-loader workers."""
+        """Close the logs, stop the persistent data-loader workers and free the output folder."""
         self.logger.close()
         self.loader = None
+        self._lock.release()
