@@ -320,3 +320,108 @@ def test_training_and_evaluation_refuse_missing_images_unless_opted_in(shared_di
     with pytest.warns(UserWarning, match="using the 2 images present only"):
         rows = require_images(cfg.replace(allow_missing_images=True), "test", cache=False)
     assert len(rows) == 2
+
+
+# ============================================================================================== one run per folder
+def _tiny_trainer(out: Path, **kw):
+    import standins
+    from standins import RandomHands, TinyInterNet
+
+    from internet.engine.trainer import Trainer
+
+    torch.manual_seed(0)
+    cfg = standins.tiny_cfg(out, **kw)
+    return Trainer(cfg, model=TinyInterNet(), train_set=RandomHands(4), progress_bar=False)
+
+
+def test_a_second_training_into_a_held_output_dir_is_refused(tmp_path):
+    """Before: both runs finished, their log rows interleaved (steps 1, 1, 2, 2) and checkpoints replaced."""
+    from internet.engine.runtime import TrainingError
+    from internet.utils.logs import read_jsonl
+
+    refused = []
+
+    def second_run(trainer, record):
+        if record["step"] == 1:
+            other = _tiny_trainer(tmp_path)
+            with pytest.raises(TrainingError) as e:
+                other.train()
+            other.close()
+            refused.append(str(e.value))
+
+    first = _tiny_trainer(tmp_path)
+    first.callbacks.append(second_run)
+    first.train()
+    first.close()
+    assert len(refused) == 1
+    assert f"{tmp_path} is in use by another training (pid {os.getpid()} on " in refused[0]
+    assert "set output_dir to another folder" in refused[0]
+    assert [r["step"] for r in read_jsonl(tmp_path / "log" / "train_log.jsonl", dedupe=False)] == [1, 2]
+    again = _tiny_trainer(tmp_path)  # the folder is free once the run ends
+    again.train()
+    again.close()
+
+
+def test_the_lock_dies_with_a_killed_holder(tmp_path):
+    import subprocess
+    import sys
+
+    from internet.engine.runtime import TrainingError
+    from internet.utils.lock import FolderLock
+
+    code = (
+        "import sys, time; from internet.utils.lock import FolderLock; "
+        f"lock = FolderLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        trainer = _tiny_trainer(tmp_path)
+        with pytest.raises(TrainingError, match=rf"in use by another training \(pid {holder.pid} on "):
+            trainer.train()
+        trainer.close()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a killed run never blocks the next one
+        holder.wait()
+    with FolderLock(tmp_path) as lock:
+        assert lock.held
+    trainer = _tiny_trainer(tmp_path)
+    assert trainer.train()["global_step"] == 2
+    trainer.close()
+
+
+# ============================================================================================== resume faults
+def test_resume_refuses_an_optimizer_state_holding_nan_and_names_it(tmp_path):
+    from internet.engine.runtime import TrainingError
+    from internet.model.checkpoint import load_checkpoint, save_checkpoint
+
+    trainer = _tiny_trainer(tmp_path)
+    trainer.train()
+    trainer.close()
+    path = tmp_path / "model_dump" / "snapshot_0.pth.tar"
+    ckpt = load_checkpoint(path)
+    names = [n for n, _ in trainer.model.named_parameters()]
+    ckpt["optimizer"]["state"][2]["exp_avg_sq"][..., 0] = float("nan")
+    save_checkpoint(path, ckpt)
+    resumed = _tiny_trainer(tmp_path, continue_train=True, end_epoch=2)
+    with pytest.raises(TrainingError, match=rf"optimizer state 'exp_avg_sq' of parameter 2 \({names[2]}\) holds"):
+        resumed.train()
+    resumed.close()
+    assert sorted(p.name for p in (tmp_path / "model_dump").iterdir()) == ["snapshot_0.pth.tar"]  # nothing newer
+
+
+@pytest.mark.slow
+def test_a_run_killed_writing_its_first_checkpoint_restarts_with_a_clean_log(tmp_path):
+    """Before: the restarted run (from scratch: no checkpoint was complete) appended to the dead run's rows, and
+    the log read steps 1, 2, 1, 2, 3, ..."""
+    from test_train_resume import spawn_child
+
+    from internet.utils.logs import read_jsonl
+
+    assert spawn_child(tmp_path, kill_in_save=1) == -signal.SIGKILL  # the step-2 checkpoint's write is cut
+    log = tmp_path / "log" / "train_log.jsonl"
+    assert [r["step"] for r in read_jsonl(log, dedupe=False)] == [1, 2]
+    assert spawn_child(tmp_path, continue_train=True) == 0
+    assert [r["step"] for r in read_jsonl(log, dedupe=False)] == list(range(1, 11))
+    text = (tmp_path / "log" / "train_logs.txt").read_text()
+    assert "no checkpoint in" in text and "2 log record(s) of an earlier run removed" in text
