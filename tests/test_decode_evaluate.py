@@ -12,13 +12,9 @@ from vendored import INTERHAND_SAMPLE as SAMPLE
 from vendored import OFFICIAL as FIXTURES
 
 from internet.config import Config
-from internet.evaluation.protocol import (
-    SUBSETS,
-    average_precision,
-    evaluate_interhand,
-    evaluate_interhand_loop,
-    evaluate_single_hand,
-)
+from internet.evaluation.metrics import average_precision
+from internet.evaluation.protocol import evaluate_interhand, evaluate_interhand_loop, evaluate_single_hand
+from internet.evaluation.scores import SUBSETS
 from internet.geometry.camera import pixel2cam, world2cam
 from internet.geometry.codec import HeatmapCodec
 from internet.geometry.crop import generate_patch_image, trans_points_2d

@@ -886,7 +886,7 @@ def test_dataset_arrays_of_interhand_match_the_index(tiny_data):
 def test_mean_pose_baseline_of_single_hand_sets(single_hand_data, name):
     from internet.app import explore
     from internet.evaluation import baselines
-    from internet.evaluation.protocol import SingleHandEvalResult
+    from internet.evaluation.scores import SingleHandEvalResult
     from internet.skeleton import get_skeleton
 
     data_root, _ = single_hand_data[name]

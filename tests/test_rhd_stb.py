@@ -19,7 +19,8 @@ from internet.data.augment import AugParams
 from internet.data.io import DataFileError
 from internet.data.rhd import RHD
 from internet.data.stb import STB
-from internet.evaluation.protocol import SingleHandEvalResult, evaluate_single_hand
+from internet.evaluation.protocol import evaluate_single_hand
+from internet.evaluation.scores import SingleHandEvalResult
 from internet.geometry.crop import tight_bbox
 from internet.skeleton import RHD as RHD_SKELETON
 from internet.skeleton import STB as STB_SKELETON

@@ -23,7 +23,7 @@ from internet.data.index import AnnotationIndex, load_index
 from internet.data.interhand import read_id_list, resolve_sources
 from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
-from internet.evaluation.protocol import EvalResult, SingleHandEvalResult
+from internet.evaluation.scores import EvalResult, SingleHandEvalResult
 from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from internet.config import Config
 from internet.data.single_hand import SingleHandDataset
-from internet.evaluation.protocol import EvalResult, SingleHandEvalResult, evaluate_interhand, evaluate_single_hand
+from internet.evaluation.protocol import evaluate_interhand, evaluate_single_hand
+from internet.evaluation.scores import EvalResult, SingleHandEvalResult
 from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import INTERHAND, Skeleton
 

@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
-import torch
 
 from internet.config import Config
 from internet.skeleton import INTERHAND, Skeleton
-
-
-def _as_np(x, name: str, dtype=np.float64) -> np.ndarray:
-    """``x`` (array, tensor, list) as a numpy array of ``dtype`` (None: keep its own); errors name ``name``."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    try:
-        return np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name}: cannot be read as a {np.dtype(dtype).name} array ({e})") from None
+from internet.utils.arrays import as_array
 
 
 def _float_copy(x) -> np.ndarray:
@@ -158,12 +148,12 @@ class HeatmapCodec:
 
     def root_bins_to_mm(self, rel_root_depth_bins) -> np.ndarray:
         """Root bins -> left-minus-right root depth (mm), shape (N,): ``(d / R * 2 - 1) * (bbox_3d_size_root / 2)``."""
-        d = _as_np(rel_root_depth_bins, "rel_root_depth").reshape(-1)
+        d = as_array(rel_root_depth_bins, "rel_root_depth").reshape(-1)
         return (d / self.output_root_hm_shape * 2 - 1) * (self.bbox_3d_size_root / 2)
 
     def heatmap_to_crop(self, joint_coord_hm) -> np.ndarray:
         """(..., 3) heatmap coordinates -> x, y in crop pixels and z root-relative depth in mm, float64."""
-        coord = _as_np(joint_coord_hm, "joint_coord")
+        coord = as_array(joint_coord_hm, "joint_coord")
         in_h, in_w = self.input_img_shape
         _, hm_h, hm_w = self.output_hm_shape
         out = np.empty(coord.shape, dtype=np.float64)
@@ -175,8 +165,8 @@ class HeatmapCodec:
     def heatmap_to_image(self, joint_coord_hm, inv_trans) -> np.ndarray:
         """(N, J, 3) heatmap coordinates -> (N, J, 3) with x, y in original-image pixels (crop pixels, then the crop's
         inverse affine ``inv_trans`` (N, 2, 3)) and z root-relative depth in mm. float64."""
-        coord = _as_np(joint_coord_hm, "joint_coord")
-        inv_trans = _as_np(inv_trans, "inv_trans")
+        coord = as_array(joint_coord_hm, "joint_coord")
+        inv_trans = as_array(inv_trans, "inv_trans")
         if coord.ndim != 3 or coord.shape[-1] != 3:
             raise ValueError(f"joint_coord must be (N, J, 3), got {coord.shape}")
         if inv_trans.shape != (coord.shape[0], 2, 3):
@@ -208,11 +198,11 @@ class HeatmapCodec:
         in the demo). Returns (N, J, 3) float64."""
         uvz = self.heatmap_to_image(joint_coord_hm, inv_trans)
         n = uvz.shape[0]
-        focal, princpt = _as_np(focal, "focal"), _as_np(princpt, "princpt")
+        focal, princpt = as_array(focal, "focal"), as_array(princpt, "princpt")
         for name, arr in (("focal", focal), ("princpt", princpt)):
             if arr.shape != (n, 2):
                 raise ValueError(f"{name} must be ({n}, 2), got {arr.shape}")
-        abs_depth = _as_np(abs_depth, "abs_depth")
+        abs_depth = as_array(abs_depth, "abs_depth")
         if abs_depth.shape in ((n,), (n, 1)):
             abs_depth = np.repeat(abs_depth.reshape(n, 1), 2, axis=1)
         if abs_depth.shape != (n, 2):
