@@ -425,3 +425,83 @@ def test_a_run_killed_writing_its_first_checkpoint_restarts_with_a_clean_log(tmp
     assert [r["step"] for r in read_jsonl(log, dedupe=False)] == list(range(1, 11))
     text = (tmp_path / "log" / "train_logs.txt").read_text()
     assert "no checkpoint in" in text and "2 log record(s) of an earlier run removed" in text
+
+
+# ============================================================================================== the scorer's inputs
+PRED_SHAPES = {"rel_root_depth": ("pred", ()), "hand_type": ("pred", (2,))}
+GT_SHAPES = {
+    "joint_cam": ("gt", (42, 3)),
+    "joint_valid": ("gt", (42,)),
+    "hand_type_valid": ("gt", ()),
+    "focal": ("gt", (2,)),
+    "princpt": ("gt", (2,)),
+    "inv_trans": ("gt", (2, 3)),
+}
+
+
+def _eval_case(n: int = 6):
+    from test_decode_evaluate import _random_eval_case
+
+    return _random_eval_case(n, seed=30)
+
+
+def test_hand_type_stored_as_2_by_n_is_refused_not_reshaped():
+    """Before: reshaped to (N, 2), which pairs sample 0's right with sample 1's right (handedness 0.478, not 0.261)."""
+    from internet.evaluation.protocol import evaluate_interhand
+
+    pred, gt = _eval_case()
+    paper = Config()
+    with pytest.raises(ValueError, match=r"pred\['hand_type'\] must have shape \(6, 2\), got \(2, 6\) \(transposed\?"):
+        evaluate_interhand({**pred, "hand_type": pred["hand_type"].T.copy()}, gt, cfg=paper)
+    right = evaluate_interhand(pred, gt, cfg=paper).handedness_accuracy
+    assert evaluate_interhand({**pred, "hand_type": pred["hand_type"].T.T}, gt, cfg=paper).handedness_accuracy == right
+
+
+@pytest.mark.parametrize("key", [*PRED_SHAPES, *GT_SHAPES])
+def test_every_array_the_scorer_reads_must_have_its_exact_shape(key):
+    from internet.evaluation.protocol import evaluate_interhand
+
+    pred, gt = _eval_case()
+    which, tail = {**PRED_SHAPES, **GT_SHAPES}[key]
+    d = pred if which == "pred" else gt
+    arr = np.asarray(d[key])
+    assert arr.shape == (6, *tail)
+    same_size = arr.reshape(-1)[::-1].reshape(*tail[::-1], 6) if tail else arr.reshape(2, 3)  # same values
+    with pytest.raises(ValueError, match=rf"{which}\['{key}'\] must have shape \(6,"):
+        evaluate_interhand(
+            {**pred, key: same_size} if which == "pred" else pred,
+            {**gt, key: same_size} if which == "gt" else gt,
+            cfg=Config(),
+        )
+    if not tail:  # the documented column form of a per-sample value: (N, 1)
+        base = evaluate_interhand(pred, gt, cfg=Config())
+        column = arr[:, None]
+        r = evaluate_interhand(
+            {**pred, key: column} if which == "pred" else pred,
+            {**gt, key: column} if which == "gt" else gt,
+            cfg=Config(),
+        )
+        assert r.to_dict() == base.to_dict()
+
+
+def test_prediction_index_rows_must_be_unique_in_range_and_one_per_prediction():
+    from internet.evaluation.protocol import evaluate_dataset
+
+    pred, gt = _eval_case(6)
+    cfg = Config()
+    rows = np.array([4, 1, 3])
+    sub = {k: np.asarray(v)[rows] for k, v in pred.items()}
+    ok = evaluate_dataset({**sub, "index": rows}, gt, cfg)  # a subset in any order: those rows scored
+    direct = evaluate_dataset(sub, {k: np.asarray(v)[rows] for k, v in gt.items()}, cfg)
+    assert ok.to_dict() == direct.to_dict()
+    with pytest.raises(ValueError, match=r"lists ground-truth row 1 twice \(positions 1 and 2; 1 repeat"):
+        evaluate_dataset({**sub, "index": np.array([4, 1, 1])}, gt, cfg)
+    with pytest.raises(ValueError, match=r"pred\['index'\]\[2\] = 6 is not a row of the 6"):
+        evaluate_dataset({**sub, "index": np.array([4, 1, 6])}, gt, cfg)  # just outside: n
+    with pytest.raises(ValueError, match=r"pred\['index'\]\[0\] = -1"):
+        evaluate_dataset({**sub, "index": np.array([-1, 1, 3])}, gt, cfg)
+    assert evaluate_dataset({**sub, "index": np.array([5, 0, 3])}, gt, cfg) is not None  # 0 and n - 1: inside
+    with pytest.raises(ValueError, match=r"must be \(3,\), one row per prediction, got shape \(2,\)"):
+        evaluate_dataset({**sub, "index": np.array([4, 1])}, gt, cfg)
+    with pytest.raises(ValueError, match="whole numbers"):
+        evaluate_dataset({**sub, "index": np.array([4.0, 1.5, 3.0])}, gt, cfg)
