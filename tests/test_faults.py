@@ -505,3 +505,34 @@ def test_prediction_index_rows_must_be_unique_in_range_and_one_per_prediction():
         evaluate_dataset({**sub, "index": np.array([4, 1])}, gt, cfg)
     with pytest.raises(ValueError, match="whole numbers"):
         evaluate_dataset({**sub, "index": np.array([4.0, 1.5, 3.0])}, gt, cfg)
+
+
+def test_trainer_and_evaluation_refuse_a_partial_split_and_use_the_present_images_when_allowed(shared_dir, tmp_path):
+    import standins
+    from standins import TinyInterNet
+
+    from internet.data.check import IncompleteDataError
+    from internet.engine.trainer import Trainer
+
+    root = _sample_copy(shared_dir, tmp_path)
+    next((root / "images/test/Capture4").rglob("*.jpg")).unlink()
+
+    def trainer(**kw):
+        torch.manual_seed(0)
+        cfg = standins.tiny_cfg(tmp_path / "out", data_root=str(root), train_split="test", **kw)
+        return Trainer(cfg, model=TinyInterNet(), progress_bar=False)
+
+    refused = trainer()
+    with pytest.raises(IncompleteDataError, match=r"(?s)Capture4: 0 / 1.*Refusing the incomplete test split"):
+        refused.train()
+    with pytest.raises(IncompleteDataError, match="allow_missing_images=True"):
+        refused.test("test")
+    refused.close()
+    allowed = trainer(allow_missing_images=True)
+    with pytest.warns(UserWarning, match="using the 2 images present only"):
+        assert allowed.train()["global_step"] == 1  # 2 samples, batch 2
+    assert len(allowed.train_set) == 2
+    with pytest.warns(UserWarning, match="present only"):
+        result = allowed.test("test")
+    assert result.counts["samples"] == 2
+    allowed.close()

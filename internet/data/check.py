@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
 import numpy as np
+import torch
 
 from internet.config import SPLITS, Config
 from internet.data.index import AnnotationIndex, IndexSources, load_index
@@ -342,3 +343,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class PresentImages(torch.utils.data.Subset):
+    """The samples of ``dataset`` at ``positions`` (those whose image is on disk), with its ``set_epoch`` and
+    attributes, and ``eval_targets`` of those samples only: what training and evaluation use of a partial split
+    when ``cfg.allow_missing_images`` opts in."""
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "indices"):  # not set yet (unpickling): no recursion through the data set
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def eval_targets(self) -> Dict[str, np.ndarray]:
+        rows = np.asarray(self.indices, dtype=np.int64)
+        return {k: np.asarray(v)[rows] for k, v in self.dataset.eval_targets().items()}
+
+
+def build_checked_dataset(cfg: Config, split: str, mode: str):
+    """``internet.data.build_dataset(cfg, split, mode)`` after :func:`require_images`: refused when referenced
+    images are missing, or (``cfg.allow_missing_images``) restricted to the samples whose image is there."""
+    from internet.data import build_dataset
+
+    present = require_images(cfg, split)
+    dataset = build_dataset(cfg, split, mode)
+    if present is None:
+        return dataset
+    rows = getattr(dataset, "rows", None)
+    rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
+    keep = np.flatnonzero(np.isin(rows, present))  # data set positions whose index row has its image
+    return PresentImages(dataset, keep.tolist())

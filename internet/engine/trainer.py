@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from internet.config import Config
-from internet.data import build_dataset
+from internet.data.check import build_checked_dataset
 from internet.engine.evaluate import describe_result, evaluate_checkpoint, run_test
 from internet.engine.meters import Clock, LogWindow, ToHost
 from internet.engine.resume import ResumeError, latest_resumable, resume_training, save_training_checkpoint
@@ -147,8 +147,8 @@ class Trainer:
         if self.loader is not None:
             return
         cfg = self.cfg
-        if self.train_set is None:
-            self.train_set = build_dataset(cfg, cfg.train_split, "train")
+        if self.train_set is None:  # refused when the split's images are not all there (internet.data.check)
+            self.train_set = build_checked_dataset(cfg, cfg.train_split, "train")
         self.sampler = EpochBatchSampler(
             len(self.train_set),
             cfg.train_batch_size,
@@ -334,7 +334,7 @@ class Trainer:
             )
         else:
             if test_set is None:
-                test_set = self.test_set = build_dataset(self.cfg, split, "test")
+                test_set = self.test_set = build_checked_dataset(self.cfg, split, "test")
             kwargs.update(device=self.device, amp_dtype=self.amp_dtype if amp else None, write=self.is_main)
             result, written = run_test(self.model, test_set, self.cfg, split, **kwargs)
         if written is not None:
