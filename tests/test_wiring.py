@@ -228,3 +228,78 @@ def test_a_non_square_crop_and_heatmap_end_to_end_against_the_official_formulas(
             gt["abs_depth"][i : i + 1],
         )[0]
         np.testing.assert_allclose(placed[valid], cam[valid], atol=0.5)  # mm
+
+
+# ============================================================================================== defaults
+def test_the_default_sequence_is_the_first_interacting_one_seen_by_its_busiest_camera(shared_dir, tmp_path):
+    """Data built so that every simpler rule picks otherwise: a one-hand sequence sorts first, and the busiest
+    camera of the interacting sequence is not its lowest-numbered one."""
+    import json
+    import shutil
+
+    from internet.data.sequences import SequenceIndex, SequenceKey
+
+    root = tmp_path / "sample"
+    shutil.copytree(shared_dir / "data" / "interhand26m_sample", root)
+    ann_dir = root / "annotations" / "test"
+    data = json.loads((ann_dir / "InterHand2.6M_test_data.json").read_text())
+    cams = json.loads((ann_dir / "InterHand2.6M_test_camera.json").read_text())
+    joints = json.loads((ann_dir / "InterHand2.6M_test_joint_3d.json").read_text())
+    k = next(i for i, img in enumerate(data["images"]) if img["seq_name"] == "0390_dh_touchROM")
+    img0, ann0 = data["images"][k], data["annotations"][k]
+    assert (img0["capture"], img0["camera"], ann0["hand_type"]) == (3, "400026", "interacting")
+    for key in ("camrot", "campos", "focal", "princpt"):
+        cams["3"][key]["400030"] = cams["3"][key]["400026"]
+    new_id = 900000
+    for seq, cam, frame, hand in [
+        ("0390_dh_touchROM", "400030", 69148, "interacting"),
+        ("0390_dh_touchROM", "400030", 69154, "interacting"),
+        ("0001_first_one_hand", "400026", 10, "right"),
+    ]:
+        new_id += 1
+        name = f"Capture3/{seq}/cam{cam}/image{frame}.jpg"
+        data["images"].append(
+            {**img0, "id": new_id, "file_name": name, "seq_name": seq, "camera": cam, "frame_idx": frame}
+        )
+        data["annotations"].append({**ann0, "id": new_id, "image_id": new_id, "hand_type": hand})
+        joints["3"].setdefault(str(frame), joints["3"]["69148"])
+    (ann_dir / "InterHand2.6M_test_data.json").write_text(json.dumps(data))
+    (ann_dir / "InterHand2.6M_test_camera.json").write_text(json.dumps(cams))
+    (ann_dir / "InterHand2.6M_test_joint_3d.json").write_text(json.dumps(joints))
+    seqs = SequenceIndex(root, "test", cache=False)
+    assert seqs.sequences(3) == ["0001_first_one_hand", "0390_dh_touchROM"]
+    assert seqs.cameras(3, "0390_dh_touchROM") == ["400026", "400030"]
+    assert seqs.default_sequence() == SequenceKey(3, "0390_dh_touchROM", "400030")
+    assert seqs.busiest_camera(3, "0001_first_one_hand") == "400026"
+
+
+class FixedOutput(torch.nn.Module):
+    """Heatmaps peaked at one cell, a root bin far from the middle, and given hand-type probabilities."""
+
+    def __init__(self, hand_type) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.hand = torch.tensor(hand_type, dtype=torch.float32)
+
+    def forward(self, img):
+        b = len(img)
+        hm = torch.zeros(b, 42, 16, 16, 16) + self.anchor
+        hm[:, :, 8, 8, 8] = 1.0
+        return {"joint_heatmap": hm, "rel_root_depth": torch.full((b, 1), 60.0), "hand_type": self.hand.expand(b, 2)}
+
+
+@pytest.mark.parametrize("hand_type, both", [((0.1, 0.9), False), ((0.9, 0.1), False), ((0.9, 0.8), True)])
+def test_the_left_root_follows_the_relative_depth_only_when_both_hands_are_there(hand_type, both):
+    from internet.infer.predictor import Predictor
+
+    cfg = Config.cpu_demo(input_img_shape=(64, 64), output_hm_shape=(16, 16, 16), channels_last=False)
+    out = Predictor(FixedOutput(hand_type), cfg, device="cpu").predict(
+        np.zeros((120, 160, 3), np.uint8), [40, 30, 50, 50]
+    )
+    z_right, z_left = out["root_depth_mm"]
+    assert out["rel_root_depth_mm"] == pytest.approx((60 / 64 * 2 - 1) * cfg.bbox_3d_size_root / 2)
+    if both:
+        assert z_left - z_right == pytest.approx(out["rel_root_depth_mm"])
+    else:  # the root head is trained on interacting samples only: a lone hand sits at the box's depth guess
+        assert z_left == z_right
+    assert out["joint_cam"][20, 2] == pytest.approx(z_right) and out["joint_cam"][41, 2] == pytest.approx(z_left)
