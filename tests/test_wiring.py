@@ -303,3 +303,53 @@ def test_the_left_root_follows_the_relative_depth_only_when_both_hands_are_there
     else:  # the root head is trained on interacting samples only: a lone hand sits at the box's depth guess
         assert z_left == z_right
     assert out["joint_cam"][20, 2] == pytest.approx(z_right) and out["joint_cam"][41, 2] == pytest.approx(z_left)
+
+
+# ============================================================================================== the demo's options
+def _demo_plan(monkeypatch, tmp_path, *argv) -> dict:
+    """What ``python -m internet.app.demo ARGV`` hands to the data generator and each notebook (nothing run)."""
+    import internet.app.demo as demo
+
+    seen: dict = {}
+    monkeypatch.setattr(demo, "prepare_data", lambda *a: seen.__setitem__("data", a) or "ready")
+    monkeypatch.setattr(demo, "run_notebook", lambda name, params, out, echo=True: seen.__setitem__(name, params))
+    monkeypatch.setattr(demo, "_report", lambda *a: None)
+    assert demo.main(["--data-root", str(tmp_path / "d"), "--output-dir", str(tmp_path / "o"), *argv]) == 0
+    return seen
+
+
+@pytest.mark.parametrize(
+    "argv, where, expected",
+    [
+        (["--seed", "7"], lambda s: (s["data"][1], s["02_train"]["config_overrides"]["seed"]), (7, 7)),
+        (["--train-size", "33"], lambda s: s["data"][2], 33),
+        (["--val-size", "0"], lambda s: s["data"][3], 0),
+        (["--test-size", "11"], lambda s: s["data"][4], 11),
+        (["--synth-workers", "3"], lambda s: s["data"][5], 3),
+        (["--epochs", "2"], lambda s: s["02_train"].get("epochs"), 2),
+        (["--batch-size", "5"], lambda s: s["02_train"].get("batch_size"), 5),
+        (["--max-iters-per-epoch", "0"], lambda s: s["02_train"]["max_iters_per_epoch"], None),
+        (["--max-iters-per-epoch", "9"], lambda s: s["02_train"]["max_iters_per_epoch"], 9),
+        (["--num-workers", "0"], lambda s: s["02_train"].get("num_workers"), 0),
+        (["--float32"], lambda s: s["02_train"]["config_overrides"].get("amp"), False),
+        (["--resume"], lambda s: s["02_train"]["resume"], True),
+        (
+            ["--png-export", "matplotlib"],
+            lambda s: {s[n]["png_export"] for n in ("01_explore_dataset", "04_visualize_3d", "06_sequences")},
+            {"matplotlib"},
+        ),
+    ],
+)
+def test_each_demo_option_reaches_what_it_names(monkeypatch, tmp_path, argv, where, expected):
+    default = where(_demo_plan(monkeypatch, tmp_path))
+    given = where(_demo_plan(monkeypatch, tmp_path, *argv))
+    assert given == expected and given != default, (argv, default, given)
+
+
+def test_the_demo_folders_reach_every_notebook(monkeypatch, tmp_path):
+    plan = _demo_plan(monkeypatch, tmp_path)
+    notebooks = [k for k in plan if k != "data"]
+    assert len(notebooks) == 5
+    for name in notebooks:
+        assert plan[name]["data_root"] == str(tmp_path / "d") and plan[name]["output_dir"] == str(tmp_path / "o")
+    assert plan["data"][0] == tmp_path / "d"
