@@ -66,7 +66,8 @@ class Config:
     allow_missing_images: bool = _in("data", False)
     """Train or evaluate on a split whose annotations reference images that are not on disk (a partial download),
     using only the images present. Off: such a split is refused with the data check's report
-    (``python -m internet.data.check DATA_ROOT``), as its numbers would not be the split's."""
+    (``python -m internet.data.check DATA_ROOT``), as its numbers would not be the split's. The check lists the
+    split's image folders once (about 20 s for the 2.2 M images of the release: benchmarks/RESULTS.md section 10)."""
 
     # --- model: the network and its heatmap space (official values) ---
     input_img_shape: tuple = _in("model", (256, 256))

@@ -536,3 +536,23 @@ def test_trainer_and_evaluation_refuse_a_partial_split_and_use_the_present_image
         result = allowed.test("test")
     assert result.counts["samples"] == 2
     allowed.close()
+
+
+@pytest.mark.slow
+def test_every_rank_of_a_ddp_run_is_refused_when_its_folder_is_held(tmp_path):
+    """Rank 0 takes the lock for the run; when another process holds it, the run fails at once (no rank is left
+    waiting on rank 0) and writes nothing."""
+    import standins
+    import torch.multiprocessing as mp
+    from standins import RandomHands, TinyInterNet
+
+    from internet.engine.launch import launch
+    from internet.utils.lock import FolderLock
+
+    cfg = standins.tiny_cfg(tmp_path, train_batch_size=2, num_gpus=2)
+    t0 = time.monotonic()
+    with FolderLock(tmp_path, what="evaluation"):
+        with pytest.raises(mp.ProcessRaisedException, match=r"in use by another evaluation \(pid \d+"):
+            launch(cfg, model=TinyInterNet(bn=False), train_set=RandomHands(8), progress_bar=False)
+    assert time.monotonic() - t0 < 120
+    assert not list((tmp_path / "model_dump").glob("*.pth.tar"))
