@@ -1,13 +1,13 @@
 """One full InterNet training step (forward, targets, losses, backward, Adam step): images/s and peak memory, in the
 official formulation and in the trainer's fast default, measured in the same run on the same batch.
 
-``python benchmarks/bench_train_step.py [--quick] [--device cpu|cuda] [--batch-size B] [--steps N] [--compile]
+``python benchmarks/bench_train_step.py [--quick] [--device cpu|cuda] [--batch-size B] [--steps N]
 [--malloc retain|default]``
 
 - official: float32, NCHW, dense 42xD^3 target volumes (``render_gaussian_heatmap``) and the dense masked L2;
 - fast (``Trainer``'s default): bf16 autocast where the device supports it (CUDA bf16, or a CPU with native bf16;
-  ``--cpu-amp`` overrides), channels_last, the separable heatmap loss (no target volume), optionally
-  ``torch.compile`` (``--compile``); cudnn.benchmark on CUDA.
+  ``--cpu-amp`` overrides), channels_last, the separable heatmap loss (no target volume); cudnn.benchmark on CUDA.
+  (``torch.compile`` was measured here with no gain on the CPU and removed: benchmarks/RESULTS.md section 1.)
 Both run ``Trainer._step`` (the trainer's own step) on a batch of real sample frames with the official training
 augmentation, from the same initial weights. Models: the paper's (ResNet-50, 256 px, 64^3 heatmaps) and the CPU
 preset (ResNet-18, 96 px, 16x24x24 heatmaps). Batch: the paper's 16 on CUDA; on CPU 2 for the paper model and 16
@@ -59,7 +59,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--models", default=None, help="comma list of: paper, cpu_preset (default both; quick: cpu_preset)")
     p.add_argument("--formulations", default="official,fast", help="comma list of: official, fast")
-    p.add_argument("--compile", action="store_true", help="torch.compile the fast formulation")
     p.add_argument(
         "--cpu-amp",
         choices=["auto", "on", "off"],
@@ -195,7 +194,6 @@ def run_formulation(name: str, formulation: str, args) -> dict:
         amp=fast,
         channels_last=fast,
         fast_loss=fast,
-        compile=bool(fast and args.compile),
         device=args.device,
         output_dir=out_dir,
         num_workers=0,
@@ -210,7 +208,7 @@ def run_formulation(name: str, formulation: str, args) -> dict:
     trainer = Trainer(fcfg, model=model, progress_bar=False, cpu_amp=cpu_amp)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
     t0 = time.perf_counter()
-    trainer._step(batch)  # first step: Adam state, cudnn autotuning, compilation
+    trainer._step(batch)  # first step: Adam state, cudnn autotuning
     if sync:
         sync()
     first = time.perf_counter() - t0
@@ -228,7 +226,6 @@ def run_formulation(name: str, formulation: str, args) -> dict:
         "precision": "bf16 autocast" if trainer.amp_dtype is not None else "float32",
         "channels_last": fcfg.channels_last,
         "loss": "separable (fast)" if fcfg.fast_loss else "dense target volumes",
-        "compile": fcfg.compile,
         "step_s_all": [round(t, 3) for t in times],
         # CPU seconds of this process per step (all threads): barely affected when other jobs take the cores
         "step_cpu_s_all": [round(t, 3) for t in cpu_times],

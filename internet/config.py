@@ -13,17 +13,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-DATASETS = {
-    "InterHand2.6M": "internet.data.interhand:InterHand26M",
-    "RHD": "internet.data.rhd:RHD",
-    "STB": "internet.data.stb:STB",
-}
-"""The one registry of data sets: ``cfg.dataset`` -> ``"module:Class"`` of a class ``Class(cfg, split, mode)`` that
-follows ``internet.data.HandDataset``. A new data set is its module and one entry here (imported only when used)."""
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
 TRANS_TEST = ("gt", "rootnet")
 ANNOT_SUBSETS = ("all", "human", "machine")
 SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered data set, named by references (``"module:attribute"``) that are imported only when used, so
+    that this registry sits below every layer that uses it."""
+
+    dataset: str
+    """The class ``Class(cfg, split, mode)``, following ``internet.data.HandDataset``."""
+    evaluator: str
+    """Its official protocol: ``evaluate(pred, gt, skeleton=..., cfg=...)`` -> a result with ``to_dict()`` and
+    ``table()``."""
+    splits: Tuple[str, ...] = SPLITS
+    """The splits it has."""
+
+
+_SINGLE_HAND_EVAL = "internet.evaluation.protocol:evaluate_single_hand"
+DATASETS = {
+    "InterHand2.6M": DatasetSpec(
+        "internet.data.interhand:InterHand26M", "internet.evaluation.protocol:evaluate_interhand"
+    ),
+    "RHD": DatasetSpec("internet.data.rhd:RHD", _SINGLE_HAND_EVAL, ("train", "test")),
+    "STB": DatasetSpec("internet.data.stb:STB", _SINGLE_HAND_EVAL, ("train", "test")),
+}
+"""The one registry of data sets: ``cfg.dataset`` -> its :class:`DatasetSpec` (class, evaluator, splits). A new data
+set is its module and one entry here; :mod:`internet.data` resolves the references (``dataset_class``,
+``dataset_evaluator``)."""
 
 
 class ConfigError(ValueError):
@@ -120,7 +140,6 @@ class Config:
     channels_last: bool = _in("runtime", True)
     fast_loss: bool = _in("runtime", True)
     """Heatmap loss from the separable Gaussian, without building the dense target volume (same value)."""
-    compile: bool = _in("runtime", False)
     num_workers: int = _in("runtime", 4)
     loader_timeout_s: float = _in("runtime", 600.0)
     """Longest wait for one batch from a data-loader worker of ``predict`` before it fails naming the stalled
@@ -202,7 +221,6 @@ class Config:
             loss_weights=(1.0, 1.0, 10.0),
             num_workers=1,
             device="cpu",
-            compile=False,
         )
         base.update(overrides)
         return cls.from_params(base)

@@ -491,7 +491,7 @@ def flip_hand_type_valid_keeping_size_and_mtime(root: Path, ann_id: int) -> int:
 
 
 def test_cache_follows_an_edit_that_keeps_size_and_mtime(root, monkeypatch):
-    from internet.data import index as index_mod
+    from internet.data import index_cache as index_mod
 
     monkeypatch.setattr(index_mod, "RACY_NS", 0)  # record the stats at once (the files were written just now)
     edit(root, "data", lambda d: None)  # written as json.dumps writes it, so the edit below keeps the size
@@ -506,7 +506,7 @@ def test_cache_follows_an_edit_that_keeps_size_and_mtime(root, monkeypatch):
 
 
 def test_later_loads_read_no_source_while_their_stats_are_unchanged(root, monkeypatch):
-    from internet.data import index as index_mod
+    from internet.data import index_cache as index_mod
 
     hashed = []
     real = index_mod.fingerprint

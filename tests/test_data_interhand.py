@@ -16,7 +16,7 @@ from vendored import OFFICIAL as REF
 
 from internet.config import Config
 from internet.data import InterHand26M, build_dataset
-from internet.data import index as index_mod
+from internet.data import index_cache as index_mod
 from internet.data.augment import AugParams, crop_inv_trans, make_sample, sample_aug_params
 from internet.evaluation.protocol import evaluate_interhand
 from internet.geometry.camera import cam2pixel, world2cam

@@ -12,7 +12,8 @@ import pytest
 from internet import config as config_mod
 from internet.app.notebook import ParameterError, check_param
 from internet.config import DATASETS, Config, ConfigError
-from internet.data import HandDataset, build_dataset, dataset_class
+from internet.data import HandDataset, build_dataset, dataset_class, dataset_evaluator, dataset_splits
+from internet.evaluation.protocol import evaluate_dataset, evaluate_interhand, evaluate_single_hand
 from internet.skeleton import INTERHAND
 
 
@@ -69,7 +70,8 @@ def test_a_new_data_set_is_one_module_and_one_entry(monkeypatch):
     monkeypatch.setitem(sys.modules, "toy_hands", module)
     with pytest.raises(ConfigError, match="dataset"):
         Config(dataset="Toy").validate()
-    monkeypatch.setitem(config_mod.DATASETS, "Toy", "toy_hands:ToyHands")
+    toy = config_mod.DatasetSpec("toy_hands:ToyHands", "toy_hands:evaluate_toy", ("test",))
+    monkeypatch.setitem(config_mod.DATASETS, "Toy", toy)
     cfg = Config.cpu_demo(dataset="Toy")  # the config accepts it
     assert check_param("dataset", "Toy", str, choices=DATASETS) == "Toy"  # the notebooks' parameter check too
     ds = build_dataset(cfg, mode="test", extra=1)
@@ -77,6 +79,25 @@ def test_a_new_data_set_is_one_module_and_one_entry(monkeypatch):
     assert (ds.split, ds.kwargs) == (cfg.test_split, {"extra": 1})
     with pytest.raises(ParameterError, match="must be one of"):
         check_param("dataset", "FreiHAND", str, choices=DATASETS)
-    monkeypatch.setitem(config_mod.DATASETS, "Broken", "toy_hands:Missing")
+    monkeypatch.setitem(config_mod.DATASETS, "Broken", config_mod.DatasetSpec("toy_hands:Missing", "toy_hands:nothing"))
     with pytest.raises(ImportError, match="does not define Missing"):
         dataset_class("Broken")
+    with pytest.raises(ImportError, match="does not define nothing"):
+        dataset_evaluator("Broken")
+
+
+def test_the_registry_names_the_evaluator_that_scores_a_data_set(monkeypatch):
+    """evaluate_dataset and the mean-pose baseline score with the registered evaluator, not a type check."""
+    module = types.ModuleType("toy_hands")
+    seen = []
+    module.evaluate_toy = lambda pred, gt, skeleton, cfg: seen.append((len(gt["joint_cam"]), skeleton)) or "scored"
+    monkeypatch.setitem(sys.modules, "toy_hands", module)
+    spec = config_mod.DatasetSpec("toy_hands:ToyHands", "toy_hands:evaluate_toy", ("test",))
+    monkeypatch.setitem(config_mod.DATASETS, "Toy", spec)
+    cfg = Config.cpu_demo(dataset="Toy")
+    gt = {"joint_cam": np.zeros((3, 42, 3))}
+    assert evaluate_dataset({"index": np.array([0, 2])}, gt, cfg, skeleton=INTERHAND) == "scored"
+    assert seen == [(2, INTERHAND)]  # the rows of pred['index'], then the registered function
+    assert dataset_splits("Toy") == ("test",)
+    assert dataset_evaluator("InterHand2.6M") is evaluate_interhand
+    assert dataset_evaluator("RHD") is dataset_evaluator("STB") is evaluate_single_hand

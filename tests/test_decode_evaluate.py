@@ -491,9 +491,9 @@ def test_evaluate_single_hand_rhd_layout():
         )
 
 
-def test_the_cpu_argmax_keeps_torchs_rule_for_ties_and_nan():
-    """The CPU path takes numpy's argmax: equal to torch's on ties (the first maximum) and NaN (the first NaN), for
-    float32 and float64, contiguous or not, requiring grad or not; bf16 keeps torch's."""
+def test_hard_argmax_takes_the_first_maximum_and_nan():
+    """Ties give the first maximum and NaN counts as the maximum (the first NaN), for float32, float64 and bf16,
+    contiguous or not, requiring grad or not."""
     g = torch.Generator().manual_seed(3)
     hm = torch.randint(0, 4, (3, 5, 4, 5, 6), generator=g).float()  # many ties
     hm[0, 1, 2, 3, 4] = float("nan")

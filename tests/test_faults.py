@@ -76,6 +76,9 @@ def test_a_stalled_worker_fails_predict_after_the_timeout_naming_it(cfg, tmp_pat
     assert "loader_timeout_s" in str(e.value) and "num_workers=0" in str(e.value)
     pid = int(str(e.value).split("(pid ")[1].split(")")[0])
     assert str(pid) in os.listdir(tmp_path / "pids")  # the worker it names is one of predict's
+    deadline = time.monotonic() + 5  # SIGKILL is delivered asynchronously
+    while (_alive(pid) or set(_children()) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not _alive(pid) and not set(_children()) - before
 
 

@@ -302,6 +302,37 @@ def test_train_main_test_scores_the_trained_weights(tiny_data, tmp_path, capsys)
     assert untrained.mpjpe_all != pytest.approx(expected.mpjpe_all, rel=1e-6)
 
 
+def test_train_main_tests_a_checkpoint_without_a_trainer(tiny_data, tmp_path, capsys, monkeypatch):
+    """``--test --checkpoint PATH``: the checkpoint is read back and scored through evaluate_checkpoint; no Trainer
+    is built and nothing is trained."""
+    import internet.engine.train as cli
+    from internet.engine.resume import training_checkpoint
+    from internet.model import InterNet
+    from internet.model.checkpoint import save_checkpoint
+
+    out = tmp_path / "out"
+    flags = _train_flags(tiny_data, out)
+    _, cfg = cli.parse_args(flags)
+    torch.manual_seed(5)
+    model = InterNet.from_config(cfg)
+    optimizer = torch.optim.Adam(model.parameters())
+    state = training_checkpoint(model, optimizer, cfg, epoch=3, position=(4, 0, 8), data_order={})
+    checkpoint = save_checkpoint(tmp_path / "snapshot_3.pth.tar", state)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--test --checkpoint built a Trainer or trained")
+
+    monkeypatch.setattr(cli, "Trainer", refuse)
+    monkeypatch.setattr(cli, "launch", refuse)
+    cli.main(flags + ["--test", "--checkpoint", str(checkpoint)])
+    expected, _ = _independent_eval(checkpoint, tiny_data)
+    saved = json.loads((out / "result" / "eval_test_snapshot_3.json").read_text())
+    assert saved["meta"]["checkpoint"] == str(checkpoint)
+    assert saved["official_protocol"]["mpjpe_all"] == pytest.approx(expected.mpjpe_all, rel=1e-6)
+    assert f"{expected.mpjpe_all:.2f}" in capsys.readouterr().out
+    assert not (out / "model_dump").exists() or not any((out / "model_dump").iterdir())
+
+
 def test_torchrun_trains_and_tests_on_every_rank_without_hanging(tiny_data, tmp_path):
     """``torchrun --nproc_per_node 2 -m internet.engine.train ... --test``: each rank predicts half of the split, rank 0
     prints one table, and the gathered metrics equal a single-process evaluation of the final weights."""

@@ -130,6 +130,7 @@ def test_index_build_holds_one_piece_of_data_json_at_a_time(tmp_path, monkeypatc
     import tracemalloc
 
     from internet.data import index as index_module
+    from internet.data import index_build
     from internet.synth import generate
 
     root = tmp_path / "synth"
@@ -149,14 +150,14 @@ def test_index_build_holds_one_piece_of_data_json_at_a_time(tmp_path, monkeypatc
 
     whole, whole_peak = peak(lambda: read_json(sources.data_json))
     del whole
-    monkeypatch.setattr(index_module, "_PIECE", 100)
+    monkeypatch.setattr(index_build, "_PIECE", 100)
     monkeypatch.setattr(json_stream, "_READ_CHARS", 1 << 16)  # the text buffer (4 M characters) would hold it all
-    columns, small_peak = peak(lambda: index_module._read_data_json(sources.data_json))
+    columns, small_peak = peak(lambda: index_build.read_data_json(sources.data_json))
     assert len(columns[0]["ann_id"]) == 3000
     assert small_peak < whole_peak / 4, (small_peak, whole_peak)
-    small = index_module.build_interhand_index(sources)
-    monkeypatch.setattr(index_module, "_PIECE", 1 << 20)  # one piece: the whole list at once
-    big = index_module.build_interhand_index(sources)
+    small = index_build.build_interhand_index(sources)
+    monkeypatch.setattr(index_build, "_PIECE", 1 << 20)  # one piece: the whole list at once
+    big = index_build.build_interhand_index(sources)
     assert len(small) == len(big) > 2900
     for name in index_module.FIELDS:
         np.testing.assert_array_equal(small[name], big[name], err_msg=name)

@@ -218,6 +218,7 @@ def test_zoom_to_box_and_training_curves():
 # ------------------------------------------------------------------------------------------------ internet.app.explore
 def test_explore_statistics_match_the_files(tiny_data):
     from internet.app import explore
+    from internet.data.interhand import camera_rig
 
     info = json.loads((tiny_data / "synth_info.json").read_text())
     rows = explore.count_table(tiny_data)
@@ -246,7 +247,7 @@ def test_explore_statistics_match_the_files(tiny_data):
     boxes = explore.bbox_stats(index)
     np.testing.assert_allclose(boxes["w"], np.asarray(index["bbox"])[:, 2])
     assert np.all((boxes["outside"] >= 0) & (boxes["outside"] <= 1))
-    rig = explore.camera_rig(tiny_data, "train")
+    rig = camera_rig(tiny_data, "train")
     assert rig["campos"].shape == (len(rig["names"]), 3)
     rows_of_capture = np.asarray(index["capture"]) == rig["capture"]
     used = {str(int(c)) for c in np.asarray(index["camera"])[rows_of_capture]}
@@ -257,7 +258,7 @@ def test_explore_statistics_match_the_files(tiny_data):
     world = explore.hands_world(index, r, rig["campos"][k], rig["camrot"][k])
     np.testing.assert_allclose((world - rig["campos"][k]) @ rig["camrot"][k].T, index["joint_cam"][r], atol=1e-3)
     with pytest.raises(KeyError, match="capture 99"):
-        explore.camera_rig(tiny_data, "train", 99)
+        camera_rig(tiny_data, "train", 99)
 
 
 def test_mean_pose_baseline_is_the_official_mpjpe_of_the_mean_pose(tiny_data):

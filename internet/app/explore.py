@@ -18,10 +18,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from internet.config import SPLITS, Config
-from internet.data import build_dataset
-from internet.data.index import AnnotationIndex, load_index
+from internet.data import build_dataset, dataset_splits
+from internet.data.index import AnnotationIndex
+from internet.data.index_cache import load_index
 from internet.data.interhand import read_id_list, resolve_sources
-from internet.data.io import DataFileError, read_json
 from internet.data.single_hand import SingleHandDataset
 from internet.evaluation.scores import EvalResult, SingleHandEvalResult
 from internet.skeleton import HAND_TYPES, INTERHAND, Skeleton
@@ -164,7 +164,7 @@ def load_splits(cfg: Config) -> Dict[str, Any]:
     """Every split of ``cfg.dataset`` whose annotation file exists under ``cfg.data_root``, as test-mode data sets
     with ground-truth boxes (``{split: dataset}``, in split order). Raises FileNotFoundError when there is none."""
 
-    splits = SPLITS if cfg.dataset == "InterHand2.6M" else SINGLE_HAND_SPLITS
+    splits = dataset_splits(cfg.dataset)
     gt_cfg = cfg.replace(trans_test="gt")  # statistics need no RootNet file
     out, missing = {}, []
     for split in splits:
@@ -221,30 +221,6 @@ def dataset_count_table(datasets: Mapping[str, Any]) -> List[Dict[str, object]]:
 
 
 # ------------------------------------------------------------------------------------------------ cameras
-def camera_rig(data_root: Union[str, Path], split: str, capture: Optional[int] = None) -> Dict[str, object]:
-    """Cameras of one capture of ``split``, read from its camera JSON: ``capture`` (int), ``names`` (list of str),
-    ``campos`` (C, 3) world mm, ``camrot`` (C, 3, 3), ``focal`` (C, 2), ``princpt`` (C, 2). The first capture in the
-    file when ``capture`` is None."""
-    sources, _ = resolve_sources(Path(data_root), split)
-    cams = read_json(sources.camera_json, "camera file")
-    if not isinstance(cams, dict) or not cams:
-        raise DataFileError(f"{sources.camera_json}: expected an object of captures, got {type(cams).__name__}")
-    keys = sorted(cams, key=lambda k: (len(k), k))
-    key = keys[0] if capture is None else str(int(capture))
-    if key not in cams:
-        raise KeyError(f"capture {capture} is not in {sources.camera_json} (captures: {', '.join(keys)})")
-    entry = cams[key]
-    try:
-        names = sorted(entry["campos"], key=lambda k: (len(k), k))
-        out = {
-            f: np.array([entry[f][n] for n in names], dtype=np.float64)
-            for f in ("campos", "camrot", "focal", "princpt")
-        }
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataFileError(f"{sources.camera_json}: capture {key} is malformed ({type(e).__name__}: {e})") from None
-    return {"capture": int(key), "names": names, **out}
-
-
 def hands_world(index: AnnotationIndex, row: int, campos: np.ndarray, camrot: np.ndarray) -> np.ndarray:
     """World coordinates (42, 3) of annotation ``row`` from its camera coordinates: X_world = R^T X_cam + campos."""
     cam = np.asarray(index["joint_cam"][row], dtype=np.float64)

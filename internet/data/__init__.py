@@ -1,13 +1,14 @@
 """Data sets as torch Datasets of sample dicts (docs/design.md): InterHand2.6M here, RHD and STB in their modules.
 
-Every data set class follows :class:`HandDataset` and is registered once, in ``internet.config.DATASETS``.
+Every data set class follows :class:`HandDataset` and is registered once, with its evaluator and splits, in
+``internet.config.DATASETS``.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Dict, Optional, Protocol, runtime_checkable
+from typing import Callable, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -46,21 +47,38 @@ class HandDataset(Protocol):
     def crop_bbox(self, i: int) -> np.ndarray: ...
 
 
-def dataset_class(name: str) -> type:
-    """The class registered for ``name`` in ``internet.config.DATASETS`` (its module imported now)."""
+def _resolve(name: str, what: str) -> object:
+    """The object that ``DATASETS[name].<what>`` names (``"module:attribute"``), its module imported now."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    module_name, class_name = DATASETS[name].split(":")
+    module_name, attr = getattr(DATASETS[name], what).split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise
         raise ImportError(f"dataset {name!r} needs {module_name}, which is not available") from None
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ImportError(f"{module_name} does not define {class_name}(cfg, split, mode)")
-    return cls
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ImportError(f"{module_name} does not define {attr} (the {what} of dataset {name!r})")
+    return obj
+
+
+def dataset_class(name: str) -> type:
+    """The class registered for ``name`` in ``internet.config.DATASETS`` (its module imported now)."""
+    return _resolve(name, "dataset")
+
+
+def dataset_evaluator(name: str) -> Callable:
+    """The official protocol registered for ``name``: ``evaluate(pred, gt, skeleton=..., cfg=...)``."""
+    return _resolve(name, "evaluator")
+
+
+def dataset_splits(name: str) -> Tuple[str, ...]:
+    """The splits registered for ``name``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name].splits
 
 
 def build_dataset(cfg: Config, split: Optional[str] = None, mode: str = "train", **kwargs) -> HandDataset:
@@ -78,6 +96,8 @@ __all__ = [
     "InterHand26M",
     "build_dataset",
     "dataset_class",
+    "dataset_evaluator",
+    "dataset_splits",
     "make_sample",
     "sample_aug_params",
 ]

@@ -15,6 +15,7 @@ from typing import Dict, Mapping, Sequence, Tuple
 import numpy as np
 
 from internet.config import Config
+from internet.geometry.camera import subtract_roots
 from internet.geometry.codec import HeatmapCodec
 from internet.geometry.crop import generate_patch_image, trans_points_2d
 from internet.skeleton import Skeleton
@@ -180,9 +181,7 @@ def to_output_space(
     to bins). Joints and root outside the depth range become invalid."""
     codec = HeatmapCodec.from_config(cfg)
     joint_coord = np.array(joint_coord, dtype=np.float32)
-    for hand in ("right", "left"):
-        block = skeleton.joint_type[hand]
-        joint_coord[block, 2] = joint_coord[block, 2] - joint_coord[skeleton.root_idx[hand], 2]
+    subtract_roots(joint_coord[:, 2:3], skeleton)  # z relative to the joint's own hand root, in place (a view)
     joint_coord, in_range = codec.encode_joints(joint_coord)
     joint_valid = joint_valid * in_range.astype(np.float32)
     rel_root_depth, root_in_range = codec.encode_root_depth(np.asarray(rel_root_depth, dtype=np.float32))

@@ -23,9 +23,12 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from internet.data.index import HAND_TYPES, AnnotationIndex, load_index
-from internet.data.interhand import resolve_sources
+from internet.data.index import AnnotationIndex
+from internet.data.index_cache import load_index
+from internet.data.interhand import camera_rig, resolve_sources
 from internet.data.io import read_image
+from internet.geometry.camera import cam2world
+from internet.skeleton import HAND_TYPES
 
 DEFAULT_FPS = 5.0
 """Frame rate of a sequence when the data set does not record one (the 5 fps release)."""
@@ -289,8 +292,6 @@ class SequenceIndex:
         world -> camera, ``focal``, ``princpt`` (C, 2). Cameras without annotations in this split are included."""
         capture = int(capture)
         if capture not in self._rig_cache:
-            from internet.app.explore import camera_rig
-
             self._rig_cache[capture] = camera_rig(self.data_root, self.split, capture)
         return self._rig_cache[capture]
 
@@ -301,7 +302,7 @@ class SequenceIndex:
         if f["camera"] not in rig["names"]:
             raise KeyError(f"camera {f['camera']} of Capture{f['capture']} is not in {self.sources.camera_json}")
         c = rig["names"].index(f["camera"])
-        return f["joint_cam"] @ rig["camrot"][c] + rig["campos"][c]
+        return cam2world(f["joint_cam"], rig["camrot"][c], rig["campos"][c])
 
 
 def frame_step(frame: np.ndarray) -> int:

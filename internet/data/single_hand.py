@@ -23,8 +23,8 @@ import torch
 from internet.config import Config
 from internet.data.augment import AugParams, EpochAugmented, crop_inv_trans, make_sample
 from internet.data.domains import check_value
-from internet.data.index import _first_duplicate, _Records, _require_mapping, join_image_rows
 from internet.data.io import DataFileError, read_image, read_json
+from internet.data.records import Records, first_duplicate, join_image_rows, require_mapping
 from internet.data.rootnet import load_rootnet
 from internet.geometry.codec import HeatmapCodec
 from internet.geometry.crop import box_fault, invalid_boxes, process_bboxes
@@ -66,7 +66,7 @@ class SingleHandAnnotations:
         return int(self.ann_id.shape[0])
 
 
-def _joint_valid_shape(anns: _Records) -> Tuple[int, ...]:
+def _joint_valid_shape(anns: Records) -> Tuple[int, ...]:
     """``joint_valid`` as 21 numbers, or 21 one-element lists (the InterHand2.6M style); decided by the first."""
     first = anns.records[0] if anns.records else None
     v = first.get("joint_valid") if isinstance(first, dict) else None
@@ -74,7 +74,7 @@ def _joint_valid_shape(anns: _Records) -> Tuple[int, ...]:
     return (JOINTS_PER_HAND, 1) if nested else (JOINTS_PER_HAND,)
 
 
-def _cam_params(images: _Records) -> Tuple[np.ndarray, np.ndarray]:
+def _cam_params(images: Records) -> Tuple[np.ndarray, np.ndarray]:
     """focal, princpt (M, 2) float32 from each image's ``cam_param``; errors name the image."""
     params = images.values("cam_param")
     n = len(params)
@@ -88,31 +88,31 @@ def _cam_params(images: _Records) -> Tuple[np.ndarray, np.ndarray]:
         return focal, princpt
     for i, p in enumerate(params):
         if not isinstance(p, dict):
-            raise DataFileError(f"{images._where(i)}: 'cam_param' must be an object with focal and princpt")
+            raise DataFileError(f"{images.where(i)}: 'cam_param' must be an object with focal and princpt")
         for key in ("focal", "princpt"):
             if key not in p:
-                raise DataFileError(f"{images._where(i)}: 'cam_param' has no key {key!r}")
-            check_value(p[key], f"camera.{key}", f"{images._where(i)}: cam_param")
+                raise DataFileError(f"{images.where(i)}: 'cam_param' has no key {key!r}")
+            check_value(p[key], f"camera.{key}", f"{images.where(i)}: cam_param")
     raise DataFileError(f"{images.path}: the images' cam_param could not be read")  # pragma: no cover
 
 
 def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHandAnnotations:
     """Parse an RHD/STB annotation file into columns; errors name the file and the annotation or image id."""
     path = Path(path)
-    data = _require_mapping(read_json(path, "annotation file"), path, "the top level")
+    data = require_mapping(read_json(path, "annotation file"), path, "the top level")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise DataFileError(
                 f"{path}: top-level key {key!r} must be a list "
                 f"({'missing' if key not in data else type(data[key]).__name__})"
             )
-    images = _Records(data["images"], "image", path)
-    anns = _Records(data["annotations"], "annotation", path)
+    images = Records(data["images"], "image", path)
+    anns = Records(data["annotations"], "annotation", path)
     if not anns.records:
         raise DataFileError(f"{path}: 'annotations' is empty")
 
     ann_id = anns.column("id")
-    dup = _first_duplicate(ann_id)
+    dup = first_duplicate(ann_id)
     if dup is not None:
         raise DataFileError(f"{path}: annotation id {dup} occurs more than once")
     image_id = anns.column("image_id")
@@ -123,13 +123,13 @@ def parse_single_hand_file(path: Path, need_seq_name: bool = False) -> SingleHan
     hand_type = anns.codes("hand_type", SINGLE_HAND_TYPES, " (single-hand data sets have one hand per annotation)")
 
     # images, joined by id
-    img_row = join_image_rows(images.column("id"), image_id, path, anns._where)
+    img_row = join_image_rows(images.column("id"), image_id, path, anns.where)
     width, height = images.column("width"), images.column("height")
     bad = np.flatnonzero(invalid_boxes(bbox, width[img_row], height[img_row]))
     if len(bad):
         i = int(bad[0])
         raise DataFileError(
-            f"{anns._where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
+            f"{anns.where(i)}: bbox {bbox[i].tolist()} (expected [x, y, w, h]) "
             f"{box_fault(bbox[i], int(width[img_row[i]]), int(height[img_row[i]]))}"
         )
     focal, princpt = _cam_params(images)

@@ -104,8 +104,8 @@ def check_output_dir(cfg: Config) -> None:
 
 
 def place_model(model: nn.Module, cfg: Config, process: Process, sync_bn: bool) -> tuple:
-    """(the bare network on the process's device, what the training step calls: it under DDP and/or
-    ``torch.compile``)."""
+    """(the bare network on the process's device, what the training step calls: it under DDP in a distributed
+    run)."""
     device, world_size = process.device, process.world_size
     if sync_bn and world_size > 1:
         if device.type != "cuda":
@@ -117,8 +117,6 @@ def place_model(model: nn.Module, cfg: Config, process: Process, sync_bn: bool) 
     net: nn.Module = model
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
     return model, net
 
 

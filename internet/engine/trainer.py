@@ -6,8 +6,8 @@ Recipe (official ``main/train.py``): Adam, lr = ``cfg.lr / lr_dec_factor**k`` wi
 three terms, ``cfg.loss_weights`` 1:1:1).
 
 Speed: bf16 autocast for training (:mod:`internet.utils.device` says when it is on; testing runs in float32 unless
-asked), channels_last, pinned memory, non-blocking copies, fused Adam, persistent workers, ``torch.compile``
-(``cfg.compile``), cudnn.benchmark, DistributedDataParallel; docs/design.md lists what each is measured to gain.
+asked), channels_last, pinned memory, non-blocking copies, fused Adam, persistent workers, cudnn.benchmark,
+DistributedDataParallel; docs/design.md lists what each is measured to gain.
 
 Crash safety: checkpoints are written atomically; the end-of-epoch ``snapshot_{epoch}.pth.tar`` is in the official
 format plus a ``train_state`` entry for exact resumption (:mod:`internet.engine.resume`); ``cfg.ckpt_every_iters``

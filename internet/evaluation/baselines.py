@@ -12,9 +12,9 @@ from typing import Dict, Mapping, Optional, Union
 import numpy as np
 
 from internet.config import Config
-from internet.data.single_hand import SingleHandDataset
-from internet.evaluation.protocol import evaluate_interhand, evaluate_single_hand
+from internet.data import dataset_evaluator
 from internet.evaluation.scores import EvalResult, SingleHandEvalResult
+from internet.geometry.camera import cam2pixel, root_relative
 from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import INTERHAND, Skeleton
 
@@ -25,10 +25,11 @@ def mean_root_relative_pose(gt: Dict[str, np.ndarray], skeleton: Skeleton = INTE
     cam = np.asarray(gt["joint_cam"], dtype=np.float64)
     valid = np.asarray(gt["joint_valid"]) > 0
     mean = np.zeros((skeleton.joint_num, 3))
+    rel_all = root_relative(cam, skeleton)
     for hand in ("right", "left"):
         jt, root = skeleton.joint_type[hand], skeleton.root_idx[hand]
         ok = valid[:, jt] & valid[:, root : root + 1]
-        rel = cam[:, jt] - cam[:, root : root + 1]
+        rel = rel_all[:, jt]
         cnt = ok.sum(axis=0)
         mean[jt] = np.where(cnt[:, None] > 0, np.where(ok[..., None], rel, 0).sum(0) / np.maximum(cnt, 1)[:, None], 0)
     return mean
@@ -70,8 +71,8 @@ def mean_pose_predictions(
         pred_cam[:, jt] = root_cam[:, None, :] + mean[jt][None]
     # camera -> pixels -> crop pixels -> heatmap; z -> root-relative bins
     z = pred_cam[..., 2]
-    safe_z = np.where(np.abs(z) > 1e-6, z, 1e-6)
-    uv = pred_cam[..., :2] / safe_z[..., None] * focal[:, None] + princpt[:, None]
+    safe = np.concatenate([pred_cam[..., :2], np.where(np.abs(z) > 1e-6, z, 1e-6)[..., None]], axis=-1)
+    uv = cam2pixel(safe, focal, princpt)[..., :2]
     full = np.concatenate([inv_trans, np.tile(np.array([[[0.0, 0.0, 1.0]]]), (n, 1, 1))], axis=1)
     trans = np.linalg.inv(full)[:, :2]  # image -> crop
     crop = np.einsum("nij,nkj->nki", trans[:, :, :2], uv) + trans[:, None, :, 2]
@@ -108,8 +109,7 @@ def mean_pose_baseline(
 
     ``train_set``, ``test_set``: data sets with ``eval_targets()`` (InterHand26M, RHD or STB); the test set's config
     (``.cfg``, required) gives the heatmap/crop geometry and its ``trans_test`` the root depths. RHD/STB test sets
-    are scored with :func:`~internet.evaluation.protocol.evaluate_single_hand` (a :class:`SingleHandEvalResult`),
-    InterHand2.6M with :func:`~internet.evaluation.protocol.evaluate_interhand`."""
+    are scored with the evaluator registered for the test set's ``cfg.dataset`` (``internet.config.DATASETS``)."""
     for name, ds in (("train_set", train_set), ("test_set", test_set)):
         if not hasattr(ds, "eval_targets"):
             raise TypeError(
@@ -123,5 +123,5 @@ def mean_pose_baseline(
         )
     test_gt = test_set.eval_targets()
     pred = mean_pose_predictions(train_set.eval_targets(), test_gt, cfg, skeleton)
-    evaluate = evaluate_single_hand if isinstance(test_set, SingleHandDataset) else evaluate_interhand
+    evaluate = dataset_evaluator(cfg.dataset)
     return evaluate(pred, test_gt, skeleton=skeleton, cfg=cfg)

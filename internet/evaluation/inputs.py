@@ -9,6 +9,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from internet.evaluation.metrics import hand_type_codes
+from internet.geometry.camera import root_aligned_errors
 from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import Skeleton
 from internet.utils.arrays import as_array
@@ -50,7 +51,8 @@ def read_inputs(
 ) -> EvalInputs:
     """Read and check every array; errors name the dict and key. The arrays may alias the inputs: nothing below
     writes into them. ``keep_dtype``: numeric arrays keep their dtype (e.g. float32) instead of being copied to
-    float64 up front; the vectorised evaluator then converts chunk by chunk (1.7 GB less at the test set's size)."""
+    float64 up front; the vectorised evaluator then converts chunk by chunk (far less memory at the test set's size,
+    benchmarks/RESULTS.md section 4)."""
 
     def read(x, name: str) -> np.ndarray:
         if keep_dtype:
@@ -111,14 +113,12 @@ def read_inputs(
 
 
 EVAL_CHUNK = 4096
-"""Samples per vectorised step of :func:`evaluate_interhand`: the float64 temporaries of a step (~4 MB) stay in
-the CPU cache instead of being ~0.9 GB arrays at the test set's 849,160 samples, whose page faults and memory
-traffic made the whole-array version several times slower per sample (benchmarks/bench_evaluation.py)."""
+"""Samples per vectorised step of :func:`internet.evaluation.protocol.evaluate_interhand`: the float64 temporaries
+of a step stay in the CPU cache instead of being whole-test-set arrays, whose page faults and memory traffic made
+the whole-array version several times slower per sample (benchmarks/RESULTS.md, the evaluation section)."""
 
 
-def root_aligned_errors(
-    inp: EvalInputs, codec: HeatmapCodec, skeleton: Skeleton, rows: slice = slice(None)
-) -> np.ndarray:
+def joint_errors(inp: EvalInputs, codec: HeatmapCodec, skeleton: Skeleton, rows: slice = slice(None)) -> np.ndarray:
     """Per-joint errors (n, 42) after per-hand root alignment, for the samples ``rows`` (default all)."""
     pred_cam = codec.to_camera(
         inp.joint_coord[rows],
@@ -129,13 +129,4 @@ def root_aligned_errors(
         inp.abs_depth[rows],
         skeleton,
     )
-    gt_cam = inp.joint_cam[rows].astype(np.float64, copy=False)
-    # (pred - pred_root) - (gt - gt_root), regrouped: one difference, then each hand minus its root's difference
-    diff = pred_cam - gt_cam
-    for h in ("right", "left"):
-        block = np.asarray(skeleton.joint_type[h])
-        contiguous = np.array_equal(block, np.arange(block[0], block[0] + len(block)))
-        sel = slice(int(block[0]), int(block[0]) + len(block)) if contiguous else block  # a slice: ~3x faster
-        root = int(skeleton.root_idx[h])
-        diff[:, sel] -= diff[:, root : root + 1].copy()
-    return np.sqrt(np.einsum("njk,njk->nj", diff, diff))
+    return root_aligned_errors(pred_cam, inp.joint_cam[rows], skeleton)

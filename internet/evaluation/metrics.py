@@ -82,3 +82,12 @@ def joint_means(total: np.ndarray, cnt: np.ndarray):
         mean = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
     pooled = float(total.sum() / cnt.sum()) if cnt.sum() > 0 else None
     return mean, pooled
+
+
+def per_sample_mean(err: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(..., J) errors -> (...,) mean over each sample's valid joints, NaN for a sample without one (the per-sample
+    MPJPE of :func:`internet.evaluation.protocol.per_sample_mpjpe` and
+    :func:`internet.evaluation.temporal.per_frame_mpjpe`)."""
+    cnt = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        return np.where(cnt > 0, np.where(valid, err, 0.0).sum(axis=-1) / np.maximum(cnt, 1), np.nan)

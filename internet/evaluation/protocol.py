@@ -25,7 +25,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from internet.config import Config
-from internet.evaluation.inputs import EVAL_CHUNK, read_inputs, root_aligned_errors
+from internet.data import dataset_evaluator
+from internet.evaluation.inputs import EVAL_CHUNK, joint_errors, read_inputs
 from internet.evaluation.metrics import (
     PCK_THRESHOLDS_MM,
     ap_handedness,
@@ -33,8 +34,10 @@ from internet.evaluation.metrics import (
     joint_means,
     masked_sums,
     per_joint_means,
+    per_sample_mean,
 )
 from internet.evaluation.scores import EvalResult, SingleHandEvalResult, num
+from internet.geometry.camera import root_aligned_errors
 from internet.geometry.codec import HeatmapCodec
 from internet.skeleton import HAND_TYPES, INTERHAND, RHD, Skeleton, get_skeleton
 
@@ -116,7 +119,7 @@ def _interhand_sums(inp, codec: HeatmapCodec, skeleton: Skeleton, valid: np.ndar
     mrrpe_sum = 0.0
     for start in range(0, n, EVAL_CHUNK):
         rows = slice(start, min(n, start + EVAL_CHUNK))
-        err = root_aligned_errors(inp, codec, skeleton, rows)
+        err = joint_errors(inp, codec, skeleton, rows)
         for subset, member in members.items():
             total, cnt = masked_sums(err, valid[rows] & member[rows, None])
             sums[subset][0] += total
@@ -284,15 +287,7 @@ def per_sample_mpjpe(
     codec = HeatmapCodec.from_config(cfg)
     coord = np.asarray(pred["joint_coord"], dtype=np.float64)
     cam = codec.to_camera(coord, None, gt["inv_trans"], gt["focal"], gt["princpt"], gt["abs_depth"], skeleton)
-    root_of = np.empty(skeleton.joint_num, dtype=np.int64)
-    for h in ("right", "left"):
-        root_of[skeleton.joint_type[h]] = skeleton.root_idx[h]
-    gt_cam = np.asarray(gt["joint_cam"], dtype=np.float64)
-    err = np.linalg.norm((cam - cam[:, root_of]) - (gt_cam - gt_cam[:, root_of]), axis=-1)
-    valid = np.asarray(gt["joint_valid"]) > 0
-    cnt = valid.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        return np.where(cnt > 0, np.where(valid, err, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+    return per_sample_mean(root_aligned_errors(cam, gt["joint_cam"], skeleton), np.asarray(gt["joint_valid"]) > 0)
 
 
 # ----------------------------------------------------------------------------------------------------- RHD / STB
@@ -316,7 +311,7 @@ def evaluate_single_hand(
     inp = read_inputs(pred, gt, ("right", "left"), single_depth=True)
     n = inp.joint_coord.shape[0]
     notes: List[str] = []
-    err42 = root_aligned_errors(inp, codec, skeleton)
+    err42 = joint_errors(inp, codec, skeleton)
     blocks = np.stack([skeleton.joint_type["right"], skeleton.joint_type["left"]])  # (2, 21)
     take = blocks[inp.codes]  # (N, 21): the GT hand's joints
     err = np.take_along_axis(err42, take, axis=1)
@@ -389,9 +384,10 @@ def check_index(index, n_gt: int, n_pred: int) -> np.ndarray:
 
 
 def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional[Skeleton] = None):
-    """The official protocol of ``cfg.dataset`` (InterHand2.6M: :func:`evaluate_interhand`; RHD / STB:
-    :func:`evaluate_single_hand`) for predictions of :func:`internet.infer.predict.predict`. ``gt``: the whole split's
-    ``eval_targets()``; when ``pred['index']`` is a subset, the same rows are scored."""
+    """The official protocol registered for ``cfg.dataset`` (``internet.config.DATASETS``; InterHand2.6M:
+    :func:`evaluate_interhand`, RHD / STB: :func:`evaluate_single_hand`) for predictions of
+    :func:`internet.infer.predict.predict`. ``gt``: the whole split's ``eval_targets()``; when ``pred['index']`` is a
+    subset, the same rows are scored."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be an internet.Config (the geometry of the predictions), got {type(cfg).__name__}")
     n_gt = len(np.asarray(gt["joint_cam"]))
@@ -400,7 +396,5 @@ def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional
         rows = check_index(index, n_gt, len(np.asarray(pred["joint_coord"])))
         if not np.array_equal(rows, np.arange(n_gt)):
             gt = {k: np.asarray(v)[rows] for k, v in gt.items()}
-    skeleton = skeleton or get_skeleton(cfg.dataset)
-    if cfg.dataset == "InterHand2.6M":
-        return evaluate_interhand(pred, gt, skeleton=skeleton, cfg=cfg)
-    return evaluate_single_hand(pred, gt, skeleton=skeleton, cfg=cfg)
+    evaluate = dataset_evaluator(cfg.dataset)
+    return evaluate(pred, gt, skeleton=skeleton or get_skeleton(cfg.dataset), cfg=cfg)

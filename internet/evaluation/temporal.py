@@ -22,16 +22,9 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from internet.evaluation.metrics import per_sample_mean
+from internet.geometry.camera import root_aligned_errors, root_relative
 from internet.skeleton import INTERHAND, Skeleton
-
-
-def root_relative(joints: np.ndarray, skeleton: Skeleton = INTERHAND) -> np.ndarray:
-    """(..., J, 3) joints with each hand relative to its own root joint."""
-    out = np.array(joints, dtype=np.float64, copy=True)
-    for hand in ("right", "left"):
-        jt = skeleton.joint_type[hand]
-        out[..., jt, :] -= out[..., [skeleton.root_idx[hand]], :]
-    return out
 
 
 def _check(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray]) -> tuple:
@@ -141,16 +134,14 @@ def per_frame_mpjpe(
     for hand in ("right", "left"):
         jt = skeleton.joint_type[hand]
         valid[:, jt] &= valid[:, [skeleton.root_idx[hand]]]
-    err = np.linalg.norm(root_relative(pred, skeleton) - root_relative(gt, skeleton), axis=-1)
+    err = root_aligned_errors(pred, gt, skeleton)
     out = {}
     for name, joints in (
         ("right", skeleton.joint_type["right"]),
         ("left", skeleton.joint_type["left"]),
         ("all", np.arange(skeleton.joint_num)),
     ):
-        v = valid[:, joints]
-        with np.errstate(invalid="ignore"):
-            out[name] = np.where(v.any(axis=1), (err[:, joints] * v).sum(axis=1) / np.maximum(v.sum(axis=1), 1), np.nan)
+        out[name] = per_sample_mean(err[:, joints], valid[:, joints])
     return out
 
 

@@ -1,43 +1,75 @@
-"""The one owner of the pinhole camera: world <-> camera <-> pixels, as InterHand2.6M defines them.
+"""The one owner of the pinhole camera: world <-> camera <-> pixels and root alignment, as InterHand2.6M defines them.
 
 Conventions (InterHand2.6M): ``X_cam = R @ (X_world - campos)`` with ``camrot`` = R (world -> camera), then
-``u = X/Z * fx + cx`` and ``v = Y/Z * fy + cy``; units are mm and pixels. All functions are vectorised over joints.
+``u = X/Z * fx + cx`` and ``v = Y/Z * fy + cy``; units are mm and pixels. Every function is vectorised over leading
+axes: points are (..., 3); a camera parameter is either one camera's ((3, 3), (3,), (2,)) or one per point
+(``points.shape[:-1]`` + its own shape) or one per sample of (..., J, 3) joints (``points.shape[:-2]`` + its own
+shape). The arithmetic is the official code's, in its order, so float32 inputs give its float32 results.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
+from internet.skeleton import INTERHAND, Skeleton
 
-def world2cam(world_coord: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """World (N,3) -> camera (N,3): ``R @ (X - T)`` with T the camera centre in world coordinates."""
+
+def _per_sample(param, points: np.ndarray, ndim: int) -> np.ndarray:
+    """``param`` broadcastable against ``points``' leading axes: one camera, one per point, or one per sample of
+    (..., J, 3) joints (a joint axis is inserted)."""
+    param = np.asarray(param)
+    lead = param.shape[: param.ndim - ndim]
+    if lead and lead != points.shape[:-1]:
+        param = np.expand_dims(param, axis=-ndim - 1)
+    return param
+
+
+def _rotate(points: np.ndarray, R) -> np.ndarray:
+    """``R @ p`` for every point: one matrix product for one camera or one per sample, else per point."""
+    R = np.asarray(R)
+    if R.ndim == 2:
+        return points @ R.T
+    if R.shape[:-2] == points.shape[:-2]:  # one camera per sample of (..., J, 3) joints
+        return np.matmul(points, np.swapaxes(R, -1, -2))
+    return np.einsum("...ij,...j->...i", R, points)
+
+
+def world2cam(world_coord, R, T) -> np.ndarray:
+    """World (..., 3) -> camera (..., 3): ``R @ (X - T)`` with T the camera centre in world coordinates."""
     world_coord = np.asarray(world_coord)
-    return (np.asarray(R) @ (world_coord - np.asarray(T).reshape(1, 3)).T).T
+    return _rotate(world_coord - _per_sample(T, world_coord, 1), R)
 
 
-def cam2world(cam_coord: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Camera (N,3) -> world (N,3), the inverse of :func:`world2cam`."""
-    return (np.asarray(R).T @ np.asarray(cam_coord).T).T + np.asarray(T).reshape(1, 3)
-
-
-def cam2pixel(cam_coord: np.ndarray, focal: Sequence[float], princpt: Sequence[float]) -> np.ndarray:
-    """Camera (N,3) -> (u, v, Z) (N,3). The +1e-8 keeps a zero depth finite, as in the official code."""
+def cam2world(cam_coord, R, T) -> np.ndarray:
+    """Camera (..., 3) -> world (..., 3), the inverse of :func:`world2cam`."""
     cam_coord = np.asarray(cam_coord)
-    z = cam_coord[:, 2]
-    u = cam_coord[:, 0] / (z + 1e-8) * focal[0] + princpt[0]
-    v = cam_coord[:, 1] / (z + 1e-8) * focal[1] + princpt[1]
-    return np.stack([u, v, z], axis=1)
+    return _rotate(cam_coord, np.swapaxes(np.asarray(R), -1, -2)) + _per_sample(T, cam_coord, 1)
 
 
-def pixel2cam(pixel_coord: np.ndarray, focal: Sequence[float], princpt: Sequence[float]) -> np.ndarray:
-    """(u, v, Z) (N,3) -> camera (N,3): back-projection at the given depth."""
+def cam2pixel(cam_coord, focal, princpt) -> np.ndarray:
+    """Camera (..., 3) -> (u, v, Z) (..., 3). The +1e-8 keeps a zero depth finite, as in the official code."""
+    cam_coord = np.asarray(cam_coord)
+    f, c = _per_sample(focal, cam_coord, 1), _per_sample(princpt, cam_coord, 1)
+    z = cam_coord[..., 2] + 1e-8
+    out = np.empty(cam_coord.shape, dtype=np.result_type(cam_coord, f, c))
+    out[..., 0] = cam_coord[..., 0] / z * f[..., 0] + c[..., 0]
+    out[..., 1] = cam_coord[..., 1] / z * f[..., 1] + c[..., 1]
+    out[..., 2] = cam_coord[..., 2]
+    return out
+
+
+def pixel2cam(pixel_coord, focal, princpt) -> np.ndarray:
+    """(u, v, Z) (..., 3) -> camera (..., 3): back-projection at the given depth."""
     pixel_coord = np.asarray(pixel_coord)
-    z = pixel_coord[:, 2]
-    x = (pixel_coord[:, 0] - princpt[0]) / focal[0] * z
-    y = (pixel_coord[:, 1] - princpt[1]) / focal[1] * z
-    return np.stack([x, y, z], axis=1)
+    f, c = _per_sample(focal, pixel_coord, 1), _per_sample(princpt, pixel_coord, 1)
+    # one coordinate at a time: faster than strided (..., :2) arithmetic and a concatenation (the evaluation calls
+    # this on every test joint)
+    z = pixel_coord[..., 2]
+    out = np.empty(pixel_coord.shape, dtype=np.result_type(pixel_coord, f, c))
+    out[..., 0] = (pixel_coord[..., 0] - c[..., 0]) / f[..., 0] * z
+    out[..., 1] = (pixel_coord[..., 1] - c[..., 1]) / f[..., 1] * z
+    out[..., 2] = z
+    return out
 
 
 def check_rotation(R: np.ndarray, name: str = "camrot", tol: float = 1e-3) -> np.ndarray:
@@ -49,3 +81,37 @@ def check_rotation(R: np.ndarray, name: str = "camrot", tol: float = 1e-3) -> np
     if abs(det - 1.0) > tol or np.abs(R @ R.T - np.eye(3)).max() > tol:
         raise ValueError(f"{name} is not a rotation (det={det:.4g}, R R^T != I): a singular or scaled camera")
     return R
+
+
+# ---------------------------------------------------------------------------------------------------- root alignment
+def hand_blocks(skeleton: Skeleton = INTERHAND) -> list:
+    """(hand, its joints as a slice when contiguous else an index array, its root index) for each hand."""
+    out = []
+    for hand in ("right", "left"):
+        block = np.asarray(skeleton.joint_type[hand])
+        contiguous = np.array_equal(block, np.arange(block[0], block[0] + len(block)))
+        sel = (
+            slice(int(block[0]), int(block[0]) + len(block)) if contiguous else block
+        )  # a slice: faster than an index array
+        out.append((hand, sel, int(skeleton.root_idx[hand])))
+    return out
+
+
+def subtract_roots(joints: np.ndarray, skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """Each hand of (..., J, C) ``joints`` minus its own root joint, in place; returns ``joints``."""
+    for _, sel, root in hand_blocks(skeleton):
+        joints[..., sel, :] -= joints[..., root : root + 1, :].copy()
+    return joints
+
+
+def root_relative(joints, skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """(..., J, 3) joints with each hand relative to its own root joint (a float64 copy)."""
+    return subtract_roots(np.array(joints, dtype=np.float64, copy=True), skeleton)
+
+
+def root_aligned_errors(pred_cam, gt_cam, skeleton: Skeleton = INTERHAND) -> np.ndarray:
+    """(..., J) distances (mm) between prediction and ground truth after aligning each hand at its own root:
+    ``|(pred - pred_root) - (gt - gt_root)|``."""
+    # regrouped: one difference, then each hand minus its root's difference
+    diff = subtract_roots(np.asarray(pred_cam, dtype=np.float64) - np.asarray(gt_cam, dtype=np.float64), skeleton)
+    return np.sqrt(np.einsum("...jk,...jk->...j", diff, diff))

@@ -19,6 +19,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from internet.config import Config
+from internet.geometry.camera import pixel2cam
 from internet.skeleton import INTERHAND, Skeleton
 from internet.utils.arrays import as_array
 
@@ -27,18 +28,6 @@ def _float_copy(x) -> np.ndarray:
     """A float copy of ``x`` that keeps a float32 input float32 (the training targets are float32)."""
     arr = np.asarray(x)
     return np.array(arr, dtype=arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64)
-
-
-def pixel2cam_batch(uvz: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
-    """(N, J, 3) (u, v, Z) -> camera mm with per-sample focal (N, 2) and princpt (N, 2)."""
-    # one coordinate at a time: ~3x faster than strided (..., :2) arithmetic and a concatenation (the evaluation
-    # calls this on all 849k x 42 test joints)
-    z = uvz[..., 2]
-    out = np.empty(uvz.shape, dtype=np.result_type(uvz, focal, princpt))
-    out[..., 0] = (uvz[..., 0] - princpt[:, 0:1]) / focal[:, 0:1] * z
-    out[..., 1] = (uvz[..., 1] - princpt[:, 1:2]) / focal[:, 1:2] * z
-    out[..., 2] = z
-    return out
 
 
 @dataclass(frozen=True)
@@ -215,4 +204,4 @@ class HeatmapCodec:
         depth_add[:, skeleton.joint_type["right"]] = root_right[:, None]
         depth_add[:, skeleton.joint_type["left"]] = root_left[:, None]
         uvz[..., 2] += depth_add
-        return pixel2cam_batch(uvz, focal, princpt)
+        return pixel2cam(uvz, focal, princpt)

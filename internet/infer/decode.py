@@ -28,18 +28,9 @@ def _check_volume(heatmap: torch.Tensor) -> None:
 def _argmax_indices(heatmap: torch.Tensor) -> torch.Tensor:
     """(B, J, 3) int64 voxel indices (x, y, z) of each joint's maximum."""
     _, _, depth, height, width = heatmap.shape
-    volumes = heatmap.detach().reshape(*heatmap.shape[:2], -1)  # a view when contiguous: no big temporary
-    if (
-        type(volumes) is torch.Tensor  # not a traced or fake tensor (export, torch.compile): those have no data
-        and volumes.device.type == "cpu"
-        and volumes.dtype in (torch.float32, torch.float64)
-        and not torch.compiler.is_compiling()
-    ):
-        # numpy's vectorised argmax: 5x torch's on the CPU for these volumes, with the same rule (the first maximum;
-        # NaN counts as the maximum)
-        flat = torch.from_numpy(np.ascontiguousarray(volumes.numpy().argmax(-1), dtype=np.int64))
-    else:
-        flat = volumes.argmax(-1)
+    # the first maximum; NaN counts as the maximum. (A numpy argmax on the CPU was faster here but gained nothing end
+    # to end, benchmarks/RESULTS.md section 9: removed.)
+    flat = heatmap.detach().reshape(*heatmap.shape[:2], -1).argmax(-1)
     z = torch.div(flat, height * width, rounding_mode="floor")
     rest = flat - z * (height * width)
     y = torch.div(rest, width, rounding_mode="floor")

@@ -27,6 +27,7 @@ from torch import nn
 
 from internet.config import Config
 from internet.data.io import DataFileError, read_image
+from internet.geometry.camera import pixel2cam, root_relative
 from internet.geometry.codec import HeatmapCodec
 from internet.geometry.crop import check_box, generate_patch_image, process_bboxes  # check_box: also notebook 05's
 from internet.infer.predict import infer_batch
@@ -62,6 +63,19 @@ class Predictor:
     """Batch-1 inference of InterNet on one image and one hand box (CPU friendly).
 
     ``Predictor(model_or_checkpoint, cfg, device).predict(image, bbox)``; see :meth:`predict` for the outputs.
+
+    Args:
+        model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
+            ``snapshot_N.pth.tar``), built by :func:`internet.model.load.load_model`: its saved config (or, for an
+            official snapshot, its keys) decides the backbone and shapes, and ``self.cfg`` is updated to match.
+        cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...).
+            Required with a module (nothing else knows its geometry: a CPU-preset model read with the paper's would
+            give wrong millimetres); optional with a checkpoint path, which carries its own shapes: then the test
+            options are ``Config()``'s and the shapes the checkpoint's (an official snapshot, which has no config,
+            is the paper's network). With ``cfg.retain_freed_memory`` (the default) this process keeps its freed
+            C-heap memory (glibc), which makes CPU forwards faster (benchmarks/RESULTS.md section 6).
+        device: 'cpu', 'cuda', 'auto' (default: cfg.device).
+        skeleton: the 42-joint order of the outputs.
     """
 
     def __init__(
@@ -71,16 +85,6 @@ class Predictor:
         device: Optional[str] = None,
         skeleton: Skeleton = INTERHAND,
     ) -> None:
-        """model_or_checkpoint: an InterNet module, or a checkpoint path (this project's or an official
-        ``snapshot_N.pth.tar``), built by :func:`internet.model.load.load_model`: its saved config (or, for an
-        official snapshot, its keys) decides the backbone and shapes, and ``self.cfg`` is updated to match;
-        cfg: shapes and test options (input_img_shape, output_hm_shape, bbox_3d_size, flip_test, subvoxel, ...).
-        Required with a module (nothing else knows its geometry: a CPU-preset model read with the paper's would
-        give wrong millimetres); optional with a checkpoint path, which carries its own shapes: then the test
-        options are ``Config()``'s and the shapes the checkpoint's (an official snapshot, which has no config, is the
-        paper's network). device: 'cpu', 'cuda', 'auto' (default: cfg.device). With
-        ``cfg.retain_freed_memory`` (the default) this process keeps its freed C-heap memory (glibc), which makes CPU
-        forwards faster (the paper model's about 20%: benchmarks/RESULTS.md section 6)."""
         if cfg is None and isinstance(model_or_checkpoint, (str, Path)):
             cfg = Config()  # only the test options: load_model below takes the shapes from the checkpoint
         if not isinstance(cfg, Config):
@@ -183,10 +187,8 @@ class Predictor:
         z = uvz[:, 2].copy()
         z[right] += z_right
         z[left] += z_left
-        joint_cam = np.stack([(uvz[:, 0] - c[0]) / f[0] * z, (uvz[:, 1] - c[1]) / f[1] * z, z], axis=1)
-        joint_cam_rel = joint_cam.copy()
-        for hand, idx in (("right", right), ("left", left)):
-            joint_cam_rel[idx] -= joint_cam[self.skeleton.root_idx[hand]]
+        joint_cam = pixel2cam(np.stack([uvz[:, 0], uvz[:, 1], z], axis=1), f, c)
+        joint_cam_rel = root_relative(joint_cam, self.skeleton)
         return {
             "joint_img": uvz[:, :2],
             "joint_cam_rel": joint_cam_rel,
