@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from internet.config import SPLITS, Config
-from internet.data.index import AnnotationIndex, IndexSources, load_index
+from internet.data.index import AnnotationIndex, IndexSources
+from internet.data.index_cache import load_index
 from internet.data.interhand import resolve_sources
 
 PathLike = Union[str, Path]
