@@ -83,6 +83,11 @@ class Config:
     ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
     train_split: str = _in("data", "train")
     test_split: str = _in("data", "test")
+    allow_missing_images: bool = _in("data", False)
+    """Train or evaluate on a split whose annotations reference images that are not on disk (a partial download),
+    using only the images present. Off: such a split is refused with the data check's report
+    (``python -m internet.data.check DATA_ROOT``), as its numbers would not be the split's. The check lists the
+    split's image folders once (about 20 s for the 2.2 M images of the release: benchmarks/RESULTS.md section 10)."""
 
     # --- model: the network and its heatmap space (official values) ---
     input_img_shape: tuple = _in("model", (256, 256))
@@ -136,6 +141,9 @@ class Config:
     fast_loss: bool = _in("runtime", True)
     """Heatmap loss from the separable Gaussian, without building the dense target volume (same value)."""
     num_workers: int = _in("runtime", 4)
+    loader_timeout_s: float = _in("runtime", 600.0)
+    """Longest wait for one batch from a data-loader worker of ``predict`` before it fails naming the stalled
+    worker (a stopped or deadlocked worker would otherwise hang the evaluation forever)."""
     retain_freed_memory: bool = _in("runtime", True)
     """Keep freed C-heap memory in the processes that train or run the model (``Trainer``, ``Predictor``) and in
     the data-loader workers (glibc; see ``internet.utils.runtime``), so per-sample and per-step buffers are reused
@@ -280,6 +288,8 @@ class Config:
         for name in ("num_workers", "ckpt_every_iters", "seed"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
+        if not 0 < self.loader_timeout_s < float("inf"):
+            bad("loader_timeout_s", "must be > 0 seconds (and finite)")
         if self.linear_lr_max is not None and not 0 < self.linear_lr_max < float("inf"):
             bad("linear_lr_max", "must be > 0 (or None for no bound)")
         if self.max_iters_per_epoch is not None and self.max_iters_per_epoch < 1:

@@ -155,9 +155,24 @@ def test_annotation_startup_tiny(tmp_path):
     assert not any(p.name.startswith("cache_") for p in tmp_path.iterdir())  # caches removed afterwards
 
 
+def test_data_check_quick(tmp_path):
+    out = run_bench("bench_data_check", "--n", "20000", "--walk-files", "300", tmp_path=tmp_path)
+    f = out["figures"]
+    assert out["paths"] == 20000 and f["walk_files"] == 300 and len(f["compare_s (all repeats)"]) == 3
+    assert f["compare_s (measured, median)"] > 0 and out["goals"]["image-path check within 60 s on one core"]
+
+
 # ----------------------------------------------------------------------------------------------------- the record
 RESULTS = BENCH / "RESULTS.md"
-BENCHMARKS = ("train_step", "data_pipeline", "annotation_startup", "evaluation", "decode_floor", "inference")
+BENCHMARKS = (
+    "train_step",
+    "data_pipeline",
+    "annotation_startup",
+    "evaluation",
+    "decode_floor",
+    "inference",
+    "data_check",
+)
 
 
 def _recorded_json_lines() -> dict:

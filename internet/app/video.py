@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -46,13 +47,22 @@ def video_info(path: Union[str, Path]) -> Dict[str, Any]:
         cap.release()
 
 
+def check_stride(every: Any, max_frames: Any) -> None:
+    """``every`` an integer >= 1 and ``max_frames`` None or an integer >= 1, else ValueError naming the value."""
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every={every!r}: must be an integer >= 1 (1 predicts every frame, 2 every other frame)")
+    if max_frames is not None and (
+        isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1
+    ):
+        raise ValueError(f"max_frames={max_frames!r}: must be an integer >= 1, or None for the whole video")
+
+
 def iter_frames(
     path: Union[str, Path], every: int = 1, max_frames: Optional[int] = None
 ) -> Iterator[Tuple[int, np.ndarray]]:
     """Yield ``(frame number, RGB uint8 image)`` of every ``every``-th frame, up to ``max_frames`` yielded, reading
     one frame at a time."""
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+    check_stride(every, max_frames)
     info = video_info(path)  # the errors for a missing or unreadable file
     del info
     cap = cv2.VideoCapture(str(path))
@@ -86,8 +96,13 @@ class BoxFollower:
     ``bbox`` [x, y, w, h] px; ``momentum`` in [0, 1): how much of the old box is kept each frame (0 = jump to the
     new one); ``adapt_size``: also follow the hands' size (else the box keeps its size, only its centre moves);
     ``margin``: the joints' tight box is enlarged this much before use. :meth:`set_box` replaces the box (adjust it
-    by hand at any time).
+    by hand at any time). With ``adapt_size`` a side changes by at most :attr:`MAX_GROWTH` times a frame and never
+    exceeds the image's longer side (a warning says when that bound held the box back).
     """
+
+    MAX_GROWTH = 1.25
+    """Largest change of a box side in one frame with ``adapt_size``: predictions spread over the whole crop (a
+    missed hand) would otherwise grow the box x1.4 a frame, each crop bigger than the last, until no box is valid."""
 
     def __init__(
         self,
@@ -105,6 +120,8 @@ class BoxFollower:
         self.width, self.height = int(width), int(height)
         self.momentum, self.adapt_size, self.margin = float(momentum), bool(adapt_size), float(margin)
         self.box = check_box(bbox, self.width, self.height)
+        self.bounded = 0
+        """How many updates the growth bound held back (``adapt_size``)."""
 
     def set_box(self, bbox: Sequence[float]) -> None:
         self.box = check_box(bbox, self.width, self.height)
@@ -123,7 +140,7 @@ class BoxFollower:
             return self.box
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         centre = (lo + hi) / 2.0
-        size = np.maximum((hi - lo) * self.margin, 8.0) if self.adapt_size else self.box[2:]
+        size = self._bounded_size(np.maximum((hi - lo) * self.margin, 8.0)) if self.adapt_size else self.box[2:]
         target = np.concatenate([centre - size / 2.0, size])
         new = self.momentum * self.box + (1.0 - self.momentum) * target
         # keep the box overlapping the image (a hand leaving the frame must not push it out of reach)
@@ -131,6 +148,22 @@ class BoxFollower:
         new[1] = np.clip(new[1], -new[3] + 1.0, self.height - 1.0)
         self.box = new
         return self.box
+
+    def _bounded_size(self, size: np.ndarray) -> np.ndarray:
+        old = self.box[2:]
+        limit = np.minimum(old * self.MAX_GROWTH, float(max(self.width, self.height)))
+        bounded = np.clip(size, old / self.MAX_GROWTH, np.maximum(limit, old / self.MAX_GROWTH))
+        if np.any(size > limit + 1e-9):
+            if not self.bounded:
+                warnings.warn(
+                    f"adapt_size: the predicted hands asked for a box of {size[0]:.0f}x{size[1]:.0f} px from "
+                    f"{old[0]:.0f}x{old[1]:.0f} px; growth is bounded to x{self.MAX_GROWTH:g} a frame and to the "
+                    f"image's longer side ({max(self.width, self.height)} px). The model may be missing the hands: "
+                    "check the overlay, give a better first box, or use adapt_size=False",
+                    stacklevel=3,
+                )
+            self.bounded += 1
+        return bounded
 
 
 def predict_video(
@@ -161,6 +194,7 @@ def predict_video(
     Returns the paths, ``frames`` (predicted), ``fps`` and the per-frame arrays ``joint_img`` (N, 42, 2),
     ``joint_cam_rel`` (N, 42, 3), ``hand_type`` (N, 2), ``bbox`` (N, 4), ``frame`` (N,).
     """
+    check_stride(every, max_frames)  # before any division by every or a read of the video
     info = video_info(path)
     fps = info["fps"] / every
     total = (info["frames"] + every - 1) // every if info["frames"] > 0 else 0
@@ -236,6 +270,7 @@ def predict_video(
         "follow": follow,
         "every": every,
         "frames": n,
+        "box_growth_bounded": follower.bounded if follower is not None else 0,
         "fps": fps,
         "one_euro": one_euro,
         "overlay": str(video["path"]),

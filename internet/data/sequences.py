@@ -86,7 +86,30 @@ class SequenceIndex:
         order = np.lexsort((frame, camera, seq, capture))
         self._order = order
         self._capture, self._seq, self._camera, self._frame = capture[order], seq[order], camera[order], frame[order]
+        self._check_unique_views()
         self._rig_cache: Dict[int, dict] = {}
+
+    def _check_unique_views(self) -> None:
+        """One image per capture / sequence / camera / frame: a second one would make ``track()`` list the frame
+        twice, ``views()`` keep one of them, and the temporal metrics refuse the sorted sequence."""
+        same = (
+            (np.diff(self._capture) == 0)
+            & (np.diff(self._seq) == 0)
+            & (np.diff(self._camera) == 0)
+            & (np.diff(self._frame) == 0)
+        )
+        if not same.any():
+            return
+        k = int(np.flatnonzero(same)[0])
+        a, b = int(self._order[k]), int(self._order[k + 1])
+        image_id = np.asarray(self.index["image_id"])
+        raise ValueError(
+            f"{self.sources.data_json}: Capture{int(self._capture[k])}/{self.seq_names[int(self._seq[k])]}/"
+            f"cam{_camera_name(self._camera[k])} frame {int(self._frame[k])} has two images: image id "
+            f"{int(image_id[a])} ({self.index.file_name(a)}) and image id {int(image_id[b])} "
+            f"({self.index.file_name(b)}); {int(same.sum())} duplicate frame(s) in {self.split}. Remove one image of "
+            "each from the annotation file"
+        )
 
     def _recorded_fps(self) -> float:
         info = self.data_root / "synth_info.json"

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from internet.config import Config
-from internet.data import build_dataset
+from internet.data.check import build_checked_dataset
 from internet.engine.runtime import Process, resolve_process
 from internet.evaluation.protocol import evaluate_dataset
 from internet.evaluation.results import write_results
@@ -98,8 +98,8 @@ def evaluate_checkpoint(
     model, cfg, _ = load_model(path, cfg)
     split = split or cfg.test_split
     process = resolve_process(cfg) if process is None else process
-    if test_set is None:
-        test_set = build_dataset(cfg, split, "test")
+    if test_set is None:  # refused when the split's images are not all there (internet.data.check)
+        test_set = build_checked_dataset(cfg, split, "test")
     predict_kwargs.setdefault("worker_init_fn", process.worker_init)
     return run_test(
         model.to(process.device),

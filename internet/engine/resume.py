@@ -214,6 +214,7 @@ def resume_training(
                 f"group, a value a second one for the nn.Linear layers): resume with the linear_lr_max setting the "
                 f"checkpoint was trained with"
             )
+        _check_finite_optimizer_state(path, saved, optimizer, model)
         try:
             optimizer.load_state_dict(saved)
         except (ValueError, KeyError) as e:
@@ -242,6 +243,27 @@ def resume_training(
     if "rng" in state:
         restore_rng_states(state["rng"])
     return epoch, iteration, global_step
+
+
+def _check_finite_optimizer_state(path: Path, saved: Any, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Refuse an optimizer state holding NaN or inf, naming the entry: Adam would make the first resumed step's
+    weights NaN, and that step's checkpoint would pass for the last good one."""
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping):
+        return
+    names = {id(p): n for n, p in model.named_parameters()}
+    where: dict = {}  # saved parameter index -> this model's parameter name
+    for group, ours in zip(saved.get("param_groups", ()), optimizer.param_groups):
+        for index, param in zip(group.get("params", ()), ours["params"]):
+            where[index] = names.get(id(param), "?")
+    for index, entry in saved["state"].items():
+        for key, value in entry.items() if isinstance(entry, Mapping) else ():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                raise ResumeError(
+                    f"{path}: optimizer state {key!r} of parameter {index} ({where.get(index, '?')}) holds {bad} "
+                    f"non-finite value(s) of {value.numel()}: the run that wrote it had diverged, and resuming would "
+                    "turn the weights into NaN at the first step. Resume from an earlier checkpoint"
+                )
 
 
 def remove_incomplete_writes(model_dump_dir: PathLike) -> List[Path]:

@@ -63,7 +63,7 @@ def resolve_process(cfg: Config, cpu_amp: Optional[bool] = None) -> Process:
     elif world_size > 1 and not initialised and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # share the cores among the processes
     if world_size > 1 and not initialised:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _init_process_group("nccl" if device.type == "cuda" else "gloo")
         rank, world_size = dist.get_rank(), dist.get_world_size()
     if world_size > 1 and device.type == "cpu" and dist.get_backend() == "nccl":
         raise TrainingError("the process group uses nccl, which needs CUDA, but the device is CPU: use gloo")
@@ -71,6 +71,21 @@ def resolve_process(cfg: Config, cpu_amp: Optional[bool] = None) -> Process:
     # changed them since) need their own call
     worker_init = loader_worker_init(cfg.retain_freed_memory)
     return Process(rank, world_size, local_rank, device, amp_dtype(device, cfg.amp, cpu_amp), worker_init)
+
+
+def _init_process_group(backend: str) -> None:
+    """``init_process_group`` from torchrun's (or :func:`~internet.engine.launch.launch`'s) environment, its keys
+    under a prefix of the restart count: torchrun's agent keeps its store across the restarts of
+    ``--max-restarts``, and the restarted group would otherwise read the dead group's gloo addresses and fail
+    ("Gloo connectFullMesh failed ... Connection refused")."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        dist.init_process_group(backend)
+        return
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    dist.init_process_group(
+        backend, store=dist.PrefixStore(f"internet/attempt_{restart}", store), rank=rank, world_size=world_size
+    )
 
 
 def check_output_dir(cfg: Config) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from internet.config import Config
-from internet.data import build_dataset
+from internet.data.check import build_checked_dataset
 from internet.engine.evaluate import describe_result, evaluate_checkpoint, run_test
 from internet.engine.meters import Clock, LogWindow, ToHost
 from internet.engine.resume import ResumeError, latest_resumable, resume_training, save_training_checkpoint
@@ -39,6 +39,7 @@ from internet.model import InterNet, param_groups
 from internet.model.checkpoint import latest_checkpoint
 from internet.model.losses import InterNetLoss
 from internet.utils.device import autocast, describe, is_paper_scale, precision_name
+from internet.utils.lock import FolderInUseError, FolderLock
 from internet.utils.logs import TrainLogger, format_duration, progress
 
 Callback = Callable[["Trainer", dict], None]
@@ -140,13 +141,14 @@ class Trainer:
         self.sampler: Optional[EpochBatchSampler] = None
         self.loader: Optional[DataLoader] = None
         self.last_checkpoint: Optional[Path] = None
+        self._lock = FolderLock(cfg.output_dir, what="training")
 
     def _prepare_data(self) -> None:
         if self.loader is not None:
             return
         cfg = self.cfg
-        if self.train_set is None:
-            self.train_set = build_dataset(cfg, cfg.train_split, "train")
+        if self.train_set is None:  # refused when the split's images are not all there (internet.data.check)
+            self.train_set = build_checked_dataset(cfg, cfg.train_split, "train")
         self.sampler = EpochBatchSampler(
             len(self.train_set),
             cfg.train_batch_size,
@@ -166,10 +168,39 @@ class Trainer:
 
     def train(self) -> dict:
         """Train from the start, or from the latest checkpoint with ``cfg.continue_train``, to ``cfg.end_epoch``.
-        Returns a summary: epoch, global_step, last checkpoint path, last losses."""
+        Returns a summary: epoch, global_step, last checkpoint path, last losses. Refused (TrainingError) while
+        another training holds ``cfg.output_dir`` (:class:`internet.utils.lock.FolderLock`, held by rank 0 for the
+        whole run: its ranks are one run)."""
+        self._lock_output_dir()
+        try:
+            return self._train()
+        finally:
+            self._lock.release()
+
+    def _lock_output_dir(self) -> None:
+        error = None
+        if self.is_main:
+            try:
+                self._lock.acquire()
+            except FolderInUseError as e:
+                error = str(e)
+        if self.world_size > 1:  # every rank learns rank 0's answer, so none waits on a rank that stopped
+            answer = [error]
+            dist.broadcast_object_list(answer, src=0, device=self.device if self.device.type == "cuda" else None)
+            error = answer[0]
+        if error is not None:
+            raise TrainingError(error)
+
+    def _train(self) -> dict:
         cfg = self.cfg
         self._prepare_data()
         self._resume()
+        if self.global_step == 0:
+            # from scratch: rows left by an earlier run of this folder (one killed before its first checkpoint was
+            # complete) would read as this run's steps 1, 2, 3, 1, 2, 3
+            dropped = self.logger.drop_records_after(0)
+            if dropped:
+                self.logger.info(f"starting from scratch: {dropped} log record(s) of an earlier run removed")
         per_epoch = self.sampler.batches_per_epoch
         for line in _run_header(self, per_epoch):
             self.logger.info(line)
@@ -303,7 +334,7 @@ class Trainer:
             )
         else:
             if test_set is None:
-                test_set = self.test_set = build_dataset(self.cfg, split, "test")
+                test_set = self.test_set = build_checked_dataset(self.cfg, split, "test")
             kwargs.update(device=self.device, amp_dtype=self.amp_dtype if amp else None, write=self.is_main)
             result, written = run_test(self.model, test_set, self.cfg, split, **kwargs)
         if written is not None:
@@ -311,6 +342,7 @@ class Trainer:
         return result
 
     def close(self) -> None:
-        """Close the logs and stop the persistent data-loader workers."""
+        """Close the logs, stop the persistent data-loader workers and free the output folder."""
         self.logger.close()
         self.loader = None
+        self._lock.release()

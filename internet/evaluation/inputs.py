@@ -30,6 +30,22 @@ class EvalInputs:
     inv_trans: np.ndarray
 
 
+def check_shape(arr: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    """``arr`` of exactly ``shape``; the one other form taken is a column (N, 1) for a per-sample value (N,) (a
+    model's (B, 1) output). Nothing is reshaped otherwise: a (2, N) ``hand_type`` read as (N, 2) pairs the wrong
+    numbers (issue 30), and any same-size reshape could."""
+    if arr.shape == shape:
+        return arr
+    if len(shape) == 1 and arr.shape == (shape[0], 1):
+        return arr[:, 0]
+    hint = ""
+    if arr.ndim == len(shape) and arr.shape == shape[::-1]:
+        hint = " (transposed? pass its .T)"
+    elif arr.size == int(np.prod(shape)):
+        hint = " (the same values in another layout: refused, as a reshape could pair them wrongly)"
+    raise ValueError(f"{name} must have shape {shape}, got {arr.shape}{hint}")
+
+
 def read_inputs(
     pred: Mapping, gt: Mapping, allowed_types: Sequence[str], single_depth: bool, keep_dtype: bool = False
 ) -> EvalInputs:
@@ -56,12 +72,7 @@ def read_inputs(
         if key not in d:
             raise KeyError(f"{dname} has no {key!r} (keys: {sorted(d)})")
         arr = read(d[key], f"{dname}[{key!r}]")
-        if arr.shape != shape:
-            try:
-                arr = arr.reshape(shape)
-            except ValueError:
-                raise ValueError(f"{dname}[{key!r}] must have shape {shape}, got {arr.shape}") from None
-        return arr
+        return check_shape(arr, shape, f"{dname}[{key!r}]")
 
     rel = need("rel_root_depth", (n,), pred, "pred") if pred.get("rel_root_depth") is not None else None
     prob = need("hand_type", (n, 2), pred, "pred") if pred.get("hand_type") is not None else None

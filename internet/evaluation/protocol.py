@@ -358,6 +358,31 @@ def evaluate_single_hand(
     )
 
 
+def check_index(index, n_gt: int, n_pred: int) -> np.ndarray:
+    """``pred['index']`` as int64 rows of the ground truth: 1-D, one per prediction, whole numbers in
+    [0, ``n_gt``), each once (a repeated row, e.g. from badly merged shards, would score predictions against the
+    wrong ground truth); else ValueError naming the first fault."""
+    raw = np.asarray(index)
+    if raw.ndim != 1 or raw.shape[0] != n_pred:
+        raise ValueError(f"pred['index'] must be ({n_pred},), one row per prediction, got shape {raw.shape}")
+    if raw.size and not (np.issubdtype(raw.dtype, np.integer) or np.array_equal(raw, np.round(raw))):
+        raise ValueError(f"pred['index'] must hold whole numbers (ground-truth rows), got dtype {raw.dtype}")
+    rows = raw.astype(np.int64)
+    out = np.flatnonzero((rows < 0) | (rows >= n_gt))
+    if out.size:
+        i = int(out[0])
+        raise ValueError(f"pred['index'][{i}] = {rows[i]} is not a row of the {n_gt} ground-truth samples")
+    order = np.argsort(rows, kind="stable")
+    repeated = np.flatnonzero(np.diff(rows[order]) == 0)
+    if repeated.size:
+        a, b = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
+        raise ValueError(
+            f"pred['index'] lists ground-truth row {rows[a]} twice (positions {a} and {b}; {repeated.size} repeat(s) "
+            "in all): each prediction must score a different sample. Were shards merged twice or out of step?"
+        )
+    return rows
+
+
 def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional[Skeleton] = None):
     """The official protocol registered for ``cfg.dataset`` (``internet.config.DATASETS``; InterHand2.6M:
     :func:`evaluate_interhand`, RHD / STB: :func:`evaluate_single_hand`) for predictions of
@@ -367,8 +392,9 @@ def evaluate_dataset(pred: Mapping, gt: Mapping, cfg: Config, skeleton: Optional
         raise TypeError(f"cfg must be an internet.Config (the geometry of the predictions), got {type(cfg).__name__}")
     n_gt = len(np.asarray(gt["joint_cam"]))
     index = pred.get("index")
-    if index is not None and not np.array_equal(np.asarray(index), np.arange(n_gt)):
-        rows = np.asarray(index, dtype=np.int64)
-        gt = {k: np.asarray(v)[rows] for k, v in gt.items()}
+    if index is not None:
+        rows = check_index(index, n_gt, len(np.asarray(pred["joint_coord"])))
+        if not np.array_equal(rows, np.arange(n_gt)):
+            gt = {k: np.asarray(v)[rows] for k, v in gt.items()}
     evaluate = dataset_evaluator(cfg.dataset)
     return evaluate(pred, gt, skeleton=skeleton or get_skeleton(cfg.dataset), cfg=cfg)

@@ -40,6 +40,23 @@ def _check(pred: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray]) -> tup
     return pred, gt, valid
 
 
+def _check_increasing(frame: np.ndarray, d: np.ndarray) -> None:
+    """Frame numbers strictly increasing, else an error naming the first repeated or out-of-order frame."""
+    bad = np.flatnonzero(d <= 0)
+    if not len(bad):
+        return
+    i = int(bad[0])
+    if d[i] == 0:  # a sorted sequence with a frame twice: a duplicate image, not an ordering mistake
+        raise ValueError(
+            f"frame {int(frame[i])} appears twice (positions {i} and {i + 1}): one frame per time step expected; "
+            "drop the duplicate image of that frame"
+        )
+    raise ValueError(
+        f"frame numbers must be strictly increasing: frame {int(frame[i + 1])} at position {i + 1} follows "
+        f"{int(frame[i])} (sort the sequence by frame first)"
+    )
+
+
 def triples(frame: Sequence[int], step: Optional[int] = None) -> np.ndarray:
     """Indices (K, 3) of consecutive triples (t-1, t, t+1) whose frame numbers are ``step`` apart (default: the
     smallest positive difference, i.e. the sequence's frame step). ``frame`` must be increasing."""
@@ -47,8 +64,7 @@ def triples(frame: Sequence[int], step: Optional[int] = None) -> np.ndarray:
     if frame.ndim != 1:
         raise ValueError(f"frame must be 1-D, got shape {frame.shape}")
     d = np.diff(frame)
-    if np.any(d <= 0):
-        raise ValueError("frame numbers must be strictly increasing (sort the sequence by frame first)")
+    _check_increasing(frame, d)
     if step is None:
         step = int(d.min()) if len(d) else 1
     t = np.nonzero((d[:-1] == step) & (d[1:] == step))[0] + 1
@@ -145,10 +161,11 @@ class OneEuroFilter:
 
     def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0) -> None:
         for name, v in (("fps", fps), ("min_cutoff", min_cutoff), ("d_cutoff", d_cutoff)):
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if not (isinstance(beta, (int, float)) and beta >= 0):
-            raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+            # inf is refused too: fps=inf makes the time step 0 and every other output NaN (0/0)
+            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        if not (isinstance(beta, (int, float)) and 0 <= beta < math.inf):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.fps, self.min_cutoff = float(fps), float(min_cutoff)
         self.beta, self.d_cutoff = float(beta), float(d_cutoff)
         self.reset()
@@ -198,8 +215,7 @@ def one_euro_filter(
         if frame.shape != (len(x),):
             raise ValueError(f"frame must have shape ({len(x)},), got {frame.shape}")
         d = np.diff(frame)
-        if np.any(d <= 0):
-            raise ValueError("frame numbers must be strictly increasing")
+        _check_increasing(frame, d)
         step = d.min() if len(d) else 1
         dts = np.concatenate([[1.0], d / step])
     return np.stack([f(x[t], dts[t]) for t in range(len(x))])

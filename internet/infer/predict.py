@@ -11,6 +11,10 @@ camera-space joints that the figures and per-sample errors use.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
+import signal
+import traceback
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -91,20 +95,63 @@ def _sample_indices(n: int, indices: Optional[Sequence[int]]) -> np.ndarray:
     return idx
 
 
+class _NamedWorkers:
+    """A loader's ``worker_init_fn`` that first records each worker's pid in a shared array, so that a stalled worker
+    can be named (and stopped) from the main process."""
+
+    def __init__(self, init: Optional[Callable[[int], None]], pids) -> None:
+        self.init, self.pids = init, pids
+
+    def __call__(self, worker_id: int) -> None:
+        self.pids[worker_id] = os.getpid()
+        if self.init is not None:
+            self.init(worker_id)
+
+
+def _release_loader_frames(error: BaseException, num_workers: int, received: int) -> Optional[int]:
+    """After ``error`` in the loop over the loader: drop the loader's frames from its traceback (they hold the
+    iterator, and with it the workers, for as long as the traceback is kept, and a notebook keeps the last one), so
+    the workers end with predict. Returns the stalled worker's id when the loader timed out."""
+    if num_workers == 0:
+        return None
+    traceback.clear_frames(error.__traceback__)
+    if isinstance(error, RuntimeError) and "DataLoader timed out" in str(error):
+        return received % num_workers  # batch k goes to worker k % num_workers
+    return None
+
+
+def _stop_stalled_worker(worker: int, pid: int, timeout: float) -> TimeoutError:
+    """SIGKILL the stalled worker the loader's shutdown left behind (a stopped process ignores its SIGTERM; its pid
+    is no longer watched by then, so its end raises nothing here) and return the error naming it."""
+    gc.collect()  # the loader's iterator, if a reference cycle kept it
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    return TimeoutError(
+        f"predict: data-loader worker {worker} (pid {pid}) sent no batch for {timeout:g} s (cfg.loader_timeout_s) "
+        "and was stopped. It was stalled: stopped (SIGSTOP, a debugger), deadlocked, or waiting on a slow or hung "
+        "disk or network mount of cfg.data_root. Check that the images can be read, rerun with num_workers=0 to see "
+        "where it blocks in this process, or raise cfg.loader_timeout_s if single batches really take that long"
+    )
+
+
 def _loader(dataset: Dataset, rows: np.ndarray, cfg: Config, batch_size: int, num_workers: int, device, init_fn):
     if num_workers > 0:
         h, w = (int(v) for v in cfg.input_img_shape)
         check_shared_memory(min(batch_size, max(1, rows.size)) * 3 * h * w * 4, min(num_workers, max(1, rows.size)))
     context = torch.multiprocessing.get_context() if num_workers > 0 else None
-    return DataLoader(
+    init = init_fn or loader_worker_init(cfg.retain_freed_memory, context and context.get_start_method())
+    pids = context.Array("q", num_workers, lock=False) if context is not None else None
+    loader = DataLoader(
         Subset(dataset, rows.tolist()),
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
-        worker_init_fn=init_fn or loader_worker_init(cfg.retain_freed_memory, context and context.get_start_method()),
+        worker_init_fn=_NamedWorkers(init, pids) if pids is not None else init,
         multiprocessing_context=context,
         collate_fn=_collate_inputs,
+        timeout=float(cfg.loader_timeout_s) if num_workers > 0 else 0,
     )
+    return loader, pids
 
 
 def _check_outputs(out: Mapping[str, torch.Tensor], per_sample: Mapping[str, tuple], rows: int, skeleton) -> None:
@@ -151,13 +198,13 @@ def predict(
     idx = _sample_indices(len(dataset), indices)
     rank, world = _dist_shard()
     mine = np.arange(rank, idx.size, world)  # positions in idx this process predicts
-    loader = _loader(dataset, idx[mine], cfg, batch_size, num_workers, device, worker_init_fn)
+    loader, pids = _loader(dataset, idx[mine], cfg, batch_size, num_workers, device, worker_init_fn)
     # predictions go straight into arrays of their final size: small tensors kept per batch between the batches'
     # large temporaries fragmented the heap (benchmarks/RESULTS.md section 9)
     per_sample = {"joint_coord": (skeleton.joint_num, 3), "rel_root_depth": (), "hand_type": (2,)}
     local = {k: np.zeros((mine.size, *shape), np.float32) for k, shape in per_sample.items()}
     local.update(position=mine, inv_trans=np.zeros((mine.size, 2, 3)))
-    was_training, done = model.training, 0
+    was_training, done, received, stalled = model.training, 0, 0, None
     model.eval()
     try:
         with opencv_one_thread_while() if num_workers > 0 else contextlib.nullcontext():
@@ -177,10 +224,15 @@ def predict(
             rows = slice(done, done + len(inv_trans))
             for k in per_sample:
                 local[k][rows] = out[k].float().cpu().numpy()
-            local["inv_trans"][rows], done = inv_trans, rows.stop
+            local["inv_trans"][rows], done, received = inv_trans, rows.stop, received + 1
+    except BaseException as e:
+        stalled = _release_loader_frames(e, num_workers, received)
+        raise
     finally:
         model.train(was_training)
-        batches = loader = None  # a kept traceback (a notebook's) must not keep the workers alive through this frame
+        batches = loader = None  # the iterator's last reference: its workers are shut down here
+        if stalled is not None:
+            raise _stop_stalled_worker(stalled, pids[stalled], cfg.loader_timeout_s) from None
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, local)

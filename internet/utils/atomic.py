@@ -9,6 +9,7 @@ old file or the new one, never half of one, and an error leaves the old file unt
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -42,10 +43,33 @@ def atomic_open(path: PathLike, mode: str = "w", fsync: bool = True) -> Iterator
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        full = _disk_full(e)
+        if full is not None:
+            # serialisers wrap the write's OSError in their own error (torch.save: "unexpected pos 101179776 vs
+            # 101179668"), which never says the disk is full
+            raise OSError(
+                full.errno,
+                f"no space left on device while writing {path} ({os.strerror(full.errno)}); the previous "
+                f"{path.name} is untouched and no partial file was left: free space in {path.parent} and retry",
+            ) from e
         raise
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(e: BaseException) -> "OSError | None":
+    """The out-of-space OSError (ENOSPC, EDQUOT) in ``e`` or the errors it was raised from or during, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _FULL:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = True) -> Path:
