@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from internet.skeleton import FINGER_COLORS, INTERHAND, RHD, STB, Skeleton
+from internet.skeleton import INTERHAND, RHD, STB, Skeleton
 from internet.vis import (
     SampleBrowser,
     camera_rig_figure,
@@ -23,6 +23,8 @@ from internet.vis import (
     static_fallback,
 )
 from internet.vis import export as export_mod
+from internet.vis.plot3d import CAMERA_VIEW
+from internet.vis.style import HAND_FINGER_COLORS, bone_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BACKGROUND = 30
@@ -66,11 +68,17 @@ def test_bones_are_drawn_in_finger_colours_rgb(sk):
     out = draw_skeleton_2d(img, pts, np.ones(42), sk, thickness=3, radius=2)
     assert out.dtype == np.uint8 and out.shape == img.shape
     for child, parent in sk.bones:
-        assert midpoint_pixel(out, pts, child, parent) == sk.bone_color(int(child)), sk.names[child]
-    # RGB stays RGB (the official demo swaps R and B): the thumb is red, not blue.
-    thumb = [c for c, p in sk.bones if sk.finger[c] == 0][0]
-    bone = sk.bones[list(sk.bones[:, 0]).index(thumb)]
-    assert midpoint_pixel(out, pts, *bone) == FINGER_COLORS["thumb"]
+        assert midpoint_pixel(out, pts, child, parent) == bone_colour(sk, int(child)), sk.names[child]
+    # RGB stays RGB (the official demo swaps R and B): the right index is red, the left index blue.
+    for hand, warm in (("right", True), ("left", False)):
+        tip = [c for c, p in sk.bones if sk.finger[c] == 1 and sk.hand_of(int(c)) == hand][0]
+        bone = sk.bones[list(sk.bones[:, 0]).index(tip)]
+        r, _, b = midpoint_pixel(out, pts, *bone)
+        assert (r > b) == warm, (hand, r, b)
+    # every finger of the right hand is warm (red > blue), every finger of the left cool: two colour families
+    for child, parent in sk.bones:
+        r, _, b = midpoint_pixel(out, pts, child, parent)
+        assert (r > b) == (sk.hand_of(int(child)) == "right"), sk.names[child]
 
 
 def test_input_image_is_not_mutated():
@@ -104,7 +112,7 @@ def test_invalid_and_unselected_joints_are_skipped():
     assert midpoint_pixel(out, pts, ring4, int(sk.parents[ring4])) == (BACKGROUND,) * 3
     # the other bones are still there
     other = sk.index("r_middle4")
-    assert midpoint_pixel(out, pts, other, int(sk.parents[other])) == sk.bone_color(other)
+    assert midpoint_pixel(out, pts, other, int(sk.parents[other])) == bone_colour(sk, other)
 
     left_only = draw_skeleton_2d(blank(), pts, None, sk, hands=("left",))
     right_cols = pts[sk.joint_type["right"]]
@@ -119,7 +127,7 @@ def test_alpha_blends_and_bad_inputs_are_named():
     pts = image_points(sk)
     half = draw_skeleton_2d(blank(), pts, None, sk, thickness=3, alpha=0.5)
     c = int(sk.index("r_middle4"))
-    expected = tuple(int(round((v + BACKGROUND) / 2)) for v in sk.bone_color(c))
+    expected = tuple(int(round((v + BACKGROUND) / 2)) for v in bone_colour(sk, c))
     assert np.allclose(midpoint_pixel(half, pts, c, int(sk.parents[c])), expected, atol=1)
     with pytest.raises(ValueError, match="joint_img"):
         draw_skeleton_2d(blank(), pts[:21], None, sk)
@@ -165,19 +173,28 @@ def test_hands_figure_traces_per_hand_and_source():
             assert len(group) == 1  # one legend entry toggles the whole hand
             assert sum(bool(t.showlegend) for t in bones + joints) == 1
             dash = {t.line.dash for t in bones}
-            assert dash == ({"solid"} if source == "pred" else {"dash"})
+            assert dash == ({"dash"} if source == "pred" else {"solid"})  # GT solid, prediction dashed
             assert all((t.opacity < 1) == (source == "gt") for t in bones)
+            # the legend entry is the hand's key colour (its index finger) and the source's dash
+            entry = [t for t in bones + joints if t.showlegend][0]
+            assert entry.line.color == "rgb({},{},{})".format(*HAND_FINGER_COLORS[hand]["index"])
+            assert entry.name == ("pred " if source == "pred" else "GT ") + hand
     # the right-hand pred thumb trace holds the right thumb's coordinates
     thumb = traces_of(fig, source="pred", hand="right", part="bones", finger=0)[0]
     xs = {round(v, 6) for v in thumb.x if v is not None}
     want = {round(v, 6) for v in pred[[j for j in INTERHAND.joint_type["right"] if INTERHAND.finger[j] == 0], 0]}
     assert want <= xs
-    assert thumb.line.color == "rgb(230,60,60)"
-    # camera-like view: the eye on the -z axis looking at the centre (along +z), with -y up
+    assert thumb.line.color == "rgb({},{},{})".format(*HAND_FINGER_COLORS["right"]["thumb"])
+    # right and left bones never share a colour
+    colours = {h: {t.line.color for t in traces_of(fig, hand=h, part="bones")} for h in ("right", "left")}
+    assert len(colours["right"]) == 5 and not colours["right"] & colours["left"]
+    # oblique view that shows depth: the eye behind the camera (-z), above (-y) and to the side, -y up
     cam = fig.layout.scene.camera
     assert (cam.up.x, cam.up.y, cam.up.z) == (0, -1, 0)
-    assert (cam.eye.x, cam.eye.y) == (0, 0) and cam.eye.z < 0
+    assert cam.eye.z < 0 and cam.eye.y < 0 and abs(cam.eye.x) > 0.3
     assert (cam.center.x, cam.center.y, cam.center.z) == (0, 0, 0)
+    # full width (no fixed width) and the rotation kept on redraws
+    assert fig.layout.width is None and fig.layout.autosize and fig.layout.uirevision
 
     left_only = hands_figure(pred, gt, None, INTERHAND, show=("left",))
     assert len(left_only.data) == len(fig.data) // 2
@@ -268,7 +285,7 @@ def test_camera_rig_figure_one_marker_per_camera():
 
 def test_static_fallback_renders_the_same_data_like_the_image():
     gt = straight_hands(INTERHAND)
-    fig = hands_figure(gt + 1.0, gt, None, INTERHAND, title="hands")
+    fig = hands_figure(gt + 1.0, gt, None, INTERHAND, title="hands", camera=CAMERA_VIEW)  # the image's view
     png = static_fallback(fig, as_png=True)
     assert png[:8] == PNG_MAGIC
     mfig = static_fallback(fig)
@@ -281,7 +298,7 @@ def test_static_fallback_renders_the_same_data_like_the_image():
     line = ax.lines[[t for t in fig.data if "lines" in t.mode].index(thumb)]
     X, Y, Z = (np.asarray(a) for a in line.get_data_3d())
     assert np.allclose([X[k], Y[k], Z[k]], [thumb.x[k], thumb.z[k], -thumb.y[k]])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pred right", "pred left", "GT right", "GT left"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GT right", "GT left", "pred right", "pred left"]
     # a trace hidden from the legend is not drawn either
     fig.data[0].visible = "legendonly"
     assert len(static_fallback(fig).axes[0].lines) == n_lines - 1

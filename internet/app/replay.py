@@ -13,7 +13,7 @@ import numpy as np
 from internet.data.sequences import SequenceIndex, SequenceKey, frame_step
 from internet.evaluation.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.skeleton import INTERHAND, Skeleton
-from internet.vis.overlay import draw_skeleton_2d
+from internet.vis.overlay import draw_sources_2d
 from internet.vis.plot3d import camera_rig_figure
 from internet.vis.sequence import (
     frame_sources,
@@ -251,16 +251,17 @@ def multiview_figures(
 
 # ============================================================================================== exports
 def overlay_frames(get_frame: Callable[[int], Dict[str, Any]], n: int, skeleton: Skeleton = INTERHAND):
-    """Yield the 2D overlays (GT faint under the prediction) of frames 0..n-1, one at a time."""
+    """Yield the 2D overlays (GT solid and translucent under the dashed prediction) of frames 0..n-1, one at a time."""
     for k in range(n):
         f = get_frame(k)
-        img = np.asarray(f["img"])
-        if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(
-                img, f["joint_img"], f.get("joint_valid"), skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
-            )
-        if f.get("pred_img") is not None:
-            img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), skeleton)
+        img = draw_sources_2d(
+            np.asarray(f["img"]),
+            f.get("joint_img"),
+            f.get("pred_img"),
+            f.get("joint_valid"),
+            skeleton,
+            pred_valid=f.get("pred_valid"),
+        )
         yield img
 
 

@@ -27,19 +27,15 @@ import plotly.graph_objects as go
 
 from internet.skeleton import INTERHAND, Skeleton
 from internet.utils.atomic import atomic_write_bytes
-from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
-from internet.vis.plot3d import CAMERA_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
+from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d, draw_sources_2d
+from internet.vis.plot3d import OBLIQUE_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
+from internet.vis.style import HAND_COLORS, LEGEND_FINGER, joint_colours, rgb, source_style
 from internet.vis.widgets import _figure_widget, _png, redraw_in_output
 
-_STYLE = {
-    "pred": dict(dash="solid", opacity=1.0, width=6, marker=4.0),
-    "gt": dict(dash="dash", opacity=0.55, width=4, marker=3.0),
-}
-_LABEL = {"pred": "pred", "gt": "GT"}
 MPJPE_LINES = (
-    ("right", "right hand", "rgb(200,60,60)"),
-    ("left", "left hand", "rgb(60,90,200)"),
-    ("interacting", "interacting (both hands)", "rgb(40,150,70)"),
+    ("right", "right hand", rgb(HAND_COLORS["right"])),
+    ("left", "left hand", rgb(HAND_COLORS["left"])),
+    ("interacting", "interacting (both hands)", "rgb(60,60,60)"),
 )
 
 
@@ -73,19 +69,19 @@ def animation_traces(
     (joints (J, 3), valid (J,))), each hand, one line trace per finger and one marker trace. Invalid joints and their
     bones are gaps (None), so every frame has the same traces."""
     traces: List[go.Scatter3d] = []
-    for source in ("pred", "gt"):
+    jcol = joint_colours(skeleton)
+    for source in ("gt", "pred"):  # the prediction on top
         if source not in sources:
             continue
         pts, ok = sources[source]
-        # GT is dashed and faint only to set it apart from a prediction; alone it is drawn solid
-        style = _STYLE["pred" if source == "gt" and "pred" not in sources else source]
+        style = source_style(source, alone=len(sources) == 1)
         for hand in hands:
-            name, group = f"{_LABEL[source]} {hand}", f"{source}:{hand}"
-            first = True
+            name, group = f"{style['label']} {hand}", f"{source}:{hand}"
             for finger, seg, colour in finger_bones(skeleton, hand):
                 xyz = np.where((ok[seg[:, 0]] & ok[seg[:, 1]])[:, None, None], pts[seg], np.nan)
-                traces.append(bone_trace(xyz, colour, style, name, group, first, source, hand, finger))
-                first = False
+                traces.append(
+                    bone_trace(xyz, colour, style, name, group, finger == LEGEND_FINGER, source, hand, finger)
+                )
             jt = np.asarray(skeleton.joint_type[hand])
             x, y, z = xyz_lists(np.where(ok[jt][:, None], pts[jt], np.nan))
             traces.append(
@@ -97,7 +93,7 @@ def animation_traces(
                     name=name,
                     legendgroup=group,
                     showlegend=False,
-                    marker=dict(size=style["marker"], color="rgb(40,40,40)"),
+                    marker=dict(size=style["marker"], color=[rgb(jcol[j]) for j in jt]),
                     opacity=style["opacity"],
                     hoverinfo="skip",
                     meta=dict(source=source, hand=hand, part="joints"),
@@ -134,12 +130,9 @@ def scene_ranges(frames: Iterable[Mapping[str, Tuple[np.ndarray, np.ndarray]]], 
 
 
 def _scene(ranges: dict) -> dict:
-    # looking along the camera's axis, as the image sees the hands; the depth axis' ticks would overlap
-    camera = dict(CAMERA_VIEW, eye=dict(x=0.35, y=-0.35, z=-1.5))
+    # the shared oblique view: the image's orientation, with the depth seen
     axes = {k: dict(v, title=dict(text=f"{k[0]} (mm)")) for k, v in ranges.items()}
-    if "zaxis" in axes:
-        axes["zaxis"].update(showticklabels=False)
-    return dict(aspectmode="cube", camera=camera, **axes)
+    return dict(aspectmode="cube", camera=OBLIQUE_VIEW, **axes)
 
 
 def hands_animation_figure(
@@ -404,13 +397,14 @@ class SequencePlayer:
         if "img" not in f:
             raise KeyError(f"get_frame({k}) returned no 'img' (keys: {sorted(f)})")
         img = check_image(np.asarray(f["img"]), f"get_frame({k})['img']")
-        valid = f.get("joint_valid")
-        if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(
-                img, f["joint_img"], valid, self.skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
-            )
-        if f.get("pred_img") is not None:
-            img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), self.skeleton)
+        img = draw_sources_2d(
+            img,
+            f.get("joint_img"),
+            f.get("pred_img"),
+            f.get("joint_valid"),
+            self.skeleton,
+            pred_valid=f.get("pred_valid"),
+        )
         self.image_png = _png(img)
         self.image.value = self.image_png
         self.title_html.value = f"<b>{html.escape(str(f.get('title', f'frame {k}')))}</b> ({k + 1} / {self.n})"

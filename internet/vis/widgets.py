@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from internet.skeleton import INTERHAND, Skeleton
-from internet.vis.overlay import HANDS, check_hands, check_image, draw_skeleton_2d
+from internet.vis.overlay import HANDS, check_hands, check_image, draw_sources_2d
 from internet.vis.plot3d import hands_figure
 
 
@@ -185,12 +185,9 @@ class SampleBrowser:
         title = str(s.get("title", f"sample {self._index}"))
         self.title_html.value = f"<b>{html.escape(title)}</b> ({self._index + 1} / {self.n})"
 
-        img = np.asarray(s["img"])
-        has_pred_2d = show_pred and s.get("pred_img") is not None
-        if show_gt and s.get("joint_img") is not None:
-            img = draw_skeleton_2d(img, s["joint_img"], valid, self.skeleton, hands, alpha=0.5 if has_pred_2d else 1.0)
-        if has_pred_2d:
-            img = draw_skeleton_2d(img, s["pred_img"], valid, self.skeleton, hands)
+        gt_2d = s.get("joint_img") if show_gt else None
+        pred_2d = s.get("pred_img") if show_pred else None
+        img = draw_sources_2d(np.asarray(s["img"]), gt_2d, pred_2d, valid, self.skeleton, hands)
         self.image_png = _png(img)
         self.image.value = self.image_png
 
