@@ -22,7 +22,8 @@ from internet.evaluation.temporal import OneEuroFilter
 from internet.infer.predictor import check_box
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import draw_bbox, draw_skeleton_2d
-from internet.vis.sequence import hands_animation_figure, save_animation_html, write_video
+from internet.vis.sequence import hands_animation_figure, save_animation_html
+from internet.vis.video_io import write_video
 
 
 def video_info(path: Union[str, Path]) -> Dict[str, Any]:
