@@ -428,3 +428,46 @@ def test_sample_browser_follows_the_slider_and_toggles():
         browser.update(5)
     with pytest.raises(KeyError, match="img"):
         SampleBrowser(lambda i: {"joint_img": np.zeros((42, 2))}, 2)
+
+
+def test_browse_order_filters_by_hand_type_and_sorts_by_error():
+    from internet.vis.widgets import browse_order
+
+    ht = ["left", "left", "interacting", "right", "interacting", "interacting"]
+    err = [5.0, 50.0, 10.0, 7.0, np.nan, 30.0]
+    assert browse_order(6) == [0, 1, 2, 3, 4, 5]
+    assert browse_order(6, ht, err, "interacting", "worst") == [5, 2, 4]  # NaN last
+    assert browse_order(6, ht, err, "interacting", "best") == [2, 5, 4]
+    assert browse_order(6, ht, err, "all", "worst") == [1, 5, 2, 3, 0, 4]
+    assert browse_order(6, ht, err, "right") == [3]
+    with pytest.raises(ValueError, match="hand_filter"):
+        browse_order(6, ht, err, "both")
+    with pytest.raises(ValueError, match="error"):
+        browse_order(6, ht, None, "all", "worst")
+
+
+def test_sample_browser_walks_the_filtered_order_and_leaves_a_static_view():
+    base = straight_hands(INTERHAND)
+
+    def get_sample(i: int) -> dict:
+        cam = base + np.array([10.0 * i, 0.0, 0.0])
+        return dict(img=np.full((100, 140, 3), 10 * i, np.uint8), joint_cam=cam, pred_cam=cam + i, title=f"#{i}")
+
+    ht = ["left", "interacting", "right", "interacting"]
+    browser = SampleBrowser(get_sample, 4, INTERHAND, hand_type=ht, error=[1.0, 2.0, 3.0, 9.0],
+                            hand_filter="interacting", order="worst")  # fmt: skip
+    assert browser.index == 3 and browser.order == [3, 1] and browser.slider.max == 1  # worst interacting first
+    browser.next_button.click()
+    assert browser.index == 1
+    browser.next_button.click()
+    assert browser.index == 1  # the end of the filtered order
+    browser.filter_dropdown.value = "all"
+    assert browser.order == [3, 2, 1, 0] and browser.index == 3
+    browser.order_dropdown.value = "best"
+    assert browser.index == 0 and "(1 / 4)" in browser.title_html.value
+    bundle = browser._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("<sample browser") and "VBox" not in bundle["text/plain"]
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:8] == PNG_MAGIC

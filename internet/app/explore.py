@@ -351,3 +351,20 @@ def per_joint_figure(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def browse_indices(
+    hand_type: Sequence[str], n_per_type: int, include: Optional[int] = None, types: Sequence[str] = HAND_TYPES
+) -> np.ndarray:
+    """Sorted sample indices for a browser: up to ``n_per_type`` of each hand type in ``types`` (spread over the
+    split, which is often ordered by hand type), plus ``include``."""
+    ht = np.asarray(hand_type).astype(str)
+    chosen = set() if include is None else {int(include)}
+    for t in types:
+        rows = np.nonzero(ht == t)[0]
+        if len(rows):
+            chosen |= {
+                int(rows[k])
+                for k in np.unique(np.linspace(0, len(rows) - 1, min(n_per_type, len(rows))).round().astype(int))
+            }
+    return np.array(sorted(chosen), dtype=np.int64)
