@@ -467,7 +467,14 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert summary["frames"] == len(seqs.frames(key.capture, key.seq_name, key.camera))
     pred = np.load(vis / "07_your_video_pred.npz")
     assert pred["joint_img"].shape == (summary["frames"], 42, 2) and np.isfinite(pred["joint_img"]).all()
-    assert (vis / "07_your_video_overlay.mp4").is_file() and (vis / "07_your_video_3d.html").is_file()
+    assert (vis / "07_your_video_overlay.mp4").is_file()
+    assert "plotly_click" in (vis / "07_your_video_player.html").read_text()
+    players = [
+        o["data"]["application/vnd.plotly.v1+json"]
+        for o in _outputs(nb)
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
+    assert len(players) == 1 and len(players[0]["frames"]) == summary["frames"]  # the result plays in the notebook
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
 
 
@@ -517,3 +524,18 @@ def test_temporal_filter_benchmark_quick(tmp_path):
     for f in noisy["filtered"]:
         assert f["jitter"] < noisy["raw"]["jitter"] and f["accel_error"] < noisy["raw"]["accel_error"]
         assert f["jitter_gt"] == noisy["raw"]["jitter_gt"] and f["count"] == noisy["raw"]["count"]
+
+
+def test_your_video_without_a_box_shows_the_first_frame_and_asks_for_one(execute_notebook, tiny_data, tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    from internet.app.video import video_from_sequence
+
+    seqs = SequenceIndex(tiny_data, "test")
+    path, _ = video_from_sequence(seqs, seqs.default_sequence(), tmp_path / "mine.mp4")
+    out = tmp_path / "07.ipynb"
+    with pytest.raises(PapermillExecutionError, match=r"bbox=None: give the hand box .* e\.g\. bbox = \["):
+        execute_notebook("07_your_video", out, video_path=str(path), output_dir=str(tmp_path / "out"))
+    nb = nbformat.read(str(out), as_version=4)
+    pictures = [o for o in _outputs(nb) if "image/png" in o.get("data", {})]
+    assert len(pictures) == 1  # the first frame with the grid and the suggested box, before the prompt

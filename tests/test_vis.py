@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -471,3 +472,29 @@ def test_sample_browser_walks_the_filtered_order_and_leaves_a_static_view():
     import base64
 
     assert base64.b64decode(bundle["image/png"])[:8] == PNG_MAGIC
+
+
+def test_box_slider_is_the_box_on_screen_with_a_live_preview():
+    from internet.infer.predictor import check_box
+    from internet.vis.box import BoxSlider
+
+    img = np.full((100, 120, 3), BACKGROUND, np.uint8)
+    seen = []
+
+    def check(b):
+        if b[2] > 100:
+            raise ValueError("bbox too wide")
+        return check_box(b, 120, 100)
+
+    slider = BoxSlider(img, [10, 10, 40, 30], check=check)
+    slider.observe(seen.append)
+    png0 = slider.picture.value
+    slider.sliders["x"].value = 50
+    assert slider.box.tolist() == [50, 10, 40, 30] and seen[-1].tolist() == [50, 10, 40, 30]
+    assert slider.picture.value != png0  # the preview moved with the box
+    shown = cv2.imdecode(np.frombuffer(slider.picture.value, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert tuple(shown[25, 50]) == (255, 255, 0) and tuple(shown[25, 10]) == (BACKGROUND,) * 3  # the left edge
+    slider.sliders["w"].value = 200  # refused by the check: reported, the box stays
+    assert slider.box.tolist() == [50, 10, 40, 30] and "not changed" in slider.message.value
+    bundle = slider._repr_mimebundle_()
+    assert "image/png" in bundle and bundle["text/plain"] == "<box [50.0, 10.0, 40.0, 30.0]>"

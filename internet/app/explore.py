@@ -368,3 +368,14 @@ def browse_indices(
                 for k in np.unique(np.linspace(0, len(rows) - 1, min(n_per_type, len(rows))).round().astype(int))
             }
     return np.array(sorted(chosen), dtype=np.int64)
+
+
+def default_image(data_root: Union[str, Path], split: str = "test") -> tuple:
+    """(path, box) of the first interacting-hands image of a split (the synthetic set that ``make demo`` generates
+    inside the repository), with its annotated box [x, y, w, h]; the split's first image where none is
+    interacting."""
+    index = load_split_index(data_root, split)
+    codes = np.asarray(index["hand_type"])  # int8 codes in HAND_TYPES order
+    inter = np.nonzero(codes == HAND_TYPES.index("interacting"))[0]
+    row = int(inter[0]) if len(inter) else 0
+    return Path(data_root) / "images" / split / index.file_name(row), [float(v) for v in index["bbox"][row]]
