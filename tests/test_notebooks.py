@@ -579,6 +579,23 @@ def test_evaluate_notebook_outputs(demo_run):
     _check_png(result / "per_joint_test.png")
 
 
+def test_evaluate_notebook_compares_two_checkpoints(execute_notebook, trained_checkpoint, tiny_data, tmp_path):
+    out = tmp_path / "out"
+    nb = execute_notebook(
+        "03_evaluate", tmp_path / "03.ipynb", data_root=str(tiny_data), output_dir=str(out),
+        checkpoint=str(trained_checkpoint), compare_checkpoint=str(trained_checkpoint), compare_baselines=False,
+        n_show=0,
+    )  # fmt: skip
+    assert not _errors(nb)
+    text = _text(nb)
+    name = f"compared ({trained_checkpoint.name})"
+    rows = [line[len(label) :].split() for line in text.splitlines() for label in ("checkpoint ", name + " ")
+            if line.startswith(label)]  # fmt: skip
+    assert len(rows) == 2 and rows[0] == rows[1], rows  # the same model twice: the same metrics side by side
+    saved = json.loads((out / "result" / "eval_test.json").read_text())
+    assert not saved.get("baselines") and saved["extras"]["pck_3d"]["auc"] is not None
+
+
 def test_visualize_notebook_outputs(demo_run):
     nb = nbformat.read(str(demo_run.output_dir / "notebooks" / "04_visualize_3d.ipynb"), as_version=4)
     assert not _errors(nb)

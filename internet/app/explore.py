@@ -327,19 +327,25 @@ def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.nda
 
 
 def per_joint_figure(
-    result: Union[EvalResult, SingleHandEvalResult], title: str = "per-joint MPJPE (official protocol)"
+    result: Union[EvalResult, SingleHandEvalResult],
+    title: str = "per-joint MPJPE (official protocol)",
+    others: Optional[Mapping[str, Union[EvalResult, SingleHandEvalResult]]] = None,
+    name: str = "checkpoint",
 ) -> Figure:
     """Bars of the per-joint MPJPE (matplotlib): an EvalResult's single-hand and interacting subsets, or a
-    SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names)."""
+    SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names); ``others`` (name -> result of
+    another model) are drawn beside, each bar labelled with its model."""
     fig = Figure(figsize=(11, 3.4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    if isinstance(result, SingleHandEvalResult):
-        series = {"GT hand": result.per_joint}
-        width = 0.8
-    else:
-        series = {subset: result.per_joint.get(subset, {}) for subset in ("single", "interacting")}
-        width = 0.4
+    series = {}
+    for model, r in {name: result, **(others or {})}.items():
+        prefix = f"{model}: " if others else ""
+        if isinstance(r, SingleHandEvalResult):
+            series[prefix + "GT hand"] = r.per_joint
+        else:
+            series.update({prefix + sub: r.per_joint.get(sub, {}) for sub in ("single", "interacting")})
+    width = 0.8 / len(series)
     names = list(next((v for v in series.values() if v), {}).keys())
     x = np.arange(len(names))
     for k, (label, per_joint) in enumerate(series.items()):

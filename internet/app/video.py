@@ -167,10 +167,7 @@ def predict_video(
     with ``player_png`` (its static picture) for :func:`internet.vis.player.show_player`.
     """
     info = video_info(path)
-    fps = info["fps"] / every
-    total = (info["frames"] + every - 1) // every if info["frames"] > 0 else 0
-    if max_frames is not None:
-        total = min(total, max_frames) if total else max_frames
+    fps, total = info["fps"] / every, _frame_total(info["frames"], every, max_frames)
     check_box(bbox, info["width"], info["height"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,13 +190,8 @@ def predict_video(
             shown = [h for h, p in zip(("right", "left"), r["hands_present"]) if p] or ["right", "left"]
             canvas = draw_bbox(img, box, label="box")
             canvas = draw_skeleton_2d(canvas, joint_img, hands=shown)
-            for key, value in (
-                ("joint_img", joint_img),
-                ("joint_cam_rel", joint_rel),
-                ("hand_type", r["hand_type"]),
-                ("bbox", box),
-                ("frame", k),
-            ):
+            row = dict(joint_img=joint_img, joint_cam_rel=joint_rel, hand_type=r["hand_type"], bbox=box, frame=k)
+            for key, value in row.items():
                 record[key].append(np.asarray(value, dtype=np.float32 if key != "frame" else np.int64))
             if follow:
                 follower.update(r["joint_img"], r["hands_present"], skeleton)
@@ -207,12 +199,7 @@ def predict_video(
                 progress(len(record["frame"]), total, time.perf_counter() - t0)
             yield canvas
 
-    try:
-        video = write_video(overlays(), out_dir / f"{stem}_overlay.mp4", fps)
-    except ValueError as e:
-        if "no frames" in str(e):
-            raise ValueError(f"{path}: no frame could be read") from None
-        raise
+    video = _write_overlays(overlays(), out_dir / f"{stem}_overlay.mp4", fps, path)
     arrays = {k: np.stack(v) for k, v in record.items()}
     npz = out_dir / f"{stem}_pred.npz"
     buf = io.BytesIO()
@@ -223,24 +210,30 @@ def predict_video(
     frames = player_frames(path, arrays, pick, every, max_frames, info["fps"])
     player = player_figure(frames, fps * n / max(len(pick), 1), skeleton=skeleton)
     html = save_player_html(player, out_dir / f"{stem}_player.html")
-    summary = {
-        "video": str(path),
-        "bbox_first": [float(v) for v in bbox],
-        "follow": follow,
-        "every": every,
-        "frames": n,
-        "fps": fps,
-        "one_euro": one_euro,
-        "overlay": str(video["path"]),
-        "overlay_format": video["format"],
-        "html": str(html),
-        "npz": str(npz),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    summary = dict(video=str(path), bbox_first=[float(v) for v in bbox], follow=follow, every=every, frames=n, fps=fps,
+                   one_euro=one_euro, overlay=str(video["path"]), overlay_format=video["format"], html=str(html),
+                   npz=str(npz), seconds=round(time.perf_counter() - t0, 2))  # fmt: skip
     atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=1))
     picture = player_png(frames, 0, skeleton=skeleton)
     return {**summary, "overlay": video["path"], "html": html, "npz": npz, "player": player, "player_png": picture,
             **arrays}  # fmt: skip
+
+
+def _frame_total(frames: int, every: int, max_frames: Optional[int]) -> int:
+    """Frames a run will predict as far as the container says (0: unknown), capped by ``max_frames``."""
+    total = (frames + every - 1) // every if frames > 0 else 0
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+    return total
+
+
+def _write_overlays(frames: Iterator[np.ndarray], out: Path, fps: float, source: Union[str, Path]) -> Dict[str, Any]:
+    try:
+        return write_video(frames, out, fps)
+    except ValueError as e:
+        if "no frames" in str(e):
+            raise ValueError(f"{source}: no frame could be read") from None
+        raise
 
 
 def player_frames(

@@ -148,6 +148,25 @@ def hand_traces(
     return traces
 
 
+def root_align(sources: Dict[str, Tuple[np.ndarray, np.ndarray]], skeleton: Skeleton) -> Tuple[dict, dict]:
+    """Each source's hands relative to their own roots: ``(aligned sources, roots)`` with ``sources`` name ->
+    (joints (J, 3), ok (J,)); a hand whose root is not ok is left out (its joints not ok); ``roots`` name -> hand ->
+    root position (for the side-by-side order)."""
+    roots: Dict[str, Dict[str, np.ndarray]] = {}
+    aligned = {}
+    for source, (arr, ok) in sources.items():
+        roots[source] = {h: arr[skeleton.root_idx[h]] for h in HANDS if ok[skeleton.root_idx[h]]}
+        arr, ok = arr.copy(), ok.copy()
+        for h in HANDS:
+            jt = skeleton.joint_type[h]
+            if h in roots[source]:
+                arr[jt] -= roots[source][h]
+            else:
+                ok[jt] = False
+        aligned[source] = (arr, ok)
+    return aligned, roots
+
+
 def _side_offsets(
     roots: Dict[str, Dict[str, np.ndarray]], hands: Tuple[str, ...], gap_mm: float
 ) -> Dict[str, np.ndarray]:
@@ -236,21 +255,7 @@ def hands_figure(
 
     offsets: Dict[str, np.ndarray] = {h: np.zeros(3) for h in hands}
     if space == "root":
-        roots: Dict[str, Dict[str, np.ndarray]] = {}
-        for source, (arr, ok) in sources.items():
-            roots[source] = {h: arr[skeleton.root_idx[h]] for h in HANDS if ok[skeleton.root_idx[h]]}
-        aligned = {}
-        for source, (arr, ok) in sources.items():
-            arr = arr.copy()
-            ok = ok.copy()
-            for h in HANDS:
-                jt = skeleton.joint_type[h]
-                if h in roots[source]:
-                    arr[jt] -= roots[source][h]
-                else:
-                    ok[jt] = False
-            aligned[source] = (arr, ok)
-        sources = aligned
+        sources, roots = root_align(sources, skeleton)
         if root_layout == "side":
             offsets = _side_offsets(roots, hands, hand_gap_mm)
 
@@ -296,6 +301,37 @@ def scene_layout(title: Optional[str], height: int, space: str) -> dict:
     )
 
 
+def _frustum_lines(pos: np.ndarray, rot: np.ndarray, frustum_mm: float) -> Tuple[list, list, list]:
+    """Plotly x, y, z lists of every camera's frustum (a 4:3 image plane at ``frustum_mm``) and optical axis, in
+    world coordinates (X = R^T c + campos), segments separated by gaps."""
+    corners = np.array([[-0.5, -0.375, 1], [0.5, -0.375, 1], [0.5, 0.375, 1], [-0.5, 0.375, 1]]) * frustum_mm
+    world = pos[:, None, :] + np.einsum("cji,kj->cki", rot, corners)  # (C, 4, 3)
+    axis_end = pos + 2.0 * frustum_mm * rot[:, 2, :]
+    segs = [np.stack([pos, world[:, k]], axis=1) for k in range(4)]
+    segs += [np.stack([world[:, k], world[:, (k + 1) % 4]], axis=1) for k in range(4)]
+    segs.append(np.stack([pos, axis_end], axis=1))
+    seg = np.concatenate(segs, axis=0)  # (S, 2, 3)
+    return xyz_lists(np.concatenate([seg, np.full((len(seg), 1, 3), np.nan)], axis=1))
+
+
+def _check_rig(campos, camrot, names) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    """(campos (C, 3), camrot (C, 3, 3), names) checked, or ValueError naming what is wrong."""
+    pos = np.asarray(campos, dtype=np.float64)
+    rot = np.asarray(camrot, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
+        raise ValueError(f"campos must have shape (C, 3), got {np.shape(campos)}")
+    if rot.shape != (pos.shape[0], 3, 3):
+        raise ValueError(f"camrot must have shape ({pos.shape[0]}, 3, 3) to match campos, got {np.shape(camrot)}")
+    for c in range(len(rot)):
+        check_rotation(rot[c], name=f"camrot[{c}]")
+    if not np.isfinite(pos).all():
+        raise ValueError("campos contains non-finite values")
+    names = [str(n) for n in (range(len(pos)) if names is None else names)]
+    if len(names) != len(pos):
+        raise ValueError(f"names has {len(names)} entries for {len(pos)} cameras")
+    return pos, rot, names
+
+
 def camera_rig_figure(
     campos: np.ndarray,
     camrot: np.ndarray,
@@ -314,21 +350,7 @@ def camera_rig_figure(
     ``X_cam = R (X_world - campos)``, so row 2 of R is the viewing direction). frustum_mm: frustum depth (default
     12 % of the median camera distance from the rig centre). The scene's up is the cameras' mean -y axis.
     """
-    pos = np.asarray(campos, dtype=np.float64)
-    rot = np.asarray(camrot, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
-        raise ValueError(f"campos must have shape (C, 3), got {np.shape(campos)}")
-    if rot.shape != (pos.shape[0], 3, 3):
-        raise ValueError(f"camrot must have shape ({pos.shape[0]}, 3, 3) to match campos, got {np.shape(camrot)}")
-    for c in range(len(rot)):
-        check_rotation(rot[c], name=f"camrot[{c}]")
-    if not np.isfinite(pos).all():
-        raise ValueError("campos contains non-finite values")
-    if names is None:
-        names = [str(c) for c in range(len(pos))]
-    names = [str(n) for n in names]
-    if len(names) != len(pos):
-        raise ValueError(f"names has {len(names)} entries for {len(pos)} cameras")
+    pos, rot, names = _check_rig(campos, camrot, names)
 
     centre = pos.mean(axis=0)
     hands = None
@@ -337,22 +359,13 @@ def camera_rig_figure(
         ok = check_valid(valid, skeleton, "valid") & np.isfinite(hands).all(axis=1)
         if ok.any():
             centre = hands[ok].mean(axis=0)
-    if frustum_mm is None:
+    if frustum_mm is None:  # 12 % of the median camera distance
         dist = float(np.median(np.linalg.norm(pos - centre, axis=1)))
         frustum_mm = 0.12 * dist if dist > 0 else 100.0
     if not frustum_mm > 0:
         raise ValueError(f"frustum_mm must be > 0, got {frustum_mm}")
 
-    # Frustum corners in camera coordinates (a 4:3 image plane at depth 1), then to world: X = R^T c + campos.
-    corners = np.array([[-0.5, -0.375, 1], [0.5, -0.375, 1], [0.5, 0.375, 1], [-0.5, 0.375, 1]]) * frustum_mm
-    world = pos[:, None, :] + np.einsum("cji,kj->cki", rot, corners)  # (C, 4, 3)
-    axis_end = pos + 2.0 * frustum_mm * rot[:, 2, :]
-    segs = [np.stack([pos, world[:, k]], axis=1) for k in range(4)]
-    segs += [np.stack([world[:, k], world[:, (k + 1) % 4]], axis=1) for k in range(4)]
-    segs.append(np.stack([pos, axis_end], axis=1))
-    seg = np.concatenate(segs, axis=0)  # (S, 2, 3)
-    line = np.concatenate([seg, np.full((len(seg), 1, 3), np.nan)], axis=1).reshape(-1, 3)
-    x, y, z = ([None if np.isnan(v) else float(v) for v in line[:, k]] for k in range(3))
+    x, y, z = _frustum_lines(pos, rot, frustum_mm)
 
     fig = go.Figure()
     fig.add_trace(
@@ -369,18 +382,11 @@ def camera_rig_figure(
     )
     fig.add_trace(
         go.Scatter3d(
-            x=pos[:, 0].tolist(),
-            y=pos[:, 1].tolist(),
-            z=pos[:, 2].tolist(),
-            mode="markers+text",
-            name="cameras",
-            text=names,
-            textposition="top center",
-            textfont=dict(size=9),
-            marker=dict(size=4, color="rgb(20,20,30)"),
+            x=pos[:, 0].tolist(), y=pos[:, 1].tolist(), z=pos[:, 2].tolist(), mode="markers+text", name="cameras",
+            text=names, textposition="top center", textfont=dict(size=9), marker=dict(size=4, color="rgb(20,20,30)"),
             meta=dict(part="cameras"),
         )
-    )
+    )  # fmt: skip
     if hands is not None:
         for hand in HANDS:
             fig.add_traces(hand_traces(hands, ok, skeleton, hand, "hands"))

@@ -72,6 +72,46 @@ def _axis_label(direction: np.ndarray, titles: Sequence[str]) -> str:
     return ("-" if direction[k] < 0 else "") + titles[k]
 
 
+def _draw_trace(ax, trace, p: np.ndarray, alpha: float, mode: str):
+    """Draw one Scatter3d trace's lines, markers and text (points ``p`` in view coordinates); the artist for its
+    legend entry, or None."""
+    handle = None
+    if "lines" in mode:
+        rgba = _colour(trace.line.color)
+        dash = {"dash": "--", "dot": ":", "dashdot": "-."}.get(trace.line.dash or "solid", "-")
+        width = 0.45 * (trace.line.width or 2)
+        (handle,) = ax.plot(
+            p[:, 0], p[:, 1], p[:, 2], color=rgba[:3], alpha=alpha * rgba[3], linestyle=dash, linewidth=width
+        )
+    if "markers" in mode:
+        mc = trace.marker.color
+        colours = _marker_colours(trace.marker) if isinstance(mc, (list, tuple)) else _colour(mc)
+        size = float(trace.marker.size or 4) if not isinstance(trace.marker.size, (list, tuple)) else 4.0
+        handle = ax.scatter(
+            p[:, 0],
+            p[:, 1],
+            p[:, 2],
+            c=colours if isinstance(colours, list) else [colours],
+            s=(size * 1.6) ** 2,
+            alpha=alpha,
+            depthshade=False,
+            edgecolors="none",
+        )
+    if "text" in mode and trace.text is not None:
+        for q, t in zip(p, trace.text):
+            if np.isfinite(q).all():
+                ax.text(q[0], q[1], q[2], str(t), fontsize=6)
+    return handle
+
+
+def _legend_proxy(trace, mode: str, alpha: float) -> Line2D:
+    """A legend entry in the trace's colour (its line, else its first marker) and dash."""
+    mc = trace.marker.color
+    colour = trace.line.color if "lines" in mode else (mc[0] if isinstance(mc, (list, tuple)) and mc else mc)
+    dash = "--" if (trace.line.dash or "") == "dash" else "-"
+    return Line2D([], [], color=_colour(colour)[:3], alpha=alpha, marker="o", markersize=4, linestyle=dash)
+
+
 def static_fallback(
     fig: go.Figure, as_png: bool = False, width_in: float = 7.0, height_in: float = 5.5, dpi: int = 100
 ) -> Union[Figure, bytes]:
@@ -99,54 +139,10 @@ def static_fallback(
         everything.append(p[np.isfinite(p).all(axis=1)])
         alpha = 1.0 if trace.opacity is None else float(trace.opacity)
         mode = trace.mode or "lines+markers"
-        handle = None
-        if "lines" in mode:
-            rgba = _colour(trace.line.color)
-            dash = {"dash": "--", "dot": ":", "dashdot": "-."}.get(trace.line.dash or "solid", "-")
-            width = 0.45 * (trace.line.width or 2)
-            (handle,) = ax.plot(
-                p[:, 0], p[:, 1], p[:, 2], color=rgba[:3], alpha=alpha * rgba[3], linestyle=dash, linewidth=width
-            )
-        if "markers" in mode:
-            mc = trace.marker.color
-            colours = _marker_colours(trace.marker) if isinstance(mc, (list, tuple)) else _colour(mc)
-            size = float(trace.marker.size or 4) if not isinstance(trace.marker.size, (list, tuple)) else 4.0
-            handle = ax.scatter(
-                p[:, 0],
-                p[:, 1],
-                p[:, 2],
-                c=colours if isinstance(colours, list) else [colours],
-                s=(size * 1.6) ** 2,
-                alpha=alpha,
-                depthshade=False,
-                edgecolors="none",
-            )
-        if "text" in mode and trace.text is not None:
-            for q, t in zip(p, trace.text):
-                if np.isfinite(q).all():
-                    ax.text(q[0], q[1], q[2], str(t), fontsize=6)
+        handle = _draw_trace(ax, trace, p, alpha, mode)
         if handle is not None and trace.showlegend is not False and trace.name and trace.name not in labels:
             labels.append(trace.name)
-            proxy_colour = _colour(
-                trace.line.color
-                if "lines" in mode
-                else (
-                    trace.marker.color[0]
-                    if isinstance(trace.marker.color, (list, tuple)) and trace.marker.color
-                    else trace.marker.color
-                )
-            )
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=proxy_colour[:3],
-                    alpha=alpha,
-                    marker="o",
-                    markersize=4,
-                    linestyle="--" if (trace.line.dash or "") == "dash" else "-",
-                )
-            )
+            handles.append(_legend_proxy(trace, mode, alpha))
 
     scene = fig.layout.scene
     titles = [scene.xaxis.title.text or "x", scene.yaxis.title.text or "y", scene.zaxis.title.text or "z"]

@@ -79,20 +79,7 @@ class SampleBrowser:
         hands = check_hands(hands)
         self._get_sample = get_sample
         self.n = int(n)
-        self.hand_type = None if hand_type is None else np.asarray(hand_type).astype(str)
-        self.error = None if error is None else np.asarray(error, dtype=np.float64)
-        for name, arr in (("hand_type", self.hand_type), ("error", self.error)):
-            if arr is not None and arr.shape != (self.n,):
-                raise ValueError(f"{name} must have one entry per sample ({self.n}), got shape {arr.shape}")
-        self.filter_dropdown = widgets.Dropdown(
-            options=FILTERS, value=hand_filter, description="hands", layout=widgets.Layout(width="200px")
-        )
-        self.order_dropdown = widgets.Dropdown(
-            options=[("as listed", "index"), ("worst first", "worst"), ("best first", "best")],
-            value=order,
-            description="order",
-            layout=widgets.Layout(width="200px"),
-        )
+        self._build_order(hand_type, error, hand_filter, order)
         self.order: List[int] = browse_order(self.n, self.hand_type, self.error, hand_filter, order)
         self.skeleton = skeleton
         self.figure_height = int(figure_height)
@@ -108,23 +95,7 @@ class SampleBrowser:
             continuous_update=False,
             layout=widgets.Layout(width="420px"),
         )
-        self.prev_button = widgets.Button(description="◀ prev", layout=widgets.Layout(width="80px"))
-        self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="80px"))
-        self.hand_boxes = {
-            h: widgets.Checkbox(
-                value=h in hands, description=f"{h} hand", indent=False, layout=widgets.Layout(width="100px")
-            )
-            for h in HANDS
-        }
-        self.pred_box = widgets.Checkbox(
-            value=show_pred, description="prediction", indent=False, layout=widgets.Layout(width="100px")
-        )
-        self.gt_box = widgets.Checkbox(
-            value=show_gt, description="ground truth", indent=False, layout=widgets.Layout(width="110px")
-        )
-        self.space_buttons = widgets.ToggleButtons(
-            options=["camera", "root"], value=space, description="space", style={"button_width": "70px"}
-        )
+        self._build_toggles(hands, show_pred, show_gt, space)
         self.title_html = widgets.HTML()
         self.image = widgets.Image(format="png", width=image_width)
 
@@ -155,6 +126,43 @@ class SampleBrowser:
     def _order_widgets(self) -> list:
         out = [self.filter_dropdown] if self.hand_type is not None else []
         return out + ([self.order_dropdown] if self.error is not None else [])
+
+    def _build_order(self, hand_type, error, hand_filter: str, order: str) -> None:
+        """The per-sample hand types and errors (checked) and the filter and order drop-downs."""
+        self.hand_type = None if hand_type is None else np.asarray(hand_type).astype(str)
+        self.error = None if error is None else np.asarray(error, dtype=np.float64)
+        for name, arr in (("hand_type", self.hand_type), ("error", self.error)):
+            if arr is not None and arr.shape != (self.n,):
+                raise ValueError(f"{name} must have one entry per sample ({self.n}), got shape {arr.shape}")
+        self.filter_dropdown = widgets.Dropdown(
+            options=FILTERS, value=hand_filter, description="hands", layout=widgets.Layout(width="200px")
+        )
+        self.order_dropdown = widgets.Dropdown(
+            options=[("as listed", "index"), ("worst first", "worst"), ("best first", "best")],
+            value=order,
+            description="order",
+            layout=widgets.Layout(width="200px"),
+        )
+
+    def _build_toggles(self, hands: Sequence[str], show_pred: bool, show_gt: bool, space: str) -> None:
+        """The prev/next buttons, the hand and source check boxes and the space buttons."""
+        self.prev_button = widgets.Button(description="◀ prev", layout=widgets.Layout(width="80px"))
+        self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="80px"))
+        self.hand_boxes = {
+            h: widgets.Checkbox(
+                value=h in hands, description=f"{h} hand", indent=False, layout=widgets.Layout(width="100px")
+            )
+            for h in HANDS
+        }
+        self.pred_box = widgets.Checkbox(
+            value=show_pred, description="prediction", indent=False, layout=widgets.Layout(width="100px")
+        )
+        self.gt_box = widgets.Checkbox(
+            value=show_gt, description="ground truth", indent=False, layout=widgets.Layout(width="110px")
+        )
+        self.space_buttons = widgets.ToggleButtons(
+            options=["camera", "root"], value=space, description="space", style={"button_width": "70px"}
+        )
 
     # ------------------------------------------------------------------------------------------------ state
     @property
