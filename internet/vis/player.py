@@ -29,9 +29,10 @@ from internet.vis.sequence import MPJPE_LINES, frame_sources, scene_ranges
 from internet.vis.style import HAND_COLORS, rgb, source_style
 
 # Domains (paper fractions) of the three panels.
-_IMAGE = dict(x=[0.0, 0.40], y=[0.42, 1.0])
-_CURVE = dict(x=[0.04, 0.40], y=[0.13, 0.34])
+_IMAGE = dict(x=[0.0, 0.40], y=[0.46, 1.0])
+_CURVE = dict(x=[0.04, 0.40], y=[0.2, 0.38])
 _SCENE = dict(x=[0.43, 1.0], y=[0.0, 1.0])
+PLAYER_GAP_MM = 180.0  # the root-aligned hands this far apart (x), so they fill the 3D view
 
 SEEK_ON_CLICK_JS = """
 var gd = document.getElementById('{plot_id}');
@@ -190,7 +191,7 @@ def player_figure(
     names = [str(f.get("label", k)) for k, f in enumerate(frames)]
     if len(set(names)) != n:
         names = [str(k) for k in range(n)]
-    srcs = [frame_sources(f, skeleton) for f in frames]
+    srcs = [frame_sources(f, skeleton, gap_mm=PLAYER_GAP_MM) for f in frames]
     uris = [_jpeg_uri(overlay_image(f, skeleton), image_max_side) for f in frames]
     titles = [str(f.get("title", title or f"frame {k}")) for k, f in enumerate(frames)]
 
@@ -277,8 +278,8 @@ def player_png(
     f = frames[k]
     from internet.vis.sequence import animation_traces
 
-    hands = go.Figure(animation_traces(frame_sources(f, skeleton), skeleton))
-    hands.update_layout(scene=_player_scene([frame_sources(g, skeleton) for g in frames]))
+    hands = go.Figure(animation_traces(frame_sources(f, skeleton, gap_mm=PLAYER_GAP_MM), skeleton))
+    hands.update_layout(scene=_player_scene([frame_sources(g, skeleton, gap_mm=PLAYER_GAP_MM) for g in frames]))
     hands.layout.scene.camera = OBLIQUE_VIEW
     pic3d = static_fallback(hands, as_png=True, width_in=5.5, height_in=5.0, dpi=dpi)
     out = PngFigure(figsize=(11.0, 6.0), dpi=dpi)
