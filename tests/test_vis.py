@@ -498,3 +498,22 @@ def test_box_slider_is_the_box_on_screen_with_a_live_preview():
     assert slider.box.tolist() == [50, 10, 40, 30] and "not changed" in slider.message.value
     bundle = slider._repr_mimebundle_()
     assert "image/png" in bundle and bundle["text/plain"] == "<box [50.0, 10.0, 40.0, 30.0]>"
+
+
+def test_sample_browser_exports_the_sample_on_screen(tmp_path):
+    base = straight_hands(INTERHAND)
+
+    def get_sample(i: int) -> dict:
+        cam = base + np.array([10.0 * i, 0.0, 0.0])
+        return dict(img=np.full((80, 100, 3), 20 * i, np.uint8), joint_cam=cam, pred_cam=cam + 1.0, title=f"#{i}")
+
+    browser = SampleBrowser(get_sample, 3, INTERHAND, start=2, export_dir=tmp_path / "exp")
+    assert browser.export_button in browser.widget.children[1].children
+    browser.hand_boxes["left"].value = False  # what is on screen is what is exported
+    browser.export_button.click()
+    html = (tmp_path / "exp" / "sample_2_3d.html").read_text()
+    assert "plotly" in html[:20000].lower() and '"hand":"right"' in html.replace(" ", "")
+    assert '"hand":"left"' not in html.replace(" ", "")
+    for name in ("sample_2_3d.png", "sample_2_2d.png", "sample_2.png"):
+        assert (tmp_path / "exp" / name).read_bytes()[:8] == PNG_MAGIC
+    assert "exported to" in browser.title_html.value

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import cv2
 import ipywidgets as widgets
@@ -65,11 +66,13 @@ class SampleBrowser:
         error: Optional[Sequence[float]] = None,
         hand_filter: str = "all",
         order: str = "index",
+        export_dir: Optional[Union[str, Path]] = None,
     ) -> None:
         """get_sample: index -> sample dict; n: number of samples; start: first index shown; space: 'camera' or
         'root'; hands, show_pred, show_gt: initial toggles; image_width (px) and figure_height (px): sizes;
         hand_type, error: per-sample hand type and error for the filter and the order; hand_filter ('all',
-        'interacting', 'right', 'left') and order ('index', 'worst', 'best'): their initial values."""
+        'interacting', 'right', 'left') and order ('index', 'worst', 'best'): their initial values; export_dir: an
+        "export" button writes the sample on screen there (:meth:`export`)."""
         if not callable(get_sample):
             raise TypeError("get_sample must be a callable index -> dict")
         if int(n) != n or n < 1:
@@ -96,6 +99,9 @@ class SampleBrowser:
             layout=widgets.Layout(width="420px"),
         )
         self._build_toggles(hands, show_pred, show_gt, space)
+        self.export_dir = None if export_dir is None else Path(export_dir)
+        self.export_button = widgets.Button(description="export", tooltip="HTML + PNG of the sample on screen")
+        self.export_button.on_click(lambda _: self.export())
         self.title_html = widgets.HTML()
         self.image = widgets.Image(format="png", width=image_width)
 
@@ -116,12 +122,33 @@ class SampleBrowser:
         self._widget = widgets.VBox(
             [
                 widgets.HBox([self.prev_button, self.slider, self.next_button, *self._order_widgets()]),
-                widgets.HBox([*self.hand_boxes.values(), self.pred_box, self.gt_box, self.space_buttons]),
+                widgets.HBox(
+                    [*self.hand_boxes.values(), self.pred_box, self.gt_box, self.space_buttons, *self._export_widgets()]
+                ),
                 self.title_html,
                 widgets.HBox([self.image, plot]),
             ]
         )
         self.update(self.order[0] if start is None and self.order else start or 0)
+
+    def _export_widgets(self) -> list:
+        return [self.export_button] if self.export_dir is not None else []
+
+    def export(self, out_dir: Optional[Union[str, Path]] = None, png_method: str = "auto") -> Dict[str, Any]:
+        """Write the sample on screen to ``out_dir`` (default ``export_dir``): ``sample_{i}_3d.html`` and ``.png`` (the
+        3D figure as shown: hands, space, toggles), ``sample_{i}_2d.png`` (the overlay) and ``sample_{i}.png`` (both
+        side by side, as the static view). Returns the paths; the title line says where they went."""
+        from internet.utils.atomic import atomic_write_bytes
+        from internet.vis.export import save_figure
+
+        folder = Path(out_dir or self.export_dir or ".")
+        stem = f"sample_{self._index}"
+        saved = save_figure(self._figure, folder, f"{stem}_3d", png_method=png_method)
+        written = {"html": saved["html"], "png_3d": saved["png"]}
+        written["png_2d"] = atomic_write_bytes(folder / f"{stem}_2d.png", self.image_png)
+        written["png"] = atomic_write_bytes(folder / f"{stem}.png", self.static_png())
+        self.title_html.value += f" <i>exported to {html.escape(str(folder))}</i>"
+        return written
 
     def _order_widgets(self) -> list:
         out = [self.filter_dropdown] if self.hand_type is not None else []
