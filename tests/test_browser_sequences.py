@@ -29,6 +29,12 @@ def lab06(tmp_path, tiny_data, trained_checkpoint):
 
 
 def test_sequence_player_plays_in_jupyterlab_without_the_kernel(lab06):
+    play_the_player(lab06, "06_sequences")
+
+
+def play_the_player(lab: dict, name: str) -> None:
+    """Run notebook ``name`` in the JupyterLab of ``lab``, enter its first plotly output (the player), press play and
+    see the frames advance in the page with no message sent to the kernel meanwhile."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -38,13 +44,14 @@ def test_sequence_player_plays_in_jupyterlab_without_the_kernel(lab06):
             page.set_default_timeout(120_000)
             sent = []  # messages the page sends to the kernel (websocket frames)
             page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
-            open_and_run_all(page, lab06, "06_sequences")
+            open_and_run_all(page, lab, name)
             # the player is one plotly output: its static PNG until the pointer enters, then the live figure
             player = page.locator(".jp-RenderedPlotly").first
             player.scroll_into_view_if_needed()
             player.hover()
-            page.wait_for_selector(".jp-RenderedPlotly .js-plotly-plot .gl-container canvas", state="attached")
-            plot = ".jp-RenderedPlotly .js-plotly-plot"
+            # plotly's JupyterLab renderer draws into its own node: the output element is the plotly graph div
+            page.wait_for_selector(".jp-RenderedPlotly .gl-container canvas", state="attached")
+            plot = ".jp-RenderedPlotly.js-plotly-plot"
             meta = page.evaluate(f"document.querySelector('{plot}').layout.meta")
             assert meta["kind"] == "sequence_player" and meta["frames"] >= 3, meta
             page.evaluate(
@@ -62,9 +69,9 @@ def test_sequence_player_plays_in_jupyterlab_without_the_kernel(lab06):
             assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
             times = [t for t, _ in shown]
             rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000.0) if len(times) > 1 else 0.0
-            print(f"06 player in JupyterLab: {rate:.2f} frames/s shown, the sequence has {meta['fps']} fps")
+            print(f"{name} player in JupyterLab: {rate:.2f} frames/s shown, the sequence has {meta['fps']} fps")
             assert rate > 0.5  # it plays by itself; the rate against the sequence's: tests/test_player.py
-            shot = lab06["out"] / "vis" / "browser_06_sequences.png"
+            shot = lab["out"] / "vis" / f"browser_{name}.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot))
         finally:

@@ -648,13 +648,15 @@ def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_che
         png_export="matplotlib",
     )
     assert not _errors(nb)
-    demo_image = project_root().parent / "shared/data/interhand26m_sample/unannotated/facebookresearch_demo_input.jpg"
-    if demo_image.is_file():
-        image, box = demo_image, [69, 137, 165, 153]
-    else:
-        index = explore.load_split_index(tiny_data, "test")
-        image, box = tiny_data / "images" / "test" / index.file_name(0), index["bbox"][0].tolist()
-    assert f"image {image}" in _text(nb)
+    # the default image is the synthetic set's first interacting image (inside the repository, not ../shared)
+    index = explore.load_split_index(tiny_data, "test")
+    row = int(np.nonzero(np.asarray(index["hand_type"]) == 2)[0][0])  # code 2: interacting
+    image, box = tiny_data / "images" / "test" / index.file_name(row), index["bbox"][row].tolist()
+    assert f"image {image}" in _text(nb) and "shared" not in str(image)
+    saved_box = json.loads((out / "vis" / "05_your_image.json").read_text())["bbox_given"]
+    np.testing.assert_allclose(saved_box, box)  # the box on screen (not moved here) is the one saved
+    sliders = [o for o in _outputs(nb) if o.get("data", {}).get("text/plain", "").startswith("<your box")]
+    assert len(sliders) == 1 and "image/png" in sliders[0]["data"]  # the box widget leaves its preview
     saved = json.loads((out / "vis" / "05_your_image.json").read_text())
     assert saved["image"] == str(image)
     model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())
