@@ -194,7 +194,9 @@ def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> Non
     bundle = dict(fig._repr_mimebundle_(include=None, exclude=None) or {})
     bundle.update(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
     if static is not False:
-        png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static))
+        # the picture at the figure's own height, so the page does not jump when the live figure replaces it
+        height = int(fig.layout.height or 560)
+        png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static), height=height)
         bundle["image/png"] = base64.b64encode(png).decode("ascii")
     bundle.setdefault("text/plain", f"<plotly figure: {fig.layout.title.text or 'untitled'}>")
     ipd.display(bundle, raw=True)
