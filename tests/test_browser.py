@@ -198,7 +198,8 @@ _PLOT_DATA_JS = """(sel) => {
     const el = document.querySelector(sel);
     if (!el || !el.data) return null;
     const arr = (v) => v == null ? [] : Array.from(v);
-    return el.data.map(t => ({x: arr(t.x), y: arr(t.y), z: arr(t.z), meta: t.meta || null, name: t.name || null}));
+    return el.data.map(t => ({x: arr(t.x), y: arr(t.y), z: arr(t.z), meta: t.meta || null, name: t.name || null,
+                              color: (t.line && typeof t.line.color === 'string') ? t.line.color : null}));
 }"""
 
 
@@ -234,6 +235,12 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             before_sig = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
             assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
 
+            # right and left hands in two colour families, in the figure the browser shows
+            colours = {h: {t["color"] for t in before if t["meta"] and t["meta"].get("hand") == h
+                           and t["meta"].get("part") == "bones"} for h in ("right", "left")}  # fmt: skip
+            assert colours["right"] and colours["left"] and not colours["right"] & colours["left"], colours
+            assert "(interacting)" in before_title, before_title  # 04's default: interacting samples, worst first
+
             page.locator(".jupyter-widgets button:has-text('next')").first.click()
             page.wait_for_function(
                 "(old) => { const t = document.querySelector("
@@ -245,9 +252,16 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             )
             after = _plot_data(page, browser_plot)
             assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
-            assert "#1" in title.inner_text() and "#0" in before_title
             readout = page.locator(".jupyter-widgets .widget-readout").first.inner_text()
             assert readout.strip() == "1"
+            # the hand-type filter: right hands only
+            page.locator(".jupyter-widgets .widget-dropdown select").first.select_option("right")
+            page.wait_for_function(
+                "() => /\\(right\\)/.test(document.querySelector('.jupyter-widgets .widget-html-content b')"
+                "?.textContent || '')"
+            )
+            right = _plot_data(page, browser_plot)
+            assert any(t["meta"] and t["meta"].get("hand") == "right" for t in right)
 
             shot = lab["out"] / "vis" / "browser_04_visualize_3d.png"
             shot.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -570,10 +571,30 @@ def test_evaluate_notebook_outputs(demo_run):
     saved = json.loads((result / "eval_test.json").read_text())  # internet.evaluation.results: Trainer.test's format
     assert set(saved["baselines"]) == {"untrained", "mean pose"} and saved["meta"]["samples"] == 12
     assert saved["meta"]["flip_test"] is False and "official_protocol" in saved
+    pck_3d = saved["extras"]["pck_3d"]  # an extra, labelled as such, beside the official protocol
+    assert "not part of the official protocol" in pck_3d["label"] and pck_3d["range_mm"] == [0.0, 50.0]
+    assert 0.0 <= pck_3d["auc"] <= 1.0 and len(pck_3d["pck"]) == 51 and "3D PCK AUC over 0-50 mm" in text
     pred = np.load(result / "pred_test.npz")
     assert pred["joint_coord"].shape == (12, 42, 3) and pred["per_sample_mpjpe"].shape == (12,)
     np.testing.assert_array_equal(pred["index"], np.arange(12))
     _check_png(result / "per_joint_test.png")
+
+
+def test_evaluate_notebook_compares_two_checkpoints(execute_notebook, trained_checkpoint, tiny_data, tmp_path):
+    out = tmp_path / "out"
+    nb = execute_notebook(
+        "03_evaluate", tmp_path / "03.ipynb", data_root=str(tiny_data), output_dir=str(out),
+        checkpoint=str(trained_checkpoint), compare_checkpoint=str(trained_checkpoint), compare_baselines=False,
+        n_show=0,
+    )  # fmt: skip
+    assert not _errors(nb)
+    text = _text(nb)
+    name = f"compared ({trained_checkpoint.name})"
+    rows = [line[len(label) :].split() for line in text.splitlines() for label in ("checkpoint ", name + " ")
+            if line.startswith(label)]  # fmt: skip
+    assert len(rows) == 2 and rows[0] == rows[1], rows  # the same model twice: the same metrics side by side
+    saved = json.loads((out / "result" / "eval_test.json").read_text())
+    assert not saved.get("baselines") and saved["extras"]["pck_3d"]["auc"] is not None
 
 
 def test_visualize_notebook_outputs(demo_run):
@@ -593,11 +614,23 @@ def test_visualize_notebook_outputs(demo_run):
     ]
     sources = {t.get("meta", {}).get("source") for f in figs for t in f["data"]}
     assert {"pred", "gt"} <= sources
+    # the default shows an interacting sample (the worst browsed), both hands in their own colour families
+    text = _text(nb)
+    shown = re.search(r"shown: test #(\d+) \((\w+)\)", text)
+    assert shown and shown.group(2) == "interacting", text[:2000]
+    bone_colours = {h: {t["line"]["color"] for t in figs[0]["data"] if (t.get("meta") or {}).get("hand") == h
+                        and t["meta"].get("part") == "bones"} for h in ("right", "left")}  # fmt: skip
+    assert bone_colours["right"] and bone_colours["left"] and not bone_colours["right"] & bone_colours["left"]
+    # the sample browser leaves a static picture and a line of text, not "VBox(children=..."
+    widget_outs = [o for o in _outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_outs and all("image/png" in o["data"] for o in widget_outs)
+    assert not any(o["data"]["text/plain"].startswith("VBox(") for o in widget_outs)
     vis = demo_run.output_dir / "vis"
-    for stem in ("04_test_0_camera", "04_test_0_root"):
+    for kind in ("camera", "root"):
+        stem = f"04_test_{shown.group(1)}_{kind}"
         assert "plotly" in (vis / f"{stem}.html").read_text()[:20000].lower()
         _check_png(vis / f"{stem}.png")
-    _check_png(vis / "04_test_0_overlay.png")
+    _check_png(vis / f"04_test_{shown.group(1)}_overlay.png")
 
 
 # ------------------------------------------------------------------------------------------------ 05, your image
@@ -616,13 +649,15 @@ def test_your_image_notebook_matches_the_predictor(execute_notebook, trained_che
         png_export="matplotlib",
     )
     assert not _errors(nb)
-    demo_image = project_root().parent / "shared/data/interhand26m_sample/unannotated/facebookresearch_demo_input.jpg"
-    if demo_image.is_file():
-        image, box = demo_image, [69, 137, 165, 153]
-    else:
-        index = explore.load_split_index(tiny_data, "test")
-        image, box = tiny_data / "images" / "test" / index.file_name(0), index["bbox"][0].tolist()
-    assert f"image {image}" in _text(nb)
+    # the default image is the synthetic set's first interacting image (inside the repository, not ../shared)
+    index = explore.load_split_index(tiny_data, "test")
+    row = int(np.nonzero(np.asarray(index["hand_type"]) == 2)[0][0])  # code 2: interacting
+    image, box = tiny_data / "images" / "test" / index.file_name(row), index["bbox"][row].tolist()
+    assert f"image {image}" in _text(nb) and "shared" not in str(image)
+    saved_box = json.loads((out / "vis" / "05_your_image.json").read_text())["bbox_given"]
+    np.testing.assert_allclose(saved_box, box)  # the box on screen (not moved here) is the one saved
+    sliders = [o for o in _outputs(nb) if o.get("data", {}).get("text/plain", "").startswith("<your box")]
+    assert len(sliders) == 1 and "image/png" in sliders[0]["data"]  # the box widget leaves its preview
     saved = json.loads((out / "vis" / "05_your_image.json").read_text())
     assert saved["image"] == str(image)
     model, cfg, _ = load_model(trained_checkpoint, Config.cpu_demo())

@@ -273,36 +273,28 @@ def _frame(k: int, n_valid: int = 42) -> dict:
     }
 
 
-def test_player_updates_the_3d_figure_in_place_and_controls_speed():
-    from internet.vis.sequence import SequencePlayer
+def test_player_frames_keep_their_traces_and_leave_invalid_joints_out():
+    from internet.vis.player import player_figure
 
     frames = [_frame(0), _frame(1, n_valid=30), _frame(2)]
     curves = {"right": np.array([1.0, 2.0, 3.0]), "left": np.array([2.0, np.nan, 1.0])}
-    player = SequencePlayer(lambda k: frames[k], 3, fps=5.0, curves=curves)
-    n_traces = len(player.figure.data)
-    assert n_traces == 2 * 2 * 6  # (pred, gt) x (right, left) x (5 fingers + joints)
-    before = [list(t.x) for t in player.figure.data]
-    png0 = player.image_png
-    player.slider.value = 1  # what the Play widget does, through jslink, in a browser
-    assert player.index == 1 and len(player.figure.data) == n_traces
-    assert [list(t.x) for t in player.figure.data] != before and player.image_png != png0
-    assert player.curve.layout.shapes[0].x0 == 1.0  # the current frame is marked
-    left_gt = [
-        t
-        for t in player.figure.data
-        if t.meta["source"] == "gt" and t.meta["hand"] == "left" and t.meta["part"] == "joints"
-    ][0]
-    assert all(v is None for v in left_gt.x[30 - 21 :])  # invalid joints are gaps
-    player.set_speed(2.0)
-    assert player.play.interval == 100
-    player.speed.value = 0.5
-    assert player.play.interval == 400
-    with pytest.raises(IndexError):
-        player.show_frame(3)
+    fig = player_figure(frames, fps=5.0, curves=curves)
+    hands = [i for i, t in enumerate(fig.data) if t.meta["part"] == "hand"]
+    assert len(hands) == 2 * 2  # (GT, pred) x (right, left), in every frame at the same places
+    assert all(list(f.traces)[1 : 1 + len(hands)] == hands for f in fig.frames)
+
+    def left_gt(k):
+        return [t for t in fig.frames[k].data if t.meta.get("source") == "gt" and t.meta.get("hand") == "left"][0]
+
+    # frame 1: joints 30..41 invalid, the left root (41) among them: the root-aligned left hand is left out (gaps)
+    assert all(v is None for v in left_gt(1).x) and sum(v is not None for v in left_gt(0).x) == 2 * 20
+    assert fig.frames[2].data[-1].x == (2.0, 2.0)  # the cursor on frame 2
 
 
 def test_animation_html_and_video_exports(tmp_path, monkeypatch):
     from internet.vis import sequence as S
+    from internet.vis import video_io
+    from internet.vis.video_io import write_video
 
     frames = [_frame(k) for k in range(4)]
     fig = S.hands_animation_figure(frames, fps=5.0)
@@ -310,7 +302,7 @@ def test_animation_html_and_video_exports(tmp_path, monkeypatch):
     assert fig.frames[0].data[0].x != fig.frames[1].data[0].x
     html = S.save_animation_html(fig, tmp_path / "a.html").read_text()
     assert "plotly" in html[:100000].lower() and '"frames"' in html and "cdn.plot.ly" not in html[:2000]
-    out = S.write_video((f["img"] for f in frames), tmp_path / "v.mp4", 5.0)
+    out = write_video((f["img"] for f in frames), tmp_path / "v.mp4", 5.0)
     assert out["format"] == "mp4" and out["frames"] == 4
     cap = cv2.VideoCapture(str(out["path"]))
     n = 0
@@ -319,16 +311,18 @@ def test_animation_html_and_video_exports(tmp_path, monkeypatch):
     assert n == 4
     # no encoder: a GIF instead
     monkeypatch.setattr(
-        S.cv2, "VideoWriter", lambda *a, **k: type("W", (), {"isOpened": lambda s: False, "release": lambda s: None})()
+        video_io.cv2,
+        "VideoWriter",
+        lambda *a, **k: type("W", (), {"isOpened": lambda s: False, "release": lambda s: None})(),
     )
-    gif = S.write_video((f["img"] for f in frames), tmp_path / "g.mp4", 5.0)
+    gif = write_video((f["img"] for f in frames), tmp_path / "g.mp4", 5.0)
     assert gif["format"] == "gif" and gif["path"] == tmp_path / "g.gif" and not (tmp_path / "g.mp4").exists()
     from PIL import Image
 
     with Image.open(gif["path"]) as im:
         assert im.n_frames == 4
     with pytest.raises(ValueError, match="no frames"):
-        S.write_video(iter(()), tmp_path / "e.mp4", 5.0)
+        write_video(iter(()), tmp_path / "e.mp4", 5.0)
 
 
 # ============================================================================================== your own video
@@ -348,7 +342,7 @@ class _StubPredictor:
 
 def test_video_is_streamed_with_a_box_that_follows(tmp_path):
     from internet.app.video import BoxFollower, iter_frames, predict_video, video_info
-    from internet.vis.sequence import write_video
+    from internet.vis.video_io import write_video
 
     h, w = 240, 320
 
@@ -400,8 +394,24 @@ def test_sequences_notebook_in_the_demo(demo_run):
     seqs = SequenceIndex(demo_run.data_root, "test")
     key = seqs.default_sequence()
     assert f"sequence {key}:" in text and "accel_error" in text and "One-Euro" in text
-    widgets = [o for o in _outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widgets, "the player is displayed"
+    plotly = [
+        o["data"]["application/vnd.plotly.v1+json"]
+        for o in _outputs(nb)
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
+    players = [p for p in plotly if (p["layout"].get("meta") or {}).get("kind") == "sequence_player"]
+    n_frames = len(seqs.frames(key.capture, key.seq_name, key.camera))
+    assert len(players) == 1 and len(players[0]["frames"]) == n_frames, "the player plays every frame in the browser"
+    player_out = [
+        o
+        for o in _outputs(nb)
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+        and o["data"]["application/vnd.plotly.v1+json"] is players[0]
+    ]
+    assert "image/png" in player_out[0]["data"]  # its static picture for viewers without JavaScript
+    assert not [o for o in _outputs(nb) if "VBox(" in o.get("data", {}).get("text/plain", "")]
+    curves = [p for p in plotly if (p["layout"].get("meta") or {}).get("kind") == "mpjpe_curve"]
+    assert not curves  # the error curve is drawn once, in the player
     vis = demo_run.output_dir / "vis"
     stem = f"06_test_Capture{key.capture}_{key.seq_name}_cam{key.camera}"
     cap = cv2.VideoCapture(str(vis / f"{stem}.mp4"))
@@ -409,8 +419,8 @@ def test_sequences_notebook_in_the_demo(demo_run):
     while cap.read()[0]:
         n += 1
     assert n == len(seqs.frames(key.capture, key.seq_name, key.camera))
-    html = (vis / f"{stem}_3d.html").read_text()
-    assert '"frames"' in html and "plotly" in html[:100000].lower()
+    html = (vis / f"{stem}_player.html").read_text()
+    assert '"frames"' in html and "plotly" in html[:100000].lower() and "plotly_click" in html
     grid = cv2.imread(str(vis / "06_test_multiview.png"))
     assert grid is not None and min(grid.shape[:2]) > 200 and grid.std() > 5
 
@@ -457,7 +467,14 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert summary["frames"] == len(seqs.frames(key.capture, key.seq_name, key.camera))
     pred = np.load(vis / "07_your_video_pred.npz")
     assert pred["joint_img"].shape == (summary["frames"], 42, 2) and np.isfinite(pred["joint_img"]).all()
-    assert (vis / "07_your_video_overlay.mp4").is_file() and (vis / "07_your_video_3d.html").is_file()
+    assert (vis / "07_your_video_overlay.mp4").is_file()
+    assert "plotly_click" in (vis / "07_your_video_player.html").read_text()
+    players = [
+        o["data"]["application/vnd.plotly.v1+json"]
+        for o in _outputs(nb)
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
+    assert len(players) == 1 and len(players[0]["frames"]) == summary["frames"]  # the result plays in the notebook
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
 
 
@@ -507,3 +524,18 @@ def test_temporal_filter_benchmark_quick(tmp_path):
     for f in noisy["filtered"]:
         assert f["jitter"] < noisy["raw"]["jitter"] and f["accel_error"] < noisy["raw"]["accel_error"]
         assert f["jitter_gt"] == noisy["raw"]["jitter_gt"] and f["count"] == noisy["raw"]["count"]
+
+
+def test_your_video_without_a_box_shows_the_first_frame_and_asks_for_one(execute_notebook, tiny_data, tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    from internet.app.video import video_from_sequence
+
+    seqs = SequenceIndex(tiny_data, "test")
+    path, _ = video_from_sequence(seqs, seqs.default_sequence(), tmp_path / "mine.mp4")
+    out = tmp_path / "07.ipynb"
+    with pytest.raises(PapermillExecutionError, match=r"bbox=None: give the hand box .* e\.g\. bbox = \["):
+        execute_notebook("07_your_video", out, video_path=str(path), output_dir=str(tmp_path / "out"))
+    nb = nbformat.read(str(out), as_version=4)
+    pictures = [o for o in _outputs(nb) if "image/png" in o.get("data", {})]
+    assert len(pictures) == 1  # the first frame with the grid and the suggested box, before the prompt

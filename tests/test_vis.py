@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from internet.skeleton import FINGER_COLORS, INTERHAND, RHD, STB, Skeleton
+from internet.skeleton import INTERHAND, RHD, STB, Skeleton
 from internet.vis import (
     SampleBrowser,
     camera_rig_figure,
@@ -23,6 +24,8 @@ from internet.vis import (
     static_fallback,
 )
 from internet.vis import export as export_mod
+from internet.vis.plot3d import CAMERA_VIEW
+from internet.vis.style import HAND_FINGER_COLORS, bone_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BACKGROUND = 30
@@ -66,11 +69,17 @@ def test_bones_are_drawn_in_finger_colours_rgb(sk):
     out = draw_skeleton_2d(img, pts, np.ones(42), sk, thickness=3, radius=2)
     assert out.dtype == np.uint8 and out.shape == img.shape
     for child, parent in sk.bones:
-        assert midpoint_pixel(out, pts, child, parent) == sk.bone_color(int(child)), sk.names[child]
-    # RGB stays RGB (the official demo swaps R and B): the thumb is red, not blue.
-    thumb = [c for c, p in sk.bones if sk.finger[c] == 0][0]
-    bone = sk.bones[list(sk.bones[:, 0]).index(thumb)]
-    assert midpoint_pixel(out, pts, *bone) == FINGER_COLORS["thumb"]
+        assert midpoint_pixel(out, pts, child, parent) == bone_colour(sk, int(child)), sk.names[child]
+    # RGB stays RGB (the official demo swaps R and B): the right index is red, the left index blue.
+    for hand, warm in (("right", True), ("left", False)):
+        tip = [c for c, p in sk.bones if sk.finger[c] == 1 and sk.hand_of(int(c)) == hand][0]
+        bone = sk.bones[list(sk.bones[:, 0]).index(tip)]
+        r, _, b = midpoint_pixel(out, pts, *bone)
+        assert (r > b) == warm, (hand, r, b)
+    # every finger of the right hand is warm (red > blue), every finger of the left cool: two colour families
+    for child, parent in sk.bones:
+        r, _, b = midpoint_pixel(out, pts, child, parent)
+        assert (r > b) == (sk.hand_of(int(child)) == "right"), sk.names[child]
 
 
 def test_input_image_is_not_mutated():
@@ -104,7 +113,7 @@ def test_invalid_and_unselected_joints_are_skipped():
     assert midpoint_pixel(out, pts, ring4, int(sk.parents[ring4])) == (BACKGROUND,) * 3
     # the other bones are still there
     other = sk.index("r_middle4")
-    assert midpoint_pixel(out, pts, other, int(sk.parents[other])) == sk.bone_color(other)
+    assert midpoint_pixel(out, pts, other, int(sk.parents[other])) == bone_colour(sk, other)
 
     left_only = draw_skeleton_2d(blank(), pts, None, sk, hands=("left",))
     right_cols = pts[sk.joint_type["right"]]
@@ -119,7 +128,7 @@ def test_alpha_blends_and_bad_inputs_are_named():
     pts = image_points(sk)
     half = draw_skeleton_2d(blank(), pts, None, sk, thickness=3, alpha=0.5)
     c = int(sk.index("r_middle4"))
-    expected = tuple(int(round((v + BACKGROUND) / 2)) for v in sk.bone_color(c))
+    expected = tuple(int(round((v + BACKGROUND) / 2)) for v in bone_colour(sk, c))
     assert np.allclose(midpoint_pixel(half, pts, c, int(sk.parents[c])), expected, atol=1)
     with pytest.raises(ValueError, match="joint_img"):
         draw_skeleton_2d(blank(), pts[:21], None, sk)
@@ -165,19 +174,28 @@ def test_hands_figure_traces_per_hand_and_source():
             assert len(group) == 1  # one legend entry toggles the whole hand
             assert sum(bool(t.showlegend) for t in bones + joints) == 1
             dash = {t.line.dash for t in bones}
-            assert dash == ({"solid"} if source == "pred" else {"dash"})
+            assert dash == ({"dash"} if source == "pred" else {"solid"})  # GT solid, prediction dashed
             assert all((t.opacity < 1) == (source == "gt") for t in bones)
+            # the legend entry is the hand's key colour (its index finger) and the source's dash
+            entry = [t for t in bones + joints if t.showlegend][0]
+            assert entry.line.color == "rgb({},{},{})".format(*HAND_FINGER_COLORS[hand]["index"])
+            assert entry.name == ("pred " if source == "pred" else "GT ") + hand
     # the right-hand pred thumb trace holds the right thumb's coordinates
     thumb = traces_of(fig, source="pred", hand="right", part="bones", finger=0)[0]
     xs = {round(v, 6) for v in thumb.x if v is not None}
     want = {round(v, 6) for v in pred[[j for j in INTERHAND.joint_type["right"] if INTERHAND.finger[j] == 0], 0]}
     assert want <= xs
-    assert thumb.line.color == "rgb(230,60,60)"
-    # camera-like view: the eye on the -z axis looking at the centre (along +z), with -y up
+    assert thumb.line.color == "rgb({},{},{})".format(*HAND_FINGER_COLORS["right"]["thumb"])
+    # right and left bones never share a colour
+    colours = {h: {t.line.color for t in traces_of(fig, hand=h, part="bones")} for h in ("right", "left")}
+    assert len(colours["right"]) == 5 and not colours["right"] & colours["left"]
+    # oblique view that shows depth: the eye behind the camera (-z), above (-y) and to the side, -y up
     cam = fig.layout.scene.camera
     assert (cam.up.x, cam.up.y, cam.up.z) == (0, -1, 0)
-    assert (cam.eye.x, cam.eye.y) == (0, 0) and cam.eye.z < 0
+    assert cam.eye.z < 0 and cam.eye.y < 0 and abs(cam.eye.x) > 0.3
     assert (cam.center.x, cam.center.y, cam.center.z) == (0, 0, 0)
+    # full width (no fixed width) and the rotation kept on redraws
+    assert fig.layout.width is None and fig.layout.autosize and fig.layout.uirevision
 
     left_only = hands_figure(pred, gt, None, INTERHAND, show=("left",))
     assert len(left_only.data) == len(fig.data) // 2
@@ -268,7 +286,7 @@ def test_camera_rig_figure_one_marker_per_camera():
 
 def test_static_fallback_renders_the_same_data_like_the_image():
     gt = straight_hands(INTERHAND)
-    fig = hands_figure(gt + 1.0, gt, None, INTERHAND, title="hands")
+    fig = hands_figure(gt + 1.0, gt, None, INTERHAND, title="hands", camera=CAMERA_VIEW)  # the image's view
     png = static_fallback(fig, as_png=True)
     assert png[:8] == PNG_MAGIC
     mfig = static_fallback(fig)
@@ -281,7 +299,7 @@ def test_static_fallback_renders_the_same_data_like_the_image():
     line = ax.lines[[t for t in fig.data if "lines" in t.mode].index(thumb)]
     X, Y, Z = (np.asarray(a) for a in line.get_data_3d())
     assert np.allclose([X[k], Y[k], Z[k]], [thumb.x[k], thumb.z[k], -thumb.y[k]])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pred right", "pred left", "GT right", "GT left"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GT right", "GT left", "pred right", "pred left"]
     # a trace hidden from the legend is not drawn either
     fig.data[0].visible = "legendonly"
     assert len(static_fallback(fig).axes[0].lines) == n_lines - 1
@@ -411,3 +429,91 @@ def test_sample_browser_follows_the_slider_and_toggles():
         browser.update(5)
     with pytest.raises(KeyError, match="img"):
         SampleBrowser(lambda i: {"joint_img": np.zeros((42, 2))}, 2)
+
+
+def test_browse_order_filters_by_hand_type_and_sorts_by_error():
+    from internet.vis.widgets import browse_order
+
+    ht = ["left", "left", "interacting", "right", "interacting", "interacting"]
+    err = [5.0, 50.0, 10.0, 7.0, np.nan, 30.0]
+    assert browse_order(6) == [0, 1, 2, 3, 4, 5]
+    assert browse_order(6, ht, err, "interacting", "worst") == [5, 2, 4]  # NaN last
+    assert browse_order(6, ht, err, "interacting", "best") == [2, 5, 4]
+    assert browse_order(6, ht, err, "all", "worst") == [1, 5, 2, 3, 0, 4]
+    assert browse_order(6, ht, err, "right") == [3]
+    with pytest.raises(ValueError, match="hand_filter"):
+        browse_order(6, ht, err, "both")
+    with pytest.raises(ValueError, match="error"):
+        browse_order(6, ht, None, "all", "worst")
+
+
+def test_sample_browser_walks_the_filtered_order_and_leaves_a_static_view():
+    base = straight_hands(INTERHAND)
+
+    def get_sample(i: int) -> dict:
+        cam = base + np.array([10.0 * i, 0.0, 0.0])
+        return dict(img=np.full((100, 140, 3), 10 * i, np.uint8), joint_cam=cam, pred_cam=cam + i, title=f"#{i}")
+
+    ht = ["left", "interacting", "right", "interacting"]
+    browser = SampleBrowser(get_sample, 4, INTERHAND, hand_type=ht, error=[1.0, 2.0, 3.0, 9.0],
+                            hand_filter="interacting", order="worst")  # fmt: skip
+    assert browser.index == 3 and browser.order == [3, 1] and browser.slider.max == 1  # worst interacting first
+    browser.next_button.click()
+    assert browser.index == 1
+    browser.next_button.click()
+    assert browser.index == 1  # the end of the filtered order
+    browser.filter_dropdown.value = "all"
+    assert browser.order == [3, 2, 1, 0] and browser.index == 3
+    browser.order_dropdown.value = "best"
+    assert browser.index == 0 and "(1 / 4)" in browser.title_html.value
+    bundle = browser._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("<sample browser") and "VBox" not in bundle["text/plain"]
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:8] == PNG_MAGIC
+
+
+def test_box_slider_is_the_box_on_screen_with_a_live_preview():
+    from internet.infer.predictor import check_box
+    from internet.vis.box import BoxSlider
+
+    img = np.full((100, 120, 3), BACKGROUND, np.uint8)
+    seen = []
+
+    def check(b):
+        if b[2] > 100:
+            raise ValueError("bbox too wide")
+        return check_box(b, 120, 100)
+
+    slider = BoxSlider(img, [10, 10, 40, 30], check=check)
+    slider.observe(seen.append)
+    png0 = slider.picture.value
+    slider.sliders["x"].value = 50
+    assert slider.box.tolist() == [50, 10, 40, 30] and seen[-1].tolist() == [50, 10, 40, 30]
+    assert slider.picture.value != png0  # the preview moved with the box
+    shown = cv2.imdecode(np.frombuffer(slider.picture.value, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert tuple(shown[25, 50]) == (255, 255, 0) and tuple(shown[25, 10]) == (BACKGROUND,) * 3  # the left edge
+    slider.sliders["w"].value = 200  # refused by the check: reported, the box stays
+    assert slider.box.tolist() == [50, 10, 40, 30] and "not changed" in slider.message.value
+    bundle = slider._repr_mimebundle_()
+    assert "image/png" in bundle and bundle["text/plain"] == "<box [50.0, 10.0, 40.0, 30.0]>"
+
+
+def test_sample_browser_exports_the_sample_on_screen(tmp_path):
+    base = straight_hands(INTERHAND)
+
+    def get_sample(i: int) -> dict:
+        cam = base + np.array([10.0 * i, 0.0, 0.0])
+        return dict(img=np.full((80, 100, 3), 20 * i, np.uint8), joint_cam=cam, pred_cam=cam + 1.0, title=f"#{i}")
+
+    browser = SampleBrowser(get_sample, 3, INTERHAND, start=2, export_dir=tmp_path / "exp")
+    assert browser.export_button in browser.widget.children[1].children
+    browser.hand_boxes["left"].value = False  # what is on screen is what is exported
+    browser.export_button.click()
+    html = (tmp_path / "exp" / "sample_2_3d.html").read_text()
+    assert "plotly" in html[:20000].lower() and '"hand":"right"' in html.replace(" ", "")
+    assert '"hand":"left"' not in html.replace(" ", "")
+    for name in ("sample_2_3d.png", "sample_2_2d.png", "sample_2.png"):
+        assert (tmp_path / "exp" / name).read_bytes()[:8] == PNG_MAGIC
+    assert "exported to" in browser.title_html.value

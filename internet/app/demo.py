@@ -29,6 +29,7 @@ from internet.app.notebook import project_path, project_root
 from internet.evaluation.results import read_results, result_paths
 from internet.synth import generate
 from internet.synth.interhand import GENERATOR_VERSION
+from internet.utils.atomic import atomic_write_text
 from internet.utils.cli import non_negative_int, positive_int
 from internet.utils.device import cpu_has_fast_bf16, cpu_model
 from internet.utils.logs import JSONL_LOG, read_jsonl
@@ -263,8 +264,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ):
         if value is not None:
             train_params[key] = value
-    if train_params.get("max_iters_per_epoch") == 0:
-        train_params["max_iters_per_epoch"] = None
+    train_params.update({"max_iters_per_epoch": None} if train_params.get("max_iters_per_epoch") == 0 else {})
     train_params["config_overrides"] = {**train_params.get("config_overrides", {}), "seed": args.seed}
     if args.float32:
         train_params["config_overrides"]["amp"] = False  # the trainer's bf16 autocast needs cfg.amp
@@ -302,15 +302,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (DemoError, OSError, ValueError) as e:
         failure = str(e)
     seconds["total"] = time.perf_counter() - t_start
-    if failure:
-        extra["failed"] = failure
-    extra["machine"] = machine()
+    extra.update({"failed": failure} if failure else {}, machine=machine())
     extra["training"].update(training_speed(output_dir / "log"))
     summary = build_summary(output_dir, "test", seconds, extra)
-    result_dir = output_dir / "result"
-    result_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = result_dir / "summary.json"
-    summary_path.write_text(json.dumps(summary, indent=1))
+    summary_path = output_dir / "result" / "summary.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(summary_path, json.dumps(summary, indent=1))  # a reader never sees half a summary
     _report(summary, summary_path, output_dir, failure)
     return 1 if failure else 0
 

@@ -303,19 +303,25 @@ def select_rows(gt: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.nda
 
 
 def per_joint_figure(
-    result: Union[EvalResult, SingleHandEvalResult], title: str = "per-joint MPJPE (official protocol)"
+    result: Union[EvalResult, SingleHandEvalResult],
+    title: str = "per-joint MPJPE (official protocol)",
+    others: Optional[Mapping[str, Union[EvalResult, SingleHandEvalResult]]] = None,
+    name: str = "checkpoint",
 ) -> Figure:
     """Bars of the per-joint MPJPE (matplotlib): an EvalResult's single-hand and interacting subsets, or a
-    SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names)."""
+    SingleHandEvalResult's 21 joints of the GT hand (the data set's joint names); ``others`` (name -> result of
+    another model) are drawn beside, each bar labelled with its model."""
     fig = Figure(figsize=(11, 3.4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    if isinstance(result, SingleHandEvalResult):
-        series = {"GT hand": result.per_joint}
-        width = 0.8
-    else:
-        series = {subset: result.per_joint.get(subset, {}) for subset in ("single", "interacting")}
-        width = 0.4
+    series = {}
+    for model, r in {name: result, **(others or {})}.items():
+        prefix = f"{model}: " if others else ""
+        if isinstance(r, SingleHandEvalResult):
+            series[prefix + "GT hand"] = r.per_joint
+        else:
+            series.update({prefix + sub: r.per_joint.get(sub, {}) for sub in ("single", "interacting")})
+    width = 0.8 / len(series)
     names = list(next((v for v in series.values() if v), {}).keys())
     x = np.arange(len(names))
     for k, (label, per_joint) in enumerate(series.items()):
@@ -327,3 +333,31 @@ def per_joint_figure(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def browse_indices(
+    hand_type: Sequence[str], n_per_type: int, include: Optional[int] = None, types: Sequence[str] = HAND_TYPES
+) -> np.ndarray:
+    """Sorted sample indices for a browser: up to ``n_per_type`` of each hand type in ``types`` (spread over the
+    split, which is often ordered by hand type), plus ``include``."""
+    ht = np.asarray(hand_type).astype(str)
+    chosen = set() if include is None else {int(include)}
+    for t in types:
+        rows = np.nonzero(ht == t)[0]
+        if len(rows):
+            chosen |= {
+                int(rows[k])
+                for k in np.unique(np.linspace(0, len(rows) - 1, min(n_per_type, len(rows))).round().astype(int))
+            }
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def default_image(data_root: Union[str, Path], split: str = "test") -> tuple:
+    """(path, box) of the first interacting-hands image of a split (the synthetic set that ``make demo`` generates
+    inside the repository), with its annotated box [x, y, w, h]; the split's first image where none is
+    interacting."""
+    index = load_split_index(data_root, split)
+    codes = np.asarray(index["hand_type"])  # int8 codes in HAND_TYPES order
+    inter = np.nonzero(codes == HAND_TYPES.index("interacting"))[0]
+    row = int(inter[0]) if len(inter) else 0
+    return Path(data_root) / "images" / split / index.file_name(row), [float(v) for v in index["bbox"][row]]

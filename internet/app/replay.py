@@ -13,16 +13,11 @@ import numpy as np
 from internet.data.sequences import SequenceIndex, SequenceKey, frame_step
 from internet.evaluation.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
 from internet.skeleton import INTERHAND, Skeleton
-from internet.vis.overlay import draw_skeleton_2d
+from internet.vis.overlay import draw_sources_2d
+from internet.vis.player import player_figure, player_png, save_player_html
 from internet.vis.plot3d import camera_rig_figure
-from internet.vis.sequence import (
-    frame_sources,
-    hands_animation_figure,
-    multiview_grid_figure,
-    project,
-    save_animation_html,
-    write_video,
-)
+from internet.vis.sequence import frame_sources, multiview_grid_figure, project
+from internet.vis.video_io import write_video
 
 
 def predict_track(
@@ -84,8 +79,8 @@ def player_frames(
     key: Optional[SequenceKey] = None,
     curves: Optional[Dict[str, np.ndarray]] = None,
 ) -> Callable[[int], Dict[str, Any]]:
-    """``get_frame(k)`` for :class:`internet.vis.sequence.SequencePlayer`: the image (read when asked), GT and, if
-    given, the prediction of frame ``k`` of ``track``."""
+    """``get_frame(k)``: the image (read when asked), GT and, if given, the prediction of frame ``k`` of ``track``
+    (the frame dicts of ``internet.vis.player``)."""
 
     def get_frame(k: int) -> Dict[str, Any]:
         k = int(k)
@@ -105,6 +100,23 @@ def player_frames(
         return f
 
     return get_frame
+
+
+def sequence_player(
+    get_frame: Callable[[int], Dict[str, Any]],
+    n: int,
+    fps: float,
+    curves: Optional[Dict[str, np.ndarray]] = None,
+    time_axis: Optional[Sequence[float]] = None,
+    current: int = 0,
+    skeleton: Skeleton = INTERHAND,
+):
+    """(player figure, its static PNG at frame ``current``, the frames) of frames 0..n-1: every frame read once
+    and precomputed, so the player plays in the browser (``internet.vis.player``)."""
+    frames = [get_frame(k) for k in range(n)]
+    curves = None if curves is None else {k: v for k, v in curves.items() if k != "all"}
+    fig = player_figure(frames, fps, curves, time_axis, skeleton)
+    return fig, player_png(frames, current, curves, time_axis, skeleton), frames
 
 
 def track_sources(
@@ -172,14 +184,22 @@ def camera_sequences(seqs: SequenceIndex, min_frames: int = 3) -> List[SequenceK
 
 # ============================================================================================== every camera
 def frame_views(
-    seqs: SequenceIndex, capture: int, seq_name: str, frame: int, all_cameras: bool = True, images: bool = True
+    seqs: SequenceIndex,
+    capture: int,
+    seq_name: str,
+    frame: int,
+    all_cameras: bool = True,
+    images: bool = True,
+    pred: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """One frame from every camera of the capture: ``views`` (dicts for
     :func:`internet.vis.sequence.multiview_grid_figure`: the image where this split has one, the world joints
     projected with that camera's calibration), ``world`` (42, 3), ``valid`` (42,) and the ``rig``. The world joints
     are the mean over the annotated views that see each joint; every annotated view's own annotation is compared
     with the projection (``max_px``: the largest distance in pixels between its annotated and projected joints).
-    ``images=False`` leaves the images out (annotation-only data sets)."""
+    ``images=False`` leaves the images out (annotation-only data sets). ``pred``: a prediction of this frame in one
+    annotated camera, ``{"camera", "pred_cam" (42, 3) mm, "pred_valid" (42,)}``: taken to world coordinates through
+    that camera and projected into every view (``pred_img``), so each tile shows it beside the GT."""
     annotated = seqs.views(capture, seq_name, frame)
     rig = seqs.rig(capture)
     # Each annotated view holds the joints it sees (valid = annotated and inside its image): merge them all.
@@ -191,11 +211,19 @@ def frame_views(
     valid = count > 0
     world = world_sum / np.maximum(count, 1)[:, None]
     names = rig["names"] if all_cameras else [n for n in rig["names"] if n in annotated]
+    pred_world = None
+    if pred is not None:
+        c = rig["names"].index(str(pred["camera"]))
+        # X_cam = R (X_world - campos)  =>  X_world = R^T X_cam + campos
+        pred_world = np.asarray(pred["pred_cam"], dtype=np.float64) @ rig["camrot"][c] + rig["campos"][c]
     views = []
     for name in names:
         c = rig["names"].index(name)
         uv, z = project(world, rig["campos"][c], rig["camrot"][c], rig["focal"][c], rig["princpt"][c])
         view: Dict[str, Any] = {"name": name, "joint_img": uv, "joint_valid": valid & (z > 0)}
+        if pred_world is not None:
+            puv, pz = project(pred_world, rig["campos"][c], rig["camrot"][c], rig["focal"][c], rig["princpt"][c])
+            view.update(pred_img=puv, pred_valid=np.asarray(pred.get("pred_valid", np.ones(42)), bool) & (pz > 0))
         if name in annotated:
             row = annotated[name]
             f = seqs.frame(row)
@@ -223,18 +251,19 @@ def multiview_figures(
     columns: int = 4,
     max_views: int = 16,
     skeleton: Skeleton = INTERHAND,
+    pred: Optional[Dict[str, Any]] = None,
 ):
     """(grid figure, rig figure, info) of one frame from every camera (annotated views first, up to
-    ``max_views``)."""
+    ``max_views``); ``pred`` as for :func:`frame_views` draws the prediction in every view."""
 
-    info = frame_views(seqs, capture, seq_name, frame)
+    info = frame_views(seqs, capture, seq_name, frame, pred=pred)
     views = sorted(info["views"], key=lambda v: v.get("img") is None)[:max_views]
     grid = multiview_grid_figure(
         views,
         skeleton,
         columns=columns,
         title=f"Capture{capture}/{seq_name} frame {frame}: {len(info['annotated'])} annotated "
-        f"of {len(info['rig']['names'])} cameras",
+        f"of {len(info['rig']['names'])} cameras" + (" (GT solid, prediction dashed)" if pred is not None else ""),
     )
     rig = info["rig"]
     fig = camera_rig_figure(
@@ -251,16 +280,17 @@ def multiview_figures(
 
 # ============================================================================================== exports
 def overlay_frames(get_frame: Callable[[int], Dict[str, Any]], n: int, skeleton: Skeleton = INTERHAND):
-    """Yield the 2D overlays (GT faint under the prediction) of frames 0..n-1, one at a time."""
+    """Yield the 2D overlays (GT solid and translucent under the dashed prediction) of frames 0..n-1, one at a time."""
     for k in range(n):
         f = get_frame(k)
-        img = np.asarray(f["img"])
-        if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(
-                img, f["joint_img"], f.get("joint_valid"), skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
-            )
-        if f.get("pred_img") is not None:
-            img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), skeleton)
+        img = draw_sources_2d(
+            np.asarray(f["img"]),
+            f.get("joint_img"),
+            f.get("pred_img"),
+            f.get("joint_valid"),
+            skeleton,
+            pred_valid=f.get("pred_valid"),
+        )
         yield img
 
 
@@ -271,18 +301,14 @@ def export_sequence(
     out_dir: Union[str, Path],
     stem: str,
     skeleton: Skeleton = INTERHAND,
+    player: Any = None,
 ) -> Dict[str, Any]:
-    """Write ``stem.mp4`` (or ``.gif``) of the 2D overlays and ``stem_3d.html`` (the 3D animation, self-contained)
-    to ``out_dir``. Returns the paths and the video format."""
+    """Write ``stem.mp4`` (or ``.gif``) of the 2D overlays and ``stem_player.html`` (the player: image, 2D and 3D
+    hands, error curve; self-contained) to ``out_dir``. Returns the paths and the video format."""
     out_dir = Path(out_dir)
     video = write_video(overlay_frames(get_frame, n, skeleton), out_dir / f"{stem}.mp4", fps)
-    frames3d = []
-    for k in range(n):
-        f = get_frame(k)
-        frames3d.append(
-            {key: f.get(key) for key in ("joint_cam", "joint_valid", "pred_cam", "pred_valid", "title", "label")}
-        )
-    html = save_animation_html(hands_animation_figure(frames3d, fps, skeleton), out_dir / f"{stem}_3d.html")
+    fig = player if player is not None else player_figure([get_frame(k) for k in range(n)], fps, skeleton=skeleton)
+    html = save_player_html(fig, out_dir / f"{stem}_player.html")
     return {"video": video["path"], "video_format": video["format"], "frames": video["frames"], "html": html}
 
 

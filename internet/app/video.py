@@ -4,12 +4,14 @@
 both hands in a box given once for the first frame (:class:`BoxFollower` then re-centres it on the predicted hands
 of each frame, damped, keeping its size unless asked to adapt), optionally smooths the predictions over time with a
 One-Euro filter, writes the overlay video as it goes (MP4, GIF where no encoder works) and, at the end, the 3D
-animation (self-contained HTML, at most ``max_html_frames`` frames) and the per-frame predictions (``.npz``).
-Memory holds the per-frame joints (a few hundred bytes a frame), not the frames.
+player (``internet.vis.player``: the frames with the 2D skeletons, the 3D hands; self-contained HTML, at most
+``max_html_frames`` frames, read again from the video at a small size) and the per-frame predictions (``.npz``).
+Memory holds the per-frame joints (a few hundred bytes a frame) and the player's small frames, not the video.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import warnings
@@ -22,8 +24,10 @@ import numpy as np
 from internet.evaluation.temporal import OneEuroFilter
 from internet.infer.predictor import check_box
 from internet.skeleton import INTERHAND, Skeleton
+from internet.utils.atomic import atomic_write_bytes, atomic_write_text
 from internet.vis.overlay import draw_bbox, draw_skeleton_2d
-from internet.vis.sequence import hands_animation_figure, save_animation_html, write_video
+from internet.vis.player import player_figure, player_png, save_player_html
+from internet.vis.video_io import write_video
 
 
 def video_info(path: Union[str, Path]) -> Dict[str, Any]:
@@ -184,7 +188,7 @@ def predict_video(
     skeleton: Skeleton = INTERHAND,
 ) -> Dict[str, Any]:
     """Predict both hands in every ``every``-th frame of the video at ``path`` (up to ``max_frames``) and write to
-    ``out_dir``: ``{stem}_overlay.mp4`` (or .gif), ``{stem}_3d.html``, ``{stem}_pred.npz`` and ``{stem}.json``.
+    ``out_dir``: ``{stem}_overlay.mp4`` (or .gif), ``{stem}_player.html``, ``{stem}_pred.npz`` and ``{stem}.json``.
 
     predictor: an ``internet.infer.predictor.Predictor``; bbox: the hand box [x, y, w, h] of the first frame; follow:
     carry the box along with the predicted hands (:class:`BoxFollower` with ``momentum`` and ``adapt_size``), else keep
@@ -192,14 +196,12 @@ def predict_video(
     known; progress(done, total, seconds): called after each frame (total is the container's frame count / every,
     capped by max_frames; it may be approximate).
     Returns the paths, ``frames`` (predicted), ``fps`` and the per-frame arrays ``joint_img`` (N, 42, 2),
-    ``joint_cam_rel`` (N, 42, 3), ``hand_type`` (N, 2), ``bbox`` (N, 4), ``frame`` (N,).
+    ``joint_cam_rel`` (N, 42, 3), ``hand_type`` (N, 2), ``bbox`` (N, 4), ``frame`` (N,), and ``player`` (the figure)
+    with ``player_png`` (its static picture) for :func:`internet.vis.player.show_player`.
     """
     check_stride(every, max_frames)  # before any division by every or a read of the video
     info = video_info(path)
-    fps = info["fps"] / every
-    total = (info["frames"] + every - 1) // every if info["frames"] > 0 else 0
-    if max_frames is not None:
-        total = min(total, max_frames) if total else max_frames
+    fps, total = info["fps"] / every, _frame_total(info["frames"], every, max_frames)
     check_box(bbox, info["width"], info["height"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -222,13 +224,8 @@ def predict_video(
             shown = [h for h, p in zip(("right", "left"), r["hands_present"]) if p] or ["right", "left"]
             canvas = draw_bbox(img, box, label="box")
             canvas = draw_skeleton_2d(canvas, joint_img, hands=shown)
-            for key, value in (
-                ("joint_img", joint_img),
-                ("joint_cam_rel", joint_rel),
-                ("hand_type", r["hand_type"]),
-                ("bbox", box),
-                ("frame", k),
-            ):
+            row = dict(joint_img=joint_img, joint_cam_rel=joint_rel, hand_type=r["hand_type"], bbox=box, frame=k)
+            for key, value in row.items():
                 record[key].append(np.asarray(value, dtype=np.float32 if key != "frame" else np.int64))
             if follow:
                 follower.update(r["joint_img"], r["hands_present"], skeleton)
@@ -236,51 +233,78 @@ def predict_video(
                 progress(len(record["frame"]), total, time.perf_counter() - t0)
             yield canvas
 
-    try:
-        video = write_video(overlays(), out_dir / f"{stem}_overlay.mp4", fps)
-    except ValueError as e:
-        if "no frames" in str(e):
-            raise ValueError(f"{path}: no frame could be read") from None
-        raise
+    video = _write_overlays(overlays(), out_dir / f"{stem}_overlay.mp4", fps, path)
     arrays = {k: np.stack(v) for k, v in record.items()}
     npz = out_dir / f"{stem}_pred.npz"
-    tmp = out_dir / f".{stem}_pred.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(npz)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(npz, buf.getvalue())
     n = len(arrays["frame"])
     pick = np.unique(np.linspace(0, n - 1, min(n, max_html_frames)).round().astype(int))
-    frames3d = []
-    for i in pick:
+    frames = player_frames(path, arrays, pick, every, max_frames, info["fps"])
+    player = player_figure(frames, fps * n / max(len(pick), 1), skeleton=skeleton)
+    html = save_player_html(player, out_dir / f"{stem}_player.html")
+    summary = dict(video=str(path), bbox_first=[float(v) for v in bbox], follow=follow, every=every, frames=n,
+                   box_growth_bounded=follower.bounded if follower is not None else 0, fps=fps,
+                   one_euro=one_euro, overlay=str(video["path"]), overlay_format=video["format"], html=str(html),
+                   npz=str(npz), seconds=round(time.perf_counter() - t0, 2))  # fmt: skip
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=1))
+    picture = player_png(frames, 0, skeleton=skeleton)
+    return {**summary, "overlay": video["path"], "html": html, "npz": npz, "player": player, "player_png": picture,
+            **arrays}  # fmt: skip
+
+
+def _frame_total(frames: int, every: int, max_frames: Optional[int]) -> int:
+    """Frames a run will predict as far as the container says (0: unknown), capped by ``max_frames``."""
+    total = (frames + every - 1) // every if frames > 0 else 0
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+    return total
+
+
+def _write_overlays(frames: Iterator[np.ndarray], out: Path, fps: float, source: Union[str, Path]) -> Dict[str, Any]:
+    try:
+        return write_video(frames, out, fps)
+    except ValueError as e:
+        if "no frames" in str(e):
+            raise ValueError(f"{source}: no frame could be read") from None
+        raise
+
+
+def player_frames(
+    path: Union[str, Path],
+    arrays: Dict[str, np.ndarray],
+    pick: np.ndarray,
+    every: int,
+    max_frames: Optional[int],
+    video_fps: float,
+    max_side: int = 360,
+) -> list:
+    """The player's frames (``internet.vis.player``) of the predicted frames ``pick`` (indices into ``arrays`` of
+    :func:`predict_video`): the video read again, each picked frame scaled to ``max_side`` with its predicted 2D
+    joints scaled alike, the root-relative 3D joints, the hands predicted present."""
+    want = {int(arrays["frame"][i]): int(i) for i in pick}
+    frames = []
+    for k, img in iter_frames(path, every, max_frames):
+        i = want.get(k)
+        if i is None:
+            continue
+        scale = min(1.0, max_side / max(img.shape[:2]))
+        if scale < 1.0:
+            size = (max(1, int(round(img.shape[1] * scale))), max(1, int(round(img.shape[0] * scale))))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         present = arrays["hand_type"][i] > 0.5
-        pred_valid = np.repeat(present, 21) if present.any() else np.ones(42, dtype=bool)
-        frames3d.append(
+        frames.append(
             {
+                "img": img,
+                "pred_img": arrays["joint_img"][i].astype(np.float64) * scale,
                 "pred_cam": arrays["joint_cam_rel"][i].astype(np.float64),
-                "pred_valid": pred_valid,
-                "label": str(int(arrays["frame"][i])),
-                "title": f"frame {int(arrays['frame'][i])} (t = {arrays['frame'][i] / info['fps']:.2f} s)",
+                "pred_valid": np.repeat(present, 21) if present.any() else np.ones(42, dtype=bool),
+                "label": str(k),
+                "title": f"frame {k} (t = {k / video_fps:.2f} s)",
             }
         )
-    html = save_animation_html(
-        hands_animation_figure(frames3d, fps * n / max(len(pick), 1), skeleton), out_dir / f"{stem}_3d.html"
-    )
-    summary = {
-        "video": str(path),
-        "bbox_first": [float(v) for v in bbox],
-        "follow": follow,
-        "every": every,
-        "frames": n,
-        "box_growth_bounded": follower.bounded if follower is not None else 0,
-        "fps": fps,
-        "one_euro": one_euro,
-        "overlay": str(video["path"]),
-        "overlay_format": video["format"],
-        "html": str(html),
-        "npz": str(npz),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1))
-    return {**summary, "overlay": video["path"], "html": html, "npz": npz, **arrays}
+    return frames
 
 
 class ProgressPrinter:
@@ -305,3 +329,23 @@ def video_from_sequence(
     rows = seqs.rows(key.capture, key.seq_name, key.camera)
     written = write_video((seqs.load_image(int(r)) for r in rows), path, fps or seqs.fps)
     return Path(written["path"]), np.asarray(seqs.frame(int(rows[0]))["bbox"], dtype=np.float64)
+
+
+def suggested_box(width: int, height: int) -> list:
+    """A starting hand box for a video without one: the centre half of the frame, [x, y, w, h] in whole pixels."""
+    return [int(width // 4), int(height // 4), int(width // 2), int(height // 2)]
+
+
+def box_prompt_png(img: np.ndarray, box: Sequence[float], step: int = 50) -> bytes:
+    """PNG of ``img`` with a pixel grid every ``step`` px (labelled) and ``box`` drawn: what to read a box from."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    for x in range(0, w, step):
+        cv2.line(out, (x, 0), (x, h - 1), (255, 255, 255), 1)
+        cv2.putText(out, str(x), (x + 2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+    for y in range(0, h, step):
+        cv2.line(out, (0, y), (w - 1, y), (255, 255, 255), 1)
+        cv2.putText(out, str(y), (2, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+    out = cv2.addWeighted(out, 0.35, img, 0.65, 0.0)
+    out = draw_bbox(out, box, label="suggested box")
+    return cv2.imencode(".png", out[:, :, ::-1])[1].tobytes()

@@ -7,7 +7,9 @@ For a split and a tag (``""``, or ``"_snapshot_9"`` when ``Trainer.test`` was gi
   ``rel_root_depth``, ``hand_type``, ``inv_trans``; ``ann_id`` when the data set has annotation ids; anything else
   the caller adds, e.g. ``per_sample_mpjpe``);
 - ``eval_{split}{tag}.json``: ``{"meta": {...}, "official_protocol": ..., "variants": ..., "counts": ...,
-  "baselines": {name: the same metric blocks}}`` (``EvalResult.to_dict()`` plus ``meta`` and ``baselines``).
+  "baselines": {name: the same metric blocks}, "extras": {...}}`` (``EvalResult.to_dict()`` plus ``meta``,
+  ``baselines`` and ``extras``: labelled measures beside the official protocol, e.g. ``pck_3d`` of
+  ``internet.evaluation.pck``).
 
 Both are written to a temporary file beside the target, fsynced and renamed, so a reader never sees half a file.
 """
@@ -40,9 +42,11 @@ def write_results(
     meta: Mapping[str, Any],
     tag: str = "",
     baselines: Optional[Mapping[str, Any]] = None,
+    extras: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Path]:
     """Write ``pred`` (arrays) and ``result`` (an EvalResult / SingleHandEvalResult, or its ``to_dict()``) with
-    ``meta`` (data set, split, checkpoint, options) and optional ``baselines`` (name -> result) atomically.
+    ``meta`` (data set, split, checkpoint, options), optional ``baselines`` (name -> result) and ``extras`` (name ->
+    JSON-ready block, each with its own ``label``; not part of the official protocol) atomically.
     Returns the two paths."""
     paths = result_paths(result_dir, split, tag)
     paths["pred"].parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +55,8 @@ def write_results(
     doc = {"meta": dict(meta), **_as_dict(result)}
     if baselines:
         doc["baselines"] = {name: _as_dict(r) for name, r in baselines.items()}
+    if extras:
+        doc["extras"] = dict(extras)
     text = json.dumps(doc, indent=1, allow_nan=False)  # NaN is not JSON: results carry None for undefined
     atomic_write_bytes(paths["pred"], buf.getvalue())
     atomic_write_bytes(paths["eval"], text.encode())

@@ -1,7 +1,8 @@
 """Saving figures (HTML always, PNG whenever possible) and showing them in notebooks with a static PNG inside.
 
 PNG of a plotly figure: kaleido (v1 drives a headless Chrome/Chromium) when a browser is found, else the matplotlib
-rendering of :func:`internet.vis.plot3d.static_fallback`. A browser is looked for as kaleido does: the ``browser_path``
+rendering of :func:`internet.vis.static3d.static_fallback`. A
+browser is looked for as kaleido does: the ``browser_path``
 argument or env ``BROWSER_PATH`` first, then a Chrome downloaded by ``plotly_get_chrome``, then chromium/chrome on
 PATH and their usual install paths (Debian's ``apt-get install chromium`` gives ``/usr/bin/chromium``). A failed PNG
 export never raises in 'auto' mode: it warns once per reason and falls back to matplotlib.
@@ -24,7 +25,7 @@ from matplotlib.figure import Figure
 from plotly.basedatatypes import BaseFigure
 
 from internet.utils.atomic import atomic_write_bytes
-from internet.vis.plot3d import static_fallback
+from internet.vis.static3d import static_fallback
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PNG_METHODS = ("auto", "kaleido", "matplotlib")
@@ -193,7 +194,9 @@ def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> Non
     bundle = dict(fig._repr_mimebundle_(include=None, exclude=None) or {})
     bundle.update(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
     if static is not False:
-        png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static))
+        # the picture at the figure's own height, so the page does not jump when the live figure replaces it
+        height = int(fig.layout.height or 560)
+        png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static), height=height)
         bundle["image/png"] = base64.b64encode(png).decode("ascii")
     bundle.setdefault("text/plain", f"<plotly figure: {fig.layout.title.text or 'untitled'}>")
     ipd.display(bundle, raw=True)

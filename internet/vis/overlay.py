@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from internet.skeleton import FINGER_COLORS, FINGERS, INTERHAND, Skeleton
+from internet.skeleton import INTERHAND, Skeleton
+from internet.vis.style import bone_colour, error_colours, joint_colours
 
 # Sub-pixel precision for OpenCV drawing: coordinates are passed as ints scaled by 2**_SHIFT.
 _SHIFT = 4
@@ -78,9 +79,20 @@ def check_valid(valid: Optional[np.ndarray], skeleton: Skeleton, name: str = "jo
 
 
 def joint_colors(skeleton: Skeleton) -> np.ndarray:
-    """(J, 3) uint8 RGB colour of every joint: its finger's colour, grey for wrist/palm."""
-    table = np.array([FINGER_COLORS[f] for f in FINGERS] + [FINGER_COLORS["palm"]], dtype=np.uint8)
-    return table[np.where(skeleton.finger >= 0, skeleton.finger, len(FINGERS))]
+    """(J, 3) uint8 RGB colour of every joint (``internet.vis.style.joint_colours``: the hand's shade of the
+    finger)."""
+    return joint_colours(skeleton)
+
+
+def _dashed_line(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, colour, thickness: int, dash_px: float) -> None:
+    """A dashed anti-aliased line between fixed-point ends ``p0``, ``p1`` (scaled by 2**_SHIFT): dashes and gaps
+    of ``dash_px`` image pixels, the first dash starting at ``p0``."""
+    length = float(np.hypot(*(p1 - p0))) / _SCALE
+    steps = max(1, int(np.ceil(length / dash_px)))
+    for k in range(0, steps, 2):
+        a = p0 + (p1 - p0) * (k / steps)
+        b = p0 + (p1 - p0) * (min(k + 1, steps) / steps)
+        cv2.line(canvas, tuple(map(int, a)), tuple(map(int, b)), colour, thickness, cv2.LINE_AA, _SHIFT)
 
 
 def draw_skeleton_2d(
@@ -93,13 +105,18 @@ def draw_skeleton_2d(
     radius: int = 3,
     color: Optional[Tuple[int, int, int]] = None,
     alpha: float = 1.0,
+    dashed: bool = False,
+    joint_error: Optional[np.ndarray] = None,
+    error_max_mm: Optional[float] = None,
 ) -> np.ndarray:
     """Draw the 2D skeleton of the selected hands on a copy of ``img`` and return it.
 
     img: (H, W, 3) uint8 RGB. joint_img: (J, 2+) pixel coordinates (extra columns such as depth are ignored).
     joint_valid: (J,), joints with 0 (and non-finite ones) are skipped together with their bones.
-    Bones are coloured by finger (``skeleton.bone_color``), joints by their finger; ``color`` draws everything in one
-    RGB colour instead. thickness/radius are in pixels (radius 0: no joint circles). ``alpha`` < 1 blends the
+    Bones and joints are coloured by hand and finger (``internet.vis.style``: right warm, left cool); ``color`` draws
+    everything in one RGB colour instead; ``joint_error`` (J,) mm colours the joints by error
+    (``style.error_colours`` up to ``error_max_mm``). ``dashed``: dashed bones (the prediction's look).
+    thickness/radius are in pixels (radius 0: no joint circles). ``alpha`` < 1 blends the
     drawing into the image (e.g. ground truth under a prediction).
     """
     img = check_image(img)
@@ -121,22 +138,26 @@ def draw_skeleton_2d(
     fixed = np.round(np.where(ok[:, None], pts, 0.0) * _SCALE).astype(np.int64)
 
     canvas = img.copy()
-    jcol = joint_colors(skeleton)
+    jcol = joint_colors(skeleton) if joint_error is None else error_colours(joint_error, error_max_mm)
+    dash_px = max(3.0, 3.0 * thickness)
     for child, parent in skeleton.bones:
         if ok[child] and ok[parent]:
-            c = color if color is not None else skeleton.bone_color(int(child))
-            cv2.line(
-                canvas,
-                tuple(map(int, fixed[child])),
-                tuple(map(int, fixed[parent])),
-                tuple(map(int, c)),
-                thickness,
-                cv2.LINE_AA,
-                _SHIFT,
-            )
+            c = tuple(map(int, color if color is not None else bone_colour(skeleton, int(child))))
+            if dashed:
+                _dashed_line(canvas, fixed[parent], fixed[child], c, thickness, dash_px)
+            else:
+                cv2.line(
+                    canvas,
+                    tuple(map(int, fixed[child])),
+                    tuple(map(int, fixed[parent])),
+                    c,
+                    thickness,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
     if radius > 0:
         for j in np.nonzero(ok)[0]:
-            c = color if color is not None else jcol[j]
+            c = color if color is not None and joint_error is None else jcol[j]
             cv2.circle(
                 canvas, tuple(map(int, fixed[j])), int(radius * _SCALE), tuple(map(int, c)), -1, cv2.LINE_AA, _SHIFT
             )
@@ -144,6 +165,34 @@ def draw_skeleton_2d(
         # Untouched pixels are equal in both images, so blending only changes what was drawn.
         return cv2.addWeighted(canvas, alpha, img, 1.0 - alpha, 0.0)
     return canvas
+
+
+def draw_sources_2d(
+    img: np.ndarray,
+    gt_2d: Optional[np.ndarray] = None,
+    pred_2d: Optional[np.ndarray] = None,
+    joint_valid: Optional[np.ndarray] = None,
+    skeleton: Skeleton = INTERHAND,
+    hands: Sequence[str] = HANDS,
+    pred_valid: Optional[np.ndarray] = None,
+    joint_error: Optional[np.ndarray] = None,
+    thickness: int = 2,
+    radius: int = 3,
+) -> np.ndarray:
+    """Ground truth and prediction of the selected hands on one image in the shared look: GT solid and translucent
+    (drawn first, a little thicker), the prediction dashed on top; each hand in its colour family. ``joint_error``
+    (J,) mm colours the prediction's joints by error. A source alone is drawn solid and opaque."""
+    out = img
+    kw = dict(skeleton=skeleton, hands=hands, radius=radius)
+    both = gt_2d is not None and pred_2d is not None
+    if gt_2d is not None:
+        out = draw_skeleton_2d(
+            out, gt_2d, joint_valid, thickness=thickness + (1 if both else 0), alpha=0.6 if both else 1.0, **kw
+        )
+    if pred_2d is not None:
+        ok = joint_valid if pred_valid is None else pred_valid
+        out = draw_skeleton_2d(out, pred_2d, ok, thickness=thickness, dashed=both, joint_error=joint_error, **kw)
+    return out
 
 
 def draw_bbox(
@@ -182,11 +231,14 @@ def overlay_figure(
     thickness: int = 2,
     radius: int = 3,
     panel_inches: float = 4.0,
+    joint_error: Optional[np.ndarray] = None,
 ) -> PngFigure:
     """A matplotlib Figure with ground truth and prediction drawn on ``img``.
 
-    mode 'side': one panel per given source (GT left, prediction right); mode 'overlay': one panel, GT blended at
-    half opacity under the prediction. ``joint_valid`` masks both. The Figure is built without pyplot (no global
+    mode 'side': one panel per given source (GT left, prediction right, dashed); mode 'overlay': one panel, GT solid
+    and translucent under the dashed prediction. Each hand in its colour family, with a legend below;
+    ``joint_error`` (J,) mm colours the predicted joints by error.
+    ``joint_valid`` masks both. The Figure is built without pyplot (no global
     state, no GUI backend), so it works headless; Jupyter shows it as a PNG.
     """
     img = check_image(img)
@@ -200,28 +252,53 @@ def overlay_figure(
     panels = []
     if mode == "side":
         if gt_2d is not None:
-            panels.append(("ground truth", draw_skeleton_2d(base, gt_2d, **kw)))
+            panels.append(("ground truth", draw_skeleton_2d(base, gt_2d, **kw), ("gt",)))
         if pred_2d is not None:
-            panels.append(("prediction", draw_skeleton_2d(base, pred_2d, **kw)))
+            drawn = draw_skeleton_2d(base, pred_2d, dashed=True, joint_error=joint_error, **kw)
+            panels.append(("prediction" + (" (joints: error)" if joint_error is not None else ""), drawn, ("pred",)))
     else:
-        drawn = base
-        names = []
-        if gt_2d is not None:
-            drawn = draw_skeleton_2d(drawn, gt_2d, alpha=0.5 if pred_2d is not None else 1.0, **kw)
-            names.append("ground truth" + (" (faint)" if pred_2d is not None else ""))
-        if pred_2d is not None:
-            drawn = draw_skeleton_2d(drawn, pred_2d, **kw)
-            names.append("prediction")
-        panels.append((" + ".join(names), drawn))
+        drawn = draw_sources_2d(base, gt_2d, pred_2d, joint_error=joint_error, **kw)
+        sources = tuple(s for s, v in (("gt", gt_2d), ("pred", pred_2d)) if v is not None)
+        panels.append((" + ".join({"gt": "ground truth", "pred": "prediction"}[s] for s in sources), drawn, sources))
 
     h, w = img.shape[:2]
-    fig = PngFigure(figsize=(panel_inches * len(panels), panel_inches * h / w + (0.5 if title else 0.3)))
+    fig = PngFigure(figsize=(panel_inches * len(panels), panel_inches * h / w + (0.9 if title else 0.7)))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, picture) in zip(axes, panels):
+    for ax, (name, picture, _) in zip(axes, panels):
         ax.imshow(picture)
         ax.set_title(name, fontsize=10)
         ax.set_axis_off()
+    shown = sorted({s for *_, srcs in panels for s in srcs}, key=("gt", "pred").index)
+    handles = legend_handles(shown, check_hands(hands), dashed_pred=True)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def legend_handles(sources: Sequence[str], hands: Sequence[str], dashed_pred: bool = True) -> list:
+    """matplotlib legend entries, one per (source, hand), in the shared look (hand key colour, GT solid and
+    translucent, prediction dashed)."""
+    from matplotlib.lines import Line2D
+
+    from internet.vis.style import HAND_COLORS, SOURCE_STYLE
+
+    out = []
+    for source in sources:
+        st = SOURCE_STYLE[source]
+        for hand in hands:
+            out.append(
+                Line2D(
+                    [],
+                    [],
+                    color=np.array(HAND_COLORS[hand]) / 255.0,
+                    alpha=st["opacity"],
+                    linewidth=2.5 if source == "gt" else 2.0,
+                    linestyle="--" if source == "pred" and dashed_pred else "-",
+                    marker="o",
+                    markersize=4,
+                    label=f"{st['label']} {hand}",
+                )
+            )
+    return out

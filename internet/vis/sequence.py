@@ -3,10 +3,10 @@
 - :func:`animation_traces` / :func:`hands_animation_figure`: 3D hands with a fixed set of traces (one per source,
   hand and finger, plus the joints), so a frame changes only coordinates: the player updates them in place and the
   exported HTML animates them with plotly frames.
-- :class:`SequencePlayer` (ipywidgets): play/pause (``Play``), a frame slider, a speed control, the image with the 2D
-  skeleton beside the 3D hands (GT dashed, prediction solid) and the per-frame MPJPE with the current frame marked.
+- the player that plays in the browser is ``internet.vis.player`` (plotly frames: image, 2D and 3D hands, error
+  curve); writing videos is ``internet.vis.video_io``.
 - :func:`mpjpe_curve_figure`, :func:`multiview_grid_figure` (every camera of a capture with the projected joints),
-  :func:`write_video` (MP4 through OpenCV, GIF where no encoder works), :func:`save_animation_html`.
+  :func:`save_animation_html`.
 
 Nothing here reads files or runs a model: the frames come from a callable (see ``internet.data.sequences`` and
 ``internet.app.video`` for the data).
@@ -14,32 +14,23 @@ Nothing here reads files or runs a model: the frames come from a callable (see `
 
 from __future__ import annotations
 
-import html
-import io
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-import cv2
-import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
 from internet.skeleton import INTERHAND, Skeleton
 from internet.utils.atomic import atomic_write_bytes
-from internet.vis.overlay import HANDS, PngFigure, check_image, draw_skeleton_2d
-from internet.vis.plot3d import CAMERA_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
-from internet.vis.widgets import _figure_widget, _png, redraw_in_output
+from internet.vis.overlay import HANDS, PngFigure, check_image, draw_sources_2d
+from internet.vis.plot3d import OBLIQUE_VIEW, bone_trace, cube_ranges, finger_bones, xyz_lists
+from internet.vis.style import HAND_COLORS, LEGEND_FINGER, joint_colours, rgb, source_style
 
-_STYLE = {
-    "pred": dict(dash="solid", opacity=1.0, width=6, marker=4.0),
-    "gt": dict(dash="dash", opacity=0.55, width=4, marker=3.0),
-}
-_LABEL = {"pred": "pred", "gt": "GT"}
 MPJPE_LINES = (
-    ("right", "right hand", "rgb(200,60,60)"),
-    ("left", "left hand", "rgb(60,90,200)"),
-    ("interacting", "interacting (both hands)", "rgb(40,150,70)"),
+    ("right", "right hand", rgb(HAND_COLORS["right"])),
+    ("left", "left hand", rgb(HAND_COLORS["left"])),
+    ("interacting", "interacting (both hands)", "rgb(60,60,60)"),
 )
 
 
@@ -73,19 +64,19 @@ def animation_traces(
     (joints (J, 3), valid (J,))), each hand, one line trace per finger and one marker trace. Invalid joints and their
     bones are gaps (None), so every frame has the same traces."""
     traces: List[go.Scatter3d] = []
-    for source in ("pred", "gt"):
+    jcol = joint_colours(skeleton)
+    for source in ("gt", "pred"):  # the prediction on top
         if source not in sources:
             continue
         pts, ok = sources[source]
-        # GT is dashed and faint only to set it apart from a prediction; alone it is drawn solid
-        style = _STYLE["pred" if source == "gt" and "pred" not in sources else source]
+        style = source_style(source, alone=len(sources) == 1)
         for hand in hands:
-            name, group = f"{_LABEL[source]} {hand}", f"{source}:{hand}"
-            first = True
+            name, group = f"{style['label']} {hand}", f"{source}:{hand}"
             for finger, seg, colour in finger_bones(skeleton, hand):
                 xyz = np.where((ok[seg[:, 0]] & ok[seg[:, 1]])[:, None, None], pts[seg], np.nan)
-                traces.append(bone_trace(xyz, colour, style, name, group, first, source, hand, finger))
-                first = False
+                traces.append(
+                    bone_trace(xyz, colour, style, name, group, finger == LEGEND_FINGER, source, hand, finger)
+                )
             jt = np.asarray(skeleton.joint_type[hand])
             x, y, z = xyz_lists(np.where(ok[jt][:, None], pts[jt], np.nan))
             traces.append(
@@ -97,7 +88,7 @@ def animation_traces(
                     name=name,
                     legendgroup=group,
                     showlegend=False,
-                    marker=dict(size=style["marker"], color="rgb(40,40,40)"),
+                    marker=dict(size=style["marker"], color=[rgb(jcol[j]) for j in jt]),
                     opacity=style["opacity"],
                     hoverinfo="skip",
                     meta=dict(source=source, hand=hand, part="joints"),
@@ -134,12 +125,9 @@ def scene_ranges(frames: Iterable[Mapping[str, Tuple[np.ndarray, np.ndarray]]], 
 
 
 def _scene(ranges: dict) -> dict:
-    # looking along the camera's axis, as the image sees the hands; the depth axis' ticks would overlap
-    camera = dict(CAMERA_VIEW, eye=dict(x=0.35, y=-0.35, z=-1.5))
+    # the shared oblique view: the image's orientation, with the depth seen
     axes = {k: dict(v, title=dict(text=f"{k[0]} (mm)")) for k, v in ranges.items()}
-    if "zaxis" in axes:
-        axes["zaxis"].update(showticklabels=False)
-    return dict(aspectmode="cube", camera=camera, **axes)
+    return dict(aspectmode="cube", camera=OBLIQUE_VIEW, **axes)
 
 
 def hands_animation_figure(
@@ -149,7 +137,7 @@ def hands_animation_figure(
     title: Optional[str] = None,
     height: int = 560,
 ) -> go.Figure:
-    """A plotly figure animating the 3D hands of ``frames`` (dicts as for :class:`SequencePlayer`) with plotly
+    """A plotly figure animating the 3D hands of ``frames`` (dicts as for ``internet.vis.player``) with plotly
     frames, a play/pause button and a frame slider: self-contained once saved with :func:`save_animation_html`."""
     if not frames:
         raise ValueError("hands_animation_figure needs at least one frame")
@@ -277,158 +265,6 @@ def mark_frame(fig: go.Figure, x: Optional[float]) -> None:
     )
 
 
-# ============================================================================================== the player
-class SequencePlayer:
-    """Play a sequence: image with the 2D skeleton, 3D hands (root-aligned, GT dashed, prediction solid) and the
-    per-frame MPJPE with the current frame marked; play/pause, a frame slider and a speed control.
-
-    get_frame(k) returns a dict with ``img`` (H, W, 3) uint8 and any of ``joint_img`` / ``pred_img`` (J, 2) px,
-    ``joint_cam`` / ``pred_cam`` (J, 3) mm, ``joint_valid`` (J,), ``title``. ``n`` frames at ``fps``; ``curves``
-    (optional): per-frame MPJPE arrays ('right', 'left', 'interacting') for the error plot, against ``time_axis``
-    (default the frame index). ``sources3d``: every frame's 3D sources (for fixed axis ranges; computed from
-    get_frame when None). All logic is in plain methods (:meth:`show_frame`, :meth:`set_speed`), testable without a
-    browser.
-    """
-
-    SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
-
-    def __init__(
-        self,
-        get_frame: Callable[[int], Dict[str, Any]],
-        n: int,
-        fps: float = 5.0,
-        curves: Optional[Mapping[str, np.ndarray]] = None,
-        time_axis: Optional[Sequence[float]] = None,
-        skeleton: Skeleton = INTERHAND,
-        image_width: int = 360,
-        figure_height: int = 420,
-        figure_width: int = 560,
-        sources3d: Optional[Sequence[Mapping[str, Tuple[np.ndarray, np.ndarray]]]] = None,
-    ) -> None:
-        if not callable(get_frame):
-            raise TypeError("get_frame must be a callable index -> dict")
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        if not fps > 0:
-            raise ValueError(f"fps must be > 0, got {fps!r}")
-        self._get_frame, self.n, self.fps, self.skeleton = get_frame, int(n), float(fps), skeleton
-        self._index = -1
-        self.frame: Dict[str, Any] = {}
-        self.image_png = b""
-        if sources3d is None:
-            sources3d = [frame_sources(get_frame(k), skeleton) for k in range(self.n)]
-        self._ranges = scene_ranges(sources3d)
-        self._source_names = tuple(s for s in ("pred", "gt") if s in sources3d[0])
-
-        self.play = widgets.Play(
-            value=0, min=0, max=self.n - 1, step=1, interval=self._interval(1.0), description="play", repeat=True
-        )
-        self.slider = widgets.IntSlider(
-            value=0,
-            min=0,
-            max=self.n - 1,
-            description="frame",
-            continuous_update=True,
-            layout=widgets.Layout(width="420px"),
-        )
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.speed = widgets.Dropdown(
-            options=[(f"{s:g}x", s) for s in self.SPEEDS],
-            value=1.0,
-            description="speed",
-            layout=widgets.Layout(width="160px"),
-        )
-        self.title_html = widgets.HTML()
-        self.image = widgets.Image(format="png", width=image_width)
-
-        fw = _figure_widget()
-        self.figure: go.Figure = fw if fw is not None else go.Figure()
-        self.figure.add_traces(animation_traces(sources3d[0], skeleton))
-        self.figure.update_layout(
-            height=figure_height,
-            width=figure_width,
-            margin=dict(l=0, r=0, t=10, b=0),
-            scene=_scene(self._ranges),
-            uirevision="player",
-            legend=dict(groupclick="togglegroup", orientation="h", y=0.0, x=0.0),
-            meta=dict(kind="sequence_player_3d"),
-        )
-        self.curve: Optional[go.Figure] = None
-        if curves is not None:
-            xs = list(range(self.n)) if time_axis is None else list(time_axis)
-            new = mpjpe_curve_figure(xs, curves)
-            cw = _figure_widget()
-            self.curve = cw if cw is not None else go.Figure()
-            self.curve.add_traces(list(new.data))
-            self.curve.update_layout(new.layout)
-            self._curve_x = [float(v) for v in xs]
-        self._outputs = None if fw is not None else widgets.Output()
-
-        self.slider.observe(lambda change: self.show_frame(change["new"]), names="value")
-        self.speed.observe(lambda change: self.set_speed(change["new"]), names="value")
-        plots: List[widgets.Widget] = [self.figure if fw is not None else self._outputs]
-        rows = [widgets.HBox([self.play, self.slider, self.speed]), self.title_html, widgets.HBox([self.image, *plots])]
-        if self.curve is not None and fw is not None:
-            rows.append(self.curve)
-        self._widget = widgets.VBox(rows)
-        self.show_frame(0)
-
-    def _interval(self, speed: float) -> int:
-        return max(10, int(round(1000.0 / (self.fps * speed))))
-
-    @property
-    def widget(self) -> widgets.VBox:
-        return self._widget
-
-    @property
-    def index(self) -> int:
-        return self._index
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self._widget)
-
-    def set_speed(self, speed: float) -> None:
-        """Playback speed relative to the recorded frame rate (the Play widget's interval)."""
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed!r}")
-        self.play.interval = self._interval(float(speed))
-
-    def show_frame(self, k: int) -> None:
-        """Draw frame ``k``: overlay image, 3D coordinates updated in place, the curve's marker."""
-        if int(k) != k or not 0 <= k < self.n:
-            raise IndexError(f"frame index {k!r} is outside [0, {self.n - 1}]")
-        k = int(k)
-        f = self._get_frame(k)
-        if "img" not in f:
-            raise KeyError(f"get_frame({k}) returned no 'img' (keys: {sorted(f)})")
-        img = check_image(np.asarray(f["img"]), f"get_frame({k})['img']")
-        valid = f.get("joint_valid")
-        if f.get("joint_img") is not None:
-            img = draw_skeleton_2d(
-                img, f["joint_img"], valid, self.skeleton, alpha=0.5 if f.get("pred_img") is not None else 1.0
-            )
-        if f.get("pred_img") is not None:
-            img = draw_skeleton_2d(img, f["pred_img"], f.get("pred_valid"), self.skeleton)
-        self.image_png = _png(img)
-        self.image.value = self.image_png
-        self.title_html.value = f"<b>{html.escape(str(f.get('title', f'frame {k}')))}</b> ({k + 1} / {self.n})"
-        new = animation_traces(frame_sources(f, self.skeleton), self.skeleton)
-        with self.figure.batch_update():
-            for trace, src in zip(self.figure.data, new):
-                trace.x, trace.y, trace.z = src.x, src.y, src.z
-        if self.curve is not None:
-            mark_frame(self.curve, self._curve_x[k])
-        self.frame, self._index = f, k
-        if self.slider.value != k:
-            self.slider.value = k
-        self._redraw_without_widget()
-
-    def _redraw_without_widget(self) -> None:
-        redraw_in_output(self._outputs, self.figure, *([self.curve] if self.curve is not None else []))
-
-
 # ============================================================================================== multi-view grid
 def multiview_grid_figure(
     views: Sequence[Mapping[str, Any]],
@@ -438,8 +274,9 @@ def multiview_grid_figure(
     title: Optional[str] = None,
 ) -> PngFigure:
     """A grid of camera views: each ``view`` dict has ``name``, ``img`` (H, W, 3) uint8 or None (no image: a grey
-    tile of ``width`` x ``height``), ``joint_img`` (J, 2) the joints projected into that camera, ``joint_valid`` (J,)
-    and optionally ``note``. A matplotlib Figure (no pyplot) shown as PNG in notebooks."""
+    tile of ``width`` x ``height``), ``joint_img`` (J, 2) the joints projected into that camera, ``joint_valid`` (J,),
+    optionally ``pred_img`` (J, 2) the prediction projected into it (drawn dashed over the solid GT), ``pred_valid``
+    and ``note``. A matplotlib Figure (no pyplot) shown as PNG in notebooks."""
     if not views:
         raise ValueError("multiview_grid_figure needs at least one view")
     columns = max(1, min(int(columns), len(views)))
@@ -454,8 +291,9 @@ def multiview_grid_figure(
             h, w = int(v.get("height", 512)), int(v.get("width", 334))
             img = np.full((h, w, 3), 60, dtype=np.uint8)
         img = check_image(np.asarray(img))
-        if v.get("joint_img") is not None:
-            img = draw_skeleton_2d(img, v["joint_img"], v.get("joint_valid"), skeleton, thickness=2, radius=3)
+        img = draw_sources_2d(
+            img, v.get("joint_img"), v.get("pred_img"), v.get("joint_valid"), skeleton, pred_valid=v.get("pred_valid")
+        )
         ax.imshow(img)
         label = f"cam {v.get('name', '?')}" + (f"\n{v['note']}" if v.get("note") else "")
         ax.set_title(label, fontsize=8)
@@ -474,87 +312,3 @@ def project(
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = cam[:, :2] / z[:, None] * np.asarray(focal, dtype=np.float64) + np.asarray(princpt, dtype=np.float64)
     return uv, z
-
-
-# ============================================================================================== video export
-def write_video(
-    frames: Iterable[np.ndarray], path: Union[str, Path], fps: float, gif_max_side: int = 360
-) -> Dict[str, Any]:
-    """Write RGB uint8 frames (all the same size) as an MP4 (OpenCV's 'mp4v'); where OpenCV has no working MP4
-    encoder, as an animated GIF beside it (``path`` with suffix .gif, frames scaled to ``gif_max_side``). Frames are
-    consumed one at a time (the MP4 path holds none of them). Returns ``{"path", "format", "frames", "size"}``; the
-    file appears complete or not at all (written to a temporary name, then renamed)."""
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    it = iter(frames)
-    try:
-        first = check_image(np.asarray(next(it)), "frames[0]")
-    except StopIteration:
-        raise ValueError("write_video got no frames") from None
-    h, w = first.shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-    count = 0
-    if writer.isOpened():
-        try:
-            frame = first
-            while True:
-                if frame.shape[:2] != (h, w):
-                    raise ValueError(f"frame {count} has size {frame.shape[1]}x{frame.shape[0]}, expected {w}x{h}")
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                count += 1
-                try:
-                    frame = check_image(np.asarray(next(it)), f"frames[{count}]")
-                except StopIteration:
-                    break
-        except BaseException:
-            writer.release()
-            tmp.unlink(missing_ok=True)
-            raise
-        writer.release()
-        if tmp.is_file() and tmp.stat().st_size > 0:
-            tmp.replace(path)
-            return {"path": path, "format": "mp4", "frames": count, "size": (w, h)}
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"OpenCV wrote no data to {tmp}")
-    writer.release()
-    tmp.unlink(missing_ok=True)
-    return _write_gif(first, it, path.with_suffix(".gif"), fps, gif_max_side)
-
-
-def _write_gif(first: np.ndarray, rest: Iterable[np.ndarray], path: Path, fps: float, max_side: int) -> Dict[str, Any]:
-    """GIF fallback (Pillow): frames are scaled down and palettised one at a time (a GIF needs them all at the end,
-    so they are kept small)."""
-    from PIL import Image
-
-    scale = min(1.0, max_side / max(first.shape[:2]))
-
-    def small(img: np.ndarray) -> "Image.Image":
-        if scale < 1.0:
-            img = cv2.resize(
-                img,
-                (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
-        return Image.fromarray(np.ascontiguousarray(img)).convert("P", palette=Image.Palette.ADAPTIVE)
-
-    images = [small(first)] + [small(check_image(np.asarray(f))) for f in rest]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
-
-    atomic_write_bytes(path, buf.getvalue())
-    return {"path": path, "format": "gif", "frames": len(images), "size": images[0].size}
-
-
-def side_by_side(*images: np.ndarray, height: Optional[int] = None, gap: int = 4) -> np.ndarray:
-    """RGB images scaled to one height (default the first's) and joined left to right with a white gap."""
-    height = int(height or images[0].shape[0])
-    tiles = []
-    for img in images:
-        img = check_image(np.asarray(img))
-        w = max(1, int(round(img.shape[1] * height / img.shape[0])))
-        tiles.append(cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA) if img.shape[0] != height else img)
-        tiles.append(np.full((height, gap, 3), 255, dtype=np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
