@@ -34,7 +34,7 @@ def rodrigues(aa: torch.Tensor) -> torch.Tensor:
     zero = torch.zeros_like(x)
     K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*aa.shape[:-1], 3, 3)
     eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(K)
-    return eye + A * K + B * (K @ K)
+    return eye + A * K + B * (K[..., :, :, None] * K[..., None, :, :]).sum(-2)
 
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
@@ -118,6 +118,10 @@ class ManoLayer(nn.Module):
         self.register_buffer("posedirs", t(model.posedirs.reshape(-1, model.posedirs.shape[-1]).T))  # (P, V*3)
         self.register_buffer("J_regressor", t(model.J_regressor))
         self.register_buffer("ih26m_regressor", t(model.ih26m_regressor()))
+        support = np.nonzero(np.abs(model.ih26m_regressor()).sum(0) > 0)[0]
+        self.register_buffer("regressor_support", torch.as_tensor(support, dtype=torch.int64))
+        self.register_buffer("J_template", t(model.J_regressor @ model.v_template))
+        self.register_buffer("J_shapedirs", t(np.einsum("jv,vcs->jcs", model.J_regressor, model.shapedirs)))
         self.register_buffer("weights", t(model.weights))
         self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.int64))
         self.register_buffer("hands_mean", t(model.hands_mean if not flat_hand_mean else np.zeros(3 * (J - 1))))
@@ -142,8 +146,10 @@ class ManoLayer(nn.Module):
         hand_pose: Optional[torch.Tensor] = None,
         betas: Optional[torch.Tensor] = None,
         transl: Optional[torch.Tensor] = None,
+        joints_only: bool = False,
     ) -> ManoOutput:
-        """Every input (B, ...) is optional (zeros); metres and radians in, :class:`ManoOutput` out."""
+        """Every input (B, ...) is optional (zeros); metres and radians in, :class:`ManoOutput` out.
+        ``joints_only``: faster, for fitting (only the vertices the joints need are skinned)."""
         ref = next(x for x in (global_orient, hand_pose, betas, transl, self.v_template) if x is not None)
         B = ref.shape[0] if ref is not self.v_template else 1
         dt, dev = self.v_template.dtype, self.v_template.device
@@ -152,7 +158,7 @@ class ManoLayer(nn.Module):
         hand_pose = z(self.num_hand_pose) if hand_pose is None else hand_pose.to(dt)
         betas = z(self.num_betas) if betas is None else betas.to(dt)
         transl = z(3) if transl is None else transl.to(dt)
-        return lbs(self, self.full_pose(global_orient, hand_pose), betas, transl)
+        return lbs(self, self.full_pose(global_orient, hand_pose), betas, transl, joints_only)
 
     def mesh_mm(self, pose: torch.Tensor, shape: torch.Tensor, trans: torch.Tensor) -> ManoOutput:
         """InterHand2.6M NeuralAnnot parameters: ``pose`` (B, 48) = [root, hand_pose], ``shape`` (B, 10), ``trans``
@@ -160,29 +166,36 @@ class ManoLayer(nn.Module):
         return self(pose[:, :3], pose[:, 3:], shape, trans)
 
 
-def lbs(layer: ManoLayer, full_pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor) -> ManoOutput:
-    """Linear blend skinning of ``layer``'s model: pose (B, 3 J), betas (B, S), transl (B, 3) -> :class:`ManoOutput`."""
+def lbs(
+    layer: ManoLayer, full_pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor, joints_only: bool = False
+) -> ManoOutput:
+    """Linear blend skinning of ``layer``'s model: pose (B, 3 J), betas (B, S), transl (B, 3) -> :class:`ManoOutput`.
+    ``joints_only``: skin only the vertices the 21-joint regressor reads (``vertices`` is then that subset)."""
     B = full_pose.shape[0]
     nj = len(layer.parents)
-    v_shaped = layer.v_template + torch.einsum("vcs,bs->bvc", layer.shapedirs, betas)
-    J = torch.einsum("jv,bvc->bjc", layer.J_regressor, v_shaped)
+    vt, sd, pd, wts, reg = layer.v_template, layer.shapedirs, layer.posedirs, layer.weights, layer.ih26m_regressor
+    if joints_only:
+        vidx = layer.regressor_support
+        vt, sd, wts, reg = vt[vidx], sd[vidx], wts[vidx], reg[:, vidx]
+        pd = pd.view(pd.shape[0], -1, 3)[:, vidx].reshape(pd.shape[0], -1)
+        J = layer.J_template + torch.einsum("jcs,bs->bjc", layer.J_shapedirs, betas)
+    v_shaped = vt + torch.einsum("vcs,bs->bvc", sd, betas)
+    if not joints_only:
+        J = torch.einsum("jv,bvc->bjc", layer.J_regressor, v_shaped)
     R = rodrigues(full_pose.reshape(B, nj, 3))
     eye = torch.eye(3, dtype=R.dtype, device=R.device)
-    pose_feat = (R[:, 1:] - eye).reshape(B, -1)
-    v_posed = v_shaped + (pose_feat @ layer.posedirs).reshape(B, -1, 3)
+    v_posed = v_shaped + ((R[:, 1:] - eye).reshape(B, -1) @ pd).reshape(B, -1, 3)
     # Rigid chain: each joint's world transform, root first.
     rel = J.clone()
-    par = torch.tensor(layer.parents[1:], device=J.device)
-    rel[:, 1:] = J[:, 1:] - J[:, par]
+    rel[:, 1:] = J[:, 1:] - J[:, layer.parents[1:]]
     rots, trans = [R[:, 0]], [rel[:, 0]]
-    for i in range(1, nj):
+    for i in range(1, nj):  # 3x3 products written out: faster than bmm dispatches for small matrices
         p = layer.parents[i]
-        rots.append(rots[p] @ R[:, i])
-        trans.append((rots[p] @ rel[:, i, :, None])[..., 0] + trans[p])
+        rots.append((rots[p][:, :, :, None] * R[:, i, None, :, :]).sum(2))
+        trans.append((rots[p] * rel[:, i, None, :]).sum(-1) + trans[p])
     Rg, tg = torch.stack(rots, 1), torch.stack(trans, 1)  # (B, J, 3, 3), (B, J, 3): posed joints = tg
-    t_skin = tg - (Rg @ J[..., None])[..., 0]  # transform of a rest point: Rg x + (tg - Rg J)
-    Rv = torch.einsum("vj,bjkl->bvkl", layer.weights, Rg)
-    tv = torch.einsum("vj,bjk->bvk", layer.weights, t_skin)
-    verts = (Rv @ v_posed[..., None])[..., 0] + tv + transl[:, None]
-    ih = torch.einsum("jv,bvc->bjc", layer.ih26m_regressor, verts)
+    t_skin = tg - (Rg * J[:, :, None, :]).sum(-1)  # transform of a rest point: Rg x + (tg - Rg J)
+    T = torch.matmul(wts, torch.cat([Rg.reshape(B, nj, 9), t_skin], -1))  # (B, V, 12) blended transforms
+    verts = (T[..., :9].reshape(B, -1, 3, 3) * v_posed[:, :, None, :]).sum(-1) + T[..., 9:] + transl[:, None]
+    ih = torch.einsum("jv,bvc->bjc", reg, verts)
     return ManoOutput(vertices=verts, joints=tg + transl[:, None], ih26m=ih, rest_joints=J)
