@@ -90,6 +90,15 @@ class Meshes:
         return render_overlay(image, self.mesh_list(per_hand, kind, hands), focal, princpt)
 
 
+def predicted_hands(hand_prob) -> np.ndarray:
+    """(n, 2) bool: the hands to fit, those predicted present (probability > 0.5), else the more probable one."""
+    prob = np.asarray(hand_prob, dtype=np.float64).reshape(-1, 2)
+    present = prob > 0.5
+    none = ~present.any(1)
+    present[none] = prob[none] == prob[none].max(1, keepdims=True)
+    return present
+
+
 def load_meshes(cfg, split: str, device=None) -> Optional[Meshes]:
     """:class:`Meshes` for ``cfg`` and ``split``, or None (printing why) when the MANO files are missing."""
     folder = mano_dir(cfg)
@@ -155,4 +164,13 @@ def write_png(path, rgb: np.ndarray) -> Path:
     return atomic_write_bytes(path, data.tobytes())
 
 
-__all__ = ["LABELS", "Meshes", "display_mesh_figure", "load_meshes", "side_by_side", "static_view", "write_png"]
+__all__ = [
+    "LABELS",
+    "Meshes",
+    "display_mesh_figure",
+    "load_meshes",
+    "predicted_hands",
+    "side_by_side",
+    "static_view",
+    "write_png",
+]
