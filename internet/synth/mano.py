@@ -62,39 +62,38 @@ def rest_points(betas) -> np.ndarray:
     return pts + WRIST_OFFSET_MM
 
 
-@lru_cache(maxsize=1)
-def _layout():
-    """The mesh as a linear recipe of the rest points: vertices ``C @ P + O``; faces, weights, J_regressor rows."""
-    frames = default_hand_shape().base_frame
-    C, O, W, faces, jreg = [], [], [], [], np.zeros((16, 0)).tolist()
-    jreg = {}
+class _Builder:
+    """Vertices as linear recipes of the 21 rest points (``C`` rows, offsets ``O``), skinning weights, faces."""
 
-    def ring(centre: dict, offsets: np.ndarray, weight: dict):
-        start = len(C)
+    def __init__(self):
+        self.C, self.O, self.W, self.faces, self.jreg = [], [], [], [], {}
+
+    def ring(self, centre: dict, offsets: np.ndarray, weight: dict) -> list:
+        start = len(self.C)
         for o in offsets:
-            c = np.zeros(21)
+            c, wt = np.zeros(21), np.zeros(16)
             for p, w in centre.items():
                 c[p] += w
-            C.append(c)
-            O.append(o)
-            wt = np.zeros(16)
             for j, w in weight.items():
                 wt[j] += w
-            W.append(wt)
+            self.C.append(c)
+            self.O.append(o)
+            self.W.append(wt)
         return list(range(start, start + len(offsets)))
 
-    def tube(rings: List[list], closed: bool = True):
+    def tube(self, rings: List[list]) -> None:
         for a, b in zip(rings[:-1], rings[1:]):
-            n = len(a)
-            for i in range(n):
-                i2 = (i + 1) % n
-                faces.append((a[i], b[i], b[i2]))
-                faces.append((a[i], b[i2], a[i2]))
+            for i in range(len(a)):
+                i2 = (i + 1) % len(a)
+                self.faces += [(a[i], b[i], b[i2]), (a[i], b[i2], a[i2])]
 
-    def fan(rim: list, apex: int):
-        for i in range(len(rim)):
-            faces.append((rim[i], rim[(i + 1) % len(rim)], apex))
+    def fan(self, rim: list, apex: int) -> None:
+        self.faces += [(rim[i], rim[(i + 1) % len(rim)], apex) for i in range(len(rim))]
 
+
+def _digits(b: _Builder) -> None:
+    """One tube per digit along its three segments, closed by a tip vertex at the tip joint."""
+    frames = default_hand_shape().base_frame
     theta = np.arange(RING) * 2 * np.pi / RING
     for d in range(5):
         lat, pal = frames[d][:, 0], frames[d][:, 2]
@@ -105,43 +104,47 @@ def _layout():
                 offs = r * (np.cos(theta)[:, None] * lat + np.sin(theta)[:, None] * pal)
                 owner, parent = m0 + k, (0 if k == 0 else m0 + k - 1)
                 weight = {owner: 0.5, parent: 0.5} if t == 0.0 else {owner: 1.0}
-                rings.append(ring({1 + 4 * d + k: 1 - t, 2 + 4 * d + k: t}, offs, weight))
+                rings.append(b.ring({1 + 4 * d + k: 1 - t, 2 + 4 * d + k: t}, offs, weight))
                 if t == 0.0:
-                    jreg[owner] = rings[-1]
-        tube(rings)
-        tip = ring({4 + 4 * d: 1.0}, np.zeros((1, 3)), {m0 + 2: 1.0})[0]
-        fan(rings[-1], tip)
-    # Palm: from an ellipse around the wrist to the knuckle line (index MCP .. pinky MCP).
+                    b.jreg[owner] = rings[-1]  # the joint is the mean of its ring
+        b.tube(rings)
+        b.fan(rings[-1], b.ring({4 + 4 * d: 1.0}, np.zeros((1, 3)), {m0 + 2: 1.0})[0])
+
+
+def _palm(b: _Builder) -> None:
+    """From an ellipse around the wrist to the knuckle line (index MCP .. pinky MCP), closed there."""
     th = np.arange(PALM_RING) * 2 * np.pi / PALM_RING
     ex, ez = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
     palm = []
     for s in _PALM_S:
-        offs, idx = [], []
-        rim_c = []
+        idx = []
         for a in th:
             c = (1 + np.cos(a)) / 2
-            rim_c.append({0: 1 - s, 1 + 4 * 1: s * c, 1 + 4 * 4: s * (1 - c)})
-            offs.append(
-                (1 - s) * (28 * np.cos(a) * ex + 14 * np.sin(a) * ez) + s * (8 * np.cos(a) * ex + 11 * np.sin(a) * ez)
-            )
-        for cen, o in zip(rim_c, offs):
-            idx += ring(cen, np.asarray(o)[None], {0: 1.0})
+            off = (1 - s) * (28 * np.cos(a) * ex + 14 * np.sin(a) * ez) + s * (8 * np.cos(a) * ex + 11 * np.sin(a) * ez)
+            idx += b.ring({0: 1 - s, 5: s * c, 17: s * (1 - c)}, off[None], {0: 1.0})
         palm.append(idx)
         if s == 0.0:
-            jreg[0] = idx
-    tube(palm)
-    cap = ring({0: 0.0, 1 + 4 * 1: 0.5, 1 + 4 * 4: 0.5}, np.zeros((1, 3)), {0: 1.0})[0]
-    fan(palm[-1], cap)
-    n = len(C)
+            b.jreg[0] = idx
+    b.tube(palm)
+    b.fan(palm[-1], b.ring({5: 0.5, 17: 0.5}, np.zeros((1, 3)), {0: 1.0})[0])
+
+
+@lru_cache(maxsize=1)
+def _layout():
+    """The mesh as a linear recipe of the rest points: vertices ``C @ P + O``; weights, faces, J_regressor; padded
+    to MANO's vertex and face counts, the tips moved to MANO's tip vertex ids."""
+    b = _Builder()
+    _digits(b)
+    _palm(b)
+    n, faces = len(b.C), b.faces
     if n > N_VERTS or len(faces) > N_FACES:
         raise AssertionError(f"synthetic mesh too big: {n} vertices, {len(faces)} faces")
-    pad = ring({0: 1.0}, np.zeros((N_VERTS - n, 3)), {0: 1.0})
-    faces += [(pad[0], pad[0], pad[0])] * (N_FACES - len(faces))  # unused slots of MANO's face count
-    C, O, W, F = np.array(C), np.array(O), np.array(W), np.array(faces, dtype=np.int64)
+    pad = b.ring({0: 1.0}, np.zeros((N_VERTS - n, 3)), {0: 1.0})
+    faces = faces + [(pad[0], pad[0], pad[0])] * (N_FACES - len(faces))  # unused slots of MANO's face count
+    C, O, W, F = np.array(b.C), np.array(b.O), np.array(b.W), np.array(faces, dtype=np.int64)
     J = np.zeros((16, N_VERTS))
-    for j, verts in jreg.items():
+    for j, verts in b.jreg.items():
         J[j, verts] = 1.0 / len(verts)
-    # Move the tips to MANO's tip vertex ids.
     tips_old = [int(np.nonzero((C[:, 4 + 4 * d] == 1.0) & (np.abs(O).sum(1) == 0))[0][0]) for d in range(5)]
     order = [-1] * N_VERTS
     for old, new in zip(tips_old, TIP_IDS):
