@@ -63,7 +63,7 @@ from internet.synth.rig import (
 )
 from internet.synth.scene import FrameBatch, sample_single_frames, sample_two_hand_frames
 
-GENERATOR_VERSION = 3  # 3: each sequence is one continuous motion
+GENERATOR_VERSION = 4  # 3: one continuous motion per sequence; 4: MANO-format model and fits, linear hand shapes
 CAPTURE_FPS = 30  # frame_idx counts frames of a 30 fps capture, as the release's
 FRAME_STEP = 6  # consecutive frames of a sequence are 6 capture frames apart:
 SEQUENCE_FPS = CAPTURE_FPS / FRAME_STEP  # 5 fps, as the 5 fps release
