@@ -81,6 +81,9 @@ class Config:
     rootnet_path: Optional[str] = _in("data", None)
     """RootNet output JSON for val/test; default
     ``{data_root}/rootnet_output/rootnet_interhand2.6m_output_{split}.json``."""
+    mano_dir: Optional[str] = _in("data", None)
+    """Folder holding MANO_RIGHT.pkl and MANO_LEFT.pkl (licensed, from https://mano.is.tue.mpg.de; never shipped)
+    for the meshes; default ``{data_root}/mano`` (where the synthetic data set keeps its stand-in model)."""
     train_split: str = _in("data", "train")
     test_split: str = _in("data", "test")
     allow_missing_images: bool = _in("data", False)

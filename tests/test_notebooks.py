@@ -1043,3 +1043,27 @@ def test_notebooks_01_to_03_run_on_single_hand_sets(
     assert saved["baselines"]["mean pose"]["official_protocol"]["mpjpe"] == pytest.approx(baseline.mpjpe, rel=1e-6)
     assert _mime_count(nb, "image/png") >= 1 + 2  # per-joint plot, best and worst overlays
     _check_png(out / "result" / "per_joint_test.png")
+
+
+def test_notebooks_01_and_04_show_meshes(demo_run):
+    """Issue 29: 01 shows the data set's MANO fits and their fitting error; 04 shows the GT fit and the MANO fit to
+    the prediction as mesh3d traces and writes the mesh overlay PNG."""
+    for name, words in (
+        ("01_explore_dataset", ("MANO fit vs annotated joints", "median_mm")),
+        ("04_visualize_3d", ("mesh overlay:",)),
+    ):
+        nb = nbformat.read(str(demo_run.output_dir / "notebooks" / f"{name}.ipynb"), as_version=4)
+        assert not _errors(nb)
+        text = _text(nb)
+        assert all(w in text for w in words), (name, words)
+        figs = [o["data"]["application/vnd.plotly.v1+json"] for o in _outputs(nb)
+                if "application/vnd.plotly.v1+json" in o.get("data", {})]  # fmt: skip
+        meshes = [t for f in figs for t in f["data"] if t.get("type") == "mesh3d"]
+        assert {t["name"].split(":")[0] for t in meshes} >= {"right hand", "left hand"} or name == "04_visualize_3d"
+        if name == "04_visualize_3d":
+            assert any("fit to the prediction" in t["name"] for t in meshes)
+    vis = demo_run.output_dir / "vis"
+    pngs = sorted(vis.glob("04_*mesh*.png"))
+    assert pngs, "04 wrote no mesh overlay"
+    for p in pngs + [vis / "01_mesh_overlay.png"]:
+        _check_png(p)

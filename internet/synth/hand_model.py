@@ -107,6 +107,9 @@ class HandShape:
     base_pos: np.ndarray
     base_frame: np.ndarray
     seg_len: np.ndarray
+    betas: Optional[np.ndarray] = None
+    """The 10 shape coefficients that give ``base_pos`` and ``seg_len`` (:func:`shape_from_betas`), as the
+    synthetic MANO-format model's ``shapedirs`` (``internet.synth.mano``); None for a hand built otherwise."""
 
     @property
     def palm_length(self) -> float:
@@ -129,20 +132,63 @@ def _digit_frames(fan_deg: np.ndarray, thumb_along: np.ndarray, thumb_palmar: np
 
 
 def default_hand_shape() -> HandShape:
-    """The rest geometry of a medium hand (wrist -> middle MCP 85 mm)."""
-    return HandShape(_BASE_POS.copy(), _digit_frames(_FAN_DEG, _THUMB_ALONG, _THUMB_PALMAR), _SEG_LEN.copy())
+    """The rest geometry of a medium hand (wrist -> middle MCP 85 mm): all shape coefficients zero."""
+    return HandShape(
+        _BASE_POS.copy(), _digit_frames(_FAN_DEG, _THUMB_ALONG, _THUMB_PALMAR), _SEG_LEN.copy(), np.zeros(NUM_BETAS)
+    )
+
+
+def _shape_basis() -> tuple:
+    """(10, 5, 3) changes of ``base_pos`` and (10, 5, 3) of ``seg_len`` (mm) per unit shape coefficient."""
+    db, ds = np.zeros((NUM_BETAS, 5, 3)), np.zeros((NUM_BETAS, 5, 3))
+    db[0], ds[0] = _BASE_POS * 0.11, _SEG_LEN * 0.11  # overall size
+    db[1, :, 1] = _BASE_POS[:, 1] * 0.11  # palm length
+    db[2, :, 0] = _BASE_POS[:, 0] * 0.10  # palm width
+    ds[3, 1:] = _SEG_LEN[1:] * 0.11  # finger length
+    ds[4, 0] = _SEG_LEN[0] * 0.11  # thumb length
+    db[5, 0] = [0.85, -0.85, 0.6]  # thumb base
+    ds[6, :, 0], ds[6, :, 2] = _SEG_LEN[:, 0] * 0.012, -_SEG_LEN[:, 2] * 0.012  # proximal vs distal phalanges
+    ds[7, 3:] = _SEG_LEN[3:] * 0.04  # ring and pinky length
+    db[7, 4, 1] = -1.5
+    db[8, :, 2] = [0.57, 0.85, 0.0, 0.57, 1.15]  # knuckle arch
+    ds[9, 1], ds[9, 3] = _SEG_LEN[1] * 0.028, -_SEG_LEN[3] * 0.028  # index vs ring
+    return db, ds
+
+
+NUM_BETAS = 10
+SHAPE_BASIS_BASE, SHAPE_BASIS_SEG = _shape_basis()
+"""A subject's ``base_pos`` and ``seg_len`` are linear in 10 coefficients (like MANO's shape space), so that the
+synthetic MANO-format model reproduces every subject's joints exactly."""
+
+
+def shape_from_betas(betas: np.ndarray, fan_deg=_FAN_DEG, thumb_along=_THUMB_ALONG) -> HandShape:
+    """The hand of shape coefficients ``betas`` (10,): base positions and segment lengths linear in them."""
+    betas = np.asarray(betas, dtype=np.float64).reshape(NUM_BETAS)
+    base = _BASE_POS + np.einsum("k,kdc->dc", betas, SHAPE_BASIS_BASE)
+    seg = _SEG_LEN + np.einsum("k,kdc->dc", betas, SHAPE_BASIS_SEG)
+    return HandShape(base, _digit_frames(np.asarray(fan_deg), np.asarray(thumb_along), _THUMB_PALMAR), seg, betas)
 
 
 def sample_hand_shape(rng: np.random.Generator) -> HandShape:
-    """A subject's hand: overall scale 0.93-1.06 (wrist -> middle MCP about 79-90 mm), then a few percent of
-    independent variation per bone and per base position, and a little variation of the finger fan and thumb."""
+    """A subject's hand: overall scale 0.93-1.06 (wrist -> middle MCP about 79-90 mm), a few percent of variation
+    per bone and per base position, and a little variation of the finger fan and thumb; the base positions and bone
+    lengths are then projected (least squares, mm) onto the 10 shape coefficients of :func:`shape_from_betas`, so
+    that a MANO-format model reproduces the hand exactly. The random draws are those of the earlier, unprojected
+    model (the generator's streams, hence its scenes, stay as they were)."""
     scale = rng.uniform(0.93, 1.06)
     base = _BASE_POS * scale * rng.normal(1.0, 0.03, size=(5, 1))
     base = base + rng.normal(0.0, 1.2, size=(5, 3)) * scale
     seg = _SEG_LEN * scale * np.clip(rng.normal(1.0, 0.04, size=(5, 3)), 0.88, 1.12)
     fan = _FAN_DEG + rng.normal(0.0, 2.0, size=5)
     thumb_along = _THUMB_ALONG + rng.normal(0.0, 0.05, size=3)
-    return HandShape(base, _digit_frames(fan, thumb_along, _THUMB_PALMAR), seg)
+    return shape_from_betas(betas_of(base, seg), fan, thumb_along)
+
+
+def betas_of(base_pos: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
+    """The shape coefficients (10,) whose hand is nearest (least squares, mm) to ``base_pos`` and ``seg_len``."""
+    A = np.concatenate([SHAPE_BASIS_BASE.reshape(NUM_BETAS, -1), SHAPE_BASIS_SEG.reshape(NUM_BETAS, -1)], 1).T
+    y = np.concatenate([(base_pos - _BASE_POS).ravel(), (seg_len - _SEG_LEN).ravel()])
+    return np.linalg.lstsq(A, y, rcond=None)[0]
 
 
 def clip_angles(angles: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 Layout under ``out_dir`` (as the release)::
 
     images/{split}/Capture{c}/{seq_name}/cam{camera}/image{frame_idx}.jpg
-    annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d}.json
+    annotations/{split}/InterHand2.6M_{split}_{data,camera,joint_3d,MANO_NeuralAnnot}.json
+    mano/MANO_{RIGHT,LEFT}.pkl                        a MANO-format model of the synthetic hand (not MANO)
     annotations/aid_human_annot_{train,test}.txt      human-annotated annotation ids (defines H and M)
     annotations/skeleton.txt
     rootnet_output/rootnet_interhand2.6m_output_{val,test}.json
@@ -42,6 +43,7 @@ import numpy as np
 from internet.geometry.camera import cam2pixel, world2cam
 from internet.geometry.crop import process_bboxes
 from internet.synth import writer as W
+from internet.synth.mano import fit_records, write_mano_files
 from internet.synth.motion import SmoothMotionRng
 from internet.synth.render import (
     DEFAULT_LIGHT,
@@ -62,7 +64,7 @@ from internet.synth.rig import (
 )
 from internet.synth.scene import FrameBatch, sample_single_frames, sample_two_hand_frames
 
-GENERATOR_VERSION = 3  # 3: each sequence is one continuous motion
+GENERATOR_VERSION = 4  # 3: one continuous motion per sequence; 4: MANO-format model and fits, linear hand shapes
 CAPTURE_FPS = 30  # frame_idx counts frames of a 30 fps capture, as the release's
 FRAME_STEP = 6  # consecutive frames of a sequence are 6 capture frames apart:
 SEQUENCE_FPS = CAPTURE_FPS / FRAME_STEP  # 5 fps, as the 5 fps release
@@ -80,6 +82,7 @@ class _CaptureOutput:
     images: List[str] = field(default_factory=list)
     annotations: List[str] = field(default_factory=list)
     joint_3d: List[str] = field(default_factory=list)
+    mano: List[str] = field(default_factory=list)
     rootnet: List[str] = field(default_factory=list)
     human_ids: List[int] = field(default_factory=list)
     render: List[dict] = field(default_factory=list)
@@ -178,6 +181,7 @@ def generate(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     W.write_bytes(root / "annotations" / "skeleton.txt", W.skeleton_text().encode())
+    write_mano_files(root / "mano")
     info.update(complete=True, splits=splits)
     W.write_json(root / "synth_info.json", info)
     seconds = time.perf_counter() - t0
@@ -227,6 +231,8 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
     data = W.DataJsonWriter(ann_dir / f"InterHand2.6M_{split}_data.json")
     joint_3d = W.StreamedJson(ann_dir / f"InterHand2.6M_{split}_joint_3d.json")
     joint_3d.open("{")
+    mano = W.StreamedJson(ann_dir / f"InterHand2.6M_{split}_MANO_NeuralAnnot.json")
+    mano.open("{")
     rootnet = None
     if split in ("val", "test"):
         rootnet = W.StreamedJson(root / "rootnet_output" / f"rootnet_interhand2.6m_output_{split}.json")
@@ -249,6 +255,9 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
             joint_3d.open("{", key=str(cap.index))
             joint_3d.items(out.joint_3d)
             joint_3d.close_container("}")
+            mano.open("{", key=str(cap.index))
+            mano.items(out.mano)
+            mano.close_container("}")
             if rootnet is not None:
                 rootnet.items(out.rootnet)
             human_ids += out.human_ids
@@ -270,6 +279,8 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
             pending.popleft().result()
         joint_3d.close_container("}")
         joint_3d.close()
+        mano.close_container("}")
+        mano.close()
         data.close()
         if rootnet is not None:
             rootnet.close_container("]")
@@ -277,6 +288,7 @@ def _write_split(root: Path, split: str, n: int, opts: dict, pool, num_workers: 
     except BaseException:
         data.abort()
         joint_3d.abort()
+        mano.abort()
         if rootnet is not None:
             rootnet.abort()
         raise
@@ -435,6 +447,7 @@ def _capture_annotations(
         ht3 = fb.hand_type[kept_frames]
         htv3 = np.where(ht3 == "interacting", v3.sum(1) > 30, True)
         out.joint_3d += W.joint_3d_records(frame_ids.tolist(), wc, v3, ht3.tolist(), htv3.tolist(), jv_bool)
+        out.mano += fit_records(frame_ids.tolist(), world[kept_frames], fb.present[kept_frames], cap.shape.betas)
         out.frames += len(kept_frames)
         # --- human-annotated frames
         human = rng.random(len(kept_frames)) < HUMAN_FRACTION[cap.split]
