@@ -589,7 +589,7 @@ def test_inference_scale_benchmark_runs(tmp_path):
     )
 
 
-# ------------------------------------------------------------------------------------------------ recipes of docs/usage.md
+# ------------------------------------------------------------------------------------ recipes of docs/usage.md
 def _readme_block(containing: str) -> str:
     text = (REPO / "docs" / "usage.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]

@@ -478,7 +478,7 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
 
 
-# ============================================================================================== docs/usage.md recipes and benchmark
+# ============================================================================ docs/usage.md recipes and benchmark
 def test_readme_sequence_recipes_run(tiny_data, trained_checkpoint, tmp_path):
     import re
 
