@@ -225,14 +225,6 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             for k in range(figures.count()):
                 src = figures.nth(k).locator("img.plot-img").get_attribute("src") or ""
                 assert src.startswith("data:image/png;base64,"), src[:80]
-            # issue 29: the mesh figure (the last plotly output) turns interactive under the pointer: mesh3d traces
-            mesh_fig = figures.nth(figures.count() - 1)
-            mesh_fig.scroll_into_view_if_needed()
-            mesh_fig.hover()
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('.jp-RenderedPlotly .js-plotly-plot'))"
-                ".some(el => (el.data || []).some(t => t.type === 'mesh3d'))"
-            )
             # the sample browser's plotly 3D figure (a WebGL scene) and the widgets are rendered
             page.wait_for_selector(".js-plotly-plot .gl-container canvas", state="attached")
             page.wait_for_selector(".jupyter-widgets .widget-slider", state="visible")

@@ -155,7 +155,7 @@ def test_a_duplicate_frame_is_named_when_the_sequence_index_is_built(shared_dir,
 # ============================================================================================== video
 @pytest.fixture()
 def small_video(tmp_path) -> Path:
-    from internet.vis.sequence import write_video
+    from internet.vis.video_io import write_video
 
     frames = (np.full((48, 64, 3), 10 * k, dtype=np.uint8) for k in range(4))
     return Path(write_video(frames, tmp_path / "v.mp4", 10.0)["path"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from internet.data.index import load_index
+from internet.data.index_cache import load_index
 from internet.data.interhand import resolve_sources
 from internet.mano import mano_layers
 from internet.mano.fit import fit_to_joints

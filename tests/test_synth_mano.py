@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from internet.data.index import load_index
+from internet.data.index_cache import load_index
 from internet.data.interhand import resolve_sources
 from internet.data.io import DataFileError
 from internet.data.mano_fits import fits_path, load_mano_fits, read_mano_fits

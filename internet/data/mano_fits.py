@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from internet.data.index import cache_roots, source_stats
+from internet.data.index_cache import cache_roots, source_stats
 from internet.data.io import DataFileError
 from internet.data.json_stream import iter_members
 from internet.utils.atomic import atomic_write_bytes
