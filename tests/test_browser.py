@@ -277,3 +277,55 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert min(img.shape[:2]) >= min_side
         assert img.std() > 10 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50, f"{path} looks blank"
+
+
+@pytest.fixture
+def lab05(tmp_path, tiny_data, trained_checkpoint):
+    """A JupyterLab server whose root holds 05_your_image.ipynb with tiny parameters injected."""
+    yield from serve_notebook(
+        tmp_path,
+        "05_your_image",
+        {
+            "data_root": str(tiny_data),
+            "output_dir": str(tmp_path / "output"),
+            "checkpoint": str(trained_checkpoint),
+            "png_export": "matplotlib",
+        },
+    )
+
+
+def test_your_image_saves_the_box_on_screen(lab05):
+    """05: move the box's x slider, press predict, run the save cell again: the saved box is the moved one."""
+    from playwright.sync_api import sync_playwright
+
+    saved = lab05["out"] / "output" / "vis" / "05_your_image.json"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            open_and_run_all(page, lab05, "05_your_image")
+            x0 = json.loads(saved.read_text())["bbox_given"][0]
+            x_moved = int(round(x0)) + 5  # the slider holds whole pixels
+            label = page.locator(".jupyter-widgets .widget-label:has-text('your box')").first
+            label.scroll_into_view_if_needed()
+            handle = page.locator(".jupyter-widgets .widget-slider .noUi-handle").first  # x
+            handle.focus()
+            for _ in range(5):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                "(x) => [...document.querySelectorAll('.jupyter-widgets .widget-label')]"
+                ".some(e => e.textContent.startsWith(`your box [${x}`))",
+                arg=f"{x_moved:.1f}",
+            )  # the live preview's line follows the slider
+            page.locator(".jupyter-widgets button:has-text('predict')").first.click()
+            page.wait_for_selector(".jupyter-widgets .widget-output img", state="attached")
+            # run the save cell (the last one) again
+            page.locator(".jp-CodeCell").last.click()
+            page.keyboard.press("Shift+Enter")  # the kernel runs it: the file tells when
+            deadline = time.time() + 60
+            while time.time() < deadline and json.loads(saved.read_text())["bbox_given"][0] == x0:
+                time.sleep(0.5)
+        finally:
+            browser.close()
+    assert json.loads(saved.read_text())["bbox_given"][0] == x_moved
