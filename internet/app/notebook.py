@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from internet.config import Config, ConfigError
+from internet.data.check import DataReport, check_data
 from internet.engine.runtime import check_output_dir
 from internet.geometry.crop import as_box
 from internet.model.checkpoint import checkpoint_name, latest_checkpoint, parse_checkpoint_name
@@ -364,3 +365,14 @@ def zoom_to_box(img: np.ndarray, bbox: Sequence[float], *points: Optional[np.nda
         q[..., 1] -= y0
         shifted.append(q)
     return (img[y0:y1, x0:x1].copy(), *shifted, (x0, y0))
+
+
+def show_data_check(cfg: Config, splits: Optional[Sequence[str]] = None) -> Optional[DataReport]:
+    """Print the data check (:mod:`internet.data.check`) of ``cfg``'s InterHand2.6M folder for ``splits`` (default
+    all) before any long work: per split and capture, the images the annotations name and those on disk. A partial
+    download then shows here, not as a low score later. Other data sets have no image index to check: None."""
+    if cfg.dataset != "InterHand2.6M":
+        return None
+    report = check_data(cfg.data_root, splits, cfg.annot_subset)
+    print(report.text())
+    return report

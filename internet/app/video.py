@@ -235,10 +235,7 @@ def predict_video(
 
     video = _write_overlays(overlays(), out_dir / f"{stem}_overlay.mp4", fps, path)
     arrays = {k: np.stack(v) for k, v in record.items()}
-    npz = out_dir / f"{stem}_pred.npz"
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(npz, buf.getvalue())
+    npz = _write_npz(out_dir / f"{stem}_pred.npz", arrays)
     n = len(arrays["frame"])
     pick = np.unique(np.linspace(0, n - 1, min(n, max_html_frames)).round().astype(int))
     frames = player_frames(path, arrays, pick, every, max_frames, info["fps"])
@@ -252,6 +249,13 @@ def predict_video(
     picture = player_png(frames, 0, skeleton=skeleton)
     return {**summary, "overlay": video["path"], "html": html, "npz": npz, "player": player, "player_png": picture,
             **arrays}  # fmt: skip
+
+
+def _write_npz(path: Path, arrays: Dict[str, np.ndarray]) -> Path:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def _frame_total(frames: int, every: int, max_frames: Optional[int]) -> int:

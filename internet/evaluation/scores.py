@@ -71,6 +71,18 @@ class EvalResult:
             "notes": list(self.notes),
         }
 
+    def summary_row(self) -> dict:
+        """One row of a comparison table (notebook 03): the official numbers, then the labelled variants."""
+        return {
+            "MPJPE all": self.mpjpe_all,
+            "single": self.mpjpe_single,
+            "interacting": self.mpjpe_interacting,
+            "MRRPE": self.mrrpe,
+            "handedness acc": self.handedness_accuracy,
+            "pooled all (mmpose)": self.mpjpe_pooled_all,
+            "AP_h": self.ap_h,
+        }
+
     def table(self) -> str:
         """A readable table; the official protocol's numbers first, the variants labelled below."""
         c = self.counts
@@ -136,6 +148,15 @@ class SingleHandEvalResult:
             "counts": {k: int(v) for k, v in self.counts.items()},
             "excluded_joints": list(self.excluded_joints),
             "notes": list(self.notes),
+        }
+
+    def summary_row(self) -> dict:
+        """One row of a comparison table (notebook 03): the official numbers, then the labelled variants."""
+        return {
+            "MPJPE / EPE (mm)": self.mpjpe,
+            "handedness acc": self.handedness_accuracy,
+            "PCK AUC 20-50 mm (variant)": self.auc_pck_20_50,
+            "pooled MPJPE (variant)": self.mpjpe_pooled,
         }
 
     def table(self) -> str:
