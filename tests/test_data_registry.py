@@ -96,7 +96,10 @@ def test_the_registry_names_the_evaluator_that_scores_a_data_set(monkeypatch):
     monkeypatch.setitem(config_mod.DATASETS, "Toy", spec)
     cfg = Config.cpu_demo(dataset="Toy")
     gt = {"joint_cam": np.zeros((3, 42, 3))}
-    assert evaluate_dataset({"index": np.array([0, 2])}, gt, cfg, skeleton=INTERHAND) == "scored"
+    assert (
+        evaluate_dataset({"index": np.array([0, 2]), "joint_coord": np.zeros((2, 42, 3))}, gt, cfg, skeleton=INTERHAND)
+        == "scored"
+    )
     assert seen == [(2, INTERHAND)]  # the rows of pred['index'], then the registered function
     assert dataset_splits("Toy") == ("test",)
     assert dataset_evaluator("InterHand2.6M") is evaluate_interhand

@@ -469,12 +469,14 @@ def test_your_video_notebook(execute_notebook, trained_checkpoint, tiny_data, tm
     assert pred["joint_img"].shape == (summary["frames"], 42, 2) and np.isfinite(pred["joint_img"]).all()
     assert (vis / "07_your_video_overlay.mp4").is_file()
     assert "plotly_click" in (vis / "07_your_video_player.html").read_text()
-    players = [
+    figures = [
         o["data"]["application/vnd.plotly.v1+json"]
         for o in _outputs(nb)
         if "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
+    players = [f for f in figures if (f["layout"].get("meta") or {}).get("kind") == "sequence_player"]
     assert len(players) == 1 and len(players[0]["frames"]) == summary["frames"]  # the result plays in the notebook
+    assert len(figures) == 2  # and the last frame's hands as meshes (MANO fitted to the prediction)
     assert f"frame {summary['frames']}/{summary['frames']}" in _text(nb)  # progress was shown
 
 
