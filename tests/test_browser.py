@@ -260,6 +260,11 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
                 "() => /\\(right\\)/.test(document.querySelector('.jupyter-widgets .widget-html-content b')"
                 "?.textContent || '')"
             )
+            # the figure is redrawn after the title: wait for its traces, not only for the title
+            page.wait_for_function(
+                f"(sel) => (({_PLOT_DATA_JS})(sel) || []).some(t => t.meta && t.meta.hand === 'right')",
+                arg=browser_plot,
+            )
             right = _plot_data(page, browser_plot)
             assert any(t["meta"] and t["meta"].get("hand") == "right" for t in right)
 
