@@ -150,7 +150,8 @@ def test_exported_player_plays_by_itself_at_the_sequence_rate_and_seeks_on_click
             # at the sequence's rate, unless this browser cannot draw a frame that fast: then as fast as it draws
             # (nothing else waits: no kernel, no server)
             capable = 1000.0 / render_ms
-            assert rate >= fps or (capable < fps and rate >= 0.75 * capable), (rate, render_ms)
+            # (one frame's render time only estimates the page's pace: no cliff where it crosses the sequence's rate)
+            assert rate >= 0.75 * min(fps, capable), (rate, render_ms)
             names = [int(name) for _, name in shown[:12]]
             assert names == list(range(names[0], names[0] + 12))  # in order, none skipped
             assert all(u.startswith("file:") or u.startswith("data:") for u in requests)  # nothing but the file
