@@ -64,9 +64,10 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.
     pytest.fail(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def serve_notebook(tmp_path: Path, name: str, parameters: dict):
+def serve_notebook(tmp_path: Path, name: str, parameters: dict, notebook=None):
     """Generator for a fixture: a JupyterLab server (its own config, settings and process group) whose root holds
-    ``notebooks/{name}.ipynb`` with ``parameters`` injected; yields url, root, log and out. Skips without Chromium."""
+    ``notebooks/{name}.ipynb`` (or the nbformat node ``notebook``, saved as ``{name}.ipynb``) with ``parameters``
+    injected; yields url, root, log and out. Skips without Chromium."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"no browser: {CHROMIUM} is not installed (apt-get install chromium; `make test` tries)")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
@@ -75,7 +76,9 @@ def serve_notebook(tmp_path: Path, name: str, parameters: dict):
 
     root = tmp_path / "lab"
     root.mkdir()
-    nb = parameterize_notebook(load_notebook_node(str(REPO / "notebooks" / f"{name}.ipynb")), parameters)
+    if notebook is None:
+        notebook = load_notebook_node(str(REPO / "notebooks" / f"{name}.ipynb"))
+    nb = parameterize_notebook(notebook, parameters) if parameters else notebook
     nbformat.write(nb, str(root / f"{name}.ipynb"))
     config_dir = tmp_path / "jupyter_config"
     config_dir.mkdir()

@@ -1,6 +1,6 @@
 """06_sequences.ipynb in a real browser (JupyterLab + headless Chromium through Playwright, as test_browser.py):
 run all cells, press the sequence player's play button and see the frames advance in the page, with no message to
-the kernel while it plays.
+the kernel while it plays; then click the error curve and see the player seek to that frame.
 Skipped where no Chromium is installed."""
 
 from __future__ import annotations
@@ -71,9 +71,29 @@ def play_the_player(lab: dict, name: str) -> None:
             rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000.0) if len(times) > 1 else 0.0
             print(f"{name} player in JupyterLab: {rate:.2f} frames/s shown, the sequence has {meta['fps']} fps")
             assert rate > 0.5  # it plays by itself; the rate against the sequence's: tests/test_player.py
+            page.locator(".jp-RenderedPlotly .updatemenu-button").nth(1).click()  # pause
+            seek_on_curve_click(page, plot, meta["frames"] - 2)
             shot = lab["out"] / "vis" / f"browser_{name}.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot))
         finally:
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def seek_on_curve_click(page, plot: str, k: int) -> None:
+    """Click the first error curve's ``k``-th point in the player ``plot`` and see the player seek to frame ``k``: the
+    cursor moves to the point's time and the frame shown is the ``k``-th (show_player's script output)."""
+    page.wait_for_timeout(500)
+    point = page.locator(f"{plot} .scatterlayer .trace").first.locator("path.point").nth(k)
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    gd = f"document.querySelector('{plot}')"
+    name = page.evaluate(f"{gd}.layout.meta.frame_names[{k}]")
+    page.wait_for_function(f"({gd}.__shownFrames || []).slice(-1).map(f => f[1])[0] === {name!r}", timeout=30_000)
+    cursor_x, curve_x = page.evaluate(
+        f"""[{gd}.data.find(t => t.meta && t.meta.part === 'cursor').x[0],
+            {gd}.data.find(t => t.meta && t.meta.part === 'curve').x[{k}]]"""
+    )
+    assert cursor_x == curve_x, (cursor_x, curve_x)

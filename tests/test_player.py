@@ -167,3 +167,55 @@ def test_exported_player_plays_by_itself_at_the_sequence_rate_and_seeks_on_click
             page.screenshot(path=str(tmp_path / "player.png"))
         finally:
             browser.close()
+
+
+PLAYER_CELL = """
+import numpy as np
+from internet.skeleton import INTERHAND
+from internet.vis.player import player_figure, show_player
+
+frames = []
+for k in range(12):
+    cam = np.zeros((42, 3))
+    cam[:, 0] = np.linspace(-80.0, 80.0, 42) + 3 * k
+    cam[:, 1] = np.sin(np.arange(42) + k) * 30.0
+    cam[:, 2] = 500.0
+    uv = cam[:, :2] * 0.5 + [80.0, 60.0]
+    frames.append(dict(img=np.full((120, 160, 3), 30 + 10 * k, np.uint8), joint_img=uv, pred_img=uv + 2.0,
+                       joint_cam=cam, pred_cam=cam + 3.0, joint_valid=np.ones(42, bool), label=str(200 + k)))
+show_player(player_figure(frames, fps=5.0, curves={"right": np.arange(12.0), "left": np.full(12, 4.0)}))
+"""
+
+
+@pytest.fixture
+def lab_player(tmp_path):
+    """A JupyterLab server whose root holds a one-cell notebook that shows a 12-frame player (show_player)."""
+    import nbformat
+    from test_browser import serve_notebook
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PLAYER_CELL)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    yield from serve_notebook(tmp_path, "player", {}, notebook=nb)
+
+
+@pytest.mark.browser
+def test_player_in_jupyterlab_seeks_when_the_error_curve_is_clicked(lab_player):
+    """show_player's script output gives JupyterLab's live player click-to-seek (plotly's renderer alone has none)."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, open_and_run_all
+    from test_browser_sequences import seek_on_curve_click
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            open_and_run_all(page, lab_player, "player")
+            player = page.locator(".jp-RenderedPlotly").first
+            player.hover()  # plotly's renderer shows the PNG fallback (none here) or the graph once entered
+            plot = ".jp-RenderedPlotly.js-plotly-plot"
+            page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
+            for k in (9, 3):
+                seek_on_curve_click(page, plot, k)
+        finally:
+            browser.close()

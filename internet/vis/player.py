@@ -5,15 +5,17 @@
 3D hands (root-aligned, fixed axes) on the right. Each frame of the animation replaces only the image, the 3D
 coordinates and the cursor, so playing needs no kernel: it plays in JupyterLab (the plotly renderer adds the frames),
 in an executed notebook opened without a kernel, and in the HTML of :func:`save_player_html`. A play/pause button and
-a frame slider (laid under the error curve, so the slider's handle sits under the cursor) seek; in the exported HTML,
-clicking the error curve seeks to that frame (:data:`SEEK_ON_CLICK_JS`, plotly's ``plotly_click`` event and
-``Plotly.animate``). :func:`player_png` is its static picture for viewers without JavaScript.
+a frame slider (laid under the error curve, so the slider's handle sits under the cursor) seek; clicking the error
+curve seeks to that frame (:data:`SEEK_ON_CLICK_JS`, plotly's ``plotly_click`` event and ``Plotly.animate``) in the
+exported HTML and, through :func:`show_player`'s script output, in JupyterLab's trusted outputs. :func:`player_png` is
+its static picture for viewers without JavaScript.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -35,18 +37,47 @@ _SCENE = dict(x=[0.43, 1.0], y=[0.0, 1.0])
 PLAYER_GAP_MM = 180.0  # the root-aligned hands this far apart (x), so they fill the 3D view
 
 SEEK_ON_CLICK_JS = """
-var gd = document.getElementById('{plot_id}');
-gd.on('plotly_click', function (ev) {
-  var p = ev && ev.points && ev.points[0];
-  if (!p || !p.data.meta || p.data.meta.part !== 'curve') return;
-  var names = gd.layout.meta.frame_names, k = p.customdata;
-  if (k === undefined || k === null || !names[k]) return;
-  Plotly.animate(gd, [names[k]], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
-});
-gd.on('plotly_animatingframe', function (ev) {
-  (gd.__shownFrames = gd.__shownFrames || []).push([performance.now(), ev.name]);
-});
+function playerSeekOnClick(gd, Plotly) {
+  if (!gd || !gd.on || !Plotly || gd.__seekOnClick) return false;
+  gd.__seekOnClick = true;
+  gd.on('plotly_click', function (ev) {
+    var p = ev && ev.points && ev.points[0];
+    if (!p || !p.data.meta || p.data.meta.part !== 'curve') return;
+    var names = gd.layout.meta.frame_names, k = p.customdata;
+    if (k === undefined || k === null || !names[k]) return;
+    Plotly.animate(gd, [names[k]], {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}});
+  });
+  gd.on('plotly_animatingframe', function (ev) {
+    (gd.__shownFrames = gd.__shownFrames || []).push([performance.now(), ev.name]);
+  });
+  return true;
+}
 """
+"""The error curve's click-to-seek (plotly's ``plotly_click`` event and ``Plotly.animate``) and a per-page record of
+the frames shown (``gd.__shownFrames``, read by the browser tests), for a player's graph div ``gd``."""
+
+_HTML_SEEK_JS = SEEK_ON_CLICK_JS + "playerSeekOnClick(document.getElementById('{plot_id}'), window.Plotly);\n"
+
+# JupyterLab: run by its JavaScript renderer (trusted outputs only) with ``element`` the output's node. The player's
+# graph is created later, when the pointer first enters its PNG (plotly's renderer), so wait for it in the output
+# area; plotly.js, loaded by that renderer, is the page's ``window.Plotly``.
+_LAB_SEEK_JS = (
+    "(function (area, id) {\n"
+    + SEEK_ON_CLICK_JS
+    + """  var find = function () {
+    var gds = area ? area.querySelectorAll('.js-plotly-plot') : [];
+    for (var i = 0; i < gds.length; i++) {
+      var m = gds[i].layout && gds[i].layout.meta;
+      if (m && m.player_id === id && playerSeekOnClick(gds[i], window.Plotly)) return true;
+    }
+    return false;
+  };
+  if (find() || !area) return;
+  var watch = new MutationObserver(function () { if (find()) watch.disconnect(); });
+  watch.observe(area, {childList: true, subtree: true, attributes: true});
+})(element.closest('.jp-OutputArea'), '{player_id}');
+"""
+)
 
 
 def _jpeg_uri(img: np.ndarray, max_side: int, quality: int = 85) -> str:
@@ -250,7 +281,7 @@ def player_html(fig: go.Figure, include_plotlyjs: Union[bool, str] = True, full_
     """The player as HTML with click-to-seek on the error curve (and a per-page record of the frames shown, read by
     the browser tests as ``gd.__shownFrames``)."""
     return fig.to_html(
-        include_plotlyjs=include_plotlyjs, full_html=full_html, auto_play=False, post_script=SEEK_ON_CLICK_JS
+        include_plotlyjs=include_plotlyjs, full_html=full_html, auto_play=False, post_script=_HTML_SEEK_JS
     )
 
 
@@ -309,17 +340,23 @@ def player_png(
 
 
 def show_player(fig: go.Figure, png: Optional[bytes] = None) -> None:
-    """Display the player in a notebook as one output: plotly's mimetype (JupyterLab plays it client-side, with or
-    without a kernel) and ``png`` (from :func:`player_png`) for viewers without JavaScript. Click-to-seek needs the
-    exported HTML (:func:`save_player_html`); in the notebook the slider under the curve seeks."""
+    """Display the player in a notebook: plotly's mimetype (JupyterLab plays it client-side, with or without a
+    kernel) with ``png`` (from :func:`player_png`) for viewers without JavaScript, then a script output that adds
+    click-to-seek on the error curve. JupyterLab runs that script in trusted outputs only (those made in the running
+    session): in a notebook opened from disk, executed elsewhere, the slider under the curve seeks."""
     import plotly.io as pio
     from IPython.display import display
 
-    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
+    spec = fig.to_plotly_json()
+    player_id = uuid.uuid4().hex
+    spec["layout"]["meta"] = dict(spec["layout"].get("meta") or {}, player_id=player_id)
+    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(spec))
     if png is not None:
         bundle["image/png"] = base64.b64encode(png).decode("ascii")
     bundle["text/plain"] = f"<sequence player: {fig.layout.meta['frames']} frames at {fig.layout.meta['fps']:g} fps>"
     display(bundle, raw=True)
+    # text/plain (empty) is what an untrusted notebook shows in its place
+    display({"application/javascript": _LAB_SEEK_JS.replace("{player_id}", player_id), "text/plain": ""}, raw=True)
 
 
 __all__ = ["player_figure", "player_html", "player_png", "save_player_html", "show_player"]
