@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from internet.skeleton import INTERHAND
-from internet.vis.player import player_figure, player_png, save_player_html
+from internet.vis.player import player_figure, player_png, save_player_html, show_player
 from internet.vis.style import HAND_COLORS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -107,6 +107,27 @@ def test_player_png_and_bad_input():
         player_figure([])
     with pytest.raises(ValueError, match="time_axis"):
         player_figure(frames, time_axis=[0.0])
+
+
+def test_show_player_pairs_the_player_with_its_click_to_seek_script(monkeypatch):
+    """show_player: one output with plotly's mimetype (tagged with a fresh player id) and the static PNG, then a
+    script output naming that id (untrusted notebooks show its empty text instead)."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    fig = player_figure(_frames(3), curves={"right": np.ones(3)})
+    show_player(fig, png=b"png bytes")
+    show_player(fig)
+    (player, raw), (script, raw2), (again, _), (script2, _) = shown
+    assert raw and raw2 and player["image/png"] == base64.b64encode(b"png bytes").decode("ascii")
+    spec = player["application/vnd.plotly.v1+json"]
+    pid = spec["layout"]["meta"]["player_id"]
+    assert len(spec["frames"]) == 3 and spec["layout"]["meta"]["frames"] == 3
+    assert f"'{pid}'" in script["application/javascript"] and "plotly_click" in script["application/javascript"]
+    assert script["text/plain"] == ""
+    assert again["application/vnd.plotly.v1+json"]["layout"]["meta"]["player_id"] != pid  # each output its own id
+    assert "player_id" not in (fig.layout.meta or {})  # the figure itself is not changed
 
 
 @pytest.mark.browser

@@ -62,20 +62,22 @@ _HTML_SEEK_JS = SEEK_ON_CLICK_JS + "playerSeekOnClick(document.getElementById('{
 # graph is created later, when the pointer first enters its PNG (plotly's renderer), so wait for it in the output
 # area; plotly.js, loaded by that renderer, is the page's ``window.Plotly``.
 _LAB_SEEK_JS = (
-    "(function (area, id) {\n"
+    "(function (node, id) {\n"
+    "  node = node && node.jquery ? node[0] : node;  // nbconvert's classic HTML passes a jQuery object\n"
+    "  var area = node && node.closest ? node.closest('.jp-OutputArea') : null;\n"
     + SEEK_ON_CLICK_JS
     + """  var find = function () {
-    var gds = area ? area.querySelectorAll('.js-plotly-plot') : [];
+    var gds = area.querySelectorAll('.js-plotly-plot');
     for (var i = 0; i < gds.length; i++) {
       var m = gds[i].layout && gds[i].layout.meta;
       if (m && m.player_id === id && playerSeekOnClick(gds[i], window.Plotly)) return true;
     }
     return false;
   };
-  if (find() || !area) return;
+  if (!area || find()) return;
   var watch = new MutationObserver(function () { if (find()) watch.disconnect(); });
   watch.observe(area, {childList: true, subtree: true, attributes: true});
-})(element.closest('.jp-OutputArea'), '{player_id}');
+})(typeof element === 'undefined' ? null : element, '{player_id}');
 """
 )
 
