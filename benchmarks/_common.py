@@ -6,6 +6,7 @@ plain name from the scripts' own folder.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import json
 import os
@@ -167,3 +168,45 @@ def status_kib(key: str) -> int:
 def children_peak_rss_mib() -> float:
     """Largest peak RSS among terminated, waited-for child processes (MiB)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (<malloc.h>): ten ``size_t`` fields."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+    ]
+
+
+def _glibc():
+    """This process's glibc (through its own symbols), or None where the C library is another or too old."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def heap_mib() -> Optional[Dict[str, float]]:
+    """glibc's heap of this process, all arenas (``mallinfo2``, glibc >= 2.33), in MiB: ``in_use`` (allocated
+    chunks, those served by mmap included: what the program holds) and ``free`` (free chunks the heap keeps: freed
+    memory glibc retains on purpose below its trim threshold, and holes it cannot give back or reuse for a larger
+    request). None without such a glibc."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    info = libc.mallinfo2()
+    return {"in_use": round((info.uordblks + info.hblkhd) / 2**20, 1), "free": round(info.fordblks / 2**20, 1)}
+
+
+def trim_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: the pages of every free heap chunk go back to the system, so that the resident
+    anonymous memory read next is what the program holds. False without glibc (nothing done)."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True

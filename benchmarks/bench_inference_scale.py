@@ -13,12 +13,15 @@ hand-over of batches, the decoding and the gathering of predictions. Each worker
 (its own peak RSS, workers included) over ``--samples`` samples spread over the whole split; the first batch (worker
 start-up) is not timed. The machine's own scaling: one, then two processes building the same samples without a
 loader (what the 1 -> 2 worker speedup can reach here). Memory: the 0- and 1-worker runs are repeated on 4x the
-samples; the growth of the peak RSS, and of the anonymous resident memory at the end (``RssAnon``: not the
-memory-mapped index or image pages, which are file-backed), is compared with the size of the extra predictions.
+samples; reported: the growth of the peak RSS and of the anonymous resident memory at the end (``RssAnon``: not the
+memory-mapped index or image pages, which are file-backed), and glibc's heap (``mallinfo2``: in use, free). Checked:
+the anonymous memory held (``RssAnon`` after ``malloc_trim(0)``, which gives the free heap's pages back) against the
+size of the extra predictions, and the free heap glibc keeps at both sample counts against its own bound (twice the
+largest block freed, a batch): a leak grows the first, a fragmenting heap the second (RESULTS.md section 9).
 Projection: ``n / (rate with 1 worker x 16)``, the data side of a full pass on a 16-core machine whose GPU is not the
 bottleneck, and the same bounded by the main process's CPU per sample.
-Goals: the rate grows >= 1.8x from 1 to 2 workers (on a 2-core machine); the projection <= 120 s; memory does not
-grow with the samples beyond the index and the predictions.
+Goals: the rate grows >= 1.8x from 1 to 2 workers (on a 2-core machine); the projection <= 120 s; the memory held
+grows <= 2 x the extra predictions + 32 MiB and the free heap stays <= 2 batches + 32 MiB.
 """
 
 from __future__ import annotations
@@ -170,6 +173,10 @@ def measure(args, workers: int, samples: int) -> dict:
     # through a leak or the predictions; file-backed pages (the memory-mapped index, the image files read in this
     # process) and shared memory come and go with what was touched
     resident = {k: round(C.status_kib(k) / 1024, 1) for k in ("RssAnon", "RssFile", "RssShmem")}
+    # the heap behind RssAnon: what is held (a leak grows it) and what is free but kept (glibc's retained freed
+    # memory, and holes it cannot reuse: a fragmenting heap grows it); then RssAnon without the free heap's pages
+    heap = C.heap_mib()
+    live_anon = round(C.status_kib("RssAnon") / 1024, 1) if C.trim_heap() else None
     return {
         "workers": workers,
         "samples": samples,
@@ -182,6 +189,9 @@ def measure(args, workers: int, samples: int) -> dict:
         "workers_cpu_ms_per_sample": round(workers_ms, 3),
         "workers_peak_rss_mib": round(C.children_peak_rss_mib(), 1),
         "resident_at_end_mib": resident,
+        "heap_at_end_mib": heap,
+        "rss_anon_after_trim_mib": live_anon,
+        "batch_mib": round(args.batch_size * 3 * int(np.prod(cfg.input_img_shape)) * 4 / 2**20, 1),
         "prediction_bytes": int(sum(v.nbytes for v in pred.values())),
         "annotations": len(dataset),
     }
@@ -241,17 +251,10 @@ def run_worker(args, workers, samples: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    args.root = data_root(args)
-    if args.worker:
-        workers, samples = args.worker.split(":")
-        run = machine_scaling(args, int(samples)) if workers == "machine" else measure(args, int(workers), int(samples))
-        print(json.dumps(run))
-        return {}
-    runs = {w: run_worker(args, w, args.samples) for w in args.workers}
-    # memory: each of 0 and 1 workers (in-process loading; the main process of a run with workers) again on 4x the
-    # samples
+def memory_check(args, runs: dict) -> dict:
+    """Each of 0 and 1 workers (in-process loading; the main process of a run with workers) again on 4x the samples:
+    the growth of the peak RSS, of the anonymous memory at the end (as read, and held: after ``malloc_trim``), and
+    the free heap glibc keeps at both sample counts."""
     memory = {}
     for w in [w for w in (0, 1) if w in runs] or [args.workers[0]]:
         small, bigger = runs[w], run_worker(args, w, min(args.n, 4 * args.samples))
@@ -265,7 +268,29 @@ def main(argv=None) -> dict:
                 bigger["resident_at_end_mib"]["RssAnon"] - small["resident_at_end_mib"]["RssAnon"], 1
             ),
             "extra_prediction_mib": extra_predictions,
+            "heap_at_end_mib": [small["heap_at_end_mib"], bigger["heap_at_end_mib"]],
+            "live_anonymous_growth_mib": (
+                round(bigger["rss_anon_after_trim_mib"] - small["rss_anon_after_trim_mib"], 1)
+                if small["rss_anon_after_trim_mib"] is not None
+                else None
+            ),
+            # glibc keeps freed memory up to twice the largest block it freed (its adaptive trim threshold): here a
+            # batch of crops; more, or growing with the samples, is a heap that fragments
+            "free_heap_bound_mib": round(2 * small["batch_mib"] + 32, 1),
         }
+    return memory
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    args.root = data_root(args)
+    if args.worker:
+        workers, samples = args.worker.split(":")
+        run = machine_scaling(args, int(samples)) if workers == "machine" else measure(args, int(workers), int(samples))
+        print(json.dumps(run))
+        return {}
+    runs = {w: run_worker(args, w, args.samples) for w in args.workers}
+    memory = memory_check(args, runs)
     figures = {f"workers_{w}": r for w, r in runs.items()}
     figures["machine_scaling_without_loader"] = run_worker(args, "machine", min(args.samples, args.n // 2))
     per_worker = runs[1]["samples_per_s"] if 1 in runs else None
@@ -290,9 +315,18 @@ def main(argv=None) -> dict:
             figures["speedup_1_to_2_workers"] >= 1.8 if figures["speedup_1_to_2_workers"] else None
         ),
         "data side of a full pass <= 120 s on 16 cores": projection <= 120 if projection else None,
-        # anonymous memory: what a leak or a per-sample buffer would grow; slack for the heap's own rounding
-        "anonymous memory grows <= 2 x the extra predictions + 32 MiB": all(
-            m["anonymous_growth_mib"] <= 2 * m["extra_prediction_mib"] + 32 for m in memory.values()
+        # held anonymous memory (free heap pages given back first): what a leak or a per-sample buffer would grow;
+        # slack for the heap's own rounding
+        "anonymous memory held grows <= 2 x the extra predictions + 32 MiB": (
+            all(m["live_anonymous_growth_mib"] <= 2 * m["extra_prediction_mib"] + 32 for m in memory.values())
+            if all(m["live_anonymous_growth_mib"] is not None for m in memory.values())
+            else None
+        ),
+        # the free heap glibc keeps: bounded by its trim threshold, at both sample counts (a fragmenting heap grows)
+        "free heap <= 2 batches + 32 MiB at both sample counts": (
+            all(h["free"] <= m["free_heap_bound_mib"] for m in memory.values() for h in m["heap_at_end_mib"])
+            if all(h is not None for m in memory.values() for h in m["heap_at_end_mib"])
+            else None
         ),
     }
     result = {
