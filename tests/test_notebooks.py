@@ -489,6 +489,22 @@ def test_quick_demo_runs_the_pipeline_and_summarises(demo_run, tiny_data):
                 assert got == pytest.approx(value, rel=1e-5, abs=1e-4), (key, which, got, value)
 
 
+def test_readme_pictures_from_a_finished_demo(demo_run, tmp_path, capsys):
+    """``python -m internet.app.pictures`` (docs/usage.md) after the demo: the README's four pictures, from the demo's
+    checkpoint, the typical interacting test sample and notebook 06's default sequence at its worst frame."""
+    from internet.app.pictures import main
+    from internet.data.sequences import SequenceIndex
+
+    out = tmp_path / "images"
+    args = ["--data-root", str(demo_run.data_root), "--output-dir", str(demo_run.output_dir), "--out", str(out)]
+    assert main([*args, "--samples", "8", "--png", "matplotlib"]) == 0
+    said = capsys.readouterr().out
+    for name in ("demo_2d_overlay", "demo_3d_root", "sequence_player", "sequence_multiview"):
+        _check_png(out / f"{name}.png", min_side=200)
+    key = SequenceIndex(demo_run.data_root, "test").default_sequence()
+    assert f"sequence {key} frame " in said and "via matplotlib" in said, said
+
+
 def test_demo_reuses_complete_data_only(tiny_data, tmp_path):
     from internet.app.demo import QUICK_SIZES, synthetic_data_ready
 

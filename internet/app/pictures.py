@@ -3,7 +3,9 @@
 Picks the interacting test sample with the median MPJPE among up to ``--samples`` of them (a typical case, not the
 best or the worst) and writes ``demo_2d_overlay.png`` (ground truth and prediction on the image, side by side) and
 ``demo_3d_root.png`` (root-aligned 3D, the oblique default view; kaleido where a browser is installed) in the shared
-look of ``internet.vis.style``.
+look of ``internet.vis.style``; then, from the test split's first interacting sequence (notebook 06's default),
+``sequence_player.png`` (the player's static picture at the sequence's worst frame) and ``sequence_multiview.png``
+(that frame from every camera, with the prediction projected).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from internet.app import explore
+from internet.app import explore, replay
 from internet.app.notebook import load_model, params_to_config, resolve_checkpoint, zoom_to_box
 from internet.data import build_dataset
+from internet.data.sequences import SequenceIndex
 from internet.evaluation.protocol import per_sample_mpjpe
 from internet.infer.predict import place_predictions, predict
+from internet.infer.predictor import Predictor
 from internet.utils.atomic import atomic_write_bytes
 from internet.vis import hands_figure, overlay_figure
 from internet.vis.export import figure_png
@@ -51,7 +55,33 @@ def readme_pictures(data_root: Path, output_dir: Path, out: Path, samples: int =
     )
     data, via, _ = figure_png(fig3d, method=png, width=900, height=620)
     atomic_write_bytes(out / "demo_3d_root.png", data)
-    return {"sample": i, "mpjpe": float(err[k]), "png_via": via}
+    shown = {"sample": i, "mpjpe": float(err[k]), "png_via": via}
+    return {**shown, **sequence_pictures(data_root, model, cfg, out)}
+
+
+def sequence_pictures(data_root: Path, model, cfg, out: Path) -> dict:
+    """``sequence_player.png`` and ``sequence_multiview.png`` of the test split's default sequence (notebook 06's) at
+    its frame of largest interacting-hands MPJPE; returns the sequence, the frame and its MPJPE."""
+    seqs = SequenceIndex(data_root, "test")
+    key = seqs.default_sequence()
+    track = seqs.track(key.capture, key.seq_name, key.camera)
+    pred = replay.predict_track(Predictor(model, cfg, cfg.device), seqs, track)
+    curves = replay.track_curves(track, pred)
+    worst = curves["interacting"] if np.isfinite(curves["interacting"]).any() else curves["all"]
+    t = int(np.nanargmax(worst)) if np.isfinite(worst).any() else 0
+    get_frame = replay.player_frames(seqs, track, pred, key, curves)
+    _, player_picture, _ = replay.sequence_player(
+        get_frame, len(track["rows"]), seqs.fps, curves, track["time_s"], current=t
+    )
+    atomic_write_bytes(out / "sequence_player.png", player_picture)
+    pred_view = {"camera": key.camera, "pred_cam": pred["pred_cam"][t], "pred_valid": pred["pred_valid"][t]}
+    grid, _, _ = replay.multiview_figures(
+        seqs, key.capture, key.seq_name, int(track["frame"][t]), max_views=12, pred=pred_view
+    )
+    buf = io.BytesIO()
+    grid.savefig(buf, format="png", dpi=80)
+    atomic_write_bytes(out / "sequence_multiview.png", buf.getvalue())
+    return {"sequence": str(key), "frame": t, "frame_mpjpe": float(worst[t])}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -63,7 +93,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--png", default="auto", choices=("auto", "kaleido", "matplotlib"), help="3D PNG renderer")
     args = parser.parse_args(argv)
     done = readme_pictures(Path(args.data_root), Path(args.output_dir), Path(args.out), args.samples, args.png)
-    print(f"test #{done['sample']} (MPJPE {done['mpjpe']:.1f} mm), 3D PNG via {done['png_via']}: {args.out}")
+    print(
+        f"test #{done['sample']} (MPJPE {done['mpjpe']:.1f} mm), 3D PNG via {done['png_via']}; sequence "
+        f"{done['sequence']} frame {done['frame']} (MPJPE {done['frame_mpjpe']:.1f} mm): {args.out}"
+    )
     return 0
 
 
