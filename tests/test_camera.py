@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from internet.geometry.camera import (
+    at_root_depth,
     cam2pixel,
     cam2world,
     pixel2cam,
@@ -94,3 +95,17 @@ def test_root_alignment_is_each_hand_minus_its_root(skeleton):
     for hand in ("right", "left"):  # moving a whole hand changes no root-aligned error
         shifted[:, skeleton.joint_type[hand]] += rng.normal(size=(4, 1, 3))
     np.testing.assert_allclose(root_aligned_errors(shifted, gt, skeleton), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_at_root_depth_moves_joints_along_their_rays():
+    rng = np.random.default_rng(3)
+    cam = rng.normal(0.0, 40.0, size=(42, 3)) + [20.0, -10.0, 700.0]
+    focal, princpt = np.array([1200.0, 1150.0]), np.array([160.0, 240.0])
+    root = INTERHAND.root_idx["right"]
+    moved = at_root_depth(cam, root, 450.0, focal, princpt)
+    assert moved[root, 2] == pytest.approx(450.0)
+    # the same image, the same depths relative to the root
+    np.testing.assert_allclose(cam2pixel(moved, focal, princpt)[:, :2], cam2pixel(cam, focal, princpt)[:, :2])
+    np.testing.assert_allclose(moved[:, 2] - moved[root, 2], cam[:, 2] - cam[root, 2])
+    with pytest.raises(ValueError, match="root_depth"):
+        at_root_depth(cam, root, float("nan"), focal, princpt)

@@ -181,6 +181,33 @@ def test_every_camera_of_a_frame_sees_the_projected_annotation(seq_data):
     assert max(v["max_px"] for v in bad["views"] if "max_px" in v) > 20
 
 
+def test_the_prediction_in_every_view_sits_at_the_ground_truth_root_depth(seq_data):
+    """frame_views draws the prediction of one camera in all of them: its guessed absolute depth would shift it in every
+    other view, so it is placed at the ground truth's root depth first (official trans_test='gt')."""
+    from internet.app.replay import frame_views
+    from internet.geometry.camera import at_root_depth, world2cam
+
+    seqs = SequenceIndex(seq_data, "test")
+    key = seqs.default_sequence()
+    frame = int(seqs.frames(key.capture, key.seq_name)[3])
+    info = frame_views(seqs, key.capture, key.seq_name, frame, images=False)
+    rig = seqs.rig(key.capture)
+    c = rig["names"].index(key.camera)
+    gt_cam = world2cam(info["world"], rig["camrot"][c], rig["campos"][c])
+    root = INTERHAND.root_idx["right"] if info["valid"][INTERHAND.root_idx["right"]] else INTERHAND.root_idx["left"]
+    # a perfect pose at a wrong absolute depth (300 mm further along the rays: the same image in its own camera)
+    far = at_root_depth(gt_cam, root, gt_cam[root, 2] + 300.0, rig["focal"][c], rig["princpt"][c])
+    pred = {"camera": key.camera, "pred_cam": far, "pred_valid": info["valid"]}
+    placed = frame_views(seqs, key.capture, key.seq_name, frame, images=False, pred=pred)
+    guessed = frame_views(seqs, key.capture, key.seq_name, frame, images=False, pred={**pred, "root_depth": "guess"})
+    ok = info["valid"]
+    for v, g in zip(placed["views"], guessed["views"]):
+        seen = ok & v["pred_valid"]
+        assert np.abs(v["pred_img"][seen] - v["joint_img"][seen]).max() < 1e-3, v["name"]
+        if v["name"] != key.camera:
+            assert np.abs(g["pred_img"][seen] - g["joint_img"][seen]).max() > 5.0, g["name"]
+
+
 # ============================================================================================== temporal metrics
 def test_temporal_metrics_are_zero_for_the_ground_truth_and_match_a_hand_computation():
     rng = np.random.default_rng(0)

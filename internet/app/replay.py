@@ -12,6 +12,7 @@ import numpy as np
 
 from internet.data.sequences import SequenceIndex, SequenceKey, frame_step
 from internet.evaluation.temporal import one_euro_filter, per_frame_mpjpe, pool, temporal_errors
+from internet.geometry.camera import at_root_depth, cam2world, world2cam
 from internet.skeleton import INTERHAND, Skeleton
 from internet.vis.overlay import draw_sources_2d
 from internet.vis.player import player_figure, player_png, save_player_html
@@ -199,7 +200,10 @@ def frame_views(
     with the projection (``max_px``: the largest distance in pixels between its annotated and projected joints).
     ``images=False`` leaves the images out (annotation-only data sets). ``pred``: a prediction of this frame in one
     annotated camera, ``{"camera", "pred_cam" (42, 3) mm, "pred_valid" (42,)}``: taken to world coordinates through
-    that camera and projected into every view (``pred_img``), so each tile shows it beside the GT."""
+    that camera and projected into every view (``pred_img``), so each tile shows it beside the GT. The prediction's
+    absolute depth is a guess from the box (``internet.infer.predictor``), invisible in its own view but a shift in
+    every other, so it is first placed at the ground truth's root depth, as the official evaluation does
+    (``trans_test='gt'``); ``pred["root_depth"] = "guess"`` keeps the guess."""
     annotated = seqs.views(capture, seq_name, frame)
     rig = seqs.rig(capture)
     # Each annotated view holds the joints it sees (valid = annotated and inside its image): merge them all.
@@ -211,11 +215,7 @@ def frame_views(
     valid = count > 0
     world = world_sum / np.maximum(count, 1)[:, None]
     names = rig["names"] if all_cameras else [n for n in rig["names"] if n in annotated]
-    pred_world = None
-    if pred is not None:
-        c = rig["names"].index(str(pred["camera"]))
-        # X_cam = R (X_world - campos)  =>  X_world = R^T X_cam + campos
-        pred_world = np.asarray(pred["pred_cam"], dtype=np.float64) @ rig["camrot"][c] + rig["campos"][c]
+    pred_world = None if pred is None else _pred_world(pred, rig, world, valid)
     views = []
     for name in names:
         c = rig["names"].index(name)
@@ -236,6 +236,20 @@ def frame_views(
             view.update(img=None, width=w, height=h, note="no image in this split")
         views.append(view)
     return {"views": views, "world": world, "valid": valid, "rig": rig, "annotated": sorted(annotated)}
+
+
+def _pred_world(pred: Dict[str, Any], rig: Dict[str, Any], world: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The prediction of camera ``pred["camera"]`` in world coordinates, at the ground truth's root depth (the right
+    hand's root, else the left's, where the ground truth has it) unless ``pred["root_depth"] == "guess"``."""
+    c = rig["names"].index(str(pred["camera"]))
+    R, campos = rig["camrot"][c], rig["campos"][c]
+    pred_cam = np.asarray(pred["pred_cam"], dtype=np.float64)
+    if pred.get("root_depth", "gt") == "gt":
+        gt_cam = world2cam(world, R, campos)
+        root = next((r for r in (INTERHAND.root_idx["right"], INTERHAND.root_idx["left"]) if valid[r]), None)
+        if root is not None:
+            pred_cam = at_root_depth(pred_cam, root, float(gt_cam[root, 2]), rig["focal"][c], rig["princpt"][c])
+    return cam2world(pred_cam, R, campos)
 
 
 def _image_size(princpt: np.ndarray) -> tuple:

@@ -73,6 +73,19 @@ def pixel2cam(pixel_coord, focal, princpt) -> np.ndarray:
     return out
 
 
+def at_root_depth(cam_coord, root: int, root_depth: float, focal, princpt) -> np.ndarray:
+    """(J, 3) camera joints moved along their own rays so that joint ``root`` lies at depth ``root_depth``: every
+    depth shifts by the same offset and each joint is back-projected through its own pixel, so the joints' image is
+    unchanged. This is how the official evaluation places a prediction with ``trans_test='gt'`` (the ground truth's
+    root depth, the predicted root-relative depths and 2D joints); a float64 copy."""
+    cam_coord = np.asarray(cam_coord, dtype=np.float64)
+    if not np.isfinite(root_depth) or root_depth <= 0:
+        raise ValueError(f"root_depth must be a positive depth in mm, got {root_depth}")
+    uvz = cam2pixel(cam_coord, focal, princpt)
+    uvz[:, 2] += root_depth - cam_coord[root, 2]
+    return pixel2cam(uvz, focal, princpt)
+
+
 def check_rotation(R: np.ndarray, name: str = "camrot", tol: float = 1e-3) -> np.ndarray:
     """Return R as a 3x3 float array, or raise ValueError naming ``name`` if it is not a proper rotation."""
     R = np.asarray(R, dtype=np.float64)
