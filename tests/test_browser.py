@@ -210,6 +210,21 @@ def _plot_data(page, selector: str):
     return page.evaluate(_PLOT_DATA_JS, selector)
 
 
+def _settled_plot_data(page, selector: str, old: str, timeout_s: float = 60.0):
+    """The plot's data once it differs from ``old`` (a JSON signature) and two reads 300 ms apart agree."""
+    page.wait_for_function(
+        f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old", arg=[selector, old], timeout=timeout_s * 1000
+    )
+    last = None
+    for _ in range(int(timeout_s / 0.3)):
+        now = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", selector)
+        if now == last and now != old:
+            return json.loads(now)
+        last = now
+        page.wait_for_timeout(300)
+    raise AssertionError(f"{selector}: the figure kept changing for {timeout_s} s")
+
+
 def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
@@ -258,17 +273,15 @@ def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
             readout = page.locator(".jupyter-widgets .widget-readout").first.inner_text()
             assert readout.strip() == "1"
             # the hand-type filter: right hands only
+            unfiltered = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
             page.locator(".jupyter-widgets .widget-dropdown select").first.select_option("right")
             page.wait_for_function(
                 "() => /\\(right\\)/.test(document.querySelector('.jupyter-widgets .widget-html-content b')"
                 "?.textContent || '')"
             )
-            # the figure is redrawn after the title: wait for its traces, not only for the title
-            page.wait_for_function(
-                f"(sel) => (({_PLOT_DATA_JS})(sel) || []).some(t => t.meta && t.meta.hand === 'right')",
-                arg=browser_plot,
-            )
-            right = _plot_data(page, browser_plot)
+            # the figure is redrawn after the title, and the interacting sample before had right-hand traces too:
+            # wait for a figure that differs from it and reads the same twice in a row (the redraw has finished)
+            right = _settled_plot_data(page, browser_plot, unfiltered)
             assert any(t["meta"] and t["meta"].get("hand") == "right" for t in right)
 
             shot = lab["out"] / "vis" / "browser_04_visualize_3d.png"
