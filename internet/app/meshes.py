@@ -19,6 +19,7 @@ from internet.mano import mano_dir, mano_layers
 from internet.mano.fit import fit_to_joints
 from internet.mano.gt import GroundTruthMeshes
 from internet.utils.atomic import atomic_write_bytes
+from internet.vis.export import plotly_bundle
 from internet.vis.mesh import LABELS, mesh_figure, render_overlay
 
 HANDS = ("right", "left")
@@ -132,16 +133,11 @@ def static_view(meshes: list, size: int = 480, background: int = 235) -> np.ndar
 
 def display_mesh_figure(fig, meshes: list) -> None:
     """Show a plotly mesh figure interactively with :func:`static_view` as its static PNG, in one output."""
-    import base64
-
-    import plotly.io as pio
     from IPython.display import display
 
-    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
     ok, png = cv2.imencode(".png", static_view(meshes)[:, :, ::-1])
-    bundle["image/png"] = base64.b64encode(png.tobytes()).decode("ascii")
-    bundle["text/plain"] = f"<plotly figure: {fig.layout.title.text or 'meshes'}>"
-    display(bundle, raw=True)
+    text = f"<plotly figure: {fig.layout.title.text or 'meshes'}>"
+    display(plotly_bundle(fig.to_plotly_json(), png.tobytes(), text), raw=True)
 
 
 def side_by_side(*images: np.ndarray, labels=()) -> np.ndarray:

@@ -192,11 +192,23 @@ def show(fig: Union[BaseFigure, Figure], static: Union[bool, str] = True) -> Non
     # what this environment's plotly renderer shows (e.g. classic Notebook HTML), plus always the plotly mimetype
     # that JupyterLab renders interactively
     bundle = dict(fig._repr_mimebundle_(include=None, exclude=None) or {})
-    bundle.update(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json()))
+    png = None
     if static is not False:
         # the picture at the figure's own height, so the page does not jump when the live figure replaces it
         height = int(fig.layout.height or 560)
         png, _, _ = figure_png(fig, method="matplotlib" if static is True else str(static), height=height)
-        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    bundle.update(plotly_bundle(fig.to_plotly_json(), png))
     bundle.setdefault("text/plain", f"<plotly figure: {fig.layout.title.text or 'untitled'}>")
     ipd.display(bundle, raw=True)
+
+
+def plotly_bundle(spec: dict, png: Optional[bytes] = None, text: Optional[str] = None) -> Dict[str, object]:
+    """Display data of a plotly figure's JSON (``fig.to_plotly_json()``) for JupyterLab's plotly renderer, with
+    ``png`` as its picture (for viewers without JavaScript, and what that renderer shows until the pointer enters)
+    and ``text`` as its plain text; pass it to ``IPython.display.display(bundle, raw=True)``."""
+    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(spec))
+    if png is not None:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    if text is not None:
+        bundle["text/plain"] = text
+    return bundle

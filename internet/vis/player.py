@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 
 from internet.skeleton import INTERHAND, Skeleton
 from internet.utils.atomic import atomic_write_bytes
+from internet.vis.export import plotly_bundle
 from internet.vis.overlay import PngFigure, check_image, draw_sources_2d
 from internet.vis.plot3d import finger_bones, xyz_lists
 from internet.vis.sequence import MPJPE_LINES, frame_sources, scene_ranges
@@ -346,17 +347,13 @@ def show_player(fig: go.Figure, png: Optional[bytes] = None) -> None:
     kernel) with ``png`` (from :func:`player_png`) for viewers without JavaScript, then a script output that adds
     click-to-seek on the error curve. JupyterLab runs that script in trusted outputs only (those made in the running
     session): in a notebook opened from disk, executed elsewhere, the slider under the curve seeks."""
-    import plotly.io as pio
     from IPython.display import display
 
     spec = fig.to_plotly_json()
     player_id = uuid.uuid4().hex
     spec["layout"]["meta"] = dict(spec["layout"].get("meta") or {}, player_id=player_id)
-    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(spec))
-    if png is not None:
-        bundle["image/png"] = base64.b64encode(png).decode("ascii")
-    bundle["text/plain"] = f"<sequence player: {fig.layout.meta['frames']} frames at {fig.layout.meta['fps']:g} fps>"
-    display(bundle, raw=True)
+    text = f"<sequence player: {fig.layout.meta['frames']} frames at {fig.layout.meta['fps']:g} fps>"
+    display(plotly_bundle(spec, png, text), raw=True)
     # text/plain (empty) is what an untrusted notebook shows in its place
     display({"application/javascript": _LAB_SEEK_JS.replace("{player_id}", player_id), "text/plain": ""}, raw=True)
 
