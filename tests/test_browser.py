@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -133,6 +134,29 @@ def serve_notebook(tmp_path: Path, name: str, parameters: dict, notebook=None):
                 proc.wait(timeout=10)
 
 
+def serve_cell(tmp_path: Path, name: str, source: str):
+    """:func:`serve_notebook` for a one-cell notebook of ``source`` (Python 3 kernel), saved as ``{name}.ipynb``."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    yield from serve_notebook(tmp_path, name, {}, notebook=nb)
+
+
+@contextmanager
+def lab_page():
+    """A headless Chromium page for a served JupyterLab (1400x1000, 120 s default timeout); the browser is closed
+    after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            yield page
+        finally:
+            browser.close()
+
+
 def open_and_run_all(page, lab: dict, name: str) -> None:
     """Open ``notebooks/{name}.ipynb`` in the JupyterLab of ``lab`` (a :func:`serve_notebook` dict), run all cells
     once the kernel is idle and wait until every code cell has run; fails with a screenshot, the prompts and the
@@ -226,72 +250,64 @@ def _settled_plot_data(page, selector: str, old: str, timeout_s: float = 60.0):
 
 
 def test_visualize_notebook_runs_and_reacts_in_jupyterlab(lab):
-    from playwright.sync_api import sync_playwright
-
     # the sample browser's figure: a plotly FigureWidget in the widget box, or a figure in an Output widget
     browser_plot = ".jupyter-widgets .js-plotly-plot, .widget-output .js-plotly-plot"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            open_and_run_all(page, lab, "04_visualize_3d")
-            # each figure is one output: plotly's JupyterLab renderer shows the PNG carried in the same display data
-            # (it turns into the interactive plot when the pointer enters it), so no second, static output is needed
-            figures = page.locator(".jp-RenderedPlotly")
-            assert figures.count() >= 2  # camera space, root-aligned
-            for k in range(figures.count()):
-                src = figures.nth(k).locator("img.plot-img").get_attribute("src") or ""
-                assert src.startswith("data:image/png;base64,"), src[:80]
-            # the sample browser's plotly 3D figure (a WebGL scene) and the widgets are rendered
-            page.wait_for_selector(".js-plotly-plot .gl-container canvas", state="attached")
-            page.wait_for_selector(".jupyter-widgets .widget-slider", state="visible")
-            page.wait_for_selector(browser_plot, state="attached")
-            title = page.locator(".jupyter-widgets .widget-html-content b").first
-            before_title = title.inner_text()
-            before = _plot_data(page, browser_plot)
-            before_sig = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
-            assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
+    with lab_page() as page:
+        open_and_run_all(page, lab, "04_visualize_3d")
+        # each figure is one output: plotly's JupyterLab renderer shows the PNG carried in the same display data
+        # (it turns into the interactive plot when the pointer enters it), so no second, static output is needed
+        figures = page.locator(".jp-RenderedPlotly")
+        assert figures.count() >= 2  # camera space, root-aligned
+        for k in range(figures.count()):
+            src = figures.nth(k).locator("img.plot-img").get_attribute("src") or ""
+            assert src.startswith("data:image/png;base64,"), src[:80]
+        # the sample browser's plotly 3D figure (a WebGL scene) and the widgets are rendered
+        page.wait_for_selector(".js-plotly-plot .gl-container canvas", state="attached")
+        page.wait_for_selector(".jupyter-widgets .widget-slider", state="visible")
+        page.wait_for_selector(browser_plot, state="attached")
+        title = page.locator(".jupyter-widgets .widget-html-content b").first
+        before_title = title.inner_text()
+        before = _plot_data(page, browser_plot)
+        before_sig = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
+        assert before and any(t["meta"] and t["meta"].get("source") == "pred" for t in before)
 
-            # right and left hands in two colour families, in the figure the browser shows
-            colours = {h: {t["color"] for t in before if t["meta"] and t["meta"].get("hand") == h
-                           and t["meta"].get("part") == "bones"} for h in ("right", "left")}  # fmt: skip
-            assert colours["right"] and colours["left"] and not colours["right"] & colours["left"], colours
-            assert "(interacting)" in before_title, before_title  # 04's default: interacting samples, worst first
+        # right and left hands in two colour families, in the figure the browser shows
+        colours = {h: {t["color"] for t in before if t["meta"] and t["meta"].get("hand") == h
+                       and t["meta"].get("part") == "bones"} for h in ("right", "left")}  # fmt: skip
+        assert colours["right"] and colours["left"] and not colours["right"] & colours["left"], colours
+        assert "(interacting)" in before_title, before_title  # 04's default: interacting samples, worst first
 
-            page.locator(".jupyter-widgets button:has-text('next')").first.click()
-            page.wait_for_function(
-                "(old) => { const t = document.querySelector("
-                "'.jupyter-widgets .widget-html-content b'); return t && t.textContent !== old; }",
-                arg=before_title,
-            )
-            page.wait_for_function(
-                f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old", arg=[browser_plot, before_sig]
-            )
-            after = _plot_data(page, browser_plot)
-            assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
-            readout = page.locator(".jupyter-widgets .widget-readout").first.inner_text()
-            assert readout.strip() == "1"
-            # the hand-type filter: right hands only
-            unfiltered = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
-            page.locator(".jupyter-widgets .widget-dropdown select").first.select_option("right")
-            page.wait_for_function(
-                "() => /\\(right\\)/.test(document.querySelector('.jupyter-widgets .widget-html-content b')"
-                "?.textContent || '')"
-            )
-            # the figure is redrawn after the title, and the interacting sample before had right-hand traces too:
-            # wait for a figure that differs from it and reads the same twice in a row (the redraw has finished)
-            right = _settled_plot_data(page, browser_plot, unfiltered)
-            assert any(t["meta"] and t["meta"].get("hand") == "right" for t in right)
+        page.locator(".jupyter-widgets button:has-text('next')").first.click()
+        page.wait_for_function(
+            "(old) => { const t = document.querySelector("
+            "'.jupyter-widgets .widget-html-content b'); return t && t.textContent !== old; }",
+            arg=before_title,
+        )
+        page.wait_for_function(
+            f"([sel, old]) => JSON.stringify(({_PLOT_DATA_JS})(sel)) !== old", arg=[browser_plot, before_sig]
+        )
+        after = _plot_data(page, browser_plot)
+        assert [t["x"] for t in after] != [t["x"] for t in before], "the 3D figure did not change"
+        readout = page.locator(".jupyter-widgets .widget-readout").first.inner_text()
+        assert readout.strip() == "1"
+        # the hand-type filter: right hands only
+        unfiltered = page.evaluate(f"(sel) => JSON.stringify(({_PLOT_DATA_JS})(sel))", browser_plot)
+        page.locator(".jupyter-widgets .widget-dropdown select").first.select_option("right")
+        page.wait_for_function(
+            "() => /\\(right\\)/.test(document.querySelector('.jupyter-widgets .widget-html-content b')"
+            "?.textContent || '')"
+        )
+        # the figure is redrawn after the title, and the interacting sample before had right-hand traces too:
+        # wait for a figure that differs from it and reads the same twice in a row (the redraw has finished)
+        right = _settled_plot_data(page, browser_plot, unfiltered)
+        assert any(t["meta"] and t["meta"].get("hand") == "right" for t in right)
 
-            shot = lab["out"] / "vis" / "browser_04_visualize_3d.png"
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.locator(".jupyter-widgets .widget-slider").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(shot), full_page=True)
-            plot_shot = lab["out"] / "vis" / "browser_04_plot.png"
-            page.locator(browser_plot).first.screenshot(path=str(plot_shot))
-        finally:
-            browser.close()
+        shot = lab["out"] / "vis" / "browser_04_visualize_3d.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.locator(".jupyter-widgets .widget-slider").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shot), full_page=True)
+        plot_shot = lab["out"] / "vis" / "browser_04_plot.png"
+        page.locator(browser_plot).first.screenshot(path=str(plot_shot))
     for path, min_side in ((shot, 600), (plot_shot, 200)):
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -317,36 +333,28 @@ def lab05(tmp_path, tiny_data, trained_checkpoint):
 
 def test_your_image_saves_the_box_on_screen(lab05):
     """05: move the box's x slider, press predict, run the save cell again: the saved box is the moved one."""
-    from playwright.sync_api import sync_playwright
-
     saved = lab05["out"] / "output" / "vis" / "05_your_image.json"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            open_and_run_all(page, lab05, "05_your_image")
-            x0 = json.loads(saved.read_text())["bbox_given"][0]
-            x_moved = int(round(x0)) + 5  # the slider holds whole pixels
-            label = page.locator(".jupyter-widgets .widget-label:has-text('your box')").first
-            label.scroll_into_view_if_needed()
-            handle = page.locator(".jupyter-widgets .widget-slider .noUi-handle").first  # x
-            handle.focus()
-            for _ in range(5):
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function(
-                "(x) => [...document.querySelectorAll('.jupyter-widgets .widget-label')]"
-                ".some(e => e.textContent.startsWith(`your box [${x}`))",
-                arg=f"{x_moved:.1f}",
-            )  # the live preview's line follows the slider
-            page.locator(".jupyter-widgets button:has-text('predict')").first.click()
-            page.wait_for_selector(".jupyter-widgets .widget-output img", state="attached")
-            # run the save cell (the last one) again
-            page.locator(".jp-CodeCell").last.click()
-            page.keyboard.press("Shift+Enter")  # the kernel runs it: the file tells when
-            deadline = time.time() + 60
-            while time.time() < deadline and json.loads(saved.read_text())["bbox_given"][0] == x0:
-                time.sleep(0.5)
-        finally:
-            browser.close()
+    with lab_page() as page:
+        open_and_run_all(page, lab05, "05_your_image")
+        x0 = json.loads(saved.read_text())["bbox_given"][0]
+        x_moved = int(round(x0)) + 5  # the slider holds whole pixels
+        label = page.locator(".jupyter-widgets .widget-label:has-text('your box')").first
+        label.scroll_into_view_if_needed()
+        handle = page.locator(".jupyter-widgets .widget-slider .noUi-handle").first  # x
+        handle.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "(x) => [...document.querySelectorAll('.jupyter-widgets .widget-label')]"
+            ".some(e => e.textContent.startsWith(`your box [${x}`))",
+            arg=f"{x_moved:.1f}",
+        )  # the live preview's line follows the slider
+        page.locator(".jupyter-widgets button:has-text('predict')").first.click()
+        page.wait_for_selector(".jupyter-widgets .widget-output img", state="attached")
+        # run the save cell (the last one) again
+        page.locator(".jp-CodeCell").last.click()
+        page.keyboard.press("Shift+Enter")  # the kernel runs it: the file tells when
+        deadline = time.time() + 60
+        while time.time() < deadline and json.loads(saved.read_text())["bbox_given"][0] == x0:
+            time.sleep(0.5)
     assert json.loads(saved.read_text())["bbox_given"][0] == x_moved

@@ -26,43 +26,33 @@ display_mesh_figure(mesh_figure(meshes, title="two boxes"), meshes)
 @pytest.fixture
 def lab_meshes(tmp_path):
     """A JupyterLab server whose root holds a one-cell notebook that shows a two-hand mesh figure."""
-    import nbformat
-    from test_browser import serve_notebook
+    from test_browser import serve_cell
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(MESH_CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    yield from serve_notebook(tmp_path, "meshes", {}, notebook=nb)
+    yield from serve_cell(tmp_path, "meshes", MESH_CELL)
 
 
 def test_mesh_figure_draws_both_hands_as_webgl_meshes_in_jupyterlab(lab_meshes):
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, open_and_run_all
+    from test_browser import lab_page, open_and_run_all
 
     from internet.vis.mesh import mesh_color
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            open_and_run_all(page, lab_meshes, "meshes")
-            # before the pointer enters: the static picture (the rasteriser's), not an empty box
-            picture = page.locator(".jp-RenderedPlotly img.plot-img").first
-            assert picture.get_attribute("src").startswith("data:image/png;base64,")
-            # plotly's renderer makes the live figure when the pointer enters the picture; its own event is sent here,
-            # because Playwright's pointer hover did not return within 120 s once the WebGL meshes appeared under the
-            # pointer (software WebGL; plotly's 3D picking reads pixels back on pointer moves)
-            picture.dispatch_event("mouseenter")
-            plot = ".jp-RenderedPlotly.js-plotly-plot"
-            page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
-            traces = page.evaluate(f"document.querySelector('{plot}')._fullData.map(t => [t.type, t.color, t.visible])")
-            assert [t[0] for t in traces] == ["mesh3d", "mesh3d"], traces
-            want = ["rgb({},{},{})".format(*mesh_color(hand, "gt")) for hand in ("right", "left")]
-            assert [t[1].replace(" ", "") for t in traces] == want and all(t[2] is True for t in traces)
-            r, _, b = mesh_color("right", "gt")
-            assert r > b  # right warm
-            r, _, b = mesh_color("left", "gt")
-            assert b > r  # left cool
-            page.screenshot(path=str(lab_meshes["out"] / "meshes.png"))
-        finally:
-            browser.close()
+    with lab_page() as page:
+        open_and_run_all(page, lab_meshes, "meshes")
+        # before the pointer enters: the static picture (the rasteriser's), not an empty box
+        picture = page.locator(".jp-RenderedPlotly img.plot-img").first
+        assert picture.get_attribute("src").startswith("data:image/png;base64,")
+        # plotly's renderer makes the live figure when the pointer enters the picture; its own event is sent here,
+        # because Playwright's pointer hover did not return within 120 s once the WebGL meshes appeared under the
+        # pointer (software WebGL; plotly's 3D picking reads pixels back on pointer moves)
+        picture.dispatch_event("mouseenter")
+        plot = ".jp-RenderedPlotly.js-plotly-plot"
+        page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
+        traces = page.evaluate(f"document.querySelector('{plot}')._fullData.map(t => [t.type, t.color, t.visible])")
+        assert [t[0] for t in traces] == ["mesh3d", "mesh3d"], traces
+        want = ["rgb({},{},{})".format(*mesh_color(hand, "gt")) for hand in ("right", "left")]
+        assert [t[1].replace(" ", "") for t in traces] == want and all(t[2] is True for t in traces)
+        r, _, b = mesh_color("right", "gt")
+        assert r > b  # right warm
+        r, _, b = mesh_color("left", "gt")
+        assert b > r  # left cool
+        page.screenshot(path=str(lab_meshes["out"] / "meshes.png"))

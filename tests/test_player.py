@@ -211,32 +211,22 @@ show_player(player_figure(frames, fps=5.0, curves={"right": np.arange(12.0), "le
 @pytest.fixture
 def lab_player(tmp_path):
     """A JupyterLab server whose root holds a one-cell notebook that shows a 12-frame player (show_player)."""
-    import nbformat
-    from test_browser import serve_notebook
+    from test_browser import serve_cell
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PLAYER_CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    yield from serve_notebook(tmp_path, "player", {}, notebook=nb)
+    yield from serve_cell(tmp_path, "player", PLAYER_CELL)
 
 
 @pytest.mark.browser
 def test_player_in_jupyterlab_seeks_when_the_error_curve_is_clicked(lab_player):
     """show_player's script output gives JupyterLab's live player click-to-seek (plotly's renderer alone has none)."""
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, open_and_run_all
+    from test_browser import lab_page, open_and_run_all
     from test_browser_sequences import seek_on_curve_click
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            open_and_run_all(page, lab_player, "player")
-            player = page.locator(".jp-RenderedPlotly").first
-            player.hover()  # plotly's renderer shows the PNG fallback (none here) or the graph once entered
-            plot = ".jp-RenderedPlotly.js-plotly-plot"
-            page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
-            for k in (9, 3):
-                seek_on_curve_click(page, plot, k)
-        finally:
-            browser.close()
+    with lab_page() as page:
+        open_and_run_all(page, lab_player, "player")
+        player = page.locator(".jp-RenderedPlotly").first
+        player.hover()  # plotly's renderer shows the PNG fallback (none here) or the graph once entered
+        plot = ".jp-RenderedPlotly.js-plotly-plot"
+        page.wait_for_selector(f"{plot} .gl-container canvas", state="attached")
+        for k in (9, 3):
+            seek_on_curve_click(page, plot, k)
