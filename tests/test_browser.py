@@ -358,3 +358,23 @@ def test_your_image_saves_the_box_on_screen(lab05):
         while time.time() < deadline and json.loads(saved.read_text())["bbox_given"][0] == x0:
             time.sleep(0.5)
     assert json.loads(saved.read_text())["bbox_given"][0] == x_moved
+
+
+def seek_on_curve_click(page, plot: str, k: int, timeout_ms: int = 30_000) -> float:
+    """Click the first error curve's ``k``-th point in the player ``plot`` and see the player seek to frame ``k``: the
+    cursor moves to the point's time and the frame shown is the ``k``-th (the player's seek script, in JupyterLab or
+    the exported HTML); returns the cursor's time."""
+    page.wait_for_timeout(500)
+    point = page.locator(f"{plot} .scatterlayer .trace").first.locator("path.point").nth(k)
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    gd = f"document.querySelector('{plot}')"
+    name = page.evaluate(f"{gd}.layout.meta.frame_names[{k}]")
+    page.wait_for_function(f"({gd}.__shownFrames || []).slice(-1).map(f => f[1])[0] === {name!r}", timeout=timeout_ms)
+    cursor_x, curve_x = page.evaluate(
+        f"""[{gd}.data.find(t => t.meta && t.meta.part === 'cursor').x[0],
+            {gd}.data.find(t => t.meta && t.meta.part === 'curve').x[{k}]]"""
+    )
+    assert cursor_x == curve_x, (cursor_x, curve_x)
+    return cursor_x

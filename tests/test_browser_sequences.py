@@ -6,7 +6,7 @@ Skipped where no Chromium is installed."""
 from __future__ import annotations
 
 import pytest
-from test_browser import _plot_data, lab_page, open_and_run_all, serve_notebook
+from test_browser import _plot_data, lab_page, open_and_run_all, seek_on_curve_click, serve_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -71,21 +71,3 @@ def play_the_player(lab: dict, name: str) -> None:
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def seek_on_curve_click(page, plot: str, k: int) -> None:
-    """Click the first error curve's ``k``-th point in the player ``plot`` and see the player seek to frame ``k``: the
-    cursor moves to the point's time and the frame shown is the ``k``-th (show_player's script output)."""
-    page.wait_for_timeout(500)
-    point = page.locator(f"{plot} .scatterlayer .trace").first.locator("path.point").nth(k)
-    box = point.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    gd = f"document.querySelector('{plot}')"
-    name = page.evaluate(f"{gd}.layout.meta.frame_names[{k}]")
-    page.wait_for_function(f"({gd}.__shownFrames || []).slice(-1).map(f => f[1])[0] === {name!r}", timeout=30_000)
-    cursor_x, curve_x = page.evaluate(
-        f"""[{gd}.data.find(t => t.meta && t.meta.part === 'cursor').x[0],
-            {gd}.data.find(t => t.meta && t.meta.part === 'curve').x[{k}]]"""
-    )
-    assert cursor_x == curve_x, (cursor_x, curve_x)

@@ -132,7 +132,7 @@ def test_show_player_pairs_the_player_with_its_click_to_seek_script(monkeypatch)
 
 @pytest.mark.browser
 def test_exported_player_plays_by_itself_at_the_sequence_rate_and_seeks_on_click(tmp_path):
-    from test_browser import CHROMIUM, CHROMIUM_ARGS
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, seek_on_curve_click
 
     if not CHROMIUM.exists():
         pytest.skip("no chromium")
@@ -176,15 +176,8 @@ def test_exported_player_plays_by_itself_at_the_sequence_rate_and_seeks_on_click
             names = [int(name) for _, name in shown[:12]]
             assert names == list(range(names[0], names[0] + 12))  # in order, none skipped
             assert all(u.startswith("file:") or u.startswith("data:") for u in requests)  # nothing but the file
-            # click the right-hand curve's 25th point: the player seeks there
-            page.wait_for_timeout(500)
-            point = page.locator(".scatterlayer .trace").first.locator("path.point").nth(25)
-            box = point.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.wait_for_function(f"{gd}.__shownFrames.slice(-1)[0][1] === '125'", timeout=10_000)
-            cursor_x = page.evaluate(f"{gd}.data.find(t => t.meta && t.meta.part === 'cursor').x[0]")
-            assert cursor_x == 25
+            # click the right-hand curve's 25th point: the player seeks there (frame '125')
+            assert seek_on_curve_click(page, ".js-plotly-plot", 25, timeout_ms=10_000) == 25
             page.screenshot(path=str(tmp_path / "player.png"))
         finally:
             browser.close()
@@ -219,8 +212,7 @@ def lab_player(tmp_path):
 @pytest.mark.browser
 def test_player_in_jupyterlab_seeks_when_the_error_curve_is_clicked(lab_player):
     """show_player's script output gives JupyterLab's live player click-to-seek (plotly's renderer alone has none)."""
-    from test_browser import lab_page, open_and_run_all
-    from test_browser_sequences import seek_on_curve_click
+    from test_browser import lab_page, open_and_run_all, seek_on_curve_click
 
     with lab_page() as page:
         open_and_run_all(page, lab_player, "player")
